@@ -1,0 +1,91 @@
+"""Hard compatibility rules: can this variant, launched with these options, run on this cluster? Pure.
+
+`check` returns None when the point can run, else a one-line reason a person can act on. These rules
+are never overridden by a model: a recommendation never picks a point they exclude.
+"""
+
+from __future__ import annotations
+
+from planner import archs
+from planner.experiment import Options, Workload
+from planner.plan import ClusterInfo, VariantInfo
+
+#: LAMMPS package a `-sf` suffix needs compiled in.
+SUFFIX_PACKAGES = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKOS", "gpu": "GPU"}
+
+
+def check(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
+          options: Options, executable: str = "lmp") -> str | None:
+    for rule in (_kind, _architecture, _gpu, _packages, _resources):
+        reason = rule(cluster, variant, workload_name, workload, options)
+        if reason:
+            return reason
+    return None
+
+
+def _kind(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
+          options: Options) -> str | None:
+    if variant.kind == "native":
+        if cluster.kind != "local":
+            return f"native variant {variant.name} exists only on the local cluster, not on {cluster.name}"
+        if workload.native is None:
+            return f"workload {workload_name} has no native input"
+        if options.bind:
+            return "bind mounts need a container variant; native variants bind libraries through env"
+        return None
+    if cluster.kind == "local" and not cluster.container_runtime:
+        return f"container variant {variant.name} needs singularity or apptainer, not installed on {cluster.name}"
+    if workload.container is None:
+        return f"workload {workload_name} has no container input"
+    return None
+
+
+def _architecture(cluster: ClusterInfo, variant: VariantInfo, *_: object) -> str | None:
+    target = variant.target
+    fam = archs.family(target)
+    if fam is None:
+        return None  # unknown target: let the run tell (exec-format) rather than guess
+    if fam != cluster.arch:
+        return (f"variant {variant.name} is built for {archs.platform_name(target)} ({target}), "
+                f"cluster {cluster.name} is {archs.platform_name(cluster.arch)}")
+    if archs.can_run(cluster.microarchitecture, target) is False:
+        return (f"variant {variant.name} is built for {archs.normalize(target)}, which "
+                f"{cluster.microarchitecture} cannot run (not the target nor a descendant of it)")
+    return None
+
+
+def _gpu(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
+         options: Options) -> str | None:
+    if (variant.needs_gpu or options.suffix in {"gpu", "kk"}) and cluster.gpus_per_node == 0:
+        return f"variant {variant.name} with suffix {options.suffix} needs a GPU; cluster {cluster.name} has none"
+    return None
+
+
+def _packages(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
+              options: Options) -> str | None:
+    have = variant.packages
+    if have is None:
+        return None  # not known before installation; the run itself reports missing-package
+    needed = list(workload.requires)
+    if options.suffix in SUFFIX_PACKAGES:
+        needed.append(SUFFIX_PACKAGES[options.suffix])
+    missing = [name for name in needed if name not in have]
+    if missing:
+        why = f"for -sf {options.suffix}" if SUFFIX_PACKAGES.get(options.suffix) in missing else \
+            f"for workload {workload_name}"
+        return f"variant {variant.name} lacks LAMMPS package {', '.join(missing)} {why}"
+    return None
+
+
+def _resources(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
+               options: Options) -> str | None:
+    if options.nodes > cluster.nodes:
+        return f"{options.nodes} nodes requested; cluster {cluster.name} has {cluster.nodes}"
+    cpus = options.tasks * options.threads
+    if cpus > cluster.cores:
+        return (f"{options.tasks} tasks x {options.threads} threads = {cpus} cores; "
+                f"cluster {cluster.name} has {cluster.cores}")
+    per_node = -(-options.tasks // options.nodes) * options.threads
+    if per_node > cluster.cores_per_node:
+        return (f"{per_node} cores per node requested; cluster {cluster.name} has {cluster.cores_per_node} per node")
+    return None

@@ -1,0 +1,389 @@
+"""The experiment file: apps, workloads, variants, clusters and sweeps, validated.
+
+`load_experiment(path)` reads YAML and returns an `Experiment`, or raises `InputError` whose one-line
+message names the file, the line and the field at fault and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from planner.errors import InputError
+
+Scalar = str | int | float | bool
+NAME = r"^[a-z0-9][a-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME)]
+
+#: Launch option names every sweep may vary; workload parameters (x, y, z, steps, ...) may be varied too.
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Substitution(_Strict):
+    """A regular expression replaced in every line of an input when its adapted copy is written."""
+
+    pattern: str
+    replace: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"not a valid regular expression ({err})") from err
+        return value
+
+
+class Source(_Strict):
+    """Where one kind of variant finds a workload's input.
+
+    native: `workdir` is relative to the variant's LAMMPS share directory (`share/lammps`);
+    container: `workdir` is an absolute path inside the image.
+    """
+
+    workdir: str
+    input: str
+    substitute: tuple[Substitution, ...] = ()
+    uses: tuple[str, ...] | None = None
+
+
+class Workload(_Strict):
+    description: str = ""
+    parameters: dict[Name, Scalar] = {}
+    requires: tuple[str, ...] = ()
+    native: Source | None = None
+    container: Source | None = None
+
+    @model_validator(mode="after")
+    def _has_a_source(self) -> Workload:
+        if self.native is None and self.container is None:
+            raise ValueError("a workload needs a `native` or a `container` source (or both)")
+        for source in (self.native, self.container):
+            unknown = set(source.uses or ()) - set(self.parameters) if source else set()
+            if unknown:
+                raise ValueError(f"`uses` names unknown parameters {sorted(unknown)}; "
+                                 f"known: {sorted(self.parameters)}")
+        return self
+
+
+class App(_Strict):
+    description: str = ""
+    executable: str = "lmp"
+    args: tuple[str, ...] = ("-nocite",)
+    success: str = "Total wall time"
+    workloads: dict[Name, Workload]
+
+
+class NativeRecipe(_Strict):
+    """A native variant: pip requirements installed into the variant's own prefix."""
+
+    packages: tuple[str, ...] = Field(min_length=1)
+    lammps_from: Name | None = None
+    env: dict[str, str] = {}
+
+
+class Variant(_Strict):
+    app: Name = "lammps"
+    description: str = ""
+    image: str | None = None
+    native: NativeRecipe | None = None
+    executable: str | None = None
+    attributes: dict[str, Scalar] = {}
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Variant:
+        if (self.image is None) == (self.native is None):
+            raise ValueError("a variant has exactly one of `image` (a container URI) or `native` (a recipe)")
+        if self.image is not None and not re.match(r"^(docker|oras|library|shub)://\S+$", self.image):
+            raise ValueError(f"image {self.image!r} is not a URI such as docker://ghcr.io/org/name:tag")
+        return self
+
+    @property
+    def kind(self) -> Literal["native", "container"]:
+        return "native" if self.native is not None else "container"
+
+
+class Cluster(_Strict):
+    kind: Literal["local", "eks"]
+    description: str = ""
+    arch: Literal["amd64", "arm64"] | None = None
+    nodes: int = Field(1, ge=1)
+    cores_per_node: int | None = Field(None, ge=1)
+    gpus_per_node: int = Field(0, ge=0)
+    instance_type: str | None = None
+    microarchitecture: str | None = None
+    price_per_hour: float | None = Field(None, ge=0)
+    sif_dir: str = "/tmp/compat-lab/sif"
+
+    @model_validator(mode="after")
+    def _eks_is_described(self) -> Cluster:
+        if self.kind == "eks" and (self.arch is None or self.cores_per_node is None):
+            raise ValueError("an eks cluster needs `arch` and `cores_per_node`")
+        return self
+
+
+class Options(_Strict):
+    """One launch of a variant. Unknown keys are workload parameters, checked against the workload."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    nodes: int = Field(1, ge=1, le=4096)
+    tasks: int = Field(1, ge=1, le=1_000_000)
+    threads: int = Field(1, ge=1, le=1024)
+    affinity: Literal["default", "on", "per-task", "off"] = "default"
+    suffix: Literal["none", "omp", "opt", "intel", "gpu", "kk"] = "none"
+    env: dict[str, str] = {}
+    preload: str | None = None
+    bind: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _tasks_cover_nodes(self) -> Options:
+        if self.tasks < self.nodes:
+            raise ValueError(f"tasks ({self.tasks}) must be at least nodes ({self.nodes})")
+        for key, value in (self.model_extra or {}).items():
+            if not re.match(NAME, key) or not isinstance(value, Scalar):
+                raise ValueError(f"{key!r} is not a launch option ({', '.join(OPTION_NAMES)}) "
+                                 "nor a workload parameter with a scalar value")
+        return self
+
+    @property
+    def parameters(self) -> dict[str, Scalar]:
+        return dict(self.model_extra or {})
+
+
+OPTION_NAMES = tuple(name for name in Options.model_fields)
+
+
+class OptionMatrix(_Strict):
+    """Ramble-like: `set` fixes values, `vary` is crossed, each `zip` group varies its lists together
+    (groups are crossed with each other and with `vary`), `exclude` drops the points matching all of
+    an entry's keys (a list value matches any of its items)."""
+
+    set: dict[str, Any] = {}
+    vary: dict[str, list[Any]] = {}
+    zip: tuple[dict[str, list[Any]], ...] = ()
+    exclude: tuple[dict[str, Any], ...] = ()
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every point of the matrix, in a stable order, before exclusion and validation."""
+        axes: list[list[dict[str, Any]]] = [[{key: value} for value in values] for key, values in self.vary.items()]
+        axes += [[dict(zip(group, row, strict=True)) for row in zip(*group.values(), strict=True)]
+                 for group in self.zip]
+        points = [dict(self.set)]
+        for axis in axes:
+            points = [{**point, **choice} for point in points for choice in axis]
+        return points
+
+    def excludes(self, point: dict[str, Any]) -> dict[str, Any] | None:
+        """The first `exclude` entry matching the point (options plus variant/workload/cluster names)."""
+        for entry in self.exclude:
+            if all(_matches(point.get(key), wanted) for key, wanted in entry.items()):
+                return entry
+        return None
+
+    @field_validator("vary")
+    @classmethod
+    def _non_empty(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in value.items():
+            if not values:
+                raise ValueError(f"`{key}` varies over an empty list")
+        return value
+
+    @field_validator("zip")
+    @classmethod
+    def _same_lengths(cls, groups: tuple[dict[str, list[Any]], ...]) -> tuple[dict[str, list[Any]], ...]:
+        for group in groups:
+            lengths = {key: len(values) for key, values in group.items()}
+            if len(set(lengths.values())) > 1:
+                raise ValueError(f"a zip group's lists must have the same length, got {lengths}")
+            if not group or 0 in lengths.values():
+                raise ValueError("a zip group needs at least one non-empty list")
+        return groups
+
+
+def _matches(value: Any, wanted: Any) -> bool:
+    return value in wanted if isinstance(wanted, list) else value == wanted
+
+
+class Sweep(_Strict):
+    name: Name
+    clusters: tuple[Name, ...] = Field(min_length=1)
+    app: Name = "lammps"
+    workloads: tuple[Name, ...] = Field(min_length=1)
+    variants: tuple[Name, ...] | Literal["*"] = "*"
+    options: OptionMatrix = OptionMatrix()
+    repeats: int = Field(1, ge=1, le=100)
+    timeout: float = Field(600, gt=0, le=7 * 24 * 3600)
+
+
+class Experiment(_Strict):
+    name: Name
+    description: str = ""
+    apps: dict[Name, App]
+    variants: dict[Name, Variant]
+    clusters: dict[Name, Cluster]
+    sweeps: tuple[Sweep, ...] = Field(min_length=1)
+    #: the file it came from and a map of YAML paths to line numbers, for error messages
+    source: str = ""
+    lines: dict[tuple[Any, ...], int] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def line_of(self, *path: Any) -> int | None:
+        return _line_for(self.lines, path)
+
+    def error(self, message: str, *path: Any) -> InputError:
+        return InputError(message, file=self.source, line=self.line_of(*path), field=_dotted(path))
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Refuses duplicate mapping keys: a silently overwritten variant is a lost afternoon."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*path, key_node.value)
+            lines.update(_line_map(value_node, child))
+            lines[child] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_line_map(item, (*path, index)))
+    return lines
+
+
+def _line_for(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
+    """Validate experiment YAML text; pure apart from the name it is given for messages."""
+    try:
+        node = yaml.compose(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        raise InputError(f"not valid YAML: {err.problem or err.context}", file=source, line=line) from None
+    if not isinstance(data, dict):
+        raise InputError("an experiment file is a mapping with keys name, apps, variants, clusters, sweeps",
+                         file=source, line=1)
+    lines = _line_map(node) if node is not None else {}
+    try:
+        experiment = Experiment.model_validate({**data, "source": source, "lines": lines})
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(part for part in first["loc"] if not _is_union_tag(part))
+        raise InputError(_friendly(first), file=source, line=_line_for(lines, loc),
+                         field=_dotted(loc) or None) from None
+    _check_references(experiment)
+    return experiment
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool"})
+
+
+def _friendly(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown field; see experiments/lammps.yaml for the accepted fields"
+    if kind == "missing":
+        return "required field is missing"
+    message = error["msg"]
+    if kind == "literal_error" or kind.endswith("_type") or kind.startswith(("greater", "less")):
+        return f"{message} (got {error.get('input')!r})"
+    return message.removeprefix("Value error, ")
+
+
+def _check_references(exp: Experiment) -> None:
+    """Names that must exist elsewhere in the file: the mistakes a schema cannot see."""
+    for name, variant in exp.variants.items():
+        if variant.app not in exp.apps:
+            raise exp.error(f"unknown app {variant.app!r}; known: {', '.join(exp.apps)}", "variants", name, "app")
+        base = variant.native.lammps_from if variant.native else None
+        if base is not None and (base not in exp.variants or exp.variants[base].native is None):
+            native = [n for n, v in exp.variants.items() if v.native is not None and n != name]
+            raise exp.error(f"lammps_from names {base!r}, which is not a native variant; "
+                            f"known: {', '.join(native)}", "variants", name, "native", "lammps_from")
+    for index, sweep in enumerate(exp.sweeps):
+        where = ("sweeps", index)
+        if sweep.app not in exp.apps:
+            raise exp.error(f"unknown app {sweep.app!r}; known: {', '.join(exp.apps)}", *where, "app")
+        for i, cluster in enumerate(sweep.clusters):
+            if cluster not in exp.clusters:
+                raise exp.error(f"unknown cluster {cluster!r}; known: {', '.join(exp.clusters)}",
+                                *where, "clusters", i)
+        workloads = exp.apps[sweep.app].workloads
+        for i, workload in enumerate(sweep.workloads):
+            if workload not in workloads:
+                raise exp.error(f"unknown workload {workload!r} of {sweep.app}; known: {', '.join(workloads)}",
+                                *where, "workloads", i)
+        if sweep.variants != "*":
+            for i, variant in enumerate(sweep.variants):
+                if variant not in exp.variants:
+                    raise exp.error(f"unknown variant {variant!r}; known: {', '.join(exp.variants)}",
+                                    *where, "variants", i)
+        parameters = set().union(*(workloads[w].parameters for w in sweep.workloads))
+        _check_option_names(exp, sweep, where, parameters)
+
+
+def _check_option_names(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], parameters: set[str]) -> None:
+    accepted = set(OPTION_NAMES) | parameters
+    matrix = sweep.options
+    sections: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        (("set",), matrix.set), (("vary",), matrix.vary),
+        *((("zip", i), group) for i, group in enumerate(matrix.zip)),
+        *((("exclude", i), entry) for i, entry in enumerate(matrix.exclude)),
+    ]
+    for path, section in sections:
+        for key in section:
+            if key in accepted or (path[0] == "exclude" and key in {"variant", "workload", "cluster"}):
+                continue
+            raise exp.error(f"unknown option {key!r}; accepted: {', '.join(sorted(accepted))}",
+                            *where, "options", *path, key)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("experiment file not found", file=str(path)) from None
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as err:
+        raise InputError(f"cannot read experiment file ({err.__class__.__name__})", file=str(path)) from None
+    return parse_experiment(text, str(path))

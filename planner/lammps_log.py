@@ -1,0 +1,130 @@
+"""Parse LAMMPS output into status, failure reason and figures of merit. Pure.
+
+Handles the screen output and log files of LAMMPS 2021 to 2025, interleaved with Flux broker lines
+and operator banners (every pattern is searched within a line, never anchored to its start), and the
+failures seen when containers meet clusters. A run is `ok` only when LAMMPS printed its own success
+line (`Total wall time`) and the launcher did not report a failure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+REASONS = ("os-abi", "exec-format", "missing-gpu", "mpi", "missing-package", "missing-input", "timeout",
+           "killed", "incompatible", "unknown")
+
+_NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+_LOOP = re.compile(rf"Loop time of {_NUM} on (\d+) procs for (\d+) steps with (\d+) atoms")
+_PERF = re.compile(r"Performance:\s*(.*)")
+_PERF_ITEM = re.compile(rf"{_NUM}\s+(ns/day|hours/ns|tau/day|timesteps/s|[kMG]?atom-step/s)")
+_CPU = re.compile(rf"{_NUM}% CPU use with (\d+) MPI tasks x (\d+) OpenMP threads")
+_SECTION = re.compile(r"(Pair|Bond|Kspace|Neigh|Comm|Output|Modify|Other)\s*\|" + r"([^|\n]*)\|" * 4
+                      + rf"\s*{_NUM}\s*$", re.MULTILINE)
+_WALL = re.compile(r"Total wall time:\s*(\d+):(\d{2}):(\d{2})")
+_PERF_KEYS = {"ns/day": "ns_per_day", "hours/ns": "hours_per_ns", "tau/day": "tau_per_day",
+              "timesteps/s": "timesteps_per_s"}
+_ATOM_STEP_SCALE = {"": 1e-6, "k": 1e-3, "M": 1.0, "G": 1e3}
+
+#: (reason, pattern) in priority order: the first that matches names the failure.
+_FAILURES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((reason, re.compile(pattern, re.IGNORECASE)) for reason, pattern in (
+    ("os-abi", r"`?(GLIBC|GLIBCXX|CXXABI)_[\d.]+'? not found|version `GLIBC"),
+    ("exec-format", r"exec format error|cannot execute binary file|wrong ELF class"),
+    ("missing-gpu", r"libcuda\.so[.\d]*: cannot open shared object|no CUDA-capable device|"
+                    r"CUDA driver version is insufficient|could not find/initialize a specified accelerator|"
+                    r"GPU package.*(no|not).*device|cudaErrorNoDevice|found no NVIDIA driver"),
+    ("missing-package", r"ERROR: Unrecognized (pair|fix|compute|bond|angle|dihedral|improper|kspace|atom|"
+                        r"command|dump|region|integrate|minimize|min) style|ERROR: Unknown command|"
+                        r"ERROR: Package \w+ command without \w+ package installed|"
+                        r"is part of the \S+ package,? which is not enabled|"
+                        r"ERROR: .*(accelerator|suffix).*not (installed|available)|ERROR: Unknown (pair|fix) style"),
+    ("missing-input", r"ERROR: Cannot open (input script|file|data file|restart file|\S+ potential file)|"
+                      r"ERROR on proc \d+: Cannot open|Cannot open input script|"
+                      r"ERROR: .*(No such file or directory)|FATAL:.*(image|file).*(not found|does not exist)|"
+                      r"could not open image|Failed to open input"),
+    ("killed", r"KILLED BY SIGNAL|Killed$|oom[-_ ]kill|Out of memory|signal 9\b|SIGKILL|"
+               r"Segmentation fault|BAD TERMINATION .*(EXIT CODE: 13[79]|signal)"),
+    ("mpi", r"Fatal error in (P?MPI|internal)|MPI_Init|PMI[x2]?_?\w*.*(fail|error)|PMI server|"
+            r"HYDU_|HYD_pmcd|ORTE|mpirun noticed|MPIDI_|An error occurred in MPI_|"
+            r"unable to (launch|connect)|ucx.*error|libfabric|OFI.*fail|UCX ERROR|"
+            r"MPI_ABORT was invoked|mpiexec.*(error|failed)|flux-job: .*(failed|exception)"),
+))
+_LAMMPS_ERROR = re.compile(r"ERROR(?: on proc \d+)?: (.*)")
+
+
+@dataclass
+class Parsed:
+    status: str  # ok | failed
+    reason: str | None
+    detail: str | None
+    foms: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "detail": self.detail, "foms": self.foms}
+
+
+def foms(text: str) -> dict[str, float]:
+    """Figures of merit of the last completed run in the output."""
+    out: dict[str, float] = {}
+    loops = list(_LOOP.finditer(text))
+    if loops:
+        last = loops[-1]
+        out.update(loop_time=float(last.group(1)), procs=float(last.group(2)), steps=float(last.group(3)),
+                   atoms=float(last.group(4)))
+        tail = text[last.end():]
+    else:
+        tail = text
+    perf = _PERF.search(tail)
+    if perf:
+        for value, unit in _PERF_ITEM.findall(perf.group(1)):
+            if unit in _PERF_KEYS:
+                out[_PERF_KEYS[unit]] = float(value)
+            else:
+                out["matom_steps_per_s"] = float(value) * _ATOM_STEP_SCALE[unit[0] if unit[0] in "kMG" else ""]
+    if "timesteps_per_s" not in out and out.get("loop_time") and out.get("steps"):
+        out["timesteps_per_s"] = out["steps"] / out["loop_time"]
+    if "matom_steps_per_s" not in out and out.get("loop_time") and out.get("atoms"):
+        out["matom_steps_per_s"] = out["atoms"] * out["steps"] / out["loop_time"] / 1e6
+    cpu = _CPU.search(tail)
+    if cpu:
+        out.update(cpu_use_pct=float(cpu.group(1)), mpi_tasks=float(cpu.group(2)), omp_threads=float(cpu.group(3)))
+    for match in _SECTION.finditer(tail):
+        name = match.group(1).lower()
+        avg = match.group(3).strip()
+        if avg:
+            out[f"{name}_time"] = float(avg)
+        out[f"{name}_pct"] = float(match.group(6))
+    walls = _WALL.findall(text)
+    if walls:
+        hours, minutes, seconds = walls[-1]
+        out["wall_time"] = float(int(hours) * 3600 + int(minutes) * 60 + int(seconds))
+    return out
+
+
+def classify(text: str) -> tuple[str, str | None]:
+    """The failure reason code of an output that did not succeed, and the line that shows it."""
+    lines = text.splitlines()
+    for reason, pattern in _FAILURES:
+        for line in lines:
+            if pattern.search(line):
+                return reason, line.strip()[:300]
+    error = _LAMMPS_ERROR.search(text)
+    return "unknown", (error.group(0).strip()[:300] if error else None)
+
+
+def parse(text: str, *, exit_code: int | None = None, timed_out: bool = False,
+          success: str = "Total wall time") -> Parsed:
+    """Status, reason and FOMs of one run's output; `exit_code` and `timed_out` come from the launcher."""
+    found = foms(text)
+    if timed_out:
+        return Parsed("failed", "timeout", "the run exceeded its timeout and was stopped", found)
+    if success in text and exit_code in (None, 0):
+        return Parsed("ok", None, None, found)
+    reason, detail = classify(text)
+    if reason == "unknown" and exit_code is not None and (exit_code < 0 or exit_code in (137, 143)):
+        reason, detail = "killed", f"the process was killed (exit code {exit_code})"
+    if detail is None:
+        detail = f"no success line ({success!r}); exit code {exit_code}" if exit_code is not None \
+            else f"no success line ({success!r})"
+    return Parsed("failed", reason, detail, found)

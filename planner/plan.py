@@ -1,0 +1,196 @@
+"""Expand an experiment into a plan: runs to execute and points excluded with their reason. Pure.
+
+The inputs are the validated `Experiment`, the clusters as `ClusterInfo` (attributes detected by
+the edges) and the variants as `VariantInfo` (declared compspec attributes merged with the facts a
+materialized variant reports). Compatibility rules live in `compat`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from planner import archs
+from planner.errors import InputError
+from planner.experiment import Experiment, Options, Sweep
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    name: str
+    kind: str  # local | eks
+    arch: str  # archspec family: x86_64 | aarch64
+    microarchitecture: str | None
+    nodes: int
+    cores_per_node: int
+    gpus_per_node: int = 0
+    instance_type: str | None = None
+    price_per_hour: float | None = None
+    memory_gb: float | None = None
+    sif_dir: str = "/tmp/compat-lab/sif"
+    container_runtime: str | None = None  # singularity/apptainer where containers can run
+
+    @property
+    def cores(self) -> int:
+        return self.nodes * self.cores_per_node
+
+    def attributes(self) -> dict[str, Any]:
+        """Attributes as stored with each run and used as model features (`cluster.<name>`)."""
+        return {"arch": archs.platform_name(self.arch) or self.arch, "microarchitecture": self.microarchitecture,
+                "nodes": self.nodes, "cores_per_node": self.cores_per_node, "gpus_per_node": self.gpus_per_node,
+                "instance_type": self.instance_type, "price_per_hour": self.price_per_hour,
+                "memory_gb": self.memory_gb, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    name: str
+    kind: str  # native | container
+    app: str
+    attributes: dict[str, Any]
+    image: str | None = None
+    executable: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    #: native only: where it lives (prefix, lmp, mpiexec, share, libdir); see planner.variants
+    layout: dict[str, str] = field(default_factory=dict)
+    installed: bool = True
+
+    @property
+    def target(self) -> str | None:
+        return self.attributes.get("io.archspec.cpu.target")
+
+    @property
+    def needs_gpu(self) -> bool:
+        return str(self.attributes.get("hardware.gpu.available", "no")).lower() in {"yes", "true", "1"}
+
+    @property
+    def packages(self) -> frozenset[str] | None:
+        """LAMMPS packages compiled in, or None when not known (e.g. a native variant not installed yet)."""
+        listed = self.attributes.get("lammps.packages")
+        return frozenset(str(listed).split()) if listed is not None else None
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    config_id: str
+    sweep: str
+    cluster: str
+    app: str
+    workload: str
+    variant: str
+    options: Options
+    parameters: dict[str, Any]
+    repeat: int
+    timeout: float
+
+    def key(self) -> dict[str, Any]:
+        return {"cluster": self.cluster, "app": self.app, "workload": self.workload, "variant": self.variant,
+                "options": canonical_options(self.options, self.parameters)}
+
+
+@dataclass(frozen=True)
+class Excluded:
+    sweep: str
+    cluster: str
+    app: str
+    workload: str
+    variant: str
+    options: dict[str, Any]
+    reason: str  # stable code: incompatible | excluded
+    detail: str
+
+
+@dataclass
+class Plan:
+    runs: list[Run] = field(default_factory=list)
+    excluded: list[Excluded] = field(default_factory=list)
+
+
+def canonical_options(options: Options, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Options without their defaults, plus the workload parameters: stable as options are added."""
+    explicit = options.model_dump(exclude_defaults=True)
+    explicit.pop("model_extra", None)
+    for name in options.parameters:
+        explicit.pop(name, None)
+    return {**explicit, **{f"param.{name}": value for name, value in sorted(parameters.items())}}
+
+
+def stable_id(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str, VariantInfo], *,
+           cluster: str | None = None, workloads: Iterable[str] = (), only_variants: Iterable[str] = (),
+           repeats: int | None = None) -> Plan:
+    """Every point of every sweep (filtered by cluster, workloads and variants) as a run or an exclusion."""
+    from planner import compat  # compat imports the dataclasses above
+
+    wanted_workloads, wanted_variants = set(workloads), set(only_variants)
+    _check_filters(exp, cluster, wanted_workloads, wanted_variants)
+    plan, seen = Plan(), set()
+    for index, sweep in enumerate(exp.sweeps):
+        names = [c for c in sweep.clusters if cluster in (None, c)]
+        variant_names = list(exp.variants) if sweep.variants == "*" else list(sweep.variants)
+        variant_names = [v for v in variant_names if exp.variants[v].app == sweep.app
+                         and (not wanted_variants or v in wanted_variants)]
+        app = exp.apps[sweep.app]
+        for cluster_name in names:
+            info = clusters[cluster_name]
+            for workload_name in sweep.workloads:
+                if wanted_workloads and workload_name not in wanted_workloads:
+                    continue
+                workload = app.workloads[workload_name]
+                for variant_name in variant_names:
+                    variant = variants[variant_name]
+                    for point in sweep.options.points():
+                        options, parameters = _options(exp, index, sweep, point, workload.parameters)
+                        labels = {**point, "variant": variant_name, "workload": workload_name,
+                                  "cluster": cluster_name}
+                        common = (sweep.name, cluster_name, sweep.app, workload_name, variant_name)
+                        rule = sweep.options.excludes(labels)
+                        if rule is not None:
+                            plan.excluded.append(Excluded(*common, dict(point), "excluded",
+                                                          f"matches exclude rule {rule}"))
+                            continue
+                        why = compat.check(info, variant, workload_name, workload, options, app.executable)
+                        if why is not None:
+                            plan.excluded.append(Excluded(*common, dict(point), "incompatible", why))
+                            continue
+                        key = {"cluster": cluster_name, "app": sweep.app, "workload": workload_name,
+                               "variant": variant_name, "options": canonical_options(options, parameters)}
+                        config_id = stable_id(key)
+                        for repeat in range(repeats or sweep.repeats):
+                            run_id = stable_id({**key, "repeat": repeat})
+                            if run_id in seen:
+                                continue
+                            seen.add(run_id)
+                            plan.runs.append(Run(run_id, config_id, *common, options, parameters, repeat,
+                                                 sweep.timeout))
+    return plan
+
+
+def _options(exp: Experiment, index: int, sweep: Sweep, point: dict[str, Any],
+             defaults: dict[str, Any]) -> tuple[Options, dict[str, Any]]:
+    try:
+        options = Options.model_validate(point)
+    except ValidationError as err:  # load_experiment validates every point; this guards direct callers
+        raise exp.error(f"impossible option {point}: {err.errors()[0]['msg']}", "sweeps", index, "options") from None
+    parameters = {**defaults, **{k: v for k, v in options.parameters.items() if k in defaults}}
+    return options, parameters
+
+
+def _check_filters(exp: Experiment, cluster: str | None, workloads: set[str], variants: set[str]) -> None:
+    if cluster is not None and cluster not in exp.clusters:
+        raise InputError(f"unknown cluster {cluster!r}; known: {', '.join(exp.clusters)}", field="--cluster")
+    known = {w for app in exp.apps.values() for w in app.workloads}
+    for name in sorted(workloads - known):
+        raise InputError(f"unknown workload {name!r}; known: {', '.join(sorted(known))}", field="--workload")
+    for name in sorted(variants - set(exp.variants)):
+        raise InputError(f"unknown variant {name!r}; known: {', '.join(exp.variants)}", field="--variant")
