@@ -1,0 +1,308 @@
+"""`python -m planner`: the command line.
+
+Exit codes: 0 success, 1 the work ran and failed, 2 bad input (one line naming file, line and field),
+130 interrupted (finished runs are kept; the next sweep resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from planner import lammps_log
+from planner.errors import InputError
+from planner.experiment import load_experiment
+from planner.store import Store, default_path
+from planner.summary import DEFAULT_METRIC, options_label, summarize
+
+DEFAULT_EXPERIMENT = "experiments/lammps.yaml"
+DEFAULT_CLUSTER = "local"
+
+
+def _console() -> Console:
+    return Console(stderr=False, highlight=False)
+
+
+def _experiment_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-e", "--experiment", default=DEFAULT_EXPERIMENT, metavar="FILE",
+                        help=f"experiment file (default: {DEFAULT_EXPERIMENT})")
+
+
+def _store_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, default=None, metavar="PATH",
+                        help="results store (default: $PLANNER_STORE or ./results/planner.sqlite)")
+
+
+def store_path(args: argparse.Namespace) -> Path:
+    return args.store or default_path()
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+
+def _plan_rows(ws: Any, plan: Any, stored: set[str]) -> list[dict[str, Any]]:
+    rows = []
+    for run in plan.runs:
+        launch = ws.launch(run)
+        rows.append({"id": run.id, "cluster": run.cluster, "workload": run.workload, "variant": run.variant,
+                     "options": run.key()["options"], "repeat": run.repeat, "stored": run.id in stored,
+                     "command": launch.shell()})
+    return rows
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from planner.sweep import Workspace, prepare
+
+    exp = load_experiment(args.experiment)
+    ws = Workspace.load(exp)
+    plan, _ = prepare(ws, args.cluster, args.workload, args.variant, None, _console(), install=False)
+    stored: set[str] = set()
+    if store_path(args).exists():
+        with Store(store_path(args)) as store:
+            stored = store.ids(run.id for run in plan.runs)
+    rows = _plan_rows(ws, plan, stored)
+    excluded = [{"cluster": x.cluster, "workload": x.workload, "variant": x.variant, "options": x.options,
+                 "reason": x.reason, "detail": x.detail} for x in plan.excluded]
+    if args.json:
+        print(json.dumps({"runs": rows, "excluded": excluded}, indent=2))
+        return 0
+    _print_plan(rows, excluded, ws, args.cluster)
+    return 0
+
+
+def _print_plan(rows: list[dict[str, Any]], excluded: list[dict[str, Any]], ws: Any, cluster: str) -> None:
+    console = _console()
+    table = Table(title=f"Plan on {cluster}: {len(rows)} runs ({sum(r['stored'] for r in rows)} stored)")
+    for column in ("workload", "variant", "options", "rep", "stored", "command"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["workload"], row["variant"], options_label(row["options"]), str(row["repeat"]),
+                      "yes" if row["stored"] else "", row["command"])
+    console.print(table)
+    if excluded:
+        table = Table(title=f"Excluded on {cluster}: {len(excluded)} points")
+        for column in ("workload", "variant", "options", "reason"):
+            table.add_column(column, overflow="fold")
+        for row in excluded:
+            table.add_row(row["workload"], row["variant"], options_label(row["options"]),
+                          f"{row['reason']}: {row['detail']}")
+        console.print(table)
+    pending = [name for name, v in ws.variants.items() if v.kind == "native" and not v.installed]
+    if pending and cluster == DEFAULT_CLUSTER:
+        console.print(f"[yellow]not installed yet[/]: {', '.join(pending)} (sweep installs them; their LAMMPS "
+                      "packages are checked once installed)")
+
+
+# ----------------------------------------------------------------------------------------------- sweep
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from planner.sweep import INTERRUPTED, SweepReport, Workspace, execute, prepare, recover, stage_inputs, sweep_lock
+
+    console = _console()
+    exp = load_experiment(args.experiment)
+    ws = Workspace.load(exp)
+    cluster = ws.clusters.get(args.cluster)
+    if cluster is not None and cluster.kind != "local" and not args.dry_run:
+        from planner import cloud
+
+        cloud.require_up(args.cluster, cloud.state_dir())
+    plan, install_seconds = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console,
+                                    install=not args.dry_run)
+    report = SweepReport(planned=len(plan.runs), install_seconds=install_seconds)
+    if args.dry_run:
+        stored = set()
+        if store_path(args).exists():
+            with Store(store_path(args)) as store:
+                stored = store.ids(run.id for run in plan.runs)
+        rows = _plan_rows(ws, plan, stored)
+        excluded = [{"cluster": x.cluster, "workload": x.workload, "variant": x.variant, "options": x.options,
+                     "reason": x.reason, "detail": x.detail} for x in plan.excluded]
+        if args.json:
+            print(json.dumps({"runs": rows, "excluded": excluded}, indent=2))
+        else:
+            _print_plan(rows, excluded, ws, args.cluster)
+            console.print(f"dry run: {sum(not r['stored'] for r in rows)} of {len(rows)} runs would execute")
+        return 0
+    if not plan.runs:
+        raise InputError(f"nothing to run on {args.cluster}: every point is excluded (see `planner plan "
+                         f"--cluster {args.cluster}`)", file=args.experiment)
+    with Store(store_path(args)) as store, sweep_lock(store):
+        stored = store.ids(run.id for run in plan.runs)
+        report.stored_before = len(stored)
+        pending = [run for run in plan.runs if run.id not in stored]
+        left = recover(ws, store, pending)
+        report.recovered = len(pending) - len(left)
+        if report.recovered:
+            console.print(f"recovered {report.recovered} run(s) that finished after the last sweep stopped")
+        if install_seconds:
+            console.print(f"variants installed in {install_seconds:.1f} s")
+        if not left:
+            console.print(f"0 runs to do: all {len(plan.runs)} runs of this plan are stored in {store.path}")
+        else:
+            console.print(f"{len(left)} of {len(plan.runs)} runs to do on {args.cluster} "
+                          f"({report.stored_before + report.recovered} already stored)")
+            stage_inputs(ws, left)
+            execute(ws, store, left, console, report)
+        records = [r for r in store.records(cluster=args.cluster) if r.id in {run.id for run in plan.runs}]
+    _print_summary(console, records, f"Sweep results on {args.cluster}")
+    if report.executed:
+        overhead = report.run_seconds / report.app_seconds if report.app_seconds else float("nan")
+        console.print(f"executed {report.executed} runs ({report.ok} ok, {report.failed} failed) in "
+                      f"{report.run_seconds:.1f} s; app processes {report.app_seconds:.1f} s; "
+                      f"orchestration ratio {overhead:.3f}")
+    if report.interrupted:
+        console.print(f"[yellow]interrupted[/]: {report.executed} run(s) stored this time; "
+                      "run the same command again to resume")
+        return INTERRUPTED
+    if report.playbook_failures:
+        for failure in report.playbook_failures:
+            console.print(f"[red]error[/]: {failure}")
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- results
+
+
+def _print_summary(console: Console, records: list[Any], title: str) -> None:
+    summaries = summarize(records)
+    table = Table(title=title)
+    for column in ("workload", "variant", "options", "ok/n", f"median {DEFAULT_METRIC}", "spread", "loop s",
+                   "failures"):
+        table.add_column(column, overflow="fold")
+    for item in summaries:
+        metric = item.median.get(DEFAULT_METRIC)
+        table.add_row(item.workload, item.variant, options_label(item.options), f"{item.ok}/{item.runs}",
+                      f"{metric:.4g}" if metric is not None else "-",
+                      f"{item.spread.get(DEFAULT_METRIC, 0) * 100:.1f}%" if metric is not None else "-",
+                      f"{item.median['loop_time']:.3g}" if "loop_time" in item.median else "-",
+                      ", ".join(f"{k} x{v}" for k, v in item.reasons.items()))
+    console.print(table)
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    with Store(store_path(args), create=False) as store:
+        records = store.records(app=args.app, workload=args.workload, cluster=args.cluster)
+    summaries = summarize(records)
+    if args.json:
+        print(json.dumps([s.as_dict() for s in summaries], indent=2))
+    elif args.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["cluster", "app", "workload", "variant", "options", "runs", "ok", "metric", "median",
+                         "spread"])
+        for s in summaries:
+            for name, value in s.median.items():
+                writer.writerow([s.cluster, s.app, s.workload, s.variant, options_label(s.options), s.runs, s.ok,
+                                 name, f"{value:.6g}", f"{s.spread[name]:.4f}"])
+    else:
+        _print_summary(_console(), records, f"Stored results: {len(records)} runs, {len(summaries)} configurations")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- parse-log
+
+
+def cmd_parse_log(args: argparse.Namespace) -> int:
+    out = []
+    for name in args.files:
+        try:
+            text = Path(name).read_text(errors="replace")
+        except OSError as err:
+            raise InputError(f"cannot read log ({err.strerror})", file=name) from None
+        out.append({"file": name, **lammps_log.parse(text).as_dict()})
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for item in out:
+            foms = ", ".join(f"{k}={v:g}" for k, v in item["foms"].items()
+                             if k in {"loop_time", "timesteps_per_s", "matom_steps_per_s", "ns_per_day", "wall_time"})
+            why = f" {item['reason']}: {item['detail']}" if item["status"] != "ok" else ""
+            print(f"{item['file']}: {item['status']}{why} {foms}".rstrip())
+    return 0 if all(item["status"] == "ok" for item in out) else 1
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m planner",
+        description="compat-lab: run matrices of app variants x launch options on clusters, store every "
+                    "figure of merit, learn which variant and options are best, and recommend.",
+        epilog="Exit codes: 0 ok, 1 the work ran and failed, 2 bad input, 130 interrupted (resume by re-running).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("sweep", help="run the plan (skips stored runs; progress with ETA)",
+                       description="Run the experiment's matrix on a cluster. Native variants are installed "
+                                   "first on the local cluster. Runs already stored are skipped, so an "
+                                   "interrupted sweep resumes where it stopped; each run is stored as it ends.")
+    _experiment_arg(p)
+    p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name (default: local)")
+    p.add_argument("--workload", action="append", default=[], metavar="W", help="only this workload (repeatable)")
+    p.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
+    p.add_argument("--repeats", type=int, default=None, metavar="N", help="repeats per point (default: the sweep's)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their commands; run nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    _store_arg(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plan", help="the expanded matrix, with every excluded point and its reason",
+                       description="Expand the experiment for one cluster: each run with its exact launch "
+                                   "command, and each excluded point with the reason.")
+    _experiment_arg(p)
+    p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name (default: local)")
+    p.add_argument("--workload", action="append", default=[], metavar="W", help="only this workload (repeatable)")
+    p.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _store_arg(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("results", help="stored runs summarized per configuration (median, spread, n)",
+                       description="Summarize stored runs per configuration: median and spread of every "
+                                   "figure of merit over ok runs, counts and failure reasons.")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--csv", action="store_true", help="print CSV (one row per configuration and metric)")
+    p.add_argument("--app", default=None)
+    p.add_argument("--workload", default=None)
+    p.add_argument("--cluster", default=None)
+    _store_arg(p)
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("parse-log", help="parse app logs: status, failure reason, figures of merit",
+                       description="Parse LAMMPS logs (local runs, Flux MiniCluster output, 2021-2025 versions). "
+                                   "Exit 1 when a log shows a failed run. Reasons: " + ", ".join(lammps_log.REASONS))
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print JSON: one object per file {file, status, reason, foms}")
+    p.set_defaults(func=cmd_parse_log)
+
+    try:
+        from planner import cli_learn
+    except ImportError:  # the learning commands are optional until their module lands
+        cli_learn = None  # type: ignore[assignment]
+    if cli_learn is not None:
+        cli_learn.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are stored; run the same command again to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,89 @@
+"""The one adapter around ansible-runner: a typed request in, events streamed out, a typed result back.
+
+Every invocation gets a fresh private data directory (removed afterwards), the venv's `bin` first on
+PATH so its `ansible-playbook` is found, the venv's Python as the interpreter for localhost (Ansible's
+discovery can pick a missing pyenv shim), and Ansible's local state kept out of the user's HOME and
+the repository. Events are not written to disk: the handler gets each one as it happens.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class PlaybookRequest:
+    playbook: str  # path relative to the repository, e.g. playbooks/sweep.yml
+    inventory: str  # path relative to the repository, e.g. inventories/local
+    extravars: dict[str, Any] = field(default_factory=dict)
+    tags: str | None = None
+    limit: str | None = None
+    verbosity: int = 0
+
+
+@dataclass
+class PlaybookResult:
+    status: str  # successful | failed | canceled | timeout
+    rc: int
+    failures: list[str] = field(default_factory=list)  # "task: message" of failed tasks
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+
+ItemHandler = Callable[[str, dict[str, Any]], None]
+
+
+def run_playbook(request: PlaybookRequest, *, on_item: ItemHandler | None = None,
+                 on_task: Callable[[str], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> PlaybookResult:
+    """Run a playbook; `on_item(task_name, result)` is called as each loop item finishes."""
+    failures: list[str] = []
+
+    def handle(event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        task = data.get("task", "")
+        if kind in {"runner_item_on_ok", "runner_item_on_failed"} and on_item is not None:
+            on_item(task, data.get("res") or {})
+        elif kind == "playbook_on_task_start" and on_task is not None:
+            on_task(task)
+        elif kind in {"runner_on_failed", "runner_on_unreachable"} and not data.get("ignore_errors"):
+            res = data.get("res") or {}
+            message = res.get("msg") or res.get("stderr") or res.get("reason") or "failed"
+            failures.append(f"{task}: {str(message).strip().splitlines()[0] if str(message).strip() else 'failed'}")
+        return False  # keep nothing on disk: the handler is the consumer
+
+    bindir = str(Path(sys.executable).parent)
+    with tempfile.TemporaryDirectory(prefix="compat-lab-runner-") as private:
+        envvars = {
+            "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+            "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+            "ANSIBLE_LOCAL_TEMP": str(Path(private) / "tmp"),
+            "ANSIBLE_REMOTE_TEMP": str(Path(private) / "remote-tmp"),
+            "ANSIBLE_HOME": str(Path(private) / "ansible-home"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        }
+        extravars = {"ansible_python_interpreter": sys.executable, **request.extravars}
+        runner = ansible_runner.run(
+            private_data_dir=private, project_dir=str(REPO), playbook=str(REPO / request.playbook),
+            inventory=str(REPO / request.inventory), extravars=extravars, envvars=envvars,
+            tags=request.tags, limit=request.limit, verbosity=request.verbosity or None, quiet=True,
+            event_handler=handle, cancel_callback=cancel, suppress_env_files=True,
+            settings={"suppress_ansible_output": True},
+        )
+    return PlaybookResult(runner.status, runner.rc if runner.rc is not None else 1, failures)

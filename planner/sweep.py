@@ -1,0 +1,261 @@
+"""Sweeps: materialize variants, plan, hand pending runs to Ansible, store each run as it ends.
+
+Flow: experiment -> (local) materialize missing native variants with roles/local_cluster -> plan ->
+collect runs that finished after a previous sweep was killed (their result.json) -> hand only the
+pending runs to playbooks/sweep.yml through the runner adapter -> each loop-item event is parsed and
+stored in its own transaction, and advances the progress bar. Only one sweep runs on a store at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from planner import inputs, lammps_log
+from planner.clusters import cluster_infos
+from planner.errors import InputError
+from planner.experiment import Experiment
+from planner.launch import Launch, render
+from planner.plan import ClusterInfo, Plan, Run, VariantInfo, expand
+from planner.runner import PlaybookRequest, run_playbook
+from planner.store import RunRecord, Store
+from planner.variants import cache_dir, materialization_order, recipe_digest, variant_infos
+
+INTERRUPTED = 130
+
+
+@dataclass
+class Workspace:
+    """Everything a plan needs to be rendered and executed."""
+
+    exp: Experiment
+    clusters: dict[str, ClusterInfo]
+    variants: dict[str, VariantInfo]
+    cache: Path
+
+    @classmethod
+    def load(cls, exp: Experiment, cache: Path | None = None) -> Workspace:
+        cache = cache or cache_dir()
+        return cls(exp, cluster_infos(exp), variant_infos(exp, cache), cache)
+
+    def refresh_variants(self) -> None:
+        self.variants = variant_infos(self.exp, self.cache)
+
+    def launch(self, run: Run) -> Launch:
+        return render(run, self.clusters[run.cluster], self.variants[run.variant], self.exp.apps[run.app])
+
+
+@dataclass
+class SweepReport:
+    planned: int = 0
+    stored_before: int = 0
+    recovered: int = 0
+    executed: int = 0
+    ok: int = 0
+    failed: int = 0
+    install_seconds: float = 0.0
+    run_seconds: float = 0.0
+    app_seconds: float = 0.0
+    interrupted: bool = False
+    playbook_failures: list[str] = field(default_factory=list)
+
+
+def run_dir(store: Store, run_id: str) -> Path:
+    return store.path.parent / "runs" / run_id
+
+
+@contextlib.contextmanager
+def sweep_lock(store: Store) -> Iterator[None]:
+    """One sweep per store: the lock is released by the kernel even when the planner is killed."""
+    path = store.path.parent / ".sweep.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            raise InputError(f"another sweep (pid {owner}) is running on this store; wait for it or use "
+                             "another --store", file=str(store.path)) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+def native_variants_needed(ws: Workspace, plan_runs: list[Run], candidates: list[str]) -> list[str]:
+    names = {run.variant for run in plan_runs} | set(candidates)
+    return [name for name in materialization_order(ws.exp, sorted(names)) if not ws.variants[name].installed]
+
+
+def materialize(ws: Workspace, names: list[str], console: Console) -> float:
+    """Install native variants through roles/local_cluster; returns the seconds it took."""
+    if not names:
+        return 0.0
+    started = time.monotonic()
+    items = [{"name": name, "packages": list(ws.exp.variants[name].native.packages),  # type: ignore[union-attr]
+              "lammps_from": ws.exp.variants[name].native.lammps_from,  # type: ignore[union-attr]
+              "recipe": recipe_digest(ws.exp, name)} for name in names]
+    console.print(f"[bold]Installing {len(names)} native variant(s)[/] into {ws.cache / 'variants'}: "
+                  f"{', '.join(names)} (once; later sweeps reuse them)")
+    with console.status("installing variants") as status:
+        result = run_playbook(
+            PlaybookRequest("playbooks/cluster.yml", "inventories/local", tags="local_cluster",
+                            extravars={"local_cluster_variants": items, "local_cluster_cache_dir": str(ws.cache)}),
+            on_task=lambda task: status.update(f"installing variants: {task}"))
+    if not result.ok:
+        raise RuntimeError("installing variants failed: " + "; ".join(result.failures or [result.status]))
+    ws.refresh_variants()
+    missing = [name for name in names if not ws.variants[name].installed]
+    if missing:
+        raise RuntimeError(f"variants {missing} report no facts after installation")
+    return time.monotonic() - started
+
+
+def stage_inputs(ws: Workspace, runs: list[Run]) -> None:
+    done: set[tuple[str, str]] = set()
+    for run in runs:
+        variant = ws.variants[run.variant]
+        if variant.kind != "native" or (run.variant, run.workload) in done:
+            continue
+        source = ws.exp.apps[run.app].workloads[run.workload].native
+        assert source is not None
+        try:
+            inputs.stage(variant.layout["share"], variant.layout["prefix"], run.workload, source)
+        except FileNotFoundError as err:
+            raise InputError(f"workload {run.workload}: {err}", file=ws.exp.source) from None
+        done.add((run.variant, run.workload))
+
+
+def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any]) -> RunRecord:
+    """A stored run from the executor's result: parsed output, resource use, provenance."""
+    app = ws.exp.apps[run.app]
+    parsed = lammps_log.parse(result.get("output", ""), exit_code=result.get("rc"),
+                              timed_out=bool(result.get("timed_out")), success=app.success)
+    return RunRecord(
+        id=run.id, config_id=run.config_id, cluster=run.cluster, app=run.app, workload=run.workload,
+        variant=run.variant, options=run.key()["options"], repeat=run.repeat, status=parsed.status,
+        reason=parsed.reason, detail=parsed.detail, exit_code=result.get("rc"), started=result.get("started"),
+        finished=result.get("finished"), wall=result.get("wall"), user_time=result.get("user"),
+        sys_time=result.get("sys"), maxrss_kb=result.get("maxrss_kb"), host=result.get("host"),
+        command=launch.shell(), log_path=result.get("log_path"),
+        variant_attrs=ws.variants[run.variant].attributes, cluster_attrs=ws.clusters[run.cluster].attributes(),
+        source="sweep", foms=parsed.foms)
+
+
+def recover(ws: Workspace, store: Store, pending: list[Run]) -> list[Run]:
+    """Store runs that finished after a previous sweep's planner died; return the rest."""
+    left = []
+    for run in pending:
+        path = run_dir(store, run.id) / "result.json"
+        try:
+            result = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            left.append(run)
+            continue
+        if result.get("id") != run.id:
+            left.append(run)
+            continue
+        store.add(record_for(ws, run, ws.launch(run), result))
+    return left
+
+
+def run_items(ws: Workspace, store: Store, runs: list[Run], stop_file: Path) -> list[dict[str, Any]]:
+    items = []
+    for run in runs:
+        launch = ws.launch(run)
+        directory = run_dir(store, run.id)
+        if directory.exists():  # a run interrupted mid-way starts again from a clean directory
+            shutil.rmtree(directory)
+        items.append({"id": run.id, "argv": launch.argv, "env": launch.env, "cwd": None, "stage": launch.stage,
+                      "timeout": run.timeout, "run_dir": str(directory), "image": launch.image, "sif": launch.sif,
+                      "owner_pid": os.getpid(), "stop_file": str(stop_file)})
+    return items
+
+
+def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, report: SweepReport) -> None:
+    """Hand the runs to playbooks/sweep.yml; store each one as its loop item finishes."""
+    by_id = {run.id: run for run in runs}
+    stop_file = store.path.parent / ".sweep.stop"
+    stop_file.unlink(missing_ok=True)
+    items = run_items(ws, store, runs, stop_file)
+    launches = {run.id: ws.launch(run) for run in runs}
+    cancelled = {"flag": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        cancelled["flag"] = True
+        stop_file.touch()
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    started = time.monotonic()
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task("sweep", total=len(runs))
+
+            def on_item(task_name: str, res: dict[str, Any]) -> None:
+                line = next((ln for ln in (res.get("stdout") or "").splitlines() if ln.startswith("{")), None)
+                if line is None:
+                    return
+                result = json.loads(line)
+                run = by_id.get(result.get("id"))
+                if run is None:
+                    return
+                record = record_for(ws, run, launches[run.id], result)
+                store.add(record)
+                report.executed += 1
+                report.app_seconds += record.wall or 0.0
+                if record.status == "ok":
+                    report.ok += 1
+                else:
+                    report.failed += 1
+                    progress.console.print(f"[red]failed[/] {run.workload} {run.variant} "
+                                           f"{record.reason}: {record.detail}")
+                progress.update(task, advance=1, description=f"{run.workload} {run.variant}")
+
+            cluster = ws.clusters[runs[0].cluster]
+            extravars: dict[str, Any] = {"run_matrix_runs": items,
+                                         "run_matrix_launcher": "local" if cluster.kind == "local" else "flux"}
+            if cluster.kind != "local":
+                extravars["sweep_hosts"] = "flux_lead_broker"
+            result = run_playbook(PlaybookRequest("playbooks/sweep.yml", _inventory(cluster), extravars),
+                                  on_item=on_item, cancel=lambda: cancelled["flag"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        stop_file.unlink(missing_ok=True)
+    report.run_seconds = time.monotonic() - started
+    report.interrupted = cancelled["flag"]
+    if not result.ok and not report.interrupted:
+        report.playbook_failures = result.failures or [f"ansible-playbook ended {result.status} (rc {result.rc})"]
+
+
+def _inventory(cluster: ClusterInfo) -> str:
+    return "inventories/local" if cluster.kind == "local" else "inventories/eks"
+
+
+def prepare(ws: Workspace, cluster: str, workloads: list[str], variants: list[str], repeats: int | None,
+            console: Console, *, install: bool) -> tuple[Plan, float]:
+    """The plan for one cluster, with native variants installed first when `install` is set."""
+    plan = expand(ws.exp, ws.clusters, ws.variants, cluster=cluster, workloads=workloads,
+                  only_variants=variants, repeats=repeats)
+    seconds = 0.0
+    if install and ws.clusters[cluster].kind == "local":
+        needed = native_variants_needed(ws, plan.runs, [])
+        if needed:
+            seconds = materialize(ws, needed, console)
+            plan = expand(ws.exp, ws.clusters, ws.variants, cluster=cluster, workloads=workloads,
+                          only_variants=variants, repeats=repeats)
+    return plan, seconds
