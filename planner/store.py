@@ -155,13 +155,13 @@ class Store:
     def _insert(self, db: sqlite3.Connection, record: RunRecord, replace: bool) -> None:
         row = asdict(record)
         values = [json.dumps(row[c], sort_keys=True) if c in _JSON_COLUMNS else row[c] for c in _COLUMNS]
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         if replace:
-            db.execute("DELETE FROM foms WHERE run_id = ?", (record.id,))
-        cursor = db.execute(f"{verb} INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                            values)
+            db.execute("DELETE FROM runs WHERE id = ?", (record.id,))  # its foms go with it (cascade)
+        # ON CONFLICT, not OR IGNORE: a duplicate id is skipped, a CHECK violation still raises
+        cursor = db.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+                            "ON CONFLICT(id) DO NOTHING", values)
         if cursor.rowcount:
-            db.executemany("INSERT OR REPLACE INTO foms VALUES (?, ?, ?)",
+            db.executemany("INSERT INTO foms VALUES (?, ?, ?)",
                            [(record.id, name, float(value)) for name, value in record.foms.items()])
 
     def add(self, record: RunRecord, *, replace: bool = True) -> None:

@@ -1,0 +1,92 @@
+"""The experiment file: the default file is valid, and every malformed file gets exit 2 with a one-line
+message naming file:line and the field at fault."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from planner.cli import main
+from planner.experiment import load_experiment, parse_experiment
+from tests.conftest import REPO, TINY, planner
+
+GOOD = TINY.read_text()
+
+
+def test_default_experiment_describes_both_worlds() -> None:
+    exp = load_experiment(REPO / "experiments" / "lammps.yaml")
+    images = [v for v in exp.variants.values() if v.image]
+    natives = [v for v in exp.variants.values() if v.native]
+    assert len(images) == 18
+    assert {v.attributes["io.archspec.cpu.target"] for v in images} == {"arm64", "amd64"}
+    assert len(natives) >= 3
+    assert any(v.native.lammps_from for v in natives)  # the Intel MPI bound into the same binary
+    assert {"lj", "eam", "chain", "rhodo", "reaxff"} <= set(exp.apps["lammps"].workloads)
+    assert {"local", "eks-arm64", "eks-amd64"} <= set(exp.clusters)
+
+
+def _mutate(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new, 1)
+
+
+CASES = [
+    ("bad-yaml", _mutate("name: lammps-tiny", "name: [lammps-tiny"), r"not valid YAML"),
+    ("unknown-field", _mutate("    repeats: 1", "    repeats: 1\n    colour: blue"),
+     r"sweeps\[0\]\.colour: unknown field"),
+    ("wrong-type", _mutate("    repeats: 1", "    repeats: many"), r"sweeps\[0\]\.repeats: .*integer"),
+    ("unknown-variant", _mutate("variants: [lammps-2025-mpich,", "variants: [lammps-2099-mpich,"),
+     r"sweeps\[0\]\.variants\[0\]: unknown variant 'lammps-2099-mpich'; known: lammps-2025-mpich"),
+    ("unknown-workload", _mutate("workloads: [lj, chain, reaxff]", "workloads: [lj, chian]"),
+     r"sweeps\[0\]\.workloads\[1\]: unknown workload 'chian'"),
+    ("unknown-cluster", _mutate("    clusters: [local]", "    clusters: [laptop]"),
+     r"sweeps\[0\]\.clusters\[0\]: unknown cluster 'laptop'"),
+    ("impossible-option", _mutate("tasks: [2, 1]", "tasks: [2, 0]"), r"impossible option .*tasks"),
+    ("bad-affinity", _mutate("set: {affinity: per-task}", "set: {affinity: sideways}"),
+     r"impossible option .*affinity"),
+    ("unknown-option", _mutate("set: {affinity: per-task}", "set: {affinity: per-task, gpus: 2}"),
+     r"sweeps\[0\]\.options\.set\.gpus: unknown option 'gpus'; accepted: .*tasks"),
+    ("zip-lengths", _mutate("threads: [1, 2]", "threads: [1, 2, 4]"), r"same length"),
+    ("duplicate-key", _mutate("    repeats: 1", "    repeats: 1\n    repeats: 2"), r"duplicate key 'repeats'"),
+    ("missing-field", _mutate("    native:\n      packages: [\"lammps==2023", "    native:\n      pkgs: [\"lammps==2023"),
+     r"variants\.lammps-2023-mpich\.native\.(packages: required|pkgs: unknown)"),
+    ("bad-regex", _mutate("replace: 'run ${steps}'}", "replace: 'run ${steps}'}\n            - {pattern: '(', replace: x}"),
+     r"not a valid regular expression"),
+    ("tasks-below-nodes", _mutate("set: {affinity: per-task}", "set: {affinity: per-task, nodes: 3}"),
+     r"tasks \(2\) must be at least nodes \(3\)"),
+    ("lammps-from-unknown", _mutate("lammps_from: lammps-2025-mpich", "lammps_from: lammps-1999"),
+     r"lammps_from names 'lammps-1999', which is not a native variant"),
+    ("not-a-mapping", "- just\n- a list\n", r"an experiment file is a mapping"),
+    ("negative-timeout", _mutate("timeout: 120", "timeout: -5"), r"sweeps\[0\]\.timeout: .*greater than 0"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_malformed_experiment_exit_2_with_file_line_field(name: str, text: str, expected: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    code = main(["plan", "-e", str(path), "--json", "--store", str(tmp_path / "s.sqlite")])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert re.match(rf"error: {re.escape(str(path))}:\d+", lines[0]), lines[0]
+    assert re.search(expected, lines[0]), lines[0]
+
+
+def test_line_number_points_at_the_field(tmp_path: Path) -> None:
+    text = _mutate("    repeats: 1", "    repeats: many")
+    line = text.splitlines().index("    repeats: many") + 1
+    with pytest.raises(Exception) as err:
+        parse_experiment(text, "x.yaml")
+    assert str(err.value).startswith(f"x.yaml:{line}: sweeps[0].repeats")
+
+
+def test_cli_exit_code_is_2_for_a_missing_file(tmp_path: Path) -> None:
+    done = planner("sweep", "-e", str(tmp_path / "nope.yaml"), "--store", str(tmp_path / "s.sqlite"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {tmp_path / 'nope.yaml'}: experiment file not found"
+    assert not (tmp_path / "s.sqlite").exists()

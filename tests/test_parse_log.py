@@ -1,0 +1,88 @@
+"""parse-log on logs from real runs of this test session, on MiniCluster output, on LAMMPS 2020-2025 logs,
+and on a hand-written failure log for every reason code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from planner import lammps_log
+from planner.store import Store
+from tests.conftest import REPO, planner
+
+LOGS = REPO / "tests" / "data" / "logs"
+
+FAILURES = {
+    "glibc.log": "os-abi",
+    "exec-format.log": "exec-format",
+    "cuda.log": "missing-gpu",
+    "mpi.log": "mpi",
+    "missing-package.log": "missing-package",
+    "missing-input.log": "missing-input",
+    "killed.log": "killed",
+    "unknown.log": "unknown",
+}
+
+
+def test_every_reason_code_has_a_failure_case() -> None:
+    launcher_only = {"timeout", "incompatible"}  # set by the executor and the planner, not read from logs
+    assert set(FAILURES.values()) | launcher_only == set(lammps_log.REASONS)
+
+
+@pytest.mark.parametrize(("name", "reason"), sorted(FAILURES.items()))
+def test_failure_logs_are_classified(name: str, reason: str) -> None:
+    done = planner("parse-log", str(LOGS / name), "--json")
+    assert done.returncode == 1  # the log shows a failed run
+    [item] = json.loads(done.stdout)
+    assert item["file"] == str(LOGS / name)
+    assert (item["status"], item["reason"]) == ("failed", reason)
+    assert item["foms"] == {}
+
+
+def test_timeout_and_killed_come_from_the_launcher() -> None:
+    assert lammps_log.parse("Setting up Verlet run ...", timed_out=True).reason == "timeout"
+    assert lammps_log.parse("Setting up Verlet run ...", exit_code=-9).reason == "killed"
+    assert lammps_log.parse("Total wall time: 0:00:01", exit_code=1).status == "failed"
+
+
+def test_flux_minicluster_log_with_broker_lines_interleaved() -> None:
+    done = planner("parse-log", str(LOGS / "flux-minicluster-reaxff.log"), "--json")
+    assert done.returncode == 0, done.stderr
+    [item] = json.loads(done.stdout)
+    foms = item["foms"]
+    assert item["status"] == "ok"
+    assert foms["loop_time"] == 22.0117 and foms["procs"] == 128 and foms["atoms"] == 77824
+    assert foms["ns_per_day"] == 0.039 and foms["hours_per_ns"] == 611.436 and foms["timesteps_per_s"] == 4.543
+    assert foms["comm_pct"] == 9.81 and foms["other_time"] == 0.01361  # parsed across the broker line
+    assert foms["mpi_tasks"] == 128 and foms["omp_threads"] == 1
+    assert foms["wall_time"] == 23
+
+
+def test_old_lammps_log_without_atom_steps_derives_them() -> None:
+    item = lammps_log.parse((LOGS / "lammps-2021-lj.log").read_text())
+    assert item.status == "ok"
+    assert item.foms["tau_per_day"] == 22508.165
+    assert item.foms["matom_steps_per_s"] == pytest.approx(32000 * 100 / 1.91926 / 1e6)
+    assert item.foms["pair_pct"] == 81.40 and item.foms["wall_time"] == 2
+
+
+@pytest.mark.lammps
+def test_logs_of_real_runs_parse_like_the_store_says(tiny_sweep: Path) -> None:
+    with Store(tiny_sweep) as store:
+        records = store.records()
+    assert records
+    files = [r.log_path for r in records]
+    done = planner("parse-log", *files, "--json")
+    assert done.returncode == 0, done.stdout[-2000:]
+    parsed = {item["file"]: item for item in json.loads(done.stdout)}
+    for record in records:
+        item = parsed[record.log_path]
+        assert item["status"] == "ok"
+        assert item["foms"]["loop_time"] == record.foms["loop_time"]
+        assert item["foms"]["timesteps_per_s"] > 0
+        assert item["foms"]["mpi_tasks"] * item["foms"]["omp_threads"] == 2
+    # the LAMMPS log file written in the run directory parses too (it has no launcher lines)
+    lammps_logs = [str(Path(f).with_name("log.lammps")) for f in files[:3]]
+    assert planner("parse-log", *lammps_logs).returncode == 0

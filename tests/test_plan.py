@@ -1,0 +1,111 @@
+"""Plan expansion, compatibility exclusions with reasons, stable run ids and rendered commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import pytest
+
+from planner import compat
+from planner.experiment import OptionMatrix, Options, load_experiment
+from planner.launch import render
+from planner.plan import expand
+from planner.sweep import Workspace
+from tests.conftest import REPO, TINY
+
+
+@pytest.fixture(scope="module")
+def ws() -> Workspace:
+    return Workspace.load(load_experiment(REPO / "experiments" / "lammps.yaml"))
+
+
+def test_matrix_semantics_cross_zip_exclude() -> None:
+    matrix = OptionMatrix(set={"affinity": "per-task"}, vary={"x": [1, 2]},
+                          zip=({"tasks": [2, 1], "threads": [1, 2]},), exclude=({"x": 2, "tasks": 1},))
+    points = matrix.points()
+    assert points == [
+        {"affinity": "per-task", "x": 1, "tasks": 2, "threads": 1},
+        {"affinity": "per-task", "x": 1, "tasks": 1, "threads": 2},
+        {"affinity": "per-task", "x": 2, "tasks": 2, "threads": 1},
+        {"affinity": "per-task", "x": 2, "tasks": 1, "threads": 2},
+    ]
+    assert [matrix.excludes(p) is not None for p in points] == [False, False, False, True]
+
+
+def test_eks_arm64_plan_excludes_other_arch_gpu_and_natives_with_reasons(ws: Workspace) -> None:
+    plan = expand(ws.exp, ws.clusters, ws.variants, cluster="eks-arm64")
+    variants = {run.variant for run in plan.runs}
+    assert variants == {"openmpi-ubuntu-22.04-arm64", "openmpi-ubuntu-20.04-arm64", "mpich-ubuntu-20.04-arm64",
+                        "mpich-ubuntu-22.04-arm64"}
+    reasons = {x.variant: x.detail for x in plan.excluded}
+    assert "built for amd64" in reasons["intel-mpi-rocky-9-amd64"]
+    assert "needs a GPU" in reasons["openmpi-rocky-gpu-9-arm64"]
+    assert "only on the local cluster" in reasons["lammps-2025-mpich"]
+    assert all(x.reason == "incompatible" for x in plan.excluded)
+
+
+def test_run_ids_are_stable_and_repeat_specific(ws: Workspace) -> None:
+    first = expand(ws.exp, ws.clusters, ws.variants, cluster="eks-amd64")
+    second = expand(ws.exp, ws.clusters, ws.variants, cluster="eks-amd64")
+    assert [r.id for r in first.runs] == [r.id for r in second.runs]
+    assert len({r.id for r in first.runs}) == len(first.runs)
+    by_config: dict[str, set[int]] = {}
+    for run in first.runs:
+        by_config.setdefault(run.config_id, set()).add(run.repeat)
+    assert all(repeats == {0, 1, 2} for repeats in by_config.values())
+
+
+def test_cores_packages_and_suffix_rules() -> None:
+    exp = load_experiment(TINY)
+    ws = Workspace.load(exp)
+    small = dataclasses.replace(ws.clusters["local"], cores_per_node=1)
+    variants = {name: dataclasses.replace(v, attributes={**v.attributes, "lammps.packages": "MOLECULE KSPACE"})
+                for name, v in ws.variants.items()}
+    plan = expand(exp, {"local": small}, variants, cluster="local")
+    details = {x.detail for x in plan.excluded}
+    assert any("2 tasks x 1 threads = 2 cores; cluster local has 1" in d for d in details)
+    assert any("lacks LAMMPS package REAXFF for workload reaxff" in d for d in details)
+    assert not plan.runs  # every point needs 2 cores
+
+
+def test_the_original_experiment_command_on_one_and_two_nodes(ws: Workspace) -> None:
+    plan = expand(ws.exp, ws.clusters, ws.variants, cluster="eks-arm64", only_variants=["mpich-ubuntu-22.04-arm64"])
+    commands = {(r.options.nodes, r.parameters["x"]): ws.launch(r).shell() for r in plan.runs}
+    sif = "/tmp/compat-lab/sif/lammps-matrix_mpich-ubuntu-22.04-arm64.sif"
+    assert commands[(2, 1)] == ("flux run -N 2 -n 128 -o cpu-affinity=per-task singularity exec --pwd "
+                                f"/opt/lammps/examples/reaxff/HNS {sif} lmp -v x 1 -v y 1 -v z 1 -in in.reaxc.hns "
+                                "-nocite")
+    assert commands[(1, 1)].startswith("flux run -N 1 -n 64 -o cpu-affinity=per-task singularity exec")
+
+
+def test_local_command_binds_the_variant_mpi_and_stages_inputs(ws: Workspace) -> None:
+    plan = expand(ws.exp, ws.clusters, ws.variants, cluster="local", workloads=["lj"],
+                  only_variants=["lammps-2025-impi"])
+    omp = next(r for r in plan.runs if r.options.suffix == "omp")
+    launch = ws.launch(omp)
+    prefix = ws.variants["lammps-2025-impi"].layout["prefix"]
+    assert launch.env["LD_LIBRARY_PATH"] == f"{prefix}/lib"
+    assert launch.env["I_MPI_PIN_DOMAIN"] == "omp"  # Intel MPI pins through env, not -bind-to
+    assert launch.argv[:3] == [f"{prefix}/bin/mpiexec", "-n", "1"]
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    base = prefix.replace("lammps-2025-impi", "lammps-2025-mpich")
+    assert launch.argv[3] == f"{base}/lib/{python}/site-packages/lammps/lmp"  # the same binary, another MPI
+    assert launch.argv[4:] == ["-v", "x", "1", "-v", "y", "1", "-v", "z", "1", "-v", "steps", "200", "-in", "in.lj",
+                               "-sf", "omp", "-pk", "omp", "2", "-nocite"]
+    assert launch.stage and launch.stage.startswith(f"{prefix}/inputs/lj-")
+
+
+def test_unknown_cluster_filter_is_bad_input(ws: Workspace) -> None:
+    with pytest.raises(Exception, match="unknown cluster 'mars'; known: local, eks-arm64, eks-amd64"):
+        expand(ws.exp, ws.clusters, ws.variants, cluster="mars")
+
+
+def test_container_variant_on_local_needs_a_runtime(ws: Workspace) -> None:
+    workload = ws.exp.apps["lammps"].workloads["reaxff"]
+    variant = ws.variants["mpich-ubuntu-22.04-amd64"]
+    bare = dataclasses.replace(ws.clusters["local"], container_runtime=None)
+    assert "needs singularity or apptainer" in compat.check(bare, variant, "reaxff", workload, Options())
+    with_runtime = dataclasses.replace(bare, container_runtime="/usr/bin/apptainer", arch="x86_64",
+                                       microarchitecture="zen3")
+    assert compat.check(with_runtime, variant, "reaxff", workload, Options()) is None

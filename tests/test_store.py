@@ -1,0 +1,66 @@
+"""The store: schema version refused when unknown, a corrupt file is bad input (exit 2) and is left intact."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from planner.errors import StoreError
+from planner.store import RunRecord, Store
+from tests.conftest import planner
+
+
+def _record(run_id: str = "r1", **extra: object) -> RunRecord:
+    return RunRecord(id=run_id, config_id="c1", cluster="local", app="lammps", workload="lj", variant="v",
+                     options={"tasks": 2}, repeat=0, status="ok", foms={"timesteps_per_s": 10.0}, **extra)
+
+
+def test_round_trip_and_wal(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        store.add(_record(variant_attrs={"mpi.implementation": "mpich"}))
+        [back] = store.records()
+    assert back.foms == {"timesteps_per_s": 10.0} and back.variant_attrs == {"mpi.implementation": "mpich"}
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_add_many_is_all_or_nothing(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        bad = _record("r2")
+        bad.status = "maybe"  # violates the CHECK constraint
+        with pytest.raises(sqlite3.IntegrityError):
+            store.add_many([_record("r1"), bad])
+        assert store.count() == 0
+        assert store.add_many([_record("r1"), _record("r2")]) == 2
+        assert store.add_many([_record("r1")]) == 0  # idempotent
+
+
+def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.add(_record())
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="schema version 99 is not 1"):
+        Store(path)
+    done = planner("results", "--store", str(path))
+    assert done.returncode == 2 and "schema version 99" in done.stderr
+    assert path.read_bytes() == before
+
+
+def test_corrupt_store_is_bad_input_and_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    done = planner("results", "--store", str(path))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {path}: not a readable results store")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert path.read_bytes() == b"this is not a database" * 100
+
+
+def test_results_on_a_missing_store_says_to_sweep_first(tmp_path: Path) -> None:
+    done = planner("results", "--store", str(tmp_path / "none.sqlite"))
+    assert done.returncode == 2 and "run `python -m planner sweep`" in done.stderr

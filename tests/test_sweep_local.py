@@ -1,0 +1,194 @@
+"""Sweeps on the local cluster with real LAMMPS and real MPI through ansible-runner: results stored,
+resumed after kill -9 and Ctrl-C, failures stored with their reason without stopping the sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from planner.store import Store
+from tests.conftest import REPO, TINY, planner
+
+pytestmark = pytest.mark.lammps
+
+
+def _count(store: Path) -> int:
+    if not store.exists():
+        return 0
+    with sqlite3.connect(store) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def _start(store: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "planner", "sweep", "--store", str(store), *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+
+
+def _wait_for(predicate, timeout: float = 240.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.1)
+
+
+def _processes_in(directory: Path) -> list[int]:
+    """PIDs whose working directory is inside `directory` (the runs of a store)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(Path(os.readlink(entry / "cwd"))).startswith(str(directory)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _long_experiment(tmp_path: Path, steps: int, timeout: int = 120) -> Path:
+    text = TINY.read_text().replace("parameters: {x: 1, y: 1, z: 1, steps: 20}",
+                                    f"parameters: {{x: 1, y: 1, z: 1, steps: {steps}}}", 1)
+    text = text.replace("timeout: 120", f"timeout: {timeout}")
+    path = tmp_path / "long.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_tiny_sweep_stores_every_run_with_provenance(tiny_sweep: Path) -> None:
+    with Store(tiny_sweep) as store:
+        records = store.records()
+    assert len(records) == 18  # 3 variants x 3 workloads x 2 launch options
+    assert {r.status for r in records} == {"ok"}
+    assert {r.variant for r in records} == {"lammps-2025-mpich", "lammps-2025-impi", "lammps-2023-mpich"}
+    impi = next(r for r in records if r.variant == "lammps-2025-impi")
+    assert impi.variant_attrs["mpi.implementation"] == "intel-mpi"
+    assert impi.variant_attrs["lammps.version"] == "20250722"
+    old = next(r for r in records if r.variant == "lammps-2023-mpich")
+    assert old.variant_attrs["lammps.version"] == "20230802"
+    for record in records:
+        assert record.wall and record.wall > 0 and record.user_time is not None and record.maxrss_kb
+        assert record.command and "mpiexec -n" in record.command and Path(record.log_path).is_file()
+        assert record.cluster_attrs["cores_per_node"] >= 2 and record.host
+        assert record.foms["mpi_tasks"] * record.foms["omp_threads"] == 2
+
+
+def test_second_sweep_does_nothing_and_says_so(tiny_sweep: Path) -> None:
+    done = planner("sweep", "-e", str(TINY), store=tiny_sweep)
+    assert done.returncode == 0, done.stderr
+    assert "0 runs to do: all 18 runs of this plan are stored" in done.stdout
+    assert _count(tiny_sweep) == 18
+
+
+def test_results_summarize_per_configuration(tiny_sweep: Path) -> None:
+    done = planner("results", "--json", store=tiny_sweep)
+    assert done.returncode == 0, done.stderr
+    summaries = json.loads(done.stdout)
+    assert len(summaries) == 18
+    assert all(s["runs"] == 1 and s["ok"] == 1 and s["median"]["timesteps_per_s"] > 0 for s in summaries)
+    csv_out = planner("results", "--csv", store=tiny_sweep).stdout.splitlines()
+    assert csv_out[0] == "cluster,app,workload,variant,options,runs,ok,metric,median,spread"
+    assert any(",timesteps_per_s," in line for line in csv_out[1:])
+
+
+def test_dry_run_lists_commands_and_runs_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "planner.sqlite"
+    done = planner("sweep", "-e", str(TINY), "--dry-run", "--json", store=store)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert len(plan["runs"]) == 18 and not any(r["stored"] for r in plan["runs"])
+    assert all("mpiexec -n" in r["command"] for r in plan["runs"])
+    assert not store.exists()
+
+
+def test_kill_9_mid_sweep_then_resume_keeps_everything_without_duplicates(tmp_path: Path) -> None:
+    store = tmp_path / "planner.sqlite"
+    first = _start(store, "-e", str(TINY))
+    _wait_for(lambda: _count(store) >= 4)
+    first.kill()
+    first.wait()
+    kept = _count(store)
+    assert 4 <= kept < 18
+    # the runs the dead planner owned stop by themselves: no LAMMPS left burning cores
+    _wait_for(lambda: not _processes_in(tmp_path / "runs"), timeout=15)
+    done = planner("sweep", "-e", str(TINY), store=store)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"of 18 runs to do on local ({kept}" in done.stdout.replace("\n", " ")
+    with Store(store) as s:
+        ids = [r.id for r in s.records()]
+    assert len(ids) == 18 == len(set(ids))
+    assert len(list((tmp_path / "runs").iterdir())) == 18
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_sweep_resumes(tmp_path: Path) -> None:
+    store = tmp_path / "planner.sqlite"
+    first = _start(store, "-e", str(TINY))
+    _wait_for(lambda: _count(store) >= 2)
+    first.send_signal(signal.SIGINT)
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 130, out
+    assert "interrupted" in out and "run the same command again to resume" in out.replace("\n", " ")
+    assert not _processes_in(tmp_path / "runs")
+    kept = _count(store)
+    assert 2 <= kept < 18
+    done = planner("sweep", "-e", str(TINY), store=store)
+    assert done.returncode == 0, done.stdout
+    assert _count(store) == 18
+
+
+def test_a_killed_lammps_process_is_stored_as_killed_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    experiment = _long_experiment(tmp_path, steps=20000)
+    store = tmp_path / "planner.sqlite"
+    sweep = _start(store, "-e", str(experiment), "--workload", "lj", "--variant", "lammps-2025-mpich")
+    _wait_for(lambda: any(_lmp(pid) for pid in _processes_in(tmp_path / "runs")))
+    victim = next(pid for pid in _processes_in(tmp_path / "runs") if _lmp(pid))
+    os.kill(victim, signal.SIGKILL)
+    out, _ = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, out
+    with Store(store) as s:
+        records = s.records()
+    assert len(records) == 2
+    assert sorted((r.status, r.reason) for r in records)[0] == ("failed", "killed")
+
+
+def test_a_run_over_its_timeout_is_stopped_and_stored_as_timeout(tmp_path: Path) -> None:
+    experiment = _long_experiment(tmp_path, steps=200000, timeout=2)
+    store = tmp_path / "planner.sqlite"
+    started = time.monotonic()
+    done = planner("sweep", "-e", str(experiment), "--workload", "lj", "--variant", "lammps-2023-mpich",
+                   store=store)
+    assert done.returncode == 0, done.stdout
+    assert time.monotonic() - started < 60
+    with Store(store) as s:
+        records = s.records()
+    assert [(r.status, r.reason) for r in records] == [("failed", "timeout")] * 2
+    assert not _processes_in(tmp_path / "runs")
+
+
+def test_another_sweep_on_the_same_store_is_refused(tmp_path: Path) -> None:
+    store = tmp_path / "planner.sqlite"
+    first = _start(store, "-e", str(TINY))
+    try:
+        _wait_for(lambda: _count(store) >= 1)
+        second = planner("sweep", "-e", str(TINY), store=store)
+        assert second.returncode == 2
+        assert "another sweep (pid" in second.stderr and "is running on this store" in second.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+
+
+def _lmp(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/exe").resolve().name == "lmp"
+    except OSError:
+        return False
