@@ -104,15 +104,19 @@ class Store:
             raise StoreError("no store here yet: run `python -m planner sweep` or `import` first",
                              file=str(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._check_schema()
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            self._check_schema()
         except sqlite3.DatabaseError as err:
+            self._db.close()
             raise StoreError(f"not a readable results store ({err}); move it aside or point --store elsewhere",
                              file=str(self.path)) from None
+        except StoreError:
+            self._db.close()
+            raise
 
     def _check_schema(self) -> None:
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}

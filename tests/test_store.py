@@ -41,8 +41,10 @@ def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path) -> None
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
         store.add(_record())
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
     before = path.read_bytes()
     with pytest.raises(StoreError, match="schema version 99 is not 1"):
         Store(path)
