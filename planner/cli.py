@@ -27,7 +27,8 @@ DEFAULT_CLUSTER = "local"
 
 
 def _console() -> Console:
-    return Console(stderr=False, highlight=False)
+    # piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _experiment_arg(parser: argparse.ArgumentParser) -> None:

@@ -39,7 +39,7 @@ def options_label(options: dict[str, Any]) -> str:
     for key, value in sorted(options.items()):
         if isinstance(value, dict | list):
             value = json.dumps(value, separators=(",", ":"))
-        parts.append(f"{key}={value}")
+        parts.append(f"{key.removeprefix('param.')}={value}")
     return " ".join(parts) or "(defaults)"
 
 
