@@ -305,7 +305,7 @@ def describe(group: str, *, app: str, cluster: Mapping[str, Any], variant: Mappi
         host = _host_target(cluster)
         if target and host:
             distance = archs.distance(host, target)
-            relation = "exact" if distance == 0 else "cannot run" if distance == -1 else f"{distance} generations older"
+            relation = "exact" if distance == 0 else "cannot run" if distance == -1 else f"{distance} generation{'s' if distance != 1 else ''} older"
             return f"built for {target} on {host} ({relation})"
         return f"built for {target or 'an unknown target'}"
     if group == "mpi":

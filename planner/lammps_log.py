@@ -28,7 +28,7 @@ _PERF_KEYS = {"ns/day": "ns_per_day", "hours/ns": "hours_per_ns", "tau/day": "ta
 _ATOM_STEP_SCALE = {"": 1e-6, "k": 1e-3, "M": 1.0, "G": 1e3}
 
 #: (reason, pattern) in priority order: the first that matches names the failure.
-_FAILURES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((reason, re.compile(pattern, re.IGNORECASE)) for reason, pattern in (
+_FAILURE_PATTERNS = (
     ("os-abi", r"`?(GLIBC|GLIBCXX|CXXABI)_[\d.]+'? not found|version `GLIBC"),
     ("exec-format", r"exec format error|cannot execute binary file|wrong ELF class"),
     ("missing-gpu", r"libcuda\.so[.\d]*: cannot open shared object|no CUDA-capable device|"
@@ -49,7 +49,8 @@ _FAILURES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((reason, re.compile(p
             r"HYDU_|HYD_pmcd|ORTE|mpirun noticed|MPIDI_|An error occurred in MPI_|"
             r"unable to (launch|connect)|ucx.*error|libfabric|OFI.*fail|UCX ERROR|"
             r"MPI_ABORT was invoked|mpiexec.*(error|failed)|flux-job: .*(failed|exception)"),
-))
+)
+_FAILURES = tuple((reason, re.compile(pattern, re.IGNORECASE)) for reason, pattern in _FAILURE_PATTERNS)
 _LAMMPS_ERROR = re.compile(r"ERROR(?: on proc \d+)?: (.*)")
 
 

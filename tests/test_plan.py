@@ -9,7 +9,6 @@ import pytest
 
 from planner import compat
 from planner.experiment import OptionMatrix, Options, load_experiment
-from planner.launch import render
 from planner.plan import expand
 from planner.sweep import Workspace
 from tests.conftest import REPO, TINY

@@ -35,7 +35,7 @@ def _start(store: Path, *args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
 
 
-def _wait_for(predicate, timeout: float = 240.0) -> None:  # noqa: ANN001
+def _wait_for(predicate, timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting"

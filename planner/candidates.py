@@ -1,0 +1,227 @@
+"""The points a recommendation ranks: choices in contexts, their features, hard-rule verdicts and commands.
+
+A `Catalog` joins what the store measured (cluster and variant attributes as they were when the runs
+happened) with what the experiment declares (clusters, variants, sweeps, and so the exact launch
+command). Points the experiment knows are judged by `planner.compat.check` with the experiment's own
+objects and rendered by `planner.launch.render`. Imported points (a cluster or variant the experiment
+does not declare) are judged by the same `compat.check` on stand-ins built from their stored
+attributes, so the rules attributes can decide (architecture ancestry, GPU, packages for a suffix,
+cores) still hold; they have no launch command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from planner import archs, compat
+from planner.dataset import Choice, Context, canonical
+from planner.experiment import Experiment, Options, Source, Workload
+from planner.features import Features, choice_features, context_features, describe
+from planner.launch import render
+from planner.plan import ClusterInfo, Run, VariantInfo, canonical_options, expand, stable_id
+
+#: Stands in for the input of a workload the experiment does not declare (imported data).
+_ANY_SOURCE = Source(workdir="/", input="-")
+_PLATFORM_FAMILY = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+@dataclass
+class Catalog:
+    """Everything known about clusters, variants and workloads, from the store and the experiment."""
+
+    exp: Experiment | None = None
+    cluster_infos: dict[str, ClusterInfo] = field(default_factory=dict)
+    variant_infos: dict[str, VariantInfo] = field(default_factory=dict)
+    stored_clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stored_variants: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: features, verdicts and descriptions, computed once per point
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    # ----------------------------------------------------------------------------------- attributes
+
+    def cluster_attrs(self, name: str) -> dict[str, Any]:
+        """As stored with the runs (what was measured), else as the experiment describes the cluster."""
+        if name in self.stored_clusters:
+            return self.stored_clusters[name]
+        info = self.cluster_infos.get(name)
+        return info.attributes() if info else {}
+
+    def variant_attrs(self, app: str, name: str) -> dict[str, Any]:
+        if (app, name) in self.stored_variants:
+            return self.stored_variants[(app, name)]
+        info = self.variant_infos.get(name)
+        return dict(info.attributes) if info and info.app == app else {}
+
+    def clusters(self) -> list[str]:
+        return sorted(set(self.stored_clusters) | set(self.cluster_infos))
+
+    # ------------------------------------------------------------------------------------- features
+
+    def features(self, context: Context, choice: Choice) -> Features:
+        return {**self._context_features(context), **self._choice_features(context.cluster, choice)}
+
+    def context_features(self, context: Context) -> Features:
+        return self._context_features(context)
+
+    def _context_features(self, context: Context) -> Features:
+        key = ("ctx", context)
+        if key not in self._cache:
+            self._cache[key] = context_features(app=context.app, workload=context.workload,
+                                                params=context.parameters(),
+                                                cluster=self.cluster_attrs(context.cluster))
+        return self._cache[key]
+
+    def _choice_features(self, cluster: str, choice: Choice) -> Features:
+        key = ("choice", cluster, choice)
+        if key not in self._cache:
+            self._cache[key] = choice_features(app=choice.app, cluster=self.cluster_attrs(cluster),
+                                               variant=self.variant_attrs(choice.app, choice.variant),
+                                               launch=choice.options())
+        return self._cache[key]
+
+    def describe(self, group: str, context: Context, choice: Choice) -> str:
+        key = ("describe", group, context.cluster if group == "cpu" else None, choice.variant, choice.launch)
+        if key not in self._cache:
+            self._cache[key] = describe(group, app=choice.app, cluster=self.cluster_attrs(context.cluster),
+                                        variant=self.variant_attrs(choice.app, choice.variant),
+                                        launch=choice.options())
+        return self._cache[key]
+
+    # ---------------------------------------------------------------------------------- hard rules
+
+    def rule(self, context: Context, choice: Choice) -> str | None:
+        """Why the hard rules say this choice cannot run in this context, or None when it can."""
+        key = ("rule", context, choice)
+        if key not in self._cache:
+            self._cache[key] = self._rule(context, choice)
+        return self._cache[key]
+
+    def _rule(self, context: Context, choice: Choice) -> str | None:
+        try:
+            options = Options.model_validate({**choice.options(), **context.parameters()})
+        except ValidationError as err:
+            return f"options {choice.launch} are not valid launch options ({err.errors()[0]['msg']})"
+        workload, executable = self._workload(context)
+        cluster = self.cluster_infos.get(context.cluster) or self._stand_in_cluster(context.cluster, choice)
+        variant = self._known_variant(choice) or VariantInfo(
+            choice.variant, "container", choice.app, self.variant_attrs(choice.app, choice.variant),
+            image=f"docker://{choice.variant}")
+        if workload is None or not self._known(context, choice):
+            requires = workload.requires if workload is not None else ()
+            workload = Workload(requires=requires, native=_ANY_SOURCE, container=_ANY_SOURCE)
+        return compat.check(cluster, variant, context.workload, workload, options, executable)
+
+    def _workload(self, context: Context) -> tuple[Workload | None, str]:
+        app = self.exp.apps.get(context.app) if self.exp else None
+        if app is None:
+            return None, "lmp"
+        return app.workloads.get(context.workload), app.executable
+
+    def _known_variant(self, choice: Choice) -> VariantInfo | None:
+        info = self.variant_infos.get(choice.variant)
+        return info if info is not None and info.app == choice.app else None
+
+    def _known(self, context: Context, choice: Choice) -> bool:
+        """The experiment declares this cluster, variant and workload: its rules and command apply."""
+        workload, _ = self._workload(context)
+        return workload is not None and context.cluster in self.cluster_infos and \
+            self._known_variant(choice) is not None
+
+    def _stand_in_cluster(self, name: str, choice: Choice) -> ClusterInfo:
+        attrs = self.cluster_attrs(name)
+        micro = archs.normalize(attrs.get("microarchitecture"))
+        family = archs.family(micro) or _PLATFORM_FAMILY.get(str(attrs.get("arch")), attrs.get("arch"))
+        if not family:  # nothing known contradicts the build: let the architecture rule pass
+            family = archs.family(self.variant_attrs(choice.app, choice.variant).get("io.archspec.cpu.target"))
+        nodes = int(attrs.get("nodes") or 1)
+        # unknown core counts set no limit: the resources rule only excludes what it can know
+        cores = int(attrs.get("cores_per_node") or 1_000_000)
+        return ClusterInfo(name, str(attrs.get("kind") or "imported"), family or "", micro, nodes, cores,
+                           int(attrs.get("gpus_per_node") or 0), attrs.get("instance_type"),
+                           container_runtime="imported")
+
+    # ------------------------------------------------------------------------------------- commands
+
+    def command(self, context: Context, choice: Choice) -> str | None:
+        """The exact launch command on this cluster, or None when the experiment does not declare the point."""
+        if self.exp is None or not self._known(context, choice):
+            return None
+        launch = choice.options()
+        params = context.parameters()
+        try:
+            options = Options.model_validate(launch)
+        except ValidationError:
+            return None
+        key = {"cluster": context.cluster, "app": context.app, "workload": context.workload,
+               "variant": choice.variant, "options": canonical_options(options, params)}
+        run = Run(stable_id({**key, "repeat": 0}), stable_id(key), "recommend", context.cluster, context.app,
+                  context.workload, choice.variant, options, params, 0, 0.0)
+        try:
+            return render(run, self.cluster_infos[context.cluster], self.variant_infos[choice.variant],
+                          self.exp.apps[context.app]).shell()
+        except (AssertionError, KeyError):  # e.g. a native variant on a workload without a native input
+            return None
+
+    # ------------------------------------------------------------------------------ experiment points
+
+    def experiment_points(self, app: str) -> tuple[list[Context], list[Choice]]:
+        """Contexts and choices the experiment's sweeps declare for an app (excluded points included)."""
+        if self.exp is None or app not in self.exp.apps:
+            return [], []
+        plan = expand(self.exp, self.cluster_infos, self.variant_infos)
+        contexts: dict[Context, None] = {}
+        choices: dict[Choice, None] = {}
+        for run in plan.runs:
+            if run.app == app:
+                contexts[Context(run.cluster, app, run.workload, canonical(run.parameters))] = None
+                choices[Choice(app, run.variant, _launch_text(run.options))] = None
+        workloads = self.exp.apps[app].workloads
+        for point in plan.excluded:
+            if point.app != app:
+                continue
+            try:
+                options = Options.model_validate(point.options)
+            except ValidationError:
+                continue
+            defaults = workloads[point.workload].parameters
+            params = {**defaults, **{k: v for k, v in options.parameters.items() if k in defaults}}
+            contexts[Context(point.cluster, app, point.workload, canonical(params))] = None
+            choices[Choice(app, point.variant, _launch_text(options))] = None
+        return list(contexts), list(choices)
+
+    def workloads(self, app: str) -> list[str]:
+        if self.exp is None or app not in self.exp.apps:
+            return []
+        return list(self.exp.apps[app].workloads)
+
+    def default_params(self, app: str, workload: str) -> str | None:
+        if self.exp is None or app not in self.exp.apps or workload not in self.exp.apps[app].workloads:
+            return None
+        return canonical(dict(self.exp.apps[app].workloads[workload].parameters))
+
+
+def _launch_text(options: Options) -> str:
+    """Launch options as the store keeps them: without defaults and without workload parameters."""
+    return canonical(canonical_options(options, {}))
+
+
+def build(exp: Experiment | None, stored_clusters: dict[str, dict[str, Any]],
+          stored_variants: dict[tuple[str, str], dict[str, Any]]) -> Catalog:
+    from planner.clusters import cluster_infos
+    from planner.variants import variant_infos
+
+    if exp is None:
+        return Catalog(None, {}, {}, stored_clusters, stored_variants)
+    return Catalog(exp, cluster_infos(exp), variant_infos(exp), stored_clusters, stored_variants)
+
+
+def universe(contexts: Iterable[Context], choices: Iterable[Choice]) -> list[tuple[Context, Choice]]:
+    """Every choice of an app in every context of the same app."""
+    by_app: dict[str, list[Choice]] = {}
+    for choice in choices:
+        by_app.setdefault(choice.app, []).append(choice)
+    return [(context, choice) for context in contexts for choice in by_app.get(context.app, [])]
