@@ -79,24 +79,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _print_plan(rows: list[dict[str, Any]], excluded: list[dict[str, Any]], ws: Any, cluster: str) -> None:
+    """One entry per configuration (repeats folded) with its command; exclusions grouped by reason."""
     console = _console()
-    table = Table(title=f"Plan on {cluster}: {len(rows)} runs ({sum(r['stored'] for r in rows)} stored)")
-    for column in ("workload", "variant", "options", "rep", "stored", "command"):
-        table.add_column(column, overflow="fold")
+    stored = sum(r["stored"] for r in rows)
+    console.print(f"[bold]Plan on {cluster}[/]: {len(rows)} runs ({stored} stored), {len(excluded)} points excluded")
+    configs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        table.add_row(row["workload"], row["variant"], options_label(row["options"]), str(row["repeat"]),
-                      "yes" if row["stored"] else "", row["command"])
-    console.print(table)
+        configs.setdefault((row["workload"], row["variant"], options_label(row["options"])), []).append(row)
+    for (workload, variant, options), group in configs.items():
+        done = sum(r["stored"] for r in group)
+        console.print(f"  [cyan]{workload}[/] {variant}  {options}  "
+                      f"[dim]x{len(group)} repeats, {done} stored[/]", soft_wrap=True)
+        console.print(f"    $ {group[0]['command']}", soft_wrap=True, markup=False)
     if excluded:
-        table = Table(title=f"Excluded on {cluster}: {len(excluded)} points")
-        for column in ("workload", "variant", "options", "reason"):
-            table.add_column(column, overflow="fold")
+        console.print(f"[bold]Excluded on {cluster}[/]:")
+        reasons: dict[tuple[str, str], list[str]] = {}
         for row in excluded:
-            table.add_row(row["workload"], row["variant"], options_label(row["options"]),
-                          f"{row['reason']}: {row['detail']}")
-        console.print(table)
+            reasons.setdefault((row["variant"], row["detail"]), []).append(row["workload"])
+        for (variant, detail), workloads in reasons.items():
+            console.print(f"  {variant}: {detail} [dim]({len(workloads)} points: "
+                          f"{', '.join(sorted(set(workloads)))})[/]", soft_wrap=True)
     pending = [name for name, v in ws.variants.items() if v.kind == "native" and not v.installed]
-    if pending and cluster == DEFAULT_CLUSTER:
+    if pending and ws.clusters[cluster].kind == "local":
         console.print(f"[yellow]not installed yet[/]: {', '.join(pending)} (sweep installs them; their LAMMPS "
                       "packages are checked once installed)")
 

@@ -163,6 +163,9 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
                         if why is not None:
                             plan.excluded.append(Excluded(*common, dict(point), "incompatible", why))
                             continue
+                        source = workload.native if variant.kind == "native" else workload.container
+                        if source is not None and source.uses is not None:  # what the input cannot take
+                            parameters = {k: v for k, v in parameters.items() if k in source.uses}
                         key = {"cluster": cluster_name, "app": sweep.app, "workload": workload_name,
                                "variant": variant_name, "options": canonical_options(options, parameters)}
                         config_id = stable_id(key)
