@@ -136,6 +136,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             _print_plan(rows, excluded, ws, args.cluster)
             console.print(f"dry run: {sum(not r['stored'] for r in rows)} of {len(rows)} runs would execute")
         return 0
+    for name in args.variant:
+        if not any(run.variant == name for run in plan.runs):
+            why = next((x.detail for x in plan.excluded if x.variant == name), None) or _why_not(ws, args.cluster, name)
+            raise InputError(f"variant {name} cannot run on cluster {args.cluster}: {why}", field="--variant")
     if not plan.runs:
         raise InputError(f"nothing to run on {args.cluster}: every point is excluded (see `planner plan "
                          f"--cluster {args.cluster}`)", file=args.experiment)
@@ -172,6 +176,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             console.print(f"[red]error[/]: {failure}")
         return 1
     return 0
+
+
+def _why_not(ws: Any, cluster: str, variant: str) -> str:
+    """Why a variant no sweep pairs with this cluster could not run there anyway (or that no sweep pairs them)."""
+    from planner import compat
+    from planner.experiment import Options
+
+    app = ws.exp.apps[ws.exp.variants[variant].app]
+    for name, workload in app.workloads.items():
+        reason = compat.check(ws.clusters[cluster], ws.variants[variant], name, workload, Options(), app.executable)
+        if reason:
+            return reason
+    return "no sweep of the experiment pairs them"
 
 
 # --------------------------------------------------------------------------------------------- results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,12 @@ def test_container_variant_on_local_needs_a_runtime(ws: Workspace) -> None:
     with_runtime = dataclasses.replace(bare, container_runtime="/usr/bin/apptainer", arch="x86_64",
                                        microarchitecture="zen3")
     assert compat.check(with_runtime, variant, "reaxff", workload, Options()) is None
+
+
+def test_sweeping_a_variant_that_cannot_run_here_is_bad_input(tmp_path: Path) -> None:
+    from tests.conftest import planner
+
+    done = planner("sweep", "--variant", "mpich-ubuntu-22.04-arm64", "--store", str(tmp_path / "s.sqlite"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --variant: variant mpich-ubuntu-22.04-arm64 cannot run on cluster local: ")
+    assert not (tmp_path / "s.sqlite").exists()
