@@ -73,13 +73,14 @@ class SweepReport:
 
 
 def run_dir(store: Store, run_id: str) -> Path:
-    return store.path.parent / "runs" / run_id
+    """Each store keeps its runs beside it (results/planner.runs/<id>), so two stores never mix runs."""
+    return store.path.with_suffix(".runs") / run_id
 
 
 @contextlib.contextmanager
 def sweep_lock(store: Store) -> Iterator[None]:
     """One sweep per store: the lock is released by the kernel even when the planner is killed."""
-    path = store.path.parent / ".sweep.lock"
+    path = store.path.with_suffix(".lock")
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -188,7 +189,7 @@ def run_items(ws: Workspace, store: Store, runs: list[Run], stop_file: Path) -> 
 def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, report: SweepReport) -> None:
     """Hand the runs to playbooks/sweep.yml; store each one as its loop item finishes."""
     by_id = {run.id: run for run in runs}
-    stop_file = store.path.parent / ".sweep.stop"
+    stop_file = store.path.with_suffix(".stop")
     stop_file.unlink(missing_ok=True)
     items = run_items(ws, store, runs, stop_file)
     launches = {run.id: ws.launch(run) for run in runs}
