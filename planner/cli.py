@@ -58,12 +58,8 @@ def _plan_rows(ws: Any, plan: Any, stored: set[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    from planner.sweep import Workspace, prepare
-
-    exp = load_experiment(args.experiment)
-    ws = Workspace.load(exp)
-    plan, _ = prepare(ws, args.cluster, args.workload, args.variant, None, _console(), install=False)
+def show_plan(args: argparse.Namespace, ws: Any, plan: Any) -> list[dict[str, Any]]:
+    """Print the plan (JSON or text) with what the store already holds; returns its rows."""
     stored: set[str] = set()
     if store_path(args).exists():
         with Store(store_path(args)) as store:
@@ -73,8 +69,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
                  "reason": x.reason, "detail": x.detail} for x in plan.excluded]
     if args.json:
         print(json.dumps({"runs": rows, "excluded": excluded}, indent=2))
-        return 0
-    _print_plan(rows, excluded, ws, args.cluster)
+    else:
+        _print_plan(rows, excluded, ws, args.cluster)
+    return rows
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from planner.sweep import Workspace, prepare
+
+    ws = Workspace.load(load_experiment(args.experiment))
+    plan, _ = prepare(ws, args.cluster, args.workload, args.variant, None, _console(), install=False)
+    show_plan(args, ws, plan)
     return 0
 
 
@@ -123,17 +128,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                     install=not args.dry_run)
     report = SweepReport(planned=len(plan.runs), install_seconds=install_seconds)
     if args.dry_run:
-        stored = set()
-        if store_path(args).exists():
-            with Store(store_path(args)) as store:
-                stored = store.ids(run.id for run in plan.runs)
-        rows = _plan_rows(ws, plan, stored)
-        excluded = [{"cluster": x.cluster, "workload": x.workload, "variant": x.variant, "options": x.options,
-                     "reason": x.reason, "detail": x.detail} for x in plan.excluded]
-        if args.json:
-            print(json.dumps({"runs": rows, "excluded": excluded}, indent=2))
-        else:
-            _print_plan(rows, excluded, ws, args.cluster)
+        rows = show_plan(args, ws, plan)
+        if not args.json:
             console.print(f"dry run: {sum(not r['stored'] for r in rows)} of {len(rows)} runs would execute")
         return 0
     for name in args.variant:
