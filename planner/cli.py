@@ -123,7 +123,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if cluster is not None and cluster.kind != "local" and not args.dry_run:
         from planner import cloud
 
-        cloud.require_up(args.cluster, cloud.state_dir())
+        cloud.require_up(args.cluster)
     plan, install_seconds = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console,
                                     install=not args.dry_run)
     report = SweepReport(planned=len(plan.runs), install_seconds=install_seconds)
