@@ -305,7 +305,9 @@ def describe(group: str, *, app: str, cluster: Mapping[str, Any], variant: Mappi
         host = _host_target(cluster)
         if target and host:
             distance = archs.distance(host, target)
-            relation = "exact" if distance == 0 else "cannot run" if distance == -1 else f"{distance} generation{'s' if distance != 1 else ''} older"
+            plural = "s" if distance != 1 else ""
+            relation = "exact" if distance == 0 else "cannot run" if distance == -1 else \
+                f"{distance} generation{plural} older"
             return f"built for {target} on {host} ({relation})"
         return f"built for {target or 'an unknown target'}"
     if group == "mpi":
@@ -317,10 +319,12 @@ def describe(group: str, *, app: str, cluster: Mapping[str, Any], variant: Mappi
     if group == "version":
         return f"{app} {variant.get(f'{app}.version', '?')}"
     if group == "packages":
-        return f"packages {variant.get(f'{app}.packages', '?')}"
+        packages = str(variant.get(f"{app}.packages", "")).split()
+        return f"{len(packages)} {app} packages" if len(packages) > 4 else f"packages {' '.join(packages) or '?'}"
     if group == "ranks":
         nodes, tasks, threads = launch.get("nodes", 1), launch.get("tasks", 1), launch.get("threads", 1)
-        return f"{tasks} ranks x {threads} threads on {nodes} node{'s' if nodes != 1 else ''}"
+        return f"{tasks} ranks x {threads} threads on {nodes} node{'s' if nodes != 1 else ''}".replace(
+            "x 1 threads", "x 1 thread").replace("1 ranks", "1 rank")
     if group == "affinity":
         return f"affinity {launch.get('affinity', 'default')}"
     if group == "suffix":

@@ -1,0 +1,355 @@
+"""Recommend: which variant, launched how, for one app and workload on a cluster; measured first, then predicted.
+
+Every choice known for the app (stored, or declared by the experiment's sweeps) is a candidate in the
+asked context (cluster, workload and its parameters). A candidate is left out when the hard rules
+(`planner.compat.check`) exclude it, when it failed every time it was measured here, or when the
+classifier gives it less than `model.P_OK` of succeeding. What remains is ranked: choices measured
+in this context by their measured median (first-hand), then the others by the model's prediction.
+Each row carries the exact launch command (`planner.launch.render`), when the experiment declares
+the point, and a one-line why: the attributes whose candidates do best here, as a factor over the
+average candidate.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from planner import dataset, model
+from planner.candidates import Catalog
+from planner.dataset import Choice, Context, Measured
+from planner.errors import InputError
+from planner.features import CHOICE_GROUPS
+from planner.store import Store
+
+#: A prediction whose 80% interval spans more than this factor is flagged as low confidence.
+WIDE_INTERVAL = 2.0
+#: Below this probability of success a prediction is flagged as low confidence.
+SURE_OK = 0.8
+
+
+@dataclass
+class Request:
+    app: str
+    workload: str
+    cluster: str | None = None
+    top: int = 5
+    metric: str | None = None
+    goal: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Candidate:
+    context: Context
+    choice: Choice
+    measured: Measured | None = None
+    p_ok: float | None = None
+    mid: float | None = None  # predicted log FOM
+    low: float | None = None
+    high: float | None = None
+    known_level: bool = True
+    excluded: str | None = None  # rules | measured | classifier
+    reason: str | None = None
+
+    @property
+    def tier(self) -> int:
+        return 0 if self.measured is not None and self.measured.values else 1
+
+    @property
+    def log_value(self) -> float:
+        if self.tier == 0:
+            assert self.measured is not None and self.measured.median is not None
+            return math.log(self.measured.median)
+        return self.mid if self.mid is not None else -math.inf
+
+
+def validate(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Request) -> None:
+    """Unknown names and an empty store are bad input: exit 2 listing what is known."""
+    dataset.require_runs(db, path)
+    apps = sorted(set(dataset.distinct(db, "app")) | (set(catalog.exp.apps) if catalog.exp else set()))
+    if request.app not in apps:
+        raise InputError(f"unknown app {request.app!r}; known: {', '.join(apps)}", field="APP")
+    workloads = sorted(set(dataset.distinct(db, "workload", app=request.app)) | set(catalog.workloads(request.app)))
+    if request.workload not in workloads:
+        raise InputError(f"unknown workload {request.workload!r} of {request.app}; known: {', '.join(workloads)}",
+                         field="WORKLOAD")
+    clusters = catalog.clusters()
+    if request.cluster is not None and request.cluster not in clusters:
+        raise InputError(f"unknown cluster {request.cluster!r}; known: {', '.join(clusters)}", field="--cluster")
+    dataset.require_runs(db, path, request.app)
+
+
+def metric_of(db: sqlite3.Connection, app: str, metric: str | None) -> str:
+    from planner.summary import DEFAULT_METRIC
+
+    wanted = metric or DEFAULT_METRIC
+    if not dataset.has_metric(db, wanted, app):
+        known = dataset.metrics(db, app)
+        raise InputError(f"no stored run of {app} measured {wanted!r}; measured: {', '.join(known) or 'none'}",
+                         field="--metric")
+    return wanted
+
+
+def recommend(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Request) -> dict[str, Any]:
+    validate(db, path, catalog, request)
+    metric = metric_of(db, request.app, request.metric)
+    goal = request.goal or model.goal_of(metric)
+    sign = 1.0 if goal == "max" else -1.0
+    notes: list[str] = []
+    catalog.stored_variants.update(dataset.choices_of(db, request.app)[1])
+    catalog.stored_clusters.update(dataset.cluster_attributes(db))
+    contexts, params_note = _contexts(db, catalog, request)
+    if params_note:
+        notes.append(params_note)
+    stored_choices, _ = dataset.choices_of(db, request.app)
+    choices = list(dict.fromkeys(stored_choices + catalog.experiment_points(request.app)[1]))
+    candidates = _measure(db, request, metric, contexts, choices)
+    bundle = _predict(db, path, catalog, metric, candidates, notes)
+    ranked = _rank(catalog, candidates, sign)
+    variant_runs = dataset.counts_by(db, "variant", app=request.app)
+    rows = [_row(i + 1, c, ranked, catalog, sign, bundle, variant_runs) for i, c in enumerate(ranked[:request.top])]
+    if ranked and ranked[0].tier == 1:
+        notes.append("nothing was measured for this workload on this cluster: the ranking is the model's")
+    excluded = [c for c in candidates if c.excluded]
+    return {"app": request.app, "workload": request.workload, "cluster": request.cluster,
+            "params": contexts[0].parameters() if contexts else {}, "metric": metric, "goal": goal,
+            "model": _model_info(bundle), "candidates": len(candidates), "ranked": len(ranked),
+            "recommendations": rows,
+            "excluded": [{"cluster": c.context.cluster, "variant": c.choice.variant, "options": c.choice.options(),
+                          "by": c.excluded, "reason": c.reason} for c in excluded],
+            "notes": notes}
+
+
+def _contexts(db: sqlite3.Connection, catalog: Catalog, request: Request) -> tuple[list[Context], str | None]:
+    """The asked clusters x the workload at one set of parameters (the experiment's defaults unless asked)."""
+    stored = dataset.contexts_of(db, request.app, request.workload)
+    declared = [c for c in catalog.experiment_points(request.app)[0] if c.workload == request.workload]
+    runs_per_params: dict[str, int] = {}
+    for context in stored:
+        runs_per_params[context.params] = runs_per_params.get(context.params, 0) + 1
+    for context in declared:
+        runs_per_params.setdefault(context.params, 0)
+    options = list(runs_per_params)
+    if request.params:
+        options = [p for p in options if all(str(Context("", "", "", p).parameters().get(k)) == v
+                                              for k, v in request.params.items())]
+        if not options:
+            known = "; ".join(_params_label(p) for p in runs_per_params)
+            raise InputError(f"no {request.workload} run or sweep has parameters {request.params}; known: {known}",
+                             field="--param")
+    default = catalog.default_params(request.app, request.workload)
+    chosen = default if default in options else max(options, key=lambda p: runs_per_params[p])
+    clusters = [request.cluster] if request.cluster else catalog.clusters()
+    others = [p for p in runs_per_params if p != chosen]
+    note = (f"parameters {_params_label(chosen)}; also known: " + "; ".join(_params_label(p) for p in others) +
+            " (choose with --param NAME=VALUE)") if others else None
+    return [Context(cluster, request.app, request.workload, chosen) for cluster in clusters], note
+
+
+def _params_label(params: str) -> str:
+    values = Context("", "", "", params).parameters()
+    return " ".join(f"{k}={v}" for k, v in sorted(values.items())) or "(none)"
+
+
+def _measure(db: sqlite3.Connection, request: Request, metric: str, contexts: list[Context],
+             choices: list[Choice]) -> list[Candidate]:
+    runs = dataset.read(db, [metric], app=request.app, workload=request.workload, cluster=request.cluster)
+    measured = {(runs.contexts[c], runs.choices[k]): m for (c, k), m in runs.measured(metric).items()}
+    return [Candidate(context, choice, measured.get((context, choice))) for context in contexts for choice in choices]
+
+
+def _predict(db: sqlite3.Connection, path: Path, catalog: Catalog, metric: str, candidates: list[Candidate],
+             notes: list[str]) -> model.Bundle | None:
+    """Hard rules, then the model's predictions: from the fitted table, or the models for points it lacks."""
+    for candidate in candidates:
+        reason = catalog.rule(candidate.context, candidate.choice)
+        if reason is not None:
+            candidate.excluded, candidate.reason = "rules", reason
+        elif candidate.measured is not None and candidate.measured.failed:
+            candidate.excluded, candidate.reason = "measured", \
+                f"failed every time it ran here ({candidate.measured.reason()})"
+    open_points = [c for c in candidates if c.excluded is None]
+    bundle = model.ensure(db, path, catalog, metric, notes)
+    with Store(path, create=False) as store:
+        bundle.meta["stale"] = bundle.meta.get("fingerprint") != store.fingerprint()
+    if metric not in bundle.meta.get("metrics", {}):
+        notes.append(f"too few successful runs measured {metric} to fit a model: measured results only")
+        return bundle
+    assert bundle.table is not None
+    table = bundle.table
+    index = table.lookup({c.context for c in open_points})
+    missing = [c for c in open_points if (c.context, c.choice) not in index]
+    extra = _predict_with_models(bundle, catalog, metric, missing) if missing else {}
+    if missing:
+        notes.append(f"{len(missing)} candidate(s) were not known when the model was fitted: predicted now")
+    residuals = tuple(bundle.meta["metrics"][metric]["residuals"])
+    level_error = bundle.meta["metrics"][metric]["level_error"]
+    for candidate in open_points:
+        key = (candidate.context, candidate.choice)
+        if key in index:
+            i = index[key]
+            p_ok, mid = float(table.p_ok[i]), float(table.mid[metric][i])
+            known = bool(table.known[metric][table.ctx[i]])
+        else:
+            p_ok, mid, known = extra[key]
+        candidate.p_ok, candidate.mid, candidate.known_level = p_ok, mid, known
+        low, high = model.interval(residuals, level_error, mid, known)  # type: ignore[arg-type]
+        candidate.low, candidate.high = float(low), float(high)
+        if candidate.tier == 1 and p_ok < model.P_OK:
+            candidate.excluded, candidate.reason = "classifier", f"predicted to fail (P(success) = {p_ok:.2f})"
+    return bundle
+
+
+def _predict_with_models(bundle: model.Bundle, catalog: Catalog, metric: str, missing: list[Candidate]) -> dict[
+        tuple[Context, Choice], tuple[float, float, bool]]:
+    points = [(c.context, c.choice) for c in missing]
+    table = model.predict_points(model.load_models(bundle.directory, bundle.meta), catalog, points)
+    return {key: (float(table.p_ok[i]), float(table.mid[metric][i]), bool(table.known[metric][table.ctx[i]]))
+            for i, key in enumerate(points)}
+
+
+def _rank(catalog: Catalog, candidates: list[Candidate], sign: float) -> list[Candidate]:
+    open_points = [c for c in candidates if c.excluded is None and (c.tier == 0 or c.mid is not None)]
+    return sorted(open_points, key=lambda c: (c.tier, -sign * c.log_value, c.choice.variant, c.choice.launch))
+
+
+def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float,
+         bundle: model.Bundle | None, variant_runs: dict[str, int]) -> dict[str, Any]:
+    measured = candidate.measured
+    row: dict[str, Any] = {
+        "rank": rank, "cluster": candidate.context.cluster, "variant": candidate.choice.variant,
+        "options": candidate.choice.options(), "source": "measured" if candidate.tier == 0 else "predicted",
+        "measured": None, "predicted": None,
+        "p_success": None if candidate.p_ok is None else round(candidate.p_ok, 3)}
+    if measured is not None and measured.values:
+        row["measured"] = {"median": measured.median, "min": min(measured.values), "max": max(measured.values),
+                           "runs": measured.runs, "ok": measured.ok}
+    if candidate.mid is not None:
+        row["predicted"] = {"value": math.exp(candidate.mid), "low": math.exp(candidate.low or candidate.mid),
+                            "high": math.exp(candidate.high or candidate.mid)}
+    command = catalog.command(candidate.context, candidate.choice)
+    row["command"] = command
+    if command is None:
+        row["command_note"] = "unavailable: the experiment does not declare this cluster, variant and workload"
+    doubts = _doubts(candidate, variant_runs, bundle)
+    row["confidence"] = "low" if doubts else "high"
+    row["low_confidence_because"] = doubts
+    row["why"] = _why(candidate, ranked, catalog, sign)
+    return row
+
+
+def _doubts(candidate: Candidate, variant_runs: dict[str, int], bundle: model.Bundle | None) -> list[str]:
+    doubts = []
+    measured = candidate.measured
+    if candidate.tier == 0:
+        assert measured is not None
+        if measured.ok == 1:
+            doubts.append("a single run")
+        if measured.ok < measured.runs:
+            doubts.append(f"{measured.runs - measured.ok} of {measured.runs} runs failed")
+        return doubts
+    if not candidate.known_level:
+        doubts.append("nothing measured for this workload on this cluster")
+    if not variant_runs.get(candidate.choice.variant):
+        doubts.append("variant never measured anywhere")
+    if candidate.low is not None and candidate.high is not None and \
+            math.exp(candidate.high - candidate.low) > WIDE_INTERVAL:
+        doubts.append(f"wide interval (x{math.exp(candidate.high - candidate.low):.1f})")
+    if candidate.p_ok is not None and candidate.p_ok < SURE_OK:
+        doubts.append(f"success uncertain (P = {candidate.p_ok:.2f})")
+    if bundle is not None and bundle.meta.get("stale"):
+        doubts.append("model older than the store")
+    return doubts
+
+
+def _why(candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float) -> str:
+    """The attributes whose candidates do best here: mean of those sharing it over the mean of all."""
+    values = np.array([c.log_value for c in ranked])
+    average = float(values.mean())
+    clusters = {c.context.cluster for c in ranked}
+    effects = []
+    groups = (["cluster"] if len(clusters) > 1 else []) + list(CHOICE_GROUPS)
+    for group in groups:
+        label = _label(catalog, group, candidate)
+        same = np.array([_label(catalog, group, other) == label for other in ranked])
+        if same.all():
+            continue
+        effect = sign * (float(values[same].mean()) - average)
+        if effect > math.log(1.02):
+            effects.append((effect, label))
+    effects.sort(reverse=True)
+    if candidate.tier == 0:
+        assert candidate.measured is not None
+        head = f"measured median of {len(candidate.measured.values)} run(s)"
+    else:
+        head = "predicted from attributes"
+    if not effects:
+        return f"{head}; no attribute stands out among the {len(ranked)} candidates"
+    parts = ", ".join(f"{label} {_percent(effect)}" for effect, label in effects[:3])
+    return f"{head}; {parts} (candidates with it vs all {len(ranked)})"
+
+
+def _label(catalog: Catalog, group: str, candidate: Candidate) -> str:
+    if group == "cluster":
+        return f"cluster {candidate.context.cluster}"
+    return catalog.describe(group, candidate.context, candidate.choice)
+
+
+def _percent(effect: float) -> str:
+    return f"+{(math.exp(effect) - 1) * 100:.0f}%"
+
+
+def _model_info(bundle: model.Bundle | None) -> dict[str, Any] | None:
+    if bundle is None:
+        return None
+    return {"directory": str(bundle.directory), "fitted_on_runs": bundle.meta.get("runs"),
+            "stale": bundle.meta["stale"]}
+
+
+# ----------------------------------------------------------------------------------------------- text
+
+
+def render_text(result: dict[str, Any]) -> str:
+    goal = "higher" if result["goal"] == "max" else "lower"
+    where = f"on {result['cluster']}" if result["cluster"] else "on every known cluster"
+    lines = [f"{result['app']} {result['workload']} {where} ({_params(result['params'])}): "
+             f"{result['metric']}, {goal} is better"]
+    if result["model"] and result["model"]["stale"]:
+        lines.append(f"note: the model was fitted on {result['model']['fitted_on_runs']} runs and the store has "
+                     "changed since; measured values are current (`python -m planner fit` refreshes predictions)")
+    for note in result["notes"]:
+        lines.append(f"note: {note}")
+    if not result["recommendations"]:
+        lines.append("no candidate can run here (see the left-out points below)")
+    for row in result["recommendations"]:
+        options = " ".join(f"{k}={v}" for k, v in sorted(row["options"].items())) or "(default options)"
+        cluster = f"[{row['cluster']}] " if not result["cluster"] else ""
+        if row["measured"]:
+            m = row["measured"]
+            value = f"measured {m['median']:.4g} (n={m['ok']}, {m['min']:.4g}..{m['max']:.4g})"
+        else:
+            p = row["predicted"]
+            value = f"predicted {p['value']:.4g} ({p['low']:.4g}..{p['high']:.4g})"
+        lines.append(f"{row['rank']:>2}. {cluster}{row['variant']}  {options}")
+        lines.append(f"    {value}" + ("" if row["confidence"] == "high" else
+                                        f"  LOW CONFIDENCE: {', '.join(row['low_confidence_because'])}"))
+        lines.append(f"    $ {row['command']}" if row["command"] else f"    command {row['command_note']}")
+        lines.append(f"    why: {row['why']}")
+    if result["excluded"]:
+        by: dict[str, list[dict[str, Any]]] = {}
+        for item in result["excluded"]:
+            by.setdefault(item["by"], []).append(item)
+        parts = [f"{len(items)} by {name} (e.g. {items[0]['variant']}: {items[0]['reason']})"
+                 for name, items in by.items()]
+        lines.append(f"left out: {'; '.join(parts)}")
+    return "\n".join(lines)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(params.items())) or "no parameters"
