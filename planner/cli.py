@@ -303,12 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON: one object per file {file, status, reason, foms}")
     p.set_defaults(func=cmd_parse_log)
 
-    try:
-        from planner import cli_learn
-    except ImportError:  # the learning commands are optional until their module lands
-        cli_learn = None  # type: ignore[assignment]
-    if cli_learn is not None:
-        cli_learn.add_commands(sub)
+    from planner import cli_learn  # imports this module's argument helpers
+
+    cli_learn.add_commands(sub)
     return parser
 
 
