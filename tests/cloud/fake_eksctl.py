@@ -54,6 +54,11 @@ def fail(message: str) -> int:
     return 1
 
 
+def not_found(name: str) -> int:
+    return fail("unable to describe cluster control plane: ResourceNotFoundException: "
+                f"No cluster found for name: {name}.")
+
+
 def clients(region: str):
     import boto3
 
@@ -77,11 +82,13 @@ def create(config_file: str) -> int:
         if not set(group_zones) <= set(zones):
             return fail(f"node group {group['name']}: zones {group_zones} are not among {zones}")
         eks.create_nodegroup(clusterName=meta["name"], nodegroupName=group["name"], nodeRole=ACCOUNT_ROLE,
-                             subnets=[f"subnet-{zone}" for zone in group_zones], instanceTypes=[group["instanceType"]],
+                             subnets=[f"subnet-{zone}" for zone in group_zones],
+                             instanceTypes=[group["instanceType"]],
                              diskSize=group.get("volumeSize", 80), labels=group.get("labels", {}),
                              scalingConfig={"minSize": group["minSize"], "maxSize": group["maxSize"],
                                             "desiredSize": group["desiredCapacity"]})
-        tags = [{"Key": "eks:cluster-name", "Value": meta["name"]}, {"Key": "eks:nodegroup-name", "Value": group["name"]}]
+        tags = [{"Key": "eks:cluster-name", "Value": meta["name"]},
+                {"Key": "eks:nodegroup-name", "Value": group["name"]}]
         ec2.run_instances(ImageId=image, InstanceType=group["instanceType"], MinCount=group["desiredCapacity"],
                           MaxCount=group["desiredCapacity"], Placement={"AvailabilityZone": group_zones[0]},
                           TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
@@ -96,7 +103,7 @@ def write_kubeconfig(name: str, region: str, path: str) -> int:
     try:
         cluster = eks.describe_cluster(name=name)["cluster"]
     except eks.exceptions.ResourceNotFoundException:
-        return fail(f"unable to describe cluster control plane: ResourceNotFoundException: No cluster found for name: {name}.")
+        return not_found(name)
     Path(path).write_text(
         "apiVersion: v1\nkind: Config\n"
         f"clusters:\n- cluster:\n    server: {cluster.get('endpoint', 'https://fake.eks')}\n  name: {name}\n"
@@ -111,7 +118,7 @@ def delete(name: str, region: str) -> int:
     try:
         eks.describe_cluster(name=name)
     except eks.exceptions.ResourceNotFoundException:
-        return fail(f"unable to describe cluster control plane: ResourceNotFoundException: No cluster found for name: {name}.")
+        return not_found(name)
     for group in eks.list_nodegroups(clusterName=name)["nodegroups"]:
         eks.delete_nodegroup(clusterName=name, nodegroupName=group)
     eks.delete_cluster(name=name)

@@ -107,15 +107,15 @@ cluster:
   type: dict
 """
 
-import re
+# Ansible modules put their documentation first, so the imports follow it.
+import contextlib  # noqa: E402
+import re  # noqa: E402
 
-try:
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+
+with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:  # handled by AnsibleAWSModule
-    pass
-
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 
 def quota_class(instance_type, vcpu_quotas):
@@ -217,7 +217,7 @@ def choose_zones(offered, zones, requested, excluded_ids):
     node_zone = candidates[0]
     # The control plane needs a second zone; prefer one that also offers the type (room to move nodes).
     others = candidates[1:] + [zone for zone in usable if zone not in candidates]
-    return node_zone, [node_zone] + others[:1]
+    return node_zone, [node_zone, *others[:1]]
 
 
 def main():

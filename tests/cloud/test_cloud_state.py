@@ -1,0 +1,69 @@
+"""planner/cloud.py: whether a cloud cluster is up, from the state file cluster.yml writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from planner import cloud
+from planner.errors import InputError
+
+STATE = {"name": "eks-arm64", "arch": "arm64", "instance_type": "hpc7g.16xlarge", "sif_dir": "/tmp/compat-lab/sif",
+         "lead_broker": {"pod": "compat-lab-0-x7k2p", "namespace": "compat-lab", "container": "compat-lab",
+                         "kubeconfig": "/s/clusters/eks-arm64.kubeconfig", "context": ""},
+         "flux": {"nodes": 2, "cores": 128, "gpus": 0, "env_script": "/mnt/flux/flux-view.sh"}}
+
+
+def write_state(state_dir: Path, name: str, content: str) -> Path:
+    path = state_dir / "clusters" / f"{name}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    return path
+
+
+def test_state_dir_follows_env_then_xdg_then_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("COMPAT_LAB_STATE_DIR", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cloud.default_state_dir() == tmp_path / "home" / ".local" / "state" / "compat-lab"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert cloud.default_state_dir() == tmp_path / "xdg" / "compat-lab"
+    monkeypatch.setenv("COMPAT_LAB_STATE_DIR", str(tmp_path / "explicit"))
+    assert cloud.default_state_dir() == tmp_path / "explicit"
+
+
+def test_a_cluster_with_a_state_file_is_up(tmp_path: Path) -> None:
+    path = write_state(tmp_path, "eks-arm64", json.dumps(STATE))
+    status = cloud.require_up("eks-arm64", tmp_path)
+    assert status["up"] is True and status["state_file"] == str(path)
+    assert status["lead_broker"]["pod"] == "compat-lab-0-x7k2p"
+    assert cloud.sweep_vars("eks-arm64", tmp_path) == {"minicluster_cluster_name": "eks-arm64",
+                                                       "minicluster_state_file": str(path)}
+
+
+def test_a_cluster_without_one_is_refused_with_the_command_that_brings_it_up(tmp_path: Path) -> None:
+    assert cloud.cluster_status("eks-amd64", tmp_path) == {
+        "name": "eks-amd64", "up": False, "state_file": str(tmp_path / "clusters" / "eks-amd64.json")}
+    with pytest.raises(InputError) as error:
+        cloud.require_up("eks-amd64", tmp_path)
+    assert str(error.value).startswith("cluster eks-amd64 is not up: run "
+                                       "`ansible-playbook playbooks/cluster.yml -e arch=amd64 -e confirm=true` first")
+
+
+def test_the_default_state_dir_is_used_without_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("COMPAT_LAB_STATE_DIR", str(tmp_path))
+    write_state(tmp_path, "eks-arm64", json.dumps(STATE))
+    assert cloud.cluster_status("eks-arm64")["up"] is True
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"name": "eks-arm64",\n  oops}', "eks-arm64.json:2: not JSON"),
+    (json.dumps({"name": "eks-arm64"}), "eks-arm64.json: lacks lead_broker, sif_dir"),
+    ("[]", "eks-arm64.json: lacks lead_broker, sif_dir"),
+])
+def test_an_unreadable_state_file_names_itself(tmp_path: Path, content: str, message: str) -> None:
+    write_state(tmp_path, "eks-arm64", content)
+    with pytest.raises(InputError, match=message):
+        cloud.cluster_status("eks-arm64", tmp_path)

@@ -1,0 +1,153 @@
+"""Runs on a MiniCluster, as roles/run_matrix executes them, with the planner's own rendered runs.
+
+Flux, Singularity and LAMMPS cannot run here: tests/cloud/fake_flux.py stands in for `flux`, `singularity`
+and `lmp` on the lead broker, which Ansible reaches with the local connection instead of
+kubernetes.core.kubectl. Everything else is real: the planner renders the runs (planner.sweep), the role
+sources the operator's environment script, pulls each image once on every node, runs each run through
+the shell executor (or execute_run.py) and keeps its log on the controller; the fakes log the exact
+argument lists they receive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from planner.experiment import load_experiment
+from planner.runner import PlaybookRequest, run_playbook
+from planner.store import Store
+from planner.sweep import Workspace, prepare, run_items
+from tests.cloud.fake_flux import install
+from tests.conftest import REPO
+
+VARIANT = "mpich-ubuntu-22.04-arm64"
+IMAGE = "docker://ghcr.io/rse-ops/lammps-matrix:mpich-ubuntu-22.04-arm64"
+# The original experiment's command (DESIGN.md), with the image pulled to <sif_dir>/<image name>.sif.
+ORIGINAL = ("flux run -N {nodes} -n {tasks} -o cpu-affinity=per-task singularity exec --pwd "
+            "/opt/lammps/examples/reaxff/HNS {sif} lmp -v x 1 -v y 1 -v z 1 -in in.reaxc.hns -nocite")
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    """A stand-in lead broker: fake commands, the operator's environment script, an inventory."""
+    install(tmp_path / "fakes")
+    env_script = tmp_path / "flux-view.sh"
+    env_script.write_text(f'export PATH="{tmp_path / "fakes"}:$PATH"\nfluxsocket=local://{tmp_path}/run/flux/local\n')
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"flux_lead_broker": {"hosts": {"eks-arm64-lead-broker": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    return tmp_path, env_script, inventory
+
+
+def planned_items(tmp_path: Path) -> list[dict]:
+    """The runs `python -m planner sweep --cluster eks-arm64` would hand over, for one variant at x=1."""
+    ws = Workspace.load(load_experiment(REPO / "experiments" / "lammps.yaml"))
+    ws.clusters["eks-arm64"] = dataclasses.replace(ws.clusters["eks-arm64"], sif_dir=str(tmp_path / "sif"))
+    plan, _ = prepare(ws, "eks-arm64", ["reaxff"], [VARIANT], 1, Console(quiet=True), install=False)
+    runs = [run for run in plan.runs if run.parameters.get("x") == 1]
+    return run_items(ws, Store(tmp_path / "results" / "planner.sqlite"), runs, tmp_path / "stop")
+
+
+@dataclasses.dataclass
+class Swept:
+    ok: bool
+    failures: list[str]
+    events: dict[str, dict]  # run id -> the item result the planner's event handler receives
+    calls: list[list[str]]  # what the fakes were called with
+
+
+def sweep(broker, items: list[dict], executor: str) -> Swept:
+    """Run the role through the planner's ansible-runner adapter, collecting the run events as it does."""
+    tmp_path, env_script, inventory = broker
+    log = tmp_path / "calls.jsonl"
+    log.unlink(missing_ok=True)
+    os.environ.update({"FAKE_FLUX_LOG": str(log), "FAKE_ROOT": str(tmp_path / "container")})
+    events: dict[str, dict] = {}
+
+    def on_item(task: str, res: dict) -> None:
+        if task == "flux | Execute run":
+            events[res["item"]["id"]] = res
+
+    extravars = {"run_matrix_runs": items, "run_matrix_launcher": "flux",
+                 "run_matrix_flux_env_script": str(env_script), "run_matrix_flux_work_dir": str(tmp_path / "pod"),
+                 "run_matrix_flux_executor": executor, "run_matrix_flux_python_command": sys.executable}
+    try:
+        result = run_playbook(PlaybookRequest("tests/cloud/flux_sweep.yml", str(inventory), extravars), on_item=on_item)
+    finally:
+        for key in ("FAKE_FLUX_LOG", "FAKE_ROOT"):
+            os.environ.pop(key, None)
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return Swept(result.ok, result.failures, events, calls)
+
+
+def reported(swept: Swept) -> dict[str, dict]:
+    """Each run's JSON line, as the planner parses it from the event's stdout."""
+    return {run_id: json.loads(res["stdout"].splitlines()[0]) for run_id, res in swept.events.items()}
+
+
+def test_planner_renders_the_original_experiment_for_1_and_2_nodes(tmp_path: Path) -> None:
+    items = planned_items(tmp_path)
+    sif = f"{tmp_path}/sif/lammps-matrix_{VARIANT}.sif"
+    assert [item["argv"] for item in items] == [
+        shlex.split(ORIGINAL.format(nodes=1, tasks=64, sif=sif)),
+        shlex.split(ORIGINAL.format(nodes=2, tasks=128, sif=sif)),
+    ]
+    assert {item["image"] for item in items} == {IMAGE}
+    assert {item["sif"] for item in items} == {sif}
+
+
+def test_runs_pull_once_per_node_execute_as_rendered_and_report_events(broker) -> None:
+    tmp_path = broker[0]
+    items = planned_items(tmp_path)
+    swept = sweep(broker, items, "sh")
+    assert swept.ok, swept.failures
+    sif = items[0]["sif"]
+    flux_calls = [call[1:] for call in swept.calls if call[0] == "flux"]
+    assert flux_calls[0] == ["exec", "-r", "all", "test", "-s", sif]
+    assert flux_calls[1][:4] == ["exec", "-r", "all", "sh"] and flux_calls[1][-2:] == [sif, IMAGE]
+    assert flux_calls[2:] == [item["argv"][1:] for item in items]
+    pulls = [call for call in swept.calls if call[:2] == ["singularity", "pull"]]
+    assert pulls == [["singularity", "pull", "--force", f"{sif}.part", IMAGE]], "one pull: the second node finds it"
+    results = reported(swept)
+    assert sorted(results) == sorted(item["id"] for item in items)
+    for item in items:
+        assert swept.events[item["id"]]["changed"] is True
+        result = results[item["id"]]
+        assert result["rc"] == 0 and result["timed_out"] is False
+        assert "Total wall time: 0:00:01" in result["output"]
+        assert f"on {item['argv'][5]} procs" in result["output"]
+        assert set(result) >= {"id", "rc", "timed_out", "wall", "user", "sys", "maxrss_kb", "started", "finished",
+                               "host", "log_path", "output"}
+        assert (Path(item["run_dir"]) / "output.log").read_text() == result["output"]
+
+    again = sweep(broker, items, "sh")
+    assert again.ok, again.failures
+    assert [call[1:4] for call in again.calls] == [["exec", "-r", "all"]], "cached image, finished runs not run again"
+    assert all(res["changed"] is False for res in again.events.values())
+    assert all(result.get("cached") for result in reported(again).values())
+
+
+@pytest.mark.parametrize("executor", ["sh", "python"])
+def test_both_executors_report_timeouts_and_failures_alike(broker, executor: str) -> None:
+    tmp_path = broker[0]
+    items = [
+        {"id": "slow", "argv": ["flux", "run", "-N", "1", "-n", "1", "sleep", "30"], "env": {}, "cwd": None,
+         "stage": None, "timeout": 1, "run_dir": str(tmp_path / "runs" / "slow"), "image": None, "sif": None},
+        {"id": "too-big", "argv": ["flux", "run", "-N", "4", "-n", "256", "lmp"], "env": {"OMP_NUM_THREADS": "2"},
+         "cwd": None, "stage": None, "timeout": 60, "run_dir": str(tmp_path / "runs" / "big"), "image": None,
+         "sif": None},
+    ]
+    swept = sweep(broker, items, executor)
+    assert swept.ok, swept.failures
+    results = reported(swept)
+    assert results["slow"]["timed_out"] is True and results["slow"]["wall"] < 10
+    assert results["too-big"]["rc"] == 1
+    assert "unsatisfiable request: 4 nodes, 2 up" in results["too-big"]["output"]
+    assert not any(call[:2] == ["singularity", "pull"] for call in swept.calls)
