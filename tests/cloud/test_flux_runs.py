@@ -103,20 +103,38 @@ def test_planner_renders_the_original_experiment_for_1_and_2_nodes(tmp_path: Pat
     assert {item["sif"] for item in items} == {sif}
 
 
-def test_runs_pull_once_per_node_execute_as_rendered_and_report_events(broker) -> None:
+def odd_runs(tmp_path: Path) -> list[dict]:
+    """A run that outlives its timeout and one that asks Flux for more nodes than there are."""
+    return [
+        {"id": "slow", "argv": ["flux", "run", "-N", "1", "-n", "1", "sleep", "30"], "env": {}, "cwd": None,
+         "stage": None, "timeout": 1, "run_dir": str(tmp_path / "runs" / "slow"), "image": None, "sif": None},
+        {"id": "too-big", "argv": ["flux", "run", "-N", "4", "-n", "256", "lmp"], "env": {"OMP_NUM_THREADS": "2"},
+         "cwd": None, "stage": None, "timeout": 60, "run_dir": str(tmp_path / "runs" / "big"), "image": None,
+         "sif": None},
+    ]
+
+
+def assert_odd_runs_reported(results: dict[str, dict]) -> None:
+    assert results["slow"]["timed_out"] is True and results["slow"]["wall"] < 10
+    assert results["too-big"]["rc"] == 1 and results["too-big"]["timed_out"] is False
+    assert "unsatisfiable request: 4 nodes, 2 up" in results["too-big"]["output"]
+
+
+def test_a_sweep_pulls_once_per_node_runs_as_rendered_and_reports_every_run(broker) -> None:
+    """The POSIX sh executor, for pods without Python."""
     tmp_path = broker[0]
     items = planned_items(tmp_path)
-    swept = sweep(broker, items, "sh")
+    swept = sweep(broker, items + odd_runs(tmp_path), "sh")
     assert swept.ok, swept.failures
     sif = items[0]["sif"]
     flux_calls = [call[1:] for call in swept.calls if call[0] == "flux"]
     assert flux_calls[0] == ["exec", "-r", "all", "test", "-s", sif]
     assert flux_calls[1][:4] == ["exec", "-r", "all", "sh"] and flux_calls[1][-2:] == [sif, IMAGE]
-    assert flux_calls[2:] == [item["argv"][1:] for item in items]
+    assert flux_calls[2:4] == [item["argv"][1:] for item in items]
     pulls = [call for call in swept.calls if call[:2] == ["singularity", "pull"]]
     assert pulls == [["singularity", "pull", "--force", f"{sif}.part", IMAGE]], "one pull: the second node finds it"
     results = reported(swept)
-    assert sorted(results) == sorted(item["id"] for item in items)
+    assert sorted(results) == sorted(item["id"] for item in items) + ["slow", "too-big"]
     for item in items:
         assert swept.events[item["id"]]["changed"] is True
         result = results[item["id"]]
@@ -126,6 +144,7 @@ def test_runs_pull_once_per_node_execute_as_rendered_and_report_events(broker) -
         assert set(result) >= {"id", "rc", "timed_out", "wall", "user", "sys", "maxrss_kb", "started", "finished",
                                "host", "log_path", "output"}
         assert (Path(item["run_dir"]) / "output.log").read_text() == result["output"]
+    assert_odd_runs_reported(results)
 
     again = sweep(broker, items, "sh")
     assert again.ok, again.failures
@@ -134,20 +153,7 @@ def test_runs_pull_once_per_node_execute_as_rendered_and_report_events(broker) -
     assert all(result.get("cached") for result in reported(again).values())
 
 
-@pytest.mark.parametrize("executor", ["sh", "python"])
-def test_both_executors_report_timeouts_and_failures_alike(broker, executor: str) -> None:
-    tmp_path = broker[0]
-    items = [
-        {"id": "slow", "argv": ["flux", "run", "-N", "1", "-n", "1", "sleep", "30"], "env": {}, "cwd": None,
-         "stage": None, "timeout": 1, "run_dir": str(tmp_path / "runs" / "slow"), "image": None, "sif": None},
-        {"id": "too-big", "argv": ["flux", "run", "-N", "4", "-n", "256", "lmp"], "env": {"OMP_NUM_THREADS": "2"},
-         "cwd": None, "stage": None, "timeout": 60, "run_dir": str(tmp_path / "runs" / "big"), "image": None,
-         "sif": None},
-    ]
-    swept = sweep(broker, items, executor)
+def test_execute_run_py_reports_alike_where_the_pod_has_python(broker) -> None:
+    swept = sweep(broker, odd_runs(broker[0]), "python")
     assert swept.ok, swept.failures
-    results = reported(swept)
-    assert results["slow"]["timed_out"] is True and results["slow"]["wall"] < 10
-    assert results["too-big"]["rc"] == 1
-    assert "unsatisfiable request: 4 nodes, 2 up" in results["too-big"]["output"]
-    assert not any(call[:2] == ["singularity", "pull"] for call in swept.calls)
+    assert_odd_runs_reported(reported(swept))
