@@ -134,7 +134,7 @@ def test_a_sweep_pulls_once_per_node_runs_as_rendered_and_reports_every_run(brok
     pulls = [call for call in swept.calls if call[:2] == ["singularity", "pull"]]
     assert pulls == [["singularity", "pull", "--force", f"{sif}.part", IMAGE]], "one pull: the second node finds it"
     results = reported(swept)
-    assert sorted(results) == sorted(item["id"] for item in items) + ["slow", "too-big"]
+    assert sorted(results) == sorted([*(item["id"] for item in items), "slow", "too-big"])
     for item in items:
         assert swept.events[item["id"]]["changed"] is True
         result = results[item["id"]]
