@@ -9,6 +9,7 @@ import pytest
 
 from planner import cloud
 from planner.errors import InputError
+from tests.conftest import planner
 
 STATE = {"name": "eks-arm64", "arch": "arm64", "instance_type": "hpc7g.16xlarge", "sif_dir": "/tmp/compat-lab/sif",
          "lead_broker": {"pod": "compat-lab-0-x7k2p", "namespace": "compat-lab", "container": "compat-lab",
@@ -67,3 +68,17 @@ def test_an_unreadable_state_file_names_itself(tmp_path: Path, content: str, mes
     write_state(tmp_path, "eks-arm64", content)
     with pytest.raises(InputError, match=message):
         cloud.cluster_status("eks-arm64", tmp_path)
+
+
+def test_sweep_refuses_a_cluster_that_is_not_up_but_dry_run_shows_its_commands(tmp_path: Path) -> None:
+    env = {"COMPAT_LAB_STATE_DIR": str(tmp_path / "state")}
+    refused = planner("sweep", "--cluster", "eks-arm64", store=tmp_path / "planner.sqlite", env=env, timeout=120)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert ("cluster eks-arm64 is not up: run `ansible-playbook playbooks/cluster.yml -e arch=arm64 -e confirm=true` "
+            "first") in refused.stdout + refused.stderr
+    dry = planner("sweep", "--cluster", "eks-arm64", "--dry-run", store=tmp_path / "planner.sqlite", env=env,
+                  timeout=120)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert ("$ flux run -N 2 -n 128 -o cpu-affinity=per-task singularity exec --pwd /opt/lammps/examples/reaxff/HNS "
+            "/tmp/compat-lab/sif/lammps-matrix_mpich-ubuntu-22.04-arm64.sif lmp -v x 1 -v y 1 -v z 1 -in in.reaxc.hns "
+            "-nocite") in dry.stdout
