@@ -168,18 +168,18 @@ class Catalog:
 
     # ------------------------------------------------------------------------------ experiment points
 
-    def experiment_points(self, app: str) -> tuple[list[Context], list[Choice]]:
-        """Contexts and choices the experiment's sweeps declare for an app (excluded points included)."""
+    def experiment_points(self, app: str) -> tuple[list[Context], dict[str, list[Choice]]]:
+        """Contexts the experiment's sweeps declare for an app, and their choices per cluster (those of
+        excluded points included: recommend says why they are left out)."""
         if self.exp is None or app not in self.exp.apps:
-            return [], []
+            return [], {}
         plan = expand(self.exp, self.cluster_infos, self.variant_infos)
         contexts: dict[Context, None] = {}
-        choices: dict[Choice, None] = {}
+        choices: dict[str, dict[Choice, None]] = {}
         for run in plan.runs:
             if run.app == app:
                 contexts[Context(run.cluster, app, run.workload, canonical(run.parameters))] = None
-                choices[Choice(app, run.variant, _launch_text(run.options))] = None
-        workloads = self.exp.apps[app].workloads
+                choices.setdefault(run.cluster, {})[Choice(app, run.variant, _launch_text(run.options))] = None
         for point in plan.excluded:
             if point.app != app:
                 continue
@@ -187,11 +187,8 @@ class Catalog:
                 options = Options.model_validate(point.options)
             except ValidationError:
                 continue
-            defaults = workloads[point.workload].parameters
-            params = {**defaults, **{k: v for k, v in options.parameters.items() if k in defaults}}
-            contexts[Context(point.cluster, app, point.workload, canonical(params))] = None
-            choices[Choice(app, point.variant, _launch_text(options))] = None
-        return list(contexts), list(choices)
+            choices.setdefault(point.cluster, {})[Choice(app, point.variant, _launch_text(options))] = None
+        return list(contexts), {cluster: list(found) for cluster, found in choices.items()}
 
     def workloads(self, app: str) -> list[str]:
         if self.exp is None or app not in self.exp.apps:
@@ -219,9 +216,10 @@ def build(exp: Experiment | None, stored_clusters: dict[str, dict[str, Any]],
     return Catalog(exp, cluster_infos(exp), variant_infos(exp), stored_clusters, stored_variants)
 
 
-def universe(contexts: Iterable[Context], choices: Iterable[Choice]) -> list[tuple[Context, Choice]]:
-    """Every choice of an app in every context of the same app."""
-    by_app: dict[str, list[Choice]] = {}
-    for choice in choices:
-        by_app.setdefault(choice.app, []).append(choice)
-    return [(context, choice) for context in contexts for choice in by_app.get(context.app, [])]
+def choice_sets(clusters: Iterable[str], stored: dict[str, list[Choice]],
+                declared: dict[str, list[Choice]]) -> dict[str, list[Choice]]:
+    """The choices to rank on each cluster: those measured or declared there; on a cluster where nothing
+    was measured or declared, every choice measured anywhere (the hard rules then keep what can run)."""
+    everything = list(dict.fromkeys(choice for found in stored.values() for choice in found))
+    return {cluster: list(dict.fromkeys(stored.get(cluster, []) + declared.get(cluster, []))) or everything
+            for cluster in clusters}

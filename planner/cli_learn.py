@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,35 @@ def _goal_arg(parser: argparse.ArgumentParser) -> None:
                              "max for rates)")
 
 
+# ---------------------------------------------------------------------------------------------- import
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from planner import importer
+    from planner.store import Store
+
+    try:
+        parsed = importer.read_csv(args.file)
+    except importer.BadRows as err:
+        for problem in err.problems[:importer.SHOWN]:
+            print(problem, file=sys.stderr)
+        if len(err.problems) > importer.SHOWN:
+            print(f"... and {len(err.problems) - importer.SHOWN} more bad row(s)", file=sys.stderr)
+        raise
+    path = store_path(args)
+    with Store(path) as store:
+        new = store.add_many(parsed.records, replace=args.replace)
+    runs = len(parsed.records)
+    result = {"file": args.file, "store": str(path), "rows": parsed.rows, "runs": runs, "new": new,
+              ("replaced" if args.replace else "already_stored"): runs - new}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        again = f"{runs - new} replaced" if args.replace else f"{runs - new} already stored"
+        print(f"imported {args.file}: {parsed.rows} rows -> {runs} runs ({new} new, {again}) into {path}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------- fit
 
 
@@ -75,31 +103,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"directory": str(bundle.directory), **report}, indent=2))
     else:
-        print(fit_summary(report, bundle.directory))
+        print(model.summary(report, bundle.directory))
     return 0
-
-
-def fit_summary(report: dict[str, Any], directory: Path) -> str:
-    lines = [f"fitted on {report['runs']} runs ({report['points']} points, {report['features']} features) in "
-             f"{report['seconds']['fit']:.1f} s; predictions tabulated in {report['seconds']['table']:.1f} s"]
-    success = report["success"]
-    if "note" in success:
-        lines.append(f"success classifier: {success['note']}")
-    elif "balanced_accuracy" in success:
-        lines.append(f"success classifier: {success['failed']} of {success['runs']} runs failed or were "
-                     f"incompatible; {success['folds']}-fold grouped CV on {success['cv_runs']} runs: accuracy "
-                     f"{success['accuracy']:.3f}, balanced accuracy {success['balanced_accuracy']:.3f} "
-                     f"({success['false_ok']} failures predicted ok)")
-    for metric, cv in report["foms"].items():
-        if "mae_log" not in cv:
-            lines.append(f"{metric}: fitted on {cv['runs']} runs; too few points to cross-validate")
-            continue
-        lines.append(f"{metric} (log scale): {cv['folds']}-fold grouped CV on {cv['cv_runs']} runs: median error "
-                     f"x{cv['median_factor']:.3f}, mean |log error| {cv['mae_log']:.3f}; where nothing was measured "
-                     f"in a context its level is predicted with mean |log error| {cv['level_error_log']:.3f} "
-                     f"(x{math.exp(cv['level_error_log']):.2f})")
-    lines.append(f"saved to {directory}")
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------- recommend
@@ -139,10 +144,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from planner import dataset, report
+
+    path = store_path(args)
+    db = dataset.open_store(path)
+    result = report.write(db, path, _catalog(args), Path(args.out), args.metric)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"wrote {len(result['figures'])} figures and {result['index']}")
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- commands
 
 
 def add_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "import", help="load long-form results (CSV) from elsewhere into the store",
+        description="Import a long-form CSV: one row per measurement with columns cluster, app, workload, "
+                    "variant, status (ok|failed|incompatible), metric, value (empty unless ok); optional repeat "
+                    "and reason (a failure reason code); attribute columns variant.<attribute> (compspec names, "
+                    "e.g. variant.io.archspec.cpu.target, variant.mpi.implementation), cluster.<attribute> "
+                    "(e.g. cluster.microarchitecture, cluster.cores_per_node) and option.<name> (launch options "
+                    "such as option.tasks, or workload parameters such as option.x). CPU targets may be archspec "
+                    "or GCC -march names. Every bad row is reported with its line; then nothing is imported. "
+                    "Importing the same file again adds nothing.")
+    p.add_argument("file", metavar="FILE.csv", help="the CSV file")
+    p.add_argument("--replace", action="store_true",
+                   help="replace runs already stored with the same id (default: keep them)")
+    _store_arg(p)
+    _json_arg(p)
+    p.set_defaults(func=cmd_import)
+
     p = sub.add_parser(
         "fit", help="fit the models on the store and report their cross-validated error",
         description="Fit the FOM regressor (log scale, prediction intervals) and the success classifier on "
@@ -192,7 +230,14 @@ def add_commands(sub: Any) -> None:
     _json_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
+    p = sub.add_parser(
+        "report", help="PNG plots of the results and the model, and an index.html",
+        description="Write PNG plots (FOM per variant and options per workload with spread, variant x cluster "
+                    "heatmap, failure reasons, predicted vs measured, attribute importances) and an index.html "
+                    "showing them with the model's cross-validated errors. Fits the model first if there is none.")
+    p.add_argument("--out", default="results/report", metavar="DIR", help="output directory (default: results/report)")
+    _metric_arg(p)
+    _experiment_arg(p)
+    _store_arg(p)
+    _json_arg(p)
+    p.set_defaults(func=cmd_report)

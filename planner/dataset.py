@@ -207,18 +207,23 @@ def has_metric(db: sqlite3.Connection, metric: str, app: str) -> bool:
     return row is not None
 
 
-def choices_of(db: sqlite3.Connection, app: str) -> tuple[list[Choice], dict[tuple[str, str], dict[str, Any]]]:
-    """Every choice stored for an app, with the latest attributes of each variant."""
-    found: dict[Choice, None] = {}
+def choices_by_cluster(db: sqlite3.Connection, app: str) -> dict[str, list[Choice]]:
+    """Every choice stored for an app, per cluster it was made on."""
+    found: dict[str, dict[Choice, None]] = defaultdict(dict)
     launches: dict[str, str] = {}
-    for variant, options in db.execute("SELECT DISTINCT variant, options FROM runs WHERE app = ?", [app]):
+    for cluster, variant, options in db.execute("SELECT DISTINCT cluster, variant, options FROM runs WHERE app = ?",
+                                                [app]):
         if options not in launches:
             launches[options] = canonical(split_options(json.loads(options))[0])
-        found[Choice(app, variant, launches[options])] = None
-    attrs = {(app, variant): json.loads(text) for variant, text in db.execute(
+        found[cluster][Choice(app, variant, launches[options])] = None
+    return {cluster: list(choices) for cluster, choices in found.items()}
+
+
+def variant_attributes(db: sqlite3.Connection, app: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Latest stored attributes of each variant of an app."""
+    return {(app, variant): json.loads(text) for variant, text in db.execute(
         "SELECT variant, variant_attrs FROM runs WHERE rowid IN (SELECT MAX(rowid) FROM runs WHERE app = ? "
         "GROUP BY variant)", [app])}
-    return list(found), attrs
 
 
 def contexts_of(db: sqlite3.Connection, app: str, workload: str | None = None) -> list[Context]:

@@ -51,7 +51,7 @@ MODEL_FORMAT = 1
 #: Below this probability of success a point is never recommended.
 P_OK = 0.5
 #: Cross-validation runs on at most this many runs (whole points drawn at random), to keep `fit` fast.
-CV_SAMPLE = 20_000
+CV_SAMPLE = 10_000
 CV_FOLDS = 5
 #: Fits on fewer runs than this use one thread.
 SMALL = 20_000
@@ -114,8 +114,9 @@ def _booster(kind: str, n: int, **extra: Any) -> Any:
         return ensemble.GradientBoostingRegressor(**params) if kind == "regressor" else \
             ensemble.GradientBoostingClassifier(**params)
     leaf = int(np.clip(n // 200, 2, 20))
+    # stops when 10% held out stop improving: what keeps a fit on 100,000 runs within a minute
     params = {"max_iter": 150, "learning_rate": 0.1, "min_samples_leaf": leaf, "max_bins": 64,
-              "l2_regularization": 1e-3, "early_stopping": n > 10_000, "random_state": 0, **extra}
+              "l2_regularization": 1e-3, "early_stopping": True, "random_state": 0, **extra}
     return ensemble.HistGradientBoostingRegressor(**params) if kind == "regressor" else \
         ensemble.HistGradientBoostingClassifier(**params)
 
@@ -546,6 +547,30 @@ def load_table(directory: Path, meta: dict[str, Any]) -> Table:
     return Table(contexts, choices, arrays["ctx"], arrays["choice"], arrays["p_ok"], mid, known)
 
 
+def summary(report: dict[str, Any], directory: Path) -> str:
+    """What `fit` prints: sizes, times, cross-validated errors, where the model went."""
+    lines = [f"fitted on {report['runs']} runs ({report['points']} points, {report['features']} features) in "
+             f"{report['seconds']['fit']:.1f} s; predictions tabulated in {report['seconds']['table']:.1f} s"]
+    success = report["success"]
+    if "note" in success:
+        lines.append(f"success classifier: {success['note']}")
+    elif "balanced_accuracy" in success:
+        lines.append(f"success classifier: {success['failed']} of {success['runs']} runs failed or were "
+                     f"incompatible; {success['folds']}-fold grouped CV on {success['cv_runs']} runs: accuracy "
+                     f"{success['accuracy']:.3f}, balanced accuracy {success['balanced_accuracy']:.3f} "
+                     f"({success['false_ok']} failures predicted ok)")
+    for metric, cv in report["foms"].items():
+        if "mae_log" not in cv:
+            lines.append(f"{metric}: fitted on {cv['runs']} runs; too few points to cross-validate")
+            continue
+        lines.append(f"{metric} (log scale): {cv['folds']}-fold grouped CV on {cv['cv_runs']} runs: median error "
+                     f"x{cv['median_factor']:.3f}, mean |log error| {cv['mae_log']:.3f}; where nothing was measured "
+                     f"in a context its level is predicted with mean |log error| {cv['level_error_log']:.3f} "
+                     f"(x{math.exp(cv['level_error_log']):.2f})")
+    lines.append(f"saved to {directory}")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------- fit on a store
 
 
@@ -559,7 +584,7 @@ def default_metrics(db: Any, apps: list[str]) -> list[str]:
 def train(db: Any, store_path: Path, catalog: Catalog, metrics: list[str], *, cv: bool = True) -> Bundle:
     """Fit on every stored run, tabulate predictions for every known point, save beside the store."""
     from planner import dataset
-    from planner.candidates import universe
+    from planner.candidates import choice_sets
     from planner.store import Store
 
     with Store(store_path, create=False) as store:
@@ -572,13 +597,18 @@ def train(db: Any, store_path: Path, catalog: Catalog, metrics: list[str], *, cv
     fitted = time.perf_counter()
     points = []
     for app in sorted({c.app for c in runs.contexts}):
-        exp_contexts, exp_choices = catalog.experiment_points(app)
-        contexts = [c for c in runs.contexts if c.app == app] + exp_contexts
+        declared_contexts, declared = catalog.experiment_points(app)
+        contexts = [c for c in runs.contexts if c.app == app] + declared_contexts
+        stored: dict[str, dict[Choice, None]] = {}
+        for c, k in zip(runs.ctx.tolist(), runs.choice.tolist(), strict=True):
+            if runs.contexts[c].app == app:
+                stored.setdefault(runs.contexts[c].cluster, {})[runs.choices[k]] = None
         problems = sorted({(c.workload, c.params) for c in contexts})
-        clusters = sorted({c.cluster for c in contexts})
-        grid = [Context(cluster, app, w, p) for cluster in clusters for w, p in problems]
-        choices = list(dict.fromkeys([k for k in runs.choices if k.app == app] + exp_choices))
-        points += [(c, k) for c, k in universe(grid, choices) if catalog.rule(c, k) is None]
+        sets = choice_sets({c.cluster for c in contexts}, {k: list(v) for k, v in stored.items()}, declared)
+        for cluster, choices in sorted(sets.items()):
+            for workload, params in problems:
+                context = Context(cluster, app, workload, params)
+                points += [(context, choice) for choice in choices if catalog.rule(context, choice) is None]
     table = predict_points(models, catalog, points)
     models.report["seconds"] = {"fit": round(fitted - started, 2), "table": round(time.perf_counter() - fitted, 2)}
     directory = model_dir(store_path)

@@ -12,6 +12,7 @@ average candidate.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from planner import dataset, model
-from planner.candidates import Catalog
+from planner.candidates import Catalog, choice_sets
 from planner.dataset import Choice, Context, Measured
 from planner.errors import InputError
 from planner.features import CHOICE_GROUPS
@@ -102,14 +103,14 @@ def recommend(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Req
     goal = request.goal or model.goal_of(metric)
     sign = 1.0 if goal == "max" else -1.0
     notes: list[str] = []
-    catalog.stored_variants.update(dataset.choices_of(db, request.app)[1])
+    catalog.stored_variants.update(dataset.variant_attributes(db, request.app))
     catalog.stored_clusters.update(dataset.cluster_attributes(db))
-    contexts, params_note = _contexts(db, catalog, request)
+    declared_contexts, declared = catalog.experiment_points(request.app)
+    contexts, params_note = _contexts(db, catalog, request, declared_contexts)
     if params_note:
         notes.append(params_note)
-    stored_choices, _ = dataset.choices_of(db, request.app)
-    choices = list(dict.fromkeys(stored_choices + catalog.experiment_points(request.app)[1]))
-    candidates = _measure(db, request, metric, contexts, choices)
+    sets = choice_sets([c.cluster for c in contexts], dataset.choices_by_cluster(db, request.app), declared)
+    candidates = _measure(db, request, metric, contexts, sets)
     bundle = _predict(db, path, catalog, metric, candidates, notes)
     ranked = _rank(catalog, candidates, sign)
     variant_runs = dataset.counts_by(db, "variant", app=request.app)
@@ -118,7 +119,7 @@ def recommend(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Req
         notes.append("nothing was measured for this workload on this cluster: the ranking is the model's")
     excluded = [c for c in candidates if c.excluded]
     return {"app": request.app, "workload": request.workload, "cluster": request.cluster,
-            "params": contexts[0].parameters() if contexts else {}, "metric": metric, "goal": goal,
+            "params": {c.cluster: c.parameters() for c in contexts}, "metric": metric, "goal": goal,
             "model": _model_info(bundle), "candidates": len(candidates), "ranked": len(ranked),
             "recommendations": rows,
             "excluded": [{"cluster": c.context.cluster, "variant": c.choice.variant, "options": c.choice.options(),
@@ -126,30 +127,44 @@ def recommend(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Req
             "notes": notes}
 
 
-def _contexts(db: sqlite3.Connection, catalog: Catalog, request: Request) -> tuple[list[Context], str | None]:
-    """The asked clusters x the workload at one set of parameters (the experiment's defaults unless asked)."""
-    stored = dataset.contexts_of(db, request.app, request.workload)
-    declared = [c for c in catalog.experiment_points(request.app)[0] if c.workload == request.workload]
-    runs_per_params: dict[str, int] = {}
-    for context in stored:
-        runs_per_params[context.params] = runs_per_params.get(context.params, 0) + 1
-    for context in declared:
-        runs_per_params.setdefault(context.params, 0)
-    options = list(runs_per_params)
-    if request.params:
-        options = [p for p in options if all(str(Context("", "", "", p).parameters().get(k)) == v
-                                              for k, v in request.params.items())]
-        if not options:
-            known = "; ".join(_params_label(p) for p in runs_per_params)
-            raise InputError(f"no {request.workload} run or sweep has parameters {request.params}; known: {known}",
-                             field="--param")
-    default = catalog.default_params(request.app, request.workload)
-    chosen = default if default in options else max(options, key=lambda p: runs_per_params[p])
-    clusters = [request.cluster] if request.cluster else catalog.clusters()
-    others = [p for p in runs_per_params if p != chosen]
-    note = (f"parameters {_params_label(chosen)}; also known: " + "; ".join(_params_label(p) for p in others) +
+def _contexts(db: sqlite3.Connection, catalog: Catalog, request: Request,
+              declared_contexts: list[Context]) -> tuple[list[Context], str | None]:
+    """One context per asked cluster: the workload at the parameters known there (stored or declared) that
+    match --param, preferring the experiment's defaults, then the most measured."""
+    runs: dict[tuple[str, str], int] = {}
+    for context in dataset.contexts_of(db, request.app, request.workload):
+        runs[(context.cluster, context.params)] = runs.get((context.cluster, context.params), 0) + 1
+    for context in declared_contexts:
+        if context.workload == request.workload:
+            runs.setdefault((context.cluster, context.params), 0)
+    known = list(dict.fromkeys(params for _, params in runs))
+    wanted = [p for p in known if _matches(p, request.params)]
+    if request.params and not wanted:
+        raise InputError(f"no {request.workload} run or sweep has parameters "
+                         f"{' '.join(f'{k}={v}' for k, v in request.params.items())}; known: "
+                         f"{'; '.join(_params_label(p) for p in known)}", field="--param")
+    default = json.loads(catalog.default_params(request.app, request.workload) or "{}")
+
+    def preference(params: str) -> tuple[bool, int]:
+        values = json.loads(params)
+        return all(default.get(k, v) == v for k, v in values.items()), sum(n for (_, p), n in runs.items()
+                                                                           if p == params)
+
+    overall = max(wanted, key=preference) if wanted else catalog.default_params(request.app, request.workload) or "{}"
+    contexts = []
+    for cluster in [request.cluster] if request.cluster else catalog.clusters():
+        here = [p for (c, p) in runs if c == cluster and p in wanted]
+        contexts.append(Context(cluster, request.app, request.workload, max(here, key=preference) if here else overall))
+    chosen = {c.params for c in contexts}
+    others = [p for p in known if p not in chosen]
+    note = ("other parameters known: " + "; ".join(_params_label(p) for p in others) +
             " (choose with --param NAME=VALUE)") if others else None
-    return [Context(cluster, request.app, request.workload, chosen) for cluster in clusters], note
+    return contexts, note
+
+
+def _matches(params: str, wanted: dict[str, str]) -> bool:
+    values = json.loads(params)
+    return all(str(values.get(k)) == v for k, v in wanted.items())
 
 
 def _params_label(params: str) -> str:
@@ -158,10 +173,11 @@ def _params_label(params: str) -> str:
 
 
 def _measure(db: sqlite3.Connection, request: Request, metric: str, contexts: list[Context],
-             choices: list[Choice]) -> list[Candidate]:
+             sets: dict[str, list[Choice]]) -> list[Candidate]:
     runs = dataset.read(db, [metric], app=request.app, workload=request.workload, cluster=request.cluster)
     measured = {(runs.contexts[c], runs.choices[k]): m for (c, k), m in runs.measured(metric).items()}
-    return [Candidate(context, choice, measured.get((context, choice))) for context in contexts for choice in choices]
+    return [Candidate(context, choice, measured.get((context, choice))) for context in contexts
+            for choice in sets[context.cluster]]
 
 
 def _predict(db: sqlite3.Connection, path: Path, catalog: Catalog, metric: str, candidates: list[Candidate],
@@ -318,8 +334,8 @@ def _model_info(bundle: model.Bundle | None) -> dict[str, Any] | None:
 def render_text(result: dict[str, Any]) -> str:
     goal = "higher" if result["goal"] == "max" else "lower"
     where = f"on {result['cluster']}" if result["cluster"] else "on every known cluster"
-    lines = [f"{result['app']} {result['workload']} {where} ({_params(result['params'])}): "
-             f"{result['metric']}, {goal} is better"]
+    sizes = sorted({_params(p) for p in result["params"].values()})
+    lines = [f"{result['app']} {result['workload']} {where} ({'; '.join(sizes)}): {result['metric']}, {goal} is better"]
     if result["model"] and result["model"]["stale"]:
         lines.append(f"note: the model was fitted on {result['model']['fitted_on_runs']} runs and the store has "
                      "changed since; measured values are current (`python -m planner fit` refreshes predictions)")

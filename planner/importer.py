@@ -1,0 +1,292 @@
+"""Import long-form results (CSV) into the store: validated, all or nothing, idempotent.
+
+One row per measurement: `cluster, app, workload, variant, status, metric, value`, optional
+`repeat` and `reason` (a failure reason code), and attribute columns `variant.<attribute>`,
+`cluster.<attribute>` and `option.<name>` (launch options such as `option.tasks`, or workload
+parameters such as `option.x`). Rows of the same run (same cluster, app, workload, variant, options
+and repeat) are one run with several figures of merit. Runs get the ids a sweep would give them, so
+importing a file twice adds nothing the second time.
+
+Every bad row is reported with its line number; if there is any, nothing is imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from planner import archs
+from planner.errors import InputError
+from planner.experiment import OPTION_NAMES, Options
+from planner.lammps_log import REASONS
+from planner.plan import canonical_options, stable_id
+from planner.store import RunRecord
+
+REQUIRED = ("cluster", "app", "workload", "variant", "status", "metric", "value")
+OPTIONAL = ("repeat", "reason")
+PREFIXES = ("variant.", "cluster.", "option.")
+STATUSES = ("ok", "failed", "incompatible")
+#: Cluster attributes that are numbers (as the planner's own ClusterInfo stores them).
+_CLUSTER_INTS = {"nodes", "cores_per_node", "gpus_per_node"}
+_CLUSTER_FLOATS = {"price_per_hour", "memory_gb"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]*$")
+_METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_.%/-]*$")
+#: How many bad rows are listed before "... and N more".
+SHOWN = 20
+
+
+class BadRows(InputError):
+    """The file has rows the planner cannot accept; `problems` lists each as `FILE:LINE: field: why`."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} bad row(s); nothing was imported (first: {problems[0]})", file=path)
+
+
+@dataclass
+class _Run:
+    line: int
+    key: dict[str, Any]
+    repeat: int
+    status: str
+    reason: str | None
+    variant_attrs: dict[str, Any]
+    cluster_attrs: dict[str, Any]
+    foms: dict[str, float] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)  # metric -> line it came from
+
+
+@dataclass
+class Parsed:
+    records: list[RunRecord]
+    rows: int
+
+
+def read_csv(path: str | Path) -> Parsed:
+    """Parse and validate the file; raises BadRows (or InputError for an unreadable file or header)."""
+    name = str(path)
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed below, errors need the path
+    except FileNotFoundError:
+        raise InputError("CSV file not found", file=name) from None
+    except (IsADirectoryError, PermissionError) as err:
+        raise InputError(f"cannot read CSV file ({err.__class__.__name__})", file=name) from None
+    with handle:
+        try:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise InputError(f"empty file; expected a header with {', '.join(REQUIRED)}", file=name, line=1)
+            columns = _check_header([column.strip() for column in header], name)
+            runs: dict[str, _Run] = {}
+            problems: list[str] = []
+            rows = 0
+            for fields in reader:
+                if not any(cell.strip() for cell in fields):
+                    continue
+                rows += 1
+                line = reader.line_num
+                try:
+                    _add_row(runs, columns, fields, line)
+                except _RowError as err:
+                    problems.append(f"{name}:{line}: {err}")
+        except UnicodeDecodeError:
+            raise InputError("not a UTF-8 text file", file=name) from None
+        except csv.Error as err:
+            raise InputError(f"not valid CSV ({err})", file=name, line=reader.line_num) from None
+    if problems:
+        raise BadRows(name, problems)
+    if not runs:
+        raise InputError("no data rows under the header", file=name, line=2)
+    return Parsed([_record(run, name) for run in runs.values()], rows)
+
+
+def _check_header(columns: list[str], name: str) -> list[str]:
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise InputError(f"column {column!r} appears twice", file=name, line=1)
+        seen.add(column)
+        if column not in REQUIRED and column not in OPTIONAL and not column.startswith(PREFIXES):
+            raise InputError(f"unknown column {column!r}; accepted: {', '.join(REQUIRED + OPTIONAL)} and "
+                             "variant.<attribute>, cluster.<attribute>, option.<name>", file=name, line=1)
+        if column in PREFIXES or (column.startswith(PREFIXES) and not column.split(".", 1)[1]):
+            raise InputError(f"column {column!r} names no attribute", file=name, line=1)
+    missing = [column for column in REQUIRED if column not in seen]
+    if missing:
+        raise InputError(f"missing required column(s) {', '.join(missing)}; the header needs "
+                         f"{', '.join(REQUIRED)}", file=name, line=1)
+    return columns
+
+
+class _RowError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+
+
+def _add_row(runs: dict[str, _Run], columns: list[str], fields: list[str], line: int) -> None:
+    if len(fields) != len(columns):
+        raise _RowError("row", f"{len(fields)} fields, the header has {len(columns)}")
+    cells = {column: cell.strip() for column, cell in zip(columns, fields, strict=True)}
+    names = {}
+    for column in ("cluster", "app", "workload", "variant"):
+        if not _NAME.match(cells[column]):
+            raise _RowError(column, f"{cells[column]!r} is not a name (letters, digits, _ . : / @ + -; no spaces)")
+        names[column] = cells[column]
+    status = cells["status"]
+    if status not in STATUSES:
+        raise _RowError("status", f"{status!r} is not one of {', '.join(STATUSES)}")
+    repeat = _repeat(cells.get("repeat", ""))
+    reason = _reason(cells.get("reason", ""), status)
+    metric, value = cells["metric"], cells["value"]
+    number = _value(metric, value, status)
+    variant_attrs = {key.removeprefix("variant."): _variant_attr(key, cell) for key, cell in cells.items()
+                     if key.startswith("variant.") and cell}
+    cluster_attrs = {key.removeprefix("cluster."): _cluster_attr(key, cell) for key, cell in cells.items()
+                     if key.startswith("cluster.") and cell}
+    options = _options({key.removeprefix("option."): cell for key, cell in cells.items()
+                        if key.startswith("option.") and cell})
+    key = {**names, "options": options}
+    run_id = stable_id({**key, "repeat": repeat})
+    run = runs.get(run_id)
+    if run is None:
+        run = runs[run_id] = _Run(line, key, repeat, status, reason, variant_attrs, cluster_attrs)
+    else:
+        for what, mine, theirs in (("status", status, run.status), ("reason", reason, run.reason),
+                                   ("variant attributes", variant_attrs, run.variant_attrs),
+                                   ("cluster attributes", cluster_attrs, run.cluster_attrs)):
+            if mine != theirs:
+                raise _RowError(what, f"differ from line {run.line}, another row of the same run "
+                                      f"({json.dumps(mine)} here, {json.dumps(theirs)} there)")
+    if number is not None:
+        if metric in run.foms:
+            raise _RowError("metric", f"{metric!r} of this run was already given on line {run.lines[metric]}")
+        run.foms[metric] = number
+        run.lines[metric] = line
+
+
+def _repeat(text: str) -> int:
+    if not text:
+        return 0
+    try:
+        repeat = int(text)
+    except ValueError:
+        raise _RowError("repeat", f"{text!r} is not a whole number") from None
+    if repeat < 0:
+        raise _RowError("repeat", f"{repeat} is negative")
+    return repeat
+
+
+def _reason(text: str, status: str) -> str | None:
+    if status == "ok":
+        if text:
+            raise _RowError("reason", f"{text!r} given for an ok run; leave it empty")
+        return None
+    if not text:
+        return "incompatible" if status == "incompatible" else "unknown"
+    if text not in REASONS:
+        raise _RowError("reason", f"{text!r} is not a failure reason code ({', '.join(REASONS)})")
+    return text
+
+
+def _value(metric: str, value: str, status: str) -> float | None:
+    if status != "ok":
+        if value:
+            raise _RowError("value", f"{value!r} given for a {status} run; leave it empty")
+        return None
+    if not _METRIC.match(metric):
+        raise _RowError("metric", f"{metric!r} is not a metric name such as timesteps_per_s")
+    try:
+        number = float(value)
+    except ValueError:
+        raise _RowError("value", f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise _RowError("value", f"{value!r} is not a finite number")
+    return number
+
+
+def _variant_attr(column: str, cell: str) -> str:
+    if column == "variant.io.archspec.cpu.target" and archs.normalize(cell) is None:
+        raise _RowError(column, f"{cell!r} is not a CPU target archspec knows; use an archspec name (neoverse_v1, "
+                                "skylake_avx512, zen3, x86_64_v3, aarch64) or a GCC -march name (neoverse-v1, "
+                                "skylake-avx512, znver3)")
+    return cell
+
+
+def _cluster_attr(column: str, cell: str) -> Any:
+    name = column.removeprefix("cluster.")
+    if name == "microarchitecture":
+        if archs.normalize(cell) is None:
+            raise _RowError(column, f"{cell!r} is not a microarchitecture archspec knows (e.g. zen3, icelake, "
+                                    "neoverse_v1, or a GCC -march name such as znver3)")
+        return archs.normalize(cell)
+    if name == "arch":
+        platform = archs.platform_name(cell)
+        if platform is None:
+            raise _RowError(column, f"{cell!r} is not an architecture (amd64, arm64, x86_64, aarch64)")
+        return platform
+    if name in _CLUSTER_INTS:
+        try:
+            number = int(cell)
+        except ValueError:
+            raise _RowError(column, f"{cell!r} is not a whole number") from None
+        if number < 0:
+            raise _RowError(column, f"{number} is negative")
+        return number
+    if name in _CLUSTER_FLOATS:
+        try:
+            return float(cell)
+        except ValueError:
+            raise _RowError(column, f"{cell!r} is not a number") from None
+    return cell
+
+
+def _scalar(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _options(cells: dict[str, str]) -> dict[str, Any]:
+    """Launch options and workload parameters, canonical as a sweep stores them (defaults left out)."""
+    launch: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for name, cell in cells.items():
+        if name == "bind":
+            launch[name] = [part.strip() for part in cell.split(";") if part.strip()]
+        elif name == "env":
+            pairs = [part.partition("=") for part in cell.split(";") if part.strip()]
+            if any(not sep or not key.strip() for key, sep, _ in pairs):
+                raise _RowError("option.env", f"{cell!r} is not NAME=VALUE;NAME=VALUE")
+            launch[name] = {key.strip(): value for key, _, value in pairs}
+        elif name in OPTION_NAMES:
+            launch[name] = _scalar(cell)
+        else:
+            params[name] = _scalar(cell)
+    try:
+        options = Options.model_validate({**launch, **params})
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "options"
+        raise _RowError(f"option.{where}" if first["loc"] else "options",
+                        first["msg"].removeprefix("Value error, ")) from None
+    return canonical_options(options, params)
+
+
+def _record(run: _Run, name: str) -> RunRecord:
+    key = run.key
+    return RunRecord(id=stable_id({**key, "repeat": run.repeat}), config_id=stable_id(key), cluster=key["cluster"],
+                     app=key["app"], workload=key["workload"], variant=key["variant"], options=key["options"],
+                     repeat=run.repeat, status=run.status, reason=run.reason,
+                     detail=f"imported from {Path(name).name}, line {run.line}", variant_attrs=run.variant_attrs,
+                     cluster_attrs=run.cluster_attrs, source="import", foms=run.foms)
