@@ -140,8 +140,11 @@ def stage_inputs(ws: Workspace, runs: list[Run]) -> None:
         done.add((run.variant, run.workload))
 
 
-def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any]) -> RunRecord:
-    """A stored run from the executor's result: parsed output, resource use, provenance."""
+def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], directory: Path) -> RunRecord:
+    """A stored run from the executor's result: parsed output, resource use, provenance.
+
+    The log is the copy in the run's directory on this machine (a MiniCluster's log is fetched back there).
+    """
     app = ws.exp.apps[run.app]
     parsed = lammps_log.parse(result.get("output", ""), exit_code=result.get("rc"),
                               timed_out=bool(result.get("timed_out")), success=app.success)
@@ -151,7 +154,7 @@ def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any]) 
         reason=parsed.reason, detail=parsed.detail, exit_code=result.get("rc"), started=result.get("started"),
         finished=result.get("finished"), wall=result.get("wall"), user_time=result.get("user"),
         sys_time=result.get("sys"), maxrss_kb=result.get("maxrss_kb"), host=result.get("host"),
-        command=launch.shell(), log_path=result.get("log_path"),
+        command=launch.shell(), log_path=str(directory / "output.log"),
         variant_attrs=ws.variants[run.variant].attributes, cluster_attrs=ws.clusters[run.cluster].attributes(),
         source="sweep", foms=parsed.foms)
 
@@ -169,7 +172,7 @@ def recover(ws: Workspace, store: Store, pending: list[Run]) -> list[Run]:
         if result.get("id") != run.id:
             left.append(run)
             continue
-        store.add(record_for(ws, run, ws.launch(run), result))
+        store.add(record_for(ws, run, ws.launch(run), result, path.parent))
     return left
 
 
@@ -215,7 +218,7 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
                 run = by_id.get(result.get("id"))
                 if run is None:
                     return
-                record = record_for(ws, run, launches[run.id], result)
+                record = record_for(ws, run, launches[run.id], result, run_dir(store, run.id))
                 store.add(record)
                 report.executed += 1
                 report.app_seconds += record.wall or 0.0
@@ -231,7 +234,9 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
             extravars: dict[str, Any] = {"run_matrix_runs": items,
                                          "run_matrix_launcher": "local" if cluster.kind == "local" else "flux"}
             if cluster.kind != "local":
-                extravars["sweep_hosts"] = "flux_lead_broker"
+                from planner import cloud
+
+                extravars.update(cloud.sweep_vars(cluster.name), sweep_hosts="flux_lead_broker")
             result = run_playbook(PlaybookRequest("playbooks/sweep.yml", _inventory(cluster), extravars),
                                   on_item=on_item, cancel=lambda: cancelled["flag"])
     finally:
