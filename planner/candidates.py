@@ -151,7 +151,11 @@ class Catalog:
         if self.exp is None or not self._known(context, choice):
             return None
         launch = choice.options()
-        params = context.parameters()
+        stored = context.parameters()
+        workload, _ = self._workload(context)
+        assert workload is not None
+        # in the workload's declared order, as the plan passes them (`-v x 1 -v y 1 ...`)
+        params = {**{k: stored[k] for k in workload.parameters if k in stored}, **stored}
         try:
             options = Options.model_validate(launch)
         except ValidationError:

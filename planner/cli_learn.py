@@ -87,7 +87,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     db = dataset.open_store(path)
     dataset.require_runs(db, path)
     apps = dataset.distinct(db, "app")
-    previous = model.load_meta(model.model_dir(path))
+    try:
+        previous = model.load_meta(model.model_dir(path))
+    except InputError:  # a model of another version: replaced by this fit
+        previous = None
     metrics = list(dict.fromkeys(args.metric or model.default_metrics(db, apps)))
     for metric in args.metric:
         if not any(dataset.has_metric(db, metric, app) for app in apps):

@@ -7,7 +7,8 @@ as `recommend` would for an unmeasured context (hard rules, then the classifier,
 predicted FOM), and the pick is scored against the measurements:
 
 - regret = best measured median / median of the pick (the inverse for `min` goals); 1.0 is perfect;
-- a pick that failed or was incompatible there counts in `incompatible_picks` and not in the regret.
+- a pick that failed or was incompatible there counts in `incompatible_picks` (each listed in
+  `failed_picks` with its reason) and not in the regret.
 
 Baselines pick uniformly among a set, and are scored by expectation (so they are not lucky or
 unlucky by a seed): `random` among all candidates, `arch_match` among the candidates whose CPU
@@ -105,7 +106,7 @@ def evaluate(db: sqlite3.Connection, path: Path, catalog: Catalog, group_by: str
                          f"candidates each; the store has {len(groups)}: sweep or import more", field="--group-by")
     group_of_run = np.array([group_key(c, group_by) for c in runs.contexts], dtype=object)[runs.ctx]
     model_score, baseline_scores = Score(), {name: Score() for name in BASELINES}
-    per_group, no_pick = [], 0
+    per_group, failed_picks, no_pick = [], [], 0
     for group in groups:
         train = group_of_run != group
         models = model.fit(runs, catalog, [metric], mask=train, cv=False)
@@ -122,13 +123,17 @@ def evaluate(db: sqlite3.Connection, path: Path, catalog: Catalog, group_by: str
                 continue
             for score in (model_score, group_score):
                 score.add([pick], values, sign)
+            if values[pick] is None:
+                failed_picks.append({"cluster": context.cluster, "workload": context.workload,
+                                     "variant": choices[pick].variant, "options": choices[pick].options(),
+                                     "reason": items[pick][1].reason()})
             baseline_scores["random"].add(list(range(len(choices))), values, sign)
             baseline_scores["arch_match"].add(_arch_match(catalog, context, choices), values, sign)
             baseline_scores["most_often_best"].add(_most_often_best(choices, best_counts), values, sign)
         per_group.append({"group": group, **group_score.as_dict()})
     summary = model_score.as_dict()
     return {"group_by": group_by, "metric": metric, "goal": goal, "groups": len(groups), **summary,
-            "no_pick": no_pick,
+            "no_pick": no_pick, "failed_picks": failed_picks,
             "baselines": {name: score.as_dict() for name, score in baseline_scores.items()},
             "per_group": per_group}
 

@@ -80,7 +80,7 @@ def validate(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Requ
     if request.workload not in workloads:
         raise InputError(f"unknown workload {request.workload!r} of {request.app}; known: {', '.join(workloads)}",
                          field="WORKLOAD")
-    clusters = catalog.clusters()
+    clusters = sorted(set(dataset.distinct(db, "cluster")) | set(catalog.cluster_infos))
     if request.cluster is not None and request.cluster not in clusters:
         raise InputError(f"unknown cluster {request.cluster!r}; known: {', '.join(clusters)}", field="--cluster")
     dataset.require_runs(db, path, request.app)

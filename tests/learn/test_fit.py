@@ -1,0 +1,48 @@
+"""`planner fit`: models fitted on the store, cross-validated error reported, saved with versions and hash."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from pathlib import Path
+
+from planner.store import Store
+from tests.conftest import planner
+
+
+def test_fit_reports_cross_validated_error_and_saves_versioned_models(local_store: Path) -> None:
+    done = planner("fit", "--store", str(local_store))
+    assert done.returncode == 0, done.stderr
+    assert "fitted on 60 runs (30 points" in done.stdout
+    assert "timesteps_per_s (log scale): 5-fold grouped CV on 60 runs: median error x" in done.stdout
+    assert "every stored run succeeded: no classifier" in done.stdout
+    directory = local_store.parent / "models" / local_store.stem
+    meta = json.loads((directory / "meta.json").read_text())
+    assert meta["versions"]["scikit-learn"] == version("scikit-learn")
+    with Store(local_store) as store:
+        assert meta["fingerprint"] == store.fingerprint()
+    assert (directory / "models.joblib").stat().st_size > 1000
+    as_json = json.loads(planner("fit", "--store", str(local_store), "--json").stdout)
+    assert as_json["runs"] == 60 and as_json["foms"]["timesteps_per_s"]["mae_log"] >= 0
+
+
+def test_fit_learns_failures_when_there_are_some(synthetic_store: Path) -> None:
+    done = planner("fit", "--store", str(synthetic_store), "--json")
+    assert done.returncode == 0, done.stderr
+    success = json.loads(done.stdout)["success"]
+    assert success["failed"] > 0 and success["balanced_accuracy"] > 0.9
+
+
+def test_fit_on_an_empty_or_missing_store_says_to_sweep_or_import(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.sqlite"
+    Store(empty).close()
+    for store in (empty, tmp_path / "missing.sqlite"):
+        done = planner("fit", "--store", str(store))
+        assert done.returncode == 2
+        assert "sweep" in done.stderr and "import" in done.stderr and "first" in done.stderr
+
+
+def test_fit_refuses_a_metric_nothing_measured(local_store: Path) -> None:
+    done = planner("fit", "--store", str(local_store), "--metric", "flops")
+    assert done.returncode == 2
+    assert "no stored run measured 'flops'; measured: timesteps_per_s" in done.stderr

@@ -1,0 +1,168 @@
+"""`planner recommend`: measured first, predictions with intervals elsewhere, the exact command, never a
+point the hard rules or the classifier say cannot run."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planner import archs, model
+from planner.errors import InputError
+from planner.store import Store
+from tests.conftest import REPO, planner
+from tests.learn.conftest import best_local, copy_store, records_from_plan
+
+WORKLOADS = ("lj", "eam", "chain", "rhodo", "reaxff")
+
+
+def recommend(store: Path, *args: str) -> dict[str, Any]:
+    done = planner("recommend", *args, "--store", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def plan_commands(cluster: str) -> dict[tuple[str, str], str]:
+    """(variant, options) -> command, as `planner plan` shows them."""
+    done = planner("plan", "--cluster", cluster, "--json")
+    assert done.returncode == 0, done.stderr
+    out = {}
+    for run in json.loads(done.stdout)["runs"]:
+        out[(run["workload"], run["variant"], json.dumps(run["options"], sort_keys=True))] = run["command"]
+    return out
+
+
+def test_recommend_ranks_the_measured_best_first_with_the_command_plan_shows(local_store: Path) -> None:
+    commands = plan_commands("local")
+    for workload in WORKLOADS:
+        result = recommend(local_store, "lammps", workload, "--cluster", "local")
+        top = result["recommendations"][0]
+        assert (top["variant"], top["options"].get("suffix", "none")) == best_local(workload), workload
+        assert top["source"] == "measured" and top["measured"]["runs"] == 2
+        params = {f"param.{k}": v for k, v in result["params"]["local"].items()}
+        key = (workload, top["variant"], json.dumps({**top["options"], **params}, sort_keys=True))
+        assert top["command"] == commands[key]
+        assert "mpiexec" in top["command"]
+        values = [row["measured"]["median"] for row in result["recommendations"]]
+        assert values == sorted(values, reverse=True)
+
+
+def test_text_output_shows_value_command_and_why(local_store: Path) -> None:
+    done = planner("recommend", "lammps", "reaxff", "--cluster", "local", "--top", "2", "--store", str(local_store))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("lammps reaxff on local") and "timesteps_per_s, higher is better" in lines[0]
+    assert " 1. lammps-2025-mpich  affinity=per-task suffix=omp threads=2" in lines
+    assert any(line.strip().startswith("measured 57.79 (n=2, 57.5..58.07)") for line in lines)
+    assert any(line.strip().startswith("$ ") and "mpiexec -n 1" in line for line in lines)
+    assert any(line.strip().startswith("why: measured median of 2 run(s)") for line in lines)
+    assert " 3. " not in done.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("gromacs", "lj"), "unknown app 'gromacs'; known: lammps"),
+    (("lammps", "water"), "unknown workload 'water' of lammps; known: chain, eam, lj, reaxff, rhodo"),
+    (("lammps", "lj", "--cluster", "mars"), "unknown cluster 'mars'; known: eks-amd64, eks-arm64, local"),
+    (("lammps", "lj", "--metric", "flops"), "no stored run of lammps measured 'flops'; measured: timesteps_per_s"),
+])
+def test_unknown_names_exit_2_listing_the_known_ones(local_store: Path, args: tuple[str, ...], message: str) -> None:
+    done = planner("recommend", *args, "--store", str(local_store))
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_an_empty_store_says_to_sweep_or_import_first(tmp_path: Path) -> None:
+    empty = tmp_path / "planner.sqlite"
+    Store(empty).close()
+    done = planner("recommend", "lammps", "lj", "--store", str(empty))
+    assert done.returncode == 2
+    assert "no runs stored yet: run `python -m planner sweep` or `python -m planner import FILE.csv` first" in \
+        done.stderr
+
+
+def test_predictions_never_pick_what_cannot_run_and_say_confidence_is_low(tmp_path: Path, synthetic: Any) -> None:
+    """A workload never measured on a cluster: the model ranks, and nothing it ranks can fail there."""
+    csv_path = tmp_path / "all.csv"
+    synthetic.write_csv(csv_path, clusters=8, variants=24, repeats=1, seed=3)
+    lines = csv_path.read_text().splitlines(keepends=True)
+    held = "c00-haswell"
+    kept = [lines[0]] + [line for line in lines[1:] if not line.startswith(f"{held},lammps,reaxff,")]
+    (tmp_path / "partial.csv").write_text("".join(kept))
+    store = tmp_path / "planner.sqlite"
+    assert planner("import", str(tmp_path / "partial.csv"), "--store", str(store)).returncode == 0
+    result = recommend(store, "lammps", "reaxff", "--cluster", held, "--top", "100")
+    rows = result["recommendations"]
+    assert rows and all(row["source"] == "predicted" for row in rows)
+    truth = {}  # what the held-out measurements say, never shown to the planner
+    for line in lines[1:]:
+        fields = line.split(",")
+        if fields[0] == held and fields[2] == "reaxff":
+            truth[fields[3]] = truth.get(fields[3], set()) | {fields[4]}
+    for row in rows:
+        attrs = synthetic_variant(synthetic, row["variant"])
+        assert archs.can_run("haswell", attrs["io.archspec.cpu.target"]), row
+        assert "ok" in truth[row["variant"]], row
+        assert row["confidence"] == "low"
+        assert "nothing measured for this workload on this cluster" in row["low_confidence_because"]
+        assert row["predicted"]["low"] < row["predicted"]["value"] < row["predicted"]["high"]
+        assert row["command"] is None and row["command_note"].startswith("unavailable")
+    by = {item["by"] for item in result["excluded"]}
+    assert "rules" in by
+
+
+def synthetic_variant(synthetic: Any, name: str) -> dict[str, Any]:
+    """The attributes the generator gave a variant (same seed, same draws as `measurements`)."""
+    rng = random.Random(3)
+    synthetic.make_clusters(8, rng)
+    return next(v.attributes() for v in synthetic.make_variants(24, rng) if v.name == name)
+
+
+def test_eks_recommendations_show_the_flux_command(tmp_path: Path) -> None:
+    store = tmp_path / "planner.sqlite"
+    with Store(store) as handle:
+        handle.add_many(records_from_plan("eks-arm64", value=lambda run: 10.0 * run.options.tasks ** 0.9))
+    result = recommend(store, "lammps", "reaxff", "--cluster", "eks-arm64")
+    top = result["recommendations"][0]
+    assert top["options"] == {"affinity": "per-task", "nodes": 2, "tasks": 128}
+    assert top["command"].startswith("flux run -N 2 -n 128 -o cpu-affinity=per-task singularity exec --pwd "
+                                     "/opt/lammps/examples/reaxff/HNS ")
+    assert top["command"] == plan_commands("eks-arm64")[("reaxff", top["variant"], json.dumps(
+        {**top["options"], **{f"param.{k}": v for k, v in result["params"]["eks-arm64"].items()}}, sort_keys=True))]
+    assert all("gpu" not in row["variant"] for row in result["recommendations"])  # no GPU on eks-arm64
+
+
+def test_a_model_from_another_version_is_refused_until_fit_runs_again(local_store: Path) -> None:
+    assert planner("fit", "--store", str(local_store)).returncode == 0
+    meta_path = local_store.parent / "models" / local_store.stem / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["versions"]["scikit-learn"] = "0.24.2"
+    meta_path.write_text(json.dumps(meta))
+    done = planner("recommend", "lammps", "lj", "--store", str(local_store))
+    assert done.returncode == 2
+    assert "fitted with scikit-learn 0.24.2" in done.stderr and "run `python -m planner fit` again" in done.stderr
+    assert planner("fit", "--store", str(local_store)).returncode == 0
+    assert planner("recommend", "lammps", "lj", "--store", str(local_store)).returncode == 0
+
+
+def test_a_corrupt_model_file_is_refused(local_store: Path) -> None:
+    assert planner("fit", "--store", str(local_store)).returncode == 0
+    directory = local_store.parent / "models" / local_store.stem
+    (directory / "models.joblib").write_bytes(b"not a pickle")
+    with pytest.raises(InputError, match=r"not a model file this planner can read .* run `python -m planner fit`"):
+        model.load_models(directory, json.loads((directory / "meta.json").read_text()))
+
+
+def test_recommend_answers_from_the_fitted_table_without_importing_scikit_learn(local_store: Path,
+                                                                                 tmp_path: Path) -> None:
+    store = copy_store(local_store, tmp_path / "copy")
+    assert planner("fit", "--store", str(store)).returncode == 0
+    code = ("import sys; from planner.cli import main; "
+            f"code = main(['recommend', 'lammps', 'lj', '--cluster', 'eks-amd64', '--store', {str(store)!r}]); "
+            "print('sklearn loaded' if 'sklearn' in sys.modules else 'sklearn not loaded', code)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.stdout.strip().endswith("sklearn not loaded 0"), done.stdout + done.stderr
