@@ -56,9 +56,11 @@ def _processes_in(directory: Path) -> list[int]:
 
 
 def _long_experiment(tmp_path: Path, steps: int, timeout: int = 120) -> Path:
+    """lj with many steps, 2 MPI ranks only, 2 repeats: two long runs in a row."""
     text = TINY.read_text().replace("parameters: {x: 1, y: 1, z: 1, steps: 20}",
                                     f"parameters: {{x: 1, y: 1, z: 1, steps: {steps}}}", 1)
-    text = text.replace("timeout: 120", f"timeout: {timeout}")
+    text = text.replace("timeout: 120", f"timeout: {timeout}").replace("repeats: 1", "repeats: 2")
+    text = text.replace("- {tasks: [2, 1], threads: [1, 2], suffix: [none, omp]}", "- {tasks: [2]}")
     path = tmp_path / "long.yaml"
     path.write_text(text)
     return path
@@ -146,7 +148,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_sweep_resumes(tmp_path: Path) -> None
 
 
 def test_a_killed_lammps_process_is_stored_as_killed_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    experiment = _long_experiment(tmp_path, steps=20000)
+    experiment = _long_experiment(tmp_path, steps=1500)
     store = tmp_path / "planner.sqlite"
     sweep = _start(store, "-e", str(experiment), "--workload", "lj", "--variant", "lammps-2025-mpich")
     _wait_for(lambda: any(_lmp(pid) for pid in _processes_in(tmp_path / "planner.runs")))
