@@ -41,6 +41,15 @@ def _store_arg(parser: argparse.ArgumentParser) -> None:
                         help="results store (default: $PLANNER_STORE or ./results/planner.sqlite)")
 
 
+def _selection_args(parser: argparse.ArgumentParser) -> None:
+    """Which part of the experiment: the file, the cluster, and optional workload/variant filters."""
+    _experiment_arg(parser)
+    parser.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name (default: local)")
+    parser.add_argument("--workload", action="append", default=[], metavar="W",
+                        help="only this workload (repeatable)")
+    parser.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
+
+
 def store_path(args: argparse.Namespace) -> Path:
     return args.store or default_path()
 
@@ -262,10 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the experiment's matrix on a cluster. Native variants are installed "
                                    "first on the local cluster. Runs already stored are skipped, so an "
                                    "interrupted sweep resumes where it stopped; each run is stored as it ends.")
-    _experiment_arg(p)
-    p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name (default: local)")
-    p.add_argument("--workload", action="append", default=[], metavar="W", help="only this workload (repeatable)")
-    p.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
+    _selection_args(p)
     p.add_argument("--repeats", type=int, default=None, metavar="N", help="repeats per point (default: the sweep's)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their commands; run nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
@@ -275,10 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="the expanded matrix, with every excluded point and its reason",
                        description="Expand the experiment for one cluster: each run with its exact launch "
                                    "command, and each excluded point with the reason.")
-    _experiment_arg(p)
-    p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name (default: local)")
-    p.add_argument("--workload", action="append", default=[], metavar="W", help="only this workload (repeatable)")
-    p.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
+    _selection_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     _store_arg(p)
     p.set_defaults(func=cmd_plan)
@@ -289,9 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV (one row per configuration and metric)")
-    p.add_argument("--app", default=None)
-    p.add_argument("--workload", default=None)
-    p.add_argument("--cluster", default=None)
+    p.add_argument("--app", default=None, help="only this app")
+    p.add_argument("--workload", default=None, help="only this workload")
+    p.add_argument("--cluster", default=None, help="only this cluster")
     _store_arg(p)
     p.set_defaults(func=cmd_results)
 
