@@ -50,6 +50,12 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def store_path(args: argparse.Namespace) -> Path:
     return args.store or default_path()
 
@@ -272,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "first on the local cluster. Runs already stored are skipped, so an "
                                    "interrupted sweep resumes where it stopped; each run is stored as it ends.")
     _selection_args(p)
-    p.add_argument("--repeats", type=int, default=None, metavar="N", help="repeats per point (default: the sweep's)")
+    p.add_argument("--repeats", type=_positive, default=None, metavar="N",
+                   help="repeats per point (default: the sweep's)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their commands; run nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     _store_arg(p)
