@@ -11,8 +11,8 @@ cores) still hold; they have no launch command.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,17 +29,17 @@ _ANY_SOURCE = Source(workdir="/", input="-")
 _PLATFORM_FAMILY = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
-@dataclass
+@dataclasses.dataclass
 class Catalog:
     """Everything known about clusters, variants and workloads, from the store and the experiment."""
 
     exp: Experiment | None = None
-    cluster_infos: dict[str, ClusterInfo] = field(default_factory=dict)
-    variant_infos: dict[str, VariantInfo] = field(default_factory=dict)
-    stored_clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
-    stored_variants: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    cluster_infos: dict[str, ClusterInfo] = dataclasses.field(default_factory=dict)
+    variant_infos: dict[str, VariantInfo] = dataclasses.field(default_factory=dict)
+    stored_clusters: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    stored_variants: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     #: features, verdicts and descriptions, computed once per point
-    _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     # ----------------------------------------------------------------------------------- attributes
 
@@ -101,15 +101,18 @@ class Catalog:
         return self._cache[key]
 
     def _rule(self, context: Context, choice: Choice) -> str | None:
-        try:
-            options = Options.model_validate({**choice.options(), **context.parameters()})
-        except ValidationError as err:
-            return f"options {choice.launch} are not valid launch options ({err.errors()[0]['msg']})"
+        key = ("options", choice.launch, context.params)
+        if key not in self._cache:
+            try:
+                self._cache[key] = Options.model_validate({**choice.options(), **context.parameters()})
+            except ValidationError as err:
+                self._cache[key] = f"options {choice.launch} are not valid launch options ({err.errors()[0]['msg']})"
+        options = self._cache[key]
+        if isinstance(options, str):
+            return options
         workload, executable = self._workload(context)
         cluster = self.cluster_infos.get(context.cluster) or self._stand_in_cluster(context.cluster, choice)
-        variant = self._known_variant(choice) or VariantInfo(
-            choice.variant, "container", choice.app, self.variant_attrs(choice.app, choice.variant),
-            image=f"docker://{choice.variant}")
+        variant = self._known_variant(choice) or self._stand_in_variant(choice)
         if workload is None or not self._known(context, choice):
             requires = workload.requires if workload is not None else ()
             workload = Workload(requires=requires, native=_ANY_SOURCE, container=_ANY_SOURCE)
@@ -131,12 +134,28 @@ class Catalog:
         return workload is not None and context.cluster in self.cluster_infos and \
             self._known_variant(choice) is not None
 
+    def _stand_in_variant(self, choice: Choice) -> VariantInfo:
+        key = ("variant", choice.app, choice.variant)
+        if key not in self._cache:
+            self._cache[key] = VariantInfo(choice.variant, "container", choice.app,
+                                           self.variant_attrs(choice.app, choice.variant),
+                                           image=f"docker://{choice.variant}")
+        return self._cache[key]
+
     def _stand_in_cluster(self, name: str, choice: Choice) -> ClusterInfo:
+        key = ("cluster", name)
+        if key not in self._cache:
+            self._cache[key] = self._cluster_from_attributes(name)
+        cluster = self._cache[key]
+        if not cluster.arch:  # nothing known contradicts the build: let the architecture rule pass
+            target = self.variant_attrs(choice.app, choice.variant).get("io.archspec.cpu.target")
+            return dataclasses.replace(cluster, arch=archs.family(target) or "")
+        return cluster
+
+    def _cluster_from_attributes(self, name: str) -> ClusterInfo:
         attrs = self.cluster_attrs(name)
         micro = archs.normalize(attrs.get("microarchitecture"))
         family = archs.family(micro) or _PLATFORM_FAMILY.get(str(attrs.get("arch")), attrs.get("arch"))
-        if not family:  # nothing known contradicts the build: let the architecture rule pass
-            family = archs.family(self.variant_attrs(choice.app, choice.variant).get("io.archspec.cpu.target"))
         nodes = int(attrs.get("nodes") or 1)
         # unknown core counts set no limit: the resources rule only excludes what it can know
         cores = int(attrs.get("cores_per_node") or 1_000_000)
@@ -224,6 +243,10 @@ def choice_sets(clusters: Iterable[str], stored: dict[str, list[Choice]],
                 declared: dict[str, list[Choice]]) -> dict[str, list[Choice]]:
     """The choices to rank on each cluster: those measured or declared there; on a cluster where nothing
     was measured or declared, every choice measured anywhere (the hard rules then keep what can run)."""
-    everything = list(dict.fromkeys(choice for found in stored.values() for choice in found))
+    everything = every_choice(stored)
     return {cluster: list(dict.fromkeys(stored.get(cluster, []) + declared.get(cluster, []))) or everything
             for cluster in clusters}
+
+
+def every_choice(stored: dict[str, list[Choice]]) -> list[Choice]:
+    return list(dict.fromkeys(choice for found in stored.values() for choice in found))

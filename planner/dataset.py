@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class Measured:
 
     @property
     def median(self) -> float | None:
-        return float(np.median(self.values)) if self.values else None
+        return statistics.median(self.values) if self.values else None
 
     @property
     def failed(self) -> bool:
@@ -133,8 +134,9 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
     values = "".join(f", f{i}.value" for i in range(len(metrics)))
     sql = (f"SELECT r.cluster, r.app, r.workload, r.variant, r.options, r.status, r.reason, r.variant_attrs, "
            f"r.cluster_attrs{values} FROM runs r{joins}{where} ORDER BY r.rowid")
-    contexts: dict[Context, int] = {}
-    choices: dict[Choice, int] = {}
+    # keyed by plain tuples while reading: hashing a tuple is much cheaper than a frozen dataclass
+    contexts: dict[tuple[str, str, str, str], int] = {}
+    choices: dict[tuple[str, str, str], int] = {}
     split: dict[str, tuple[str, str]] = {}
     parsed: dict[str, dict[str, Any]] = {}
     cluster_attrs: dict[str, dict[str, Any]] = {}
@@ -146,8 +148,8 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
             launch, params = split_options(json.loads(options))
             split[options] = (canonical(launch), canonical(params))
         launch_text, params_text = split[options]
-        ctx.append(contexts.setdefault(Context(c_name, a_name, w_name, params_text), len(contexts)))
-        choice.append(choices.setdefault(Choice(a_name, v_name, launch_text), len(choices)))
+        ctx.append(contexts.setdefault((c_name, a_name, w_name, params_text), len(contexts)))
+        choice.append(choices.setdefault((a_name, v_name, launch_text), len(choices)))
         ok.append(st == "ok")
         status.append(st)
         reason.append(why)
@@ -158,7 +160,8 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
         cluster_attrs[c_name] = parsed[c_attrs]
         variant_attrs[(a_name, v_name)] = parsed[v_attrs]
     table = np.array(foms, dtype=float).reshape(len(ok), len(metrics))  # None -> NaN
-    return Runs(contexts=list(contexts), choices=list(choices), ctx=np.asarray(ctx, dtype=np.int32),
+    return Runs(contexts=[Context(*key) for key in contexts], choices=[Choice(*key) for key in choices],
+                ctx=np.asarray(ctx, dtype=np.int32),
                 choice=np.asarray(choice, dtype=np.int32), ok=np.asarray(ok, dtype=bool),
                 values={name: table[:, i] for i, name in enumerate(metrics)}, status=status, reason=reason,
                 cluster_attrs=cluster_attrs, variant_attrs=variant_attrs)
@@ -244,6 +247,10 @@ def cluster_attributes(db: sqlite3.Connection, names: Iterable[str] | None = Non
                       "GROUP BY cluster)")
     wanted = set(names) if names is not None else None
     return {name: json.loads(text) for name, text in rows if wanted is None or name in wanted}
+
+
+def measured_anywhere(db: sqlite3.Connection, app: str, variant: str) -> bool:
+    return db.execute("SELECT 1 FROM runs WHERE app = ? AND variant = ? LIMIT 1", [app, variant]).fetchone() is not None
 
 
 def require_runs(db: sqlite3.Connection, path: str | Path, app: str | None = None) -> None:

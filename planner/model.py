@@ -421,11 +421,39 @@ class Table:
     p_ok: np.ndarray
     mid: dict[str, np.ndarray]  # per metric: predicted log FOM
     known: dict[str, np.ndarray]  # per metric, per context: level measured (True) or predicted
+    #: attributes the predictions were made with, so recommend need not look them up in the store
+    cluster_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variant_attrs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    #: points the hard rules excluded at fit time, (context index, choice index) rows
+    excluded: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int32))
 
     def lookup(self, wanted: set[Context]) -> dict[tuple[Context, Choice], int]:
         index = [i for i, c in enumerate(self.contexts) if c in wanted]
         rows = np.flatnonzero(np.isin(self.ctx, index))
         return {(self.contexts[self.ctx[i]], self.choices[self.choice[i]]): int(i) for i in rows}
+
+    def excluded_in(self, wanted: set[Context]) -> list[tuple[Context, Choice]]:
+        index = [i for i, c in enumerate(self.contexts) if c in wanted]
+        rows = self.excluded[np.isin(self.excluded[:, 0], index)]
+        return [(self.contexts[c], self.choices[k]) for c, k in rows.tolist()]
+
+    def exclude(self, points: list[tuple[Context, Choice]]) -> None:
+        """Remember points the hard rules excluded, so recommend can say so without finding them again."""
+        contexts = {c: i for i, c in enumerate(self.contexts)}
+        choices = {k: i for i, k in enumerate(self.choices)}
+        rows = []
+        for context, choice in points:
+            if context not in contexts:
+                contexts[context] = len(self.contexts)
+                self.contexts.append(context)
+                for metric in self.known:
+                    self.known[metric] = np.append(self.known[metric], False)
+            if choice not in choices:
+                choices[choice] = len(self.choices)
+                self.choices.append(choice)
+            rows.append((contexts[context], choices[choice]))
+        self.excluded = np.array(rows, dtype=np.int32).reshape(-1, 2)
 
 
 def predict_points(models: Models, catalog: Catalog, points: list[tuple[Context, Choice]]) -> Table:
@@ -443,7 +471,8 @@ def predict_points(models: Models, catalog: Catalog, points: list[tuple[Context,
         mid[metric] = relative + levels[ctx]
         known[metric] = measured
     return Table(contexts, choices, ctx, np.array([k_index[k] for _, k in points], dtype=np.int32),
-                 models.p_ok(X), mid, known)
+                 models.p_ok(X), mid, known, {c.cluster: catalog.cluster_attrs(c.cluster) for c in contexts},
+                 {(k.app, k.variant): catalog.variant_attrs(k.app, k.variant) for k in choices})
 
 
 # ---------------------------------------------------------------------------------------- persistence
@@ -473,7 +502,11 @@ def save(directory: Path, models: Models, table: Table, meta: dict[str, Any]) ->
         "contexts": np.array([[c.cluster, c.app, c.workload, c.params] for c in table.contexts], dtype=str).reshape(
             -1, 4),
         "choices": np.array([[k.app, k.variant, k.launch] for k in table.choices], dtype=str).reshape(-1, 3),
-        "ctx": table.ctx, "choice": table.choice, "p_ok": table.p_ok}
+        "ctx": table.ctx, "choice": table.choice, "p_ok": table.p_ok, "excluded": table.excluded,
+        "cluster_attrs": np.array([[name, json.dumps(attrs)] for name, attrs in table.cluster_attrs.items()],
+                                  dtype=str).reshape(-1, 2),
+        "variant_attrs": np.array([[app, name, json.dumps(attrs)] for (app, name), attrs in
+                                   table.variant_attrs.items()], dtype=str).reshape(-1, 3)}
     for metric in table.mid:
         arrays[f"mid:{metric}"] = table.mid[metric]
         arrays[f"known:{metric}"] = table.known[metric]
@@ -548,7 +581,10 @@ def load_table(directory: Path, meta: dict[str, Any]) -> Table:
     choices = [Choice(*row) for row in arrays["choices"].tolist()]
     mid = {name.split(":", 1)[1]: arrays[name] for name in arrays if name.startswith("mid:")}
     known = {name.split(":", 1)[1]: arrays[name] for name in arrays if name.startswith("known:")}
-    return Table(contexts, choices, arrays["ctx"], arrays["choice"], arrays["p_ok"], mid, known)
+    return Table(contexts, choices, arrays["ctx"], arrays["choice"], arrays["p_ok"], mid, known,
+                 {name: json.loads(text) for name, text in arrays["cluster_attrs"].tolist()},
+                 {(app, name): json.loads(text) for app, name, text in arrays["variant_attrs"].tolist()},
+                 arrays["excluded"])
 
 
 def summary(report: dict[str, Any], directory: Path) -> str:
@@ -599,7 +635,8 @@ def train(db: Any, store_path: Path, catalog: Catalog, metrics: list[str], *, cv
     catalog.stored_variants.update(runs.variant_attrs)
     models = fit(runs, catalog, metrics, cv=cv)
     fitted = time.perf_counter()
-    points = []
+    points: list[tuple[Context, Choice]] = []
+    excluded: list[tuple[Context, Choice]] = []
     for app in sorted({c.app for c in runs.contexts}):
         declared_contexts, declared = catalog.experiment_points(app)
         contexts = [c for c in runs.contexts if c.app == app] + declared_contexts
@@ -612,8 +649,10 @@ def train(db: Any, store_path: Path, catalog: Catalog, metrics: list[str], *, cv
         for cluster, choices in sorted(sets.items()):
             for workload, params in problems:
                 context = Context(cluster, app, workload, params)
-                points += [(context, choice) for choice in choices if catalog.rule(context, choice) is None]
+                for choice in choices:
+                    (excluded if catalog.rule(context, choice) else points).append((context, choice))
     table = predict_points(models, catalog, points)
+    table.exclude(excluded)
     models.report["seconds"] = {"fit": round(fitted - started, 2), "table": round(time.perf_counter() - fitted, 2)}
     directory = model_dir(store_path)
     meta = {"fingerprint": fingerprint, "runs": len(runs), "experiment": catalog.exp.source if catalog.exp else None}

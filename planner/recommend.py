@@ -12,6 +12,7 @@ average candidate.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sqlite3
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from planner import dataset, model
-from planner.candidates import Catalog, choice_sets
+from planner.candidates import Catalog, every_choice
 from planner.dataset import Choice, Context, Measured
 from planner.errors import InputError
 from planner.features import CHOICE_GROUPS
@@ -57,13 +58,15 @@ class Candidate:
     known_level: bool = True
     excluded: str | None = None  # rules | measured | classifier
     reason: str | None = None
+    table_index: int | None = None  # row of the prediction table fitted for this point
 
     @property
     def tier(self) -> int:
         return 0 if self.measured is not None and self.measured.values else 1
 
-    @property
+    @functools.cached_property
     def log_value(self) -> float:
+        """log of the measured median, else of the prediction: what ranks it (known once judged)."""
         if self.tier == 0:
             assert self.measured is not None and self.measured.median is not None
             return math.log(self.measured.median)
@@ -103,41 +106,52 @@ def recommend(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Req
     goal = request.goal or model.goal_of(metric)
     sign = 1.0 if goal == "max" else -1.0
     notes: list[str] = []
-    catalog.stored_variants.update(dataset.variant_attributes(db, request.app))
-    catalog.stored_clusters.update(dataset.cluster_attributes(db))
+    bundle = model.ensure(db, path, catalog, metric, notes)
+    table = bundle.table if metric in bundle.meta.get("metrics", {}) else None
+    if table is not None:
+        catalog.stored_clusters.update(table.cluster_attrs)
+        catalog.stored_variants.update(table.variant_attrs)
+    # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
+    runs = dataset.read(db, [metric], app=request.app, workload=request.workload, cluster=request.cluster)
+    catalog.stored_clusters.update(runs.cluster_attrs)
+    catalog.stored_variants.update(runs.variant_attrs)
     declared_contexts, declared = catalog.experiment_points(request.app)
-    contexts, params_note = _contexts(db, catalog, request, declared_contexts)
+    contexts, params_note = _contexts(runs, catalog, request, declared_contexts)
     if params_note:
         notes.append(params_note)
-    sets = choice_sets([c.cluster for c in contexts], dataset.choices_by_cluster(db, request.app), declared)
-    candidates = _measure(db, request, metric, contexts, sets)
-    bundle = _predict(db, path, catalog, metric, candidates, notes)
-    ranked = _rank(catalog, candidates, sign)
-    variant_runs = dataset.counts_by(db, "variant", app=request.app)
-    rows = [_row(i + 1, c, ranked, catalog, sign, bundle, variant_runs) for i, c in enumerate(ranked[:request.top])]
+    candidates = _candidates(db, runs, metric, contexts, declared, table)
+    if table is None:
+        notes.append(f"too few successful runs measured {metric} to fit a model: measured results only")
+    _judge(bundle, table, catalog, metric, candidates, notes)
+    with Store(path, create=False) as store:
+        bundle.meta["stale"] = bundle.meta.get("fingerprint") != store.fingerprint()
+    ranked = sorted((c for c in candidates if c.excluded is None and (c.tier == 0 or c.mid is not None)),
+                    key=lambda c: (c.tier, -sign * c.log_value, c.choice.variant, c.choice.launch))
+    rows = [_row(i + 1, c, ranked, catalog, sign, bundle, db) for i, c in enumerate(ranked[:request.top])]
     if ranked and ranked[0].tier == 1:
         notes.append("nothing was measured for this workload on this cluster: the ranking is the model's")
-    excluded = [c for c in candidates if c.excluded]
     return {"app": request.app, "workload": request.workload, "cluster": request.cluster,
             "params": {c.cluster: c.parameters() for c in contexts}, "metric": metric, "goal": goal,
-            "model": _model_info(bundle), "candidates": len(candidates), "ranked": len(ranked),
-            "recommendations": rows,
+            "model": {"directory": str(bundle.directory), "fitted_on_runs": bundle.meta.get("runs"),
+                      "stale": bundle.meta["stale"]},
+            "candidates": len(candidates), "ranked": len(ranked), "recommendations": rows,
             "excluded": [{"cluster": c.context.cluster, "variant": c.choice.variant, "options": c.choice.options(),
-                          "by": c.excluded, "reason": c.reason} for c in excluded],
+                          "by": c.excluded, "reason": c.reason} for c in candidates if c.excluded],
             "notes": notes}
 
 
-def _contexts(db: sqlite3.Connection, catalog: Catalog, request: Request,
+def _contexts(runs: dataset.Runs, catalog: Catalog, request: Request,
               declared_contexts: list[Context]) -> tuple[list[Context], str | None]:
-    """One context per asked cluster: the workload at the parameters known there (stored or declared) that
+    """One context per asked cluster: the workload at the parameters known there (measured or declared) that
     match --param, preferring the experiment's defaults, then the most measured."""
-    runs: dict[tuple[str, str], int] = {}
-    for context in dataset.contexts_of(db, request.app, request.workload):
-        runs[(context.cluster, context.params)] = runs.get((context.cluster, context.params), 0) + 1
+    counts: dict[tuple[str, str], int] = {}
+    for c in runs.ctx.tolist():
+        key = (runs.contexts[c].cluster, runs.contexts[c].params)
+        counts[key] = counts.get(key, 0) + 1
     for context in declared_contexts:
         if context.workload == request.workload:
-            runs.setdefault((context.cluster, context.params), 0)
-    known = list(dict.fromkeys(params for _, params in runs))
+            counts.setdefault((context.cluster, context.params), 0)
+    known = list(dict.fromkeys(params for _, params in counts))
     wanted = [p for p in known if _matches(p, request.params)]
     if request.params and not wanted:
         raise InputError(f"no {request.workload} run or sweep has parameters "
@@ -147,13 +161,13 @@ def _contexts(db: sqlite3.Connection, catalog: Catalog, request: Request,
 
     def preference(params: str) -> tuple[bool, int]:
         values = json.loads(params)
-        return all(default.get(k, v) == v for k, v in values.items()), sum(n for (_, p), n in runs.items()
+        return all(default.get(k, v) == v for k, v in values.items()), sum(n for (_, p), n in counts.items()
                                                                            if p == params)
 
     overall = max(wanted, key=preference) if wanted else catalog.default_params(request.app, request.workload) or "{}"
     contexts = []
     for cluster in [request.cluster] if request.cluster else catalog.clusters():
-        here = [p for (c, p) in runs if c == cluster and p in wanted]
+        here = [p for (c, p) in counts if c == cluster and p in wanted]
         contexts.append(Context(cluster, request.app, request.workload, max(here, key=preference) if here else overall))
     chosen = {c.params for c in contexts}
     others = [p for p in known if p not in chosen]
@@ -172,54 +186,64 @@ def _params_label(params: str) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(values.items())) or "(none)"
 
 
-def _measure(db: sqlite3.Connection, request: Request, metric: str, contexts: list[Context],
-             sets: dict[str, list[Choice]]) -> list[Candidate]:
-    runs = dataset.read(db, [metric], app=request.app, workload=request.workload, cluster=request.cluster)
+def _candidates(db: sqlite3.Connection, runs: dataset.Runs, metric: str, contexts: list[Context],
+                declared: dict[str, list[Choice]], table: model.Table | None) -> list[Candidate]:
+    """Per context: the choices measured there, declared for its cluster, or tabulated for it at fit time
+    (the choices stored on its cluster, see `candidates.choice_sets`); every stored choice on a cluster
+    that has none of those."""
     measured = {(runs.contexts[c], runs.choices[k]): m for (c, k), m in runs.measured(metric).items()}
-    return [Candidate(context, choice, measured.get((context, choice))) for context in contexts
-            for choice in sets[context.cluster]]
+    here: dict[Context, dict[Choice, None]] = {context: {} for context in contexts}
+    for context, choice in measured:
+        if context in here:
+            here[context][choice] = None
+    tabulated = table.lookup(set(contexts)) if table is not None else {}
+    for context, choice in [*tabulated, *(table.excluded_in(set(contexts)) if table is not None else [])]:
+        here[context][choice] = None
+    everything: list[Choice] | None = None
+    out = []
+    for context in contexts:
+        choices = list(here[context]) + [k for k in declared.get(context.cluster, []) if k not in here[context]]
+        if not choices:
+            if everything is None:
+                everything = every_choice(dataset.choices_by_cluster(db, context.app))
+            choices = everything
+        out += [Candidate(context, choice, measured.get((context, choice)),
+                          table_index=tabulated.get((context, choice))) for choice in choices]
+    return out
 
 
-def _predict(db: sqlite3.Connection, path: Path, catalog: Catalog, metric: str, candidates: list[Candidate],
-             notes: list[str]) -> model.Bundle | None:
-    """Hard rules, then the model's predictions: from the fitted table, or the models for points it lacks."""
+def _judge(bundle: model.Bundle, table: model.Table | None, catalog: Catalog, metric: str,
+           candidates: list[Candidate], notes: list[str]) -> None:
+    """Hard rules (points tabulated at fit time passed them then), measured failures, the model's predictions."""
     for candidate in candidates:
-        reason = catalog.rule(candidate.context, candidate.choice)
+        reason = None if candidate.table_index is not None else catalog.rule(candidate.context, candidate.choice)
         if reason is not None:
             candidate.excluded, candidate.reason = "rules", reason
         elif candidate.measured is not None and candidate.measured.failed:
             candidate.excluded, candidate.reason = "measured", \
                 f"failed every time it ran here ({candidate.measured.reason()})"
+    if table is None:
+        return
     open_points = [c for c in candidates if c.excluded is None]
-    bundle = model.ensure(db, path, catalog, metric, notes)
-    with Store(path, create=False) as store:
-        bundle.meta["stale"] = bundle.meta.get("fingerprint") != store.fingerprint()
-    if metric not in bundle.meta.get("metrics", {}):
-        notes.append(f"too few successful runs measured {metric} to fit a model: measured results only")
-        return bundle
-    assert bundle.table is not None
-    table = bundle.table
-    index = table.lookup({c.context for c in open_points})
-    missing = [c for c in open_points if (c.context, c.choice) not in index]
+    missing = [c for c in open_points if c.table_index is None]
     extra = _predict_with_models(bundle, catalog, metric, missing) if missing else {}
     if missing:
-        notes.append(f"{len(missing)} candidate(s) were not known when the model was fitted: predicted now")
+        notes.append(f"{len(missing)} candidate(s) were not known when the model was fitted: predicted now "
+                     "(`python -m planner fit` tabulates them)")
     residuals = tuple(bundle.meta["metrics"][metric]["residuals"])
     level_error = bundle.meta["metrics"][metric]["level_error"]
     for candidate in open_points:
-        key = (candidate.context, candidate.choice)
-        if key in index:
-            i = index[key]
+        if candidate.table_index is not None:
+            i = candidate.table_index
             p_ok, mid = float(table.p_ok[i]), float(table.mid[metric][i])
             known = bool(table.known[metric][table.ctx[i]])
         else:
-            p_ok, mid, known = extra[key]
+            p_ok, mid, known = extra[(candidate.context, candidate.choice)]
         candidate.p_ok, candidate.mid, candidate.known_level = p_ok, mid, known
         low, high = model.interval(residuals, level_error, mid, known)  # type: ignore[arg-type]
         candidate.low, candidate.high = float(low), float(high)
         if candidate.tier == 1 and p_ok < model.P_OK:
             candidate.excluded, candidate.reason = "classifier", f"predicted to fail (P(success) = {p_ok:.2f})"
-    return bundle
 
 
 def _predict_with_models(bundle: model.Bundle, catalog: Catalog, metric: str, missing: list[Candidate]) -> dict[
@@ -230,13 +254,8 @@ def _predict_with_models(bundle: model.Bundle, catalog: Catalog, metric: str, mi
             for i, key in enumerate(points)}
 
 
-def _rank(catalog: Catalog, candidates: list[Candidate], sign: float) -> list[Candidate]:
-    open_points = [c for c in candidates if c.excluded is None and (c.tier == 0 or c.mid is not None)]
-    return sorted(open_points, key=lambda c: (c.tier, -sign * c.log_value, c.choice.variant, c.choice.launch))
-
-
 def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float,
-         bundle: model.Bundle | None, variant_runs: dict[str, int]) -> dict[str, Any]:
+         bundle: model.Bundle, db: sqlite3.Connection) -> dict[str, Any]:
     measured = candidate.measured
     row: dict[str, Any] = {
         "rank": rank, "cluster": candidate.context.cluster, "variant": candidate.choice.variant,
@@ -253,14 +272,14 @@ def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Cata
     row["command"] = command
     if command is None:
         row["command_note"] = "unavailable: the experiment does not declare this cluster, variant and workload"
-    doubts = _doubts(candidate, variant_runs, bundle)
+    doubts = _doubts(candidate, bundle, db)
     row["confidence"] = "low" if doubts else "high"
     row["low_confidence_because"] = doubts
     row["why"] = _why(candidate, ranked, catalog, sign)
     return row
 
 
-def _doubts(candidate: Candidate, variant_runs: dict[str, int], bundle: model.Bundle | None) -> list[str]:
+def _doubts(candidate: Candidate, bundle: model.Bundle, db: sqlite3.Connection) -> list[str]:
     doubts = []
     measured = candidate.measured
     if candidate.tier == 0:
@@ -272,60 +291,46 @@ def _doubts(candidate: Candidate, variant_runs: dict[str, int], bundle: model.Bu
         return doubts
     if not candidate.known_level:
         doubts.append("nothing measured for this workload on this cluster")
-    if not variant_runs.get(candidate.choice.variant):
+    if not dataset.measured_anywhere(db, candidate.choice.app, candidate.choice.variant):
         doubts.append("variant never measured anywhere")
     if candidate.low is not None and candidate.high is not None and \
             math.exp(candidate.high - candidate.low) > WIDE_INTERVAL:
         doubts.append(f"wide interval (x{math.exp(candidate.high - candidate.low):.1f})")
     if candidate.p_ok is not None and candidate.p_ok < SURE_OK:
         doubts.append(f"success uncertain (P = {candidate.p_ok:.2f})")
-    if bundle is not None and bundle.meta.get("stale"):
+    if bundle.meta.get("stale"):
         doubts.append("model older than the store")
     return doubts
 
 
 def _why(candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float) -> str:
-    """The attributes whose candidates do best here: mean of those sharing it over the mean of all."""
-    values = np.array([c.log_value for c in ranked])
-    average = float(values.mean())
-    clusters = {c.context.cluster for c in ranked}
+    """The attributes whose candidates do best: mean of those sharing it over the mean of all, among the
+    candidates on the same cluster (and the cluster itself when several are ranked)."""
+    peers = [c for c in ranked if c.context.cluster == candidate.context.cluster]
+    values = np.array([c.log_value for c in peers])
     effects = []
-    groups = (["cluster"] if len(clusters) > 1 else []) + list(CHOICE_GROUPS)
-    for group in groups:
-        label = _label(catalog, group, candidate)
-        same = np.array([_label(catalog, group, other) == label for other in ranked])
-        if same.all():
-            continue
-        effect = sign * (float(values[same].mean()) - average)
-        if effect > math.log(1.02):
-            effects.append((effect, label))
-    effects.sort(reverse=True)
+    if len(peers) < len(ranked):
+        everyone = np.array([c.log_value for c in ranked])
+        effects.append((sign * (float(values.mean()) - float(everyone.mean())), f"cluster {candidate.context.cluster}"))
+    for group in CHOICE_GROUPS:
+        label = catalog.describe(group, candidate.context, candidate.choice)
+        same = np.array([catalog.describe(group, other.context, other.choice) == label for other in peers])
+        if not same.all():
+            effects.append((sign * (float(values[same].mean()) - float(values.mean())), label))
+    effects = sorted((e for e in effects if e[0] > math.log(1.02)), reverse=True)
     if candidate.tier == 0:
         assert candidate.measured is not None
         head = f"measured median of {len(candidate.measured.values)} run(s)"
     else:
         head = "predicted from attributes"
     if not effects:
-        return f"{head}; no attribute stands out among the {len(ranked)} candidates"
+        return f"{head}; no attribute stands out among the {len(peers)} candidates here"
     parts = ", ".join(f"{label} {_percent(effect)}" for effect, label in effects[:3])
-    return f"{head}; {parts} (candidates with it vs all {len(ranked)})"
-
-
-def _label(catalog: Catalog, group: str, candidate: Candidate) -> str:
-    if group == "cluster":
-        return f"cluster {candidate.context.cluster}"
-    return catalog.describe(group, candidate.context, candidate.choice)
+    return f"{head}; {parts} (candidates with it vs all {len(peers)} here)"
 
 
 def _percent(effect: float) -> str:
     return f"+{(math.exp(effect) - 1) * 100:.0f}%"
-
-
-def _model_info(bundle: model.Bundle | None) -> dict[str, Any] | None:
-    if bundle is None:
-        return None
-    return {"directory": str(bundle.directory), "fitted_on_runs": bundle.meta.get("runs"),
-            "stale": bundle.meta["stale"]}
 
 
 # ----------------------------------------------------------------------------------------------- text
