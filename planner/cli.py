@@ -178,6 +178,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(f"executed {report.executed} runs ({report.ok} ok, {report.failed} failed) in "
                       f"{report.run_seconds:.1f} s; app processes {report.app_seconds:.1f} s; "
                       f"orchestration ratio {overhead:.3f}")
+    if report.executed and not report.interrupted:
+        console.print(f"next: python -m planner fit && python -m planner recommend "
+                      f"{plan.runs[0].app} {plan.runs[0].workload} --cluster {args.cluster}")
     if report.interrupted:
         console.print(f"[yellow]interrupted[/]: {report.executed} run(s) stored this time; "
                       "run the same command again to resume")
