@@ -322,9 +322,10 @@ def describe(group: str, *, app: str, cluster: Mapping[str, Any], variant: Mappi
         packages = str(variant.get(f"{app}.packages", "")).split()
         return f"{len(packages)} {app} packages" if len(packages) > 4 else f"packages {' '.join(packages) or '?'}"
     if group == "ranks":
-        nodes, tasks, threads = launch.get("nodes", 1), launch.get("tasks", 1), launch.get("threads", 1)
-        return f"{tasks} ranks x {threads} threads on {nodes} node{'s' if nodes != 1 else ''}".replace(
-            "x 1 threads", "x 1 thread").replace("1 ranks", "1 rank")
+        counts = [(launch.get("tasks", 1), "rank"), (launch.get("threads", 1), "thread"),
+                  (launch.get("nodes", 1), "node")]
+        tasks, threads, nodes = (f"{n} {word}{'s' if n != 1 else ''}" for n, word in counts)
+        return f"{tasks} x {threads} on {nodes}"
     if group == "affinity":
         return f"affinity {launch.get('affinity', 'default')}"
     if group == "suffix":

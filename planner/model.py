@@ -577,6 +577,13 @@ def load_table(directory: Path, meta: dict[str, Any]) -> Table:
         raise _refit(path, f"not a readable prediction table ({err.__class__.__name__})") from None
     if str(arrays.get("stamp")) != meta.get("stamp"):
         raise _refit(path, "model files do not belong together (a fit was interrupted or is running)")
+    try:
+        return _table(arrays)
+    except (KeyError, TypeError, ValueError) as err:
+        raise _refit(path, f"a prediction table of another layout ({err.__class__.__name__}: {err})") from None
+
+
+def _table(arrays: dict[str, np.ndarray]) -> Table:
     contexts = [Context(*row) for row in arrays["contexts"].tolist()]
     choices = [Choice(*row) for row in arrays["choices"].tolist()]
     mid = {name.split(":", 1)[1]: arrays[name] for name in arrays if name.startswith("mid:")}

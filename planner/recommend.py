@@ -33,6 +33,8 @@ from planner.store import Store
 WIDE_INTERVAL = 2.0
 #: Below this probability of success a prediction is flagged as low confidence.
 SURE_OK = 0.8
+#: Measured runs whose range exceeds this fraction of their median are flagged as low confidence.
+NOISY = 0.5
 
 
 @dataclass
@@ -288,6 +290,9 @@ def _doubts(candidate: Candidate, bundle: model.Bundle, db: sqlite3.Connection) 
             doubts.append("a single run")
         if measured.ok < measured.runs:
             doubts.append(f"{measured.runs - measured.ok} of {measured.runs} runs failed")
+        spread = (max(measured.values) - min(measured.values)) / (measured.median or 1.0)
+        if spread > NOISY:
+            doubts.append(f"runs disagree ({min(measured.values):.4g}..{max(measured.values):.4g})")
         return doubts
     if not candidate.known_level:
         doubts.append("nothing measured for this workload on this cluster")
