@@ -184,7 +184,7 @@ def _matches(params: str, wanted: dict[str, str]) -> bool:
 
 
 def _params_label(params: str) -> str:
-    values = Context("", "", "", params).parameters()
+    values = json.loads(params)
     return " ".join(f"{k}={v}" for k, v in sorted(values.items())) or "(none)"
 
 

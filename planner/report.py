@@ -110,8 +110,8 @@ def _fom_figure(path: Path, app: str, workload: str, items: list[tuple[int, int,
     for yy, value, item in zip(y, medians, items, strict=True):
         ax.text(max(item[2].values), yy, f"  {value:.3g} (n={len(item[2].values)})", va="center", fontsize=7)
     ax.set_xlabel(f"{metric} ({'higher' if sign > 0 else 'lower'} is better)")
-    ax.set_title(f"{app} {workload}: {metric} per variant and launch options")
-    ax.margins(x=0.18)
+    fig.suptitle(f"{app} {workload}: {metric} per variant and launch options", fontsize=11)
+    ax.margins(x=0.25)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
