@@ -200,7 +200,7 @@ def add_commands(sub: Any) -> None:
         "recommend", help="ranked variants and launch options for an app and workload, with the exact command",
         description="Rank every known choice (variant + launch options) for APP WORKLOAD on a cluster: "
                     "measured medians first where this workload was measured on the cluster, then the "
-                    "model's predictions with an 80%% interval. Points the hard rules exclude, that failed "
+                    "model's predictions with an 80% interval. Points the hard rules exclude, that failed "
                     "here, or that the classifier expects to fail are left out. Each row shows the exact "
                     "launch command and why it ranks there.")
     p.add_argument("app", metavar="APP", help="application, e.g. lammps")

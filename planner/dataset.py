@@ -249,10 +249,6 @@ def cluster_attributes(db: sqlite3.Connection, names: Iterable[str] | None = Non
     return {name: json.loads(text) for name, text in rows if wanted is None or name in wanted}
 
 
-def measured_anywhere(db: sqlite3.Connection, app: str, variant: str) -> bool:
-    return db.execute("SELECT 1 FROM runs WHERE app = ? AND variant = ? LIMIT 1", [app, variant]).fetchone() is not None
-
-
 def require_runs(db: sqlite3.Connection, path: str | Path, app: str | None = None) -> None:
     """Exit 2 with what to do when there is nothing to learn from."""
     if count(db, app=app) == 0:

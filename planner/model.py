@@ -426,6 +426,8 @@ class Table:
 
     #: points the hard rules excluded at fit time, (context index, choice index) rows
     excluded: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int32))
+    #: (app, variant) of every variant with stored runs at fit time
+    measured: set[tuple[str, str]] = field(default_factory=set)
 
     def lookup(self, wanted: set[Context]) -> dict[tuple[Context, Choice], int]:
         index = [i for i, c in enumerate(self.contexts) if c in wanted]
@@ -502,6 +504,7 @@ def save(directory: Path, models: Models, table: Table, meta: dict[str, Any]) ->
             -1, 4),
         "choices": np.array([[k.app, k.variant, k.launch] for k in table.choices], dtype=str).reshape(-1, 3),
         "ctx": table.ctx, "choice": table.choice, "p_ok": table.p_ok, "excluded": table.excluded,
+        "measured": np.array(sorted(table.measured), dtype=str).reshape(-1, 2),
         "cluster_attrs": np.array([[name, json.dumps(attrs)] for name, attrs in table.cluster_attrs.items()],
                                   dtype=str).reshape(-1, 2),
         "variant_attrs": np.array([[app, name, json.dumps(attrs)] for (app, name), attrs in
@@ -590,7 +593,7 @@ def _table(arrays: dict[str, np.ndarray]) -> Table:
     return Table(contexts, choices, arrays["ctx"], arrays["choice"], arrays["p_ok"], mid, known,
                  {name: json.loads(text) for name, text in arrays["cluster_attrs"].tolist()},
                  {(app, name): json.loads(text) for app, name, text in arrays["variant_attrs"].tolist()},
-                 arrays["excluded"])
+                 arrays["excluded"], {(app, name) for app, name in arrays["measured"].tolist()})
 
 
 def summary(report: dict[str, Any], directory: Path) -> str:
@@ -659,6 +662,7 @@ def train(db: Any, store_path: Path, catalog: Catalog, metrics: list[str], *, cv
                     (excluded if catalog.rule(context, choice) else points).append((context, choice))
     table = predict_points(models, catalog, points)
     table.exclude(excluded)
+    table.measured = {(choice.app, choice.variant) for choice in runs.choices}
     models.report["seconds"] = {"fit": round(fitted - started, 2), "table": round(time.perf_counter() - fitted, 2)}
     directory = model_dir(store_path)
     meta = {"fingerprint": fingerprint, "runs": len(runs), "experiment": catalog.exp.source if catalog.exp else None}

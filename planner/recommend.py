@@ -129,7 +129,9 @@ def recommend(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Req
         bundle.meta["stale"] = bundle.meta.get("fingerprint") != store.fingerprint()
     ranked = sorted((c for c in candidates if c.excluded is None and (c.tier == 0 or c.mid is not None)),
                     key=lambda c: (c.tier, -sign * c.log_value, c.choice.variant, c.choice.launch))
-    rows = [_row(i + 1, c, ranked, catalog, sign, bundle, db) for i, c in enumerate(ranked[:request.top])]
+    measured_variants = (table.measured if table is not None else set()) | {(k.app, k.variant) for k in runs.choices}
+    rows = [_row(i + 1, c, ranked, catalog, sign, bundle, measured_variants)
+            for i, c in enumerate(ranked[:request.top])]
     if ranked and ranked[0].tier == 1:
         notes.append("nothing was measured for this workload on this cluster: the ranking is the model's")
     return {"app": request.app, "workload": request.workload, "cluster": request.cluster,
@@ -257,7 +259,7 @@ def _predict_with_models(bundle: model.Bundle, catalog: Catalog, metric: str, mi
 
 
 def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float,
-         bundle: model.Bundle, db: sqlite3.Connection) -> dict[str, Any]:
+         bundle: model.Bundle, measured_variants: set[tuple[str, str]]) -> dict[str, Any]:
     measured = candidate.measured
     row: dict[str, Any] = {
         "rank": rank, "cluster": candidate.context.cluster, "variant": candidate.choice.variant,
@@ -274,14 +276,14 @@ def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Cata
     row["command"] = command
     if command is None:
         row["command_note"] = "unavailable: the experiment does not declare this cluster, variant and workload"
-    doubts = _doubts(candidate, bundle, db)
+    doubts = _doubts(candidate, bundle, measured_variants)
     row["confidence"] = "low" if doubts else "high"
     row["low_confidence_because"] = doubts
     row["why"] = _why(candidate, ranked, catalog, sign)
     return row
 
 
-def _doubts(candidate: Candidate, bundle: model.Bundle, db: sqlite3.Connection) -> list[str]:
+def _doubts(candidate: Candidate, bundle: model.Bundle, measured_variants: set[tuple[str, str]]) -> list[str]:
     doubts = []
     measured = candidate.measured
     if candidate.tier == 0:
@@ -296,7 +298,7 @@ def _doubts(candidate: Candidate, bundle: model.Bundle, db: sqlite3.Connection) 
         return doubts
     if not candidate.known_level:
         doubts.append("nothing measured for this workload on this cluster")
-    if not dataset.measured_anywhere(db, candidate.choice.app, candidate.choice.variant):
+    if (candidate.choice.app, candidate.choice.variant) not in measured_variants:
         doubts.append("variant never measured anywhere")
     if candidate.low is not None and candidate.high is not None and \
             math.exp(candidate.high - candidate.low) > WIDE_INTERVAL:
