@@ -87,7 +87,7 @@ def evaluate(db: sqlite3.Connection, path: Path, catalog: Catalog, group_by: str
     metric = metric or DEFAULT_METRIC
     apps = [app for app in dataset.distinct(db, "app") if dataset.has_metric(db, metric, app)]
     if not apps:
-        raise InputError(f"no stored run measured {metric!r}; measured: {', '.join(dataset.metrics(db))}",
+        raise InputError(f"no stored run measured {metric!r}; measured: {', '.join(dataset.metrics(db)) or 'none'}",
                          field="--metric")
     goal = goal or model.goal_of(metric)
     sign = 1.0 if goal == "max" else -1.0

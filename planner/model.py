@@ -112,7 +112,7 @@ def _booster(kind: str, n: int, **extra: Any) -> Any:
         if kind == "regressor":
             # few points, often noisy: shallow trees, shrinkage and subsampling keep to effects seen repeatedly
             return ensemble.GradientBoostingRegressor(**{
-                "n_estimators": 100, "learning_rate": 0.05, "max_depth": 2, "subsample": 0.8,
+                "n_estimators": 100, "learning_rate": 0.05, "max_depth": 2, "subsample": 0.8 if n >= 20 else 1.0,
                 "min_samples_leaf": max(3, n // 20), "random_state": 0, **extra})
         # failures are near-deterministic and may need three attributes together (MPI version x nodes x network)
         return ensemble.GradientBoostingClassifier(**{

@@ -166,3 +166,20 @@ def test_recommend_answers_from_the_fitted_table_without_importing_scikit_learn(
             "print('sklearn loaded' if 'sklearn' in sys.modules else 'sklearn not loaded', code)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
     assert done.stdout.strip().endswith("sklearn not loaded 0"), done.stdout + done.stderr
+
+
+def test_a_tiny_imported_store_still_ranks_what_was_measured(tmp_path: Path) -> None:
+    """Two successful runs are too few to cross-validate: the measurements rank, nothing crashes."""
+    csv_path = tmp_path / "tiny.csv"
+    csv_path.write_text("cluster,app,workload,variant,status,metric,value,variant.io.archspec.cpu.target,"
+                        "cluster.microarchitecture\n"
+                        "a,lammps,lj,v1,failed,,,x86_64,zen3\n"
+                        "a,lammps,lj,v2,incompatible,,,aarch64,zen3\n"
+                        "a,lammps,lj,v3,ok,timesteps_per_s,5.0,x86_64_v3,zen3\n"
+                        "a,lammps,lj,v4,ok,timesteps_per_s,7.0,znver3,zen3\n")
+    store = tmp_path / "planner.sqlite"
+    assert planner("import", str(csv_path), "--store", str(store)).returncode == 0
+    result = recommend(store, "lammps", "lj", "--cluster", "a")
+    assert [row["variant"] for row in result["recommendations"]] == ["v4", "v3"]
+    assert all(row["low_confidence_because"] == ["a single run"] for row in result["recommendations"])
+    assert {(item["variant"], item["by"]) for item in result["excluded"]} == {("v1", "measured"), ("v2", "rules")}
