@@ -56,9 +56,6 @@ def canonical(value: dict[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def stored_options(choice: Choice, context: Context) -> dict[str, Any]:
-    """The store's `options` column of a choice made in a context (launch options plus `param.*`)."""
-    return {**choice.options(), **{f"param.{k}": v for k, v in context.parameters().items()}}
 
 
 @dataclass
@@ -188,12 +185,6 @@ def distinct(db: sqlite3.Connection, column: str, **filters: str | None) -> list
     return [row[0] for row in db.execute(f"SELECT DISTINCT {column} FROM runs{where} ORDER BY 1", args)]
 
 
-def counts_by(db: sqlite3.Connection, column: str, **filters: str | None) -> dict[str, int]:
-    """Runs per value of a column (how much each cluster or variant was measured)."""
-    if column not in {"app", "workload", "cluster", "variant"}:
-        raise ValueError(column)
-    where, args = _filters(**filters)
-    return dict(db.execute(f"SELECT {column}, COUNT(*) FROM runs{where} GROUP BY {column}", args).fetchall())
 
 
 def metrics(db: sqlite3.Connection, app: str | None = None) -> list[str]:
@@ -222,31 +213,10 @@ def choices_by_cluster(db: sqlite3.Connection, app: str) -> dict[str, list[Choic
     return {cluster: list(choices) for cluster, choices in found.items()}
 
 
-def variant_attributes(db: sqlite3.Connection, app: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """Latest stored attributes of each variant of an app."""
-    return {(app, variant): json.loads(text) for variant, text in db.execute(
-        "SELECT variant, variant_attrs FROM runs WHERE rowid IN (SELECT MAX(rowid) FROM runs WHERE app = ? "
-        "GROUP BY variant)", [app])}
 
 
-def contexts_of(db: sqlite3.Connection, app: str, workload: str | None = None) -> list[Context]:
-    """Every context stored for an app (optionally one workload)."""
-    where, args = _filters(app=app, workload=workload)
-    found: dict[Context, None] = {}
-    params: dict[str, str] = {}
-    for cluster, name, options in db.execute(f"SELECT DISTINCT cluster, workload, options FROM runs{where}", args):
-        if options not in params:
-            params[options] = canonical(split_options(json.loads(options))[1])
-        found[Context(cluster, app, name, params[options])] = None
-    return list(found)
 
 
-def cluster_attributes(db: sqlite3.Connection, names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Latest stored attributes of each cluster."""
-    rows = db.execute("SELECT cluster, cluster_attrs FROM runs WHERE rowid IN (SELECT MAX(rowid) FROM runs "
-                      "GROUP BY cluster)")
-    wanted = set(names) if names is not None else None
-    return {name: json.loads(text) for name, text in rows if wanted is None or name in wanted}
 
 
 def require_runs(db: sqlite3.Connection, path: str | Path, app: str | None = None) -> None:

@@ -32,7 +32,6 @@ CONTEXT_GROUPS = ("host", "cluster", "workload")
 #: Groups describing the choice being made: which variant, launched how.
 CHOICE_GROUPS = ("cpu", "mpi", "os", "gpu", "version", "packages", "ranks", "affinity", "suffix", "binds",
                  "variant")
-GROUPS = CONTEXT_GROUPS + CHOICE_GROUPS
 
 #: Attributes the dedicated features cover, or that restate others (model strings, OS names).
 _VARIANT_KNOWN = {"io.archspec.cpu.target", "io.archspec.cpu.vendor", "io.archspec.cpu.model", "mpi.implementation",
