@@ -229,14 +229,12 @@ def _launch_text(options: Options) -> str:
     return canonical(canonical_options(options, {}))
 
 
-def build(exp: Experiment | None, stored_clusters: dict[str, dict[str, Any]],
-          stored_variants: dict[tuple[str, str], dict[str, Any]]) -> Catalog:
+def build(exp: Experiment | None) -> Catalog:
+    """A catalog of what the experiment declares; the store's attributes are added as they are read."""
     from planner.clusters import cluster_infos
     from planner.variants import variant_infos
 
-    if exp is None:
-        return Catalog(None, {}, {}, stored_clusters, stored_variants)
-    return Catalog(exp, cluster_infos(exp), variant_infos(exp), stored_clusters, stored_variants)
+    return Catalog(exp, cluster_infos(exp), variant_infos(exp)) if exp is not None else Catalog()
 
 
 def choice_sets(clusters: Iterable[str], stored: dict[str, list[Choice]],

@@ -23,7 +23,7 @@ def load_optional_experiment(args: argparse.Namespace) -> Experiment | None:
 def _catalog(args: argparse.Namespace) -> Any:
     from planner import candidates
 
-    return candidates.build(load_optional_experiment(args), {}, {})
+    return candidates.build(load_optional_experiment(args))
 
 
 def _json_arg(parser: argparse.ArgumentParser) -> None:

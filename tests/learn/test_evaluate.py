@@ -44,7 +44,7 @@ def test_the_held_out_group_never_reaches_the_model(synthetic_store: Path, monke
 
     monkeypatch.setattr(model, "fit", spy)
     db = dataset.open_store(synthetic_store)
-    result = evaluate.evaluate(db, synthetic_store, candidates.build(None, {}, {}), "cluster", None, None)
+    result = evaluate.evaluate(db, synthetic_store, candidates.build(None), "cluster", None, None)
     everything = set(dataset.distinct(db, "cluster"))
     held_out = [everything - trained for trained in seen]
     assert all(len(missing) == 1 for missing in held_out)
