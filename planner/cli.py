@@ -31,19 +31,19 @@ def _console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
-def _experiment_arg(parser: argparse.ArgumentParser) -> None:
+def experiment_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-e", "--experiment", default=DEFAULT_EXPERIMENT, metavar="FILE",
                         help=f"experiment file (default: {DEFAULT_EXPERIMENT})")
 
 
-def _store_arg(parser: argparse.ArgumentParser) -> None:
+def store_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, default=None, metavar="PATH",
                         help="results store (default: $PLANNER_STORE or ./results/planner.sqlite)")
 
 
 def _selection_args(parser: argparse.ArgumentParser) -> None:
     """Which part of the experiment: the file, the cluster, and optional workload/variant filters."""
-    _experiment_arg(parser)
+    experiment_arg(parser)
     parser.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name (default: local)")
     parser.add_argument("--workload", action="append", default=[], metavar="W",
                         help="only this workload (repeatable)")
@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeats per point (default: the sweep's)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their commands; run nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
-    _store_arg(p)
+    store_arg(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plan", help="the expanded matrix, with every excluded point and its reason",
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "command, and each excluded point with the reason.")
     _selection_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    _store_arg(p)
+    store_arg(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("results", help="stored runs summarized per configuration (median, spread, n)",
@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", default=None, help="only this app")
     p.add_argument("--workload", default=None, help="only this workload")
     p.add_argument("--cluster", default=None, help="only this cluster")
-    _store_arg(p)
+    store_arg(p)
     p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("parse-log", help="parse app logs: status, failure reason, figures of merit",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from planner.cli import DEFAULT_EXPERIMENT, _experiment_arg, _store_arg, store_path
+from planner.cli import DEFAULT_EXPERIMENT, experiment_arg, store_arg, store_path
 from planner.errors import InputError
 from planner.experiment import Experiment, load_experiment
 
@@ -180,7 +180,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("file", metavar="FILE.csv", help="the CSV file")
     p.add_argument("--replace", action="store_true",
                    help="replace runs already stored with the same id (default: keep them)")
-    _store_arg(p)
+    store_arg(p)
     _json_arg(p)
     p.set_defaults(func=cmd_import)
 
@@ -190,8 +190,8 @@ def add_commands(sub: Any) -> None:
                     "every stored run; report grouped cross-validated errors; save them next to the store "
                     "(results/models/<store name>/) with the store's fingerprint and library versions, with "
                     "predictions for every known point so that `recommend` answers fast.")
-    _experiment_arg(p)
-    _store_arg(p)
+    experiment_arg(p)
+    store_arg(p)
     _metric_arg(p, repeat=True)
     _json_arg(p)
     p.set_defaults(func=cmd_fit)
@@ -212,8 +212,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
                    help="workload parameter set to recommend for, when several were run (default: the "
                         "experiment's defaults)")
-    _experiment_arg(p)
-    _store_arg(p)
+    experiment_arg(p)
+    store_arg(p)
     _json_arg(p)
     p.set_defaults(func=cmd_recommend)
 
@@ -228,8 +228,8 @@ def add_commands(sub: Any) -> None:
                    help="what to hold out: each cluster, or each workload, in turn")
     _metric_arg(p)
     _goal_arg(p)
-    _experiment_arg(p)
-    _store_arg(p)
+    experiment_arg(p)
+    store_arg(p)
     _json_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -240,7 +240,7 @@ def add_commands(sub: Any) -> None:
                     "showing them with the model's cross-validated errors. Fits the model first if there is none.")
     p.add_argument("--out", default="results/report", metavar="DIR", help="output directory (default: results/report)")
     _metric_arg(p)
-    _experiment_arg(p)
-    _store_arg(p)
+    experiment_arg(p)
+    store_arg(p)
     _json_arg(p)
     p.set_defaults(func=cmd_report)
