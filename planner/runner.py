@@ -9,6 +9,7 @@ the repository. Events are not written to disk: the handler gets each one as it 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
+
+from planner.watchdog import ENV as WATCHDOG_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,6 +69,19 @@ def run_playbook(request: PlaybookRequest, *, on_item: ItemHandler | None = None
         return False  # keep nothing on disk: the handler is the consumer
 
     bindir = str(Path(sys.executable).parent)
+    # ansible-playbook and everything it starts carry our PID; the watchdog stops them if we die uncleanly
+    watchdog = subprocess.Popen([sys.executable, "-m", "planner.watchdog", str(os.getpid())],
+                                cwd=str(REPO), start_new_session=True, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return _run(request, handle, cancel, failures, bindir)
+    finally:
+        watchdog.terminate()
+        watchdog.wait()
+
+
+def _run(request: PlaybookRequest, handle: Callable[[dict[str, Any]], bool], cancel: Callable[[], bool] | None,
+         failures: list[str], bindir: str) -> PlaybookResult:
     with tempfile.TemporaryDirectory(prefix="compat-lab-runner-") as private:
         envvars = {
             "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
@@ -77,6 +93,7 @@ def run_playbook(request: PlaybookRequest, *, on_item: ItemHandler | None = None
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
             "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
+            WATCHDOG_ENV: str(os.getpid()),
         }
         extravars = {"ansible_python_interpreter": sys.executable, **request.extravars}
         runner = ansible_runner.run(

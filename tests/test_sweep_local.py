@@ -55,6 +55,19 @@ def _processes_in(directory: Path) -> list[int]:
     return found
 
 
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line mentions `text` (ansible-playbook carries the runs' directories in -e)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def _long_experiment(tmp_path: Path, steps: int, timeout: int = 120) -> Path:
     """lj with many steps, 2 MPI ranks only, 2 repeats: two long runs in a row."""
     text = TINY.read_text().replace("parameters: {x: 1, y: 1, z: 1, steps: 20}",
@@ -120,8 +133,10 @@ def test_kill_9_mid_sweep_then_resume_keeps_everything_without_duplicates(tmp_pa
     first.wait()
     kept = _count(store)
     assert 4 <= kept < 18
-    # the runs the dead planner owned stop by themselves: no LAMMPS left burning cores
+    # the runs the dead planner owned stop by themselves: no LAMMPS left burning cores, and no
+    # ansible-playbook left waiting for a reader of its events
     _wait_for(lambda: not _processes_in(tmp_path / "planner.runs"), timeout=15)
+    _wait_for(lambda: not _processes_mentioning(str(tmp_path)), timeout=20)
     done = planner("sweep", "-e", str(TINY), store=store)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"of 18 runs to do on local ({kept}" in done.stdout.replace("\n", " ")
