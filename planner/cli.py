@@ -141,7 +141,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         cloud.require_up(args.cluster)
     plan, install_seconds = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console,
                                     install=not args.dry_run)
-    report = SweepReport(planned=len(plan.runs), install_seconds=install_seconds)
+    report = SweepReport(install_seconds=install_seconds)
     if args.dry_run:
         rows = show_plan(args, ws, plan)
         if not args.json:

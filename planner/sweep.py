@@ -59,7 +59,6 @@ class Workspace:
 
 @dataclass
 class SweepReport:
-    planned: int = 0
     stored_before: int = 0
     recovered: int = 0
     executed: int = 0
@@ -176,10 +175,10 @@ def recover(ws: Workspace, store: Store, pending: list[Run]) -> list[Run]:
     return left
 
 
-def run_items(ws: Workspace, store: Store, runs: list[Run], stop_file: Path) -> list[dict[str, Any]]:
+def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_file: Path) -> list[dict[str, Any]]:
     items = []
     for run in runs:
-        launch = ws.launch(run)
+        launch = launches[run.id]
         directory = run_dir(store, run.id)
         if directory.exists():  # a run interrupted mid-way starts again from a clean directory
             shutil.rmtree(directory)
@@ -194,8 +193,8 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
     by_id = {run.id: run for run in runs}
     stop_file = store.path.with_suffix(".stop")
     stop_file.unlink(missing_ok=True)
-    items = run_items(ws, store, runs, stop_file)
     launches = {run.id: ws.launch(run) for run in runs}
+    items = run_items(store, runs, launches, stop_file)
     cancelled = {"flag": False}
 
     def on_sigint(signum: int, frame: Any) -> None:

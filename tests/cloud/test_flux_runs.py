@@ -52,7 +52,8 @@ def planned_items(tmp_path: Path) -> list[dict]:
     ws.clusters["eks-arm64"] = dataclasses.replace(ws.clusters["eks-arm64"], sif_dir=str(tmp_path / "sif"))
     plan, _ = prepare(ws, "eks-arm64", ["reaxff"], [VARIANT], 1, Console(quiet=True), install=False)
     runs = [run for run in plan.runs if run.parameters.get("x") == 1]
-    return run_items(ws, Store(tmp_path / "results" / "planner.sqlite"), runs, tmp_path / "stop")
+    return run_items(Store(tmp_path / "results" / "planner.sqlite"), runs, {run.id: ws.launch(run) for run in runs},
+                     tmp_path / "stop")
 
 
 @dataclasses.dataclass
