@@ -171,7 +171,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                           f"({report.stored_before + report.recovered} already stored)")
             stage_inputs(ws, left)
             execute(ws, store, left, console, report)
-        records = [r for r in store.records(cluster=args.cluster) if r.id in {run.id for run in plan.runs}]
+        planned = {run.id for run in plan.runs}
+        records = [r for r in store.records(cluster=args.cluster) if r.id in planned]
     _print_summary(console, records, f"Sweep results on {args.cluster}")
     if report.executed:
         overhead = report.run_seconds / report.app_seconds if report.app_seconds else float("nan")
