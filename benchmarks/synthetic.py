@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 import archspec.cpu  # noqa: E402
 
-from planner import archs  # noqa: E402 - the benchmark runs from a checkout
+from planner.core import archs  # noqa: E402 - the benchmark runs from a checkout
 
 #: microarchitecture -> (per-core speed, vendor)
 HOSTS = {"haswell": (1.00, "intel"), "broadwell": (1.05, "intel"), "skylake_avx512": (1.20, "intel"),

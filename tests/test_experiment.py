@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from planner.cli import main
-from planner.experiment import load_experiment, parse_experiment
+from planner.core.experiment import load_experiment, parse_experiment
 from tests.conftest import REPO, TINY, planner
 
 GOOD = TINY.read_text()

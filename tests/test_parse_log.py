@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from planner import lammps_log
-from planner.store import Store
+from planner.core import lammps_log
+from planner.edges.store import Store
 from tests.conftest import REPO, planner
 
 LOGS = REPO / "tests" / "data" / "logs"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from planner import compat
-from planner.experiment import OptionMatrix, Options, load_experiment
-from planner.plan import expand
-from planner.sweep import Workspace
+from planner.core import compat
+from planner.core.experiment import OptionMatrix, Options, load_experiment
+from planner.core.plan import expand
+from planner.edges.sweep import Workspace
 from tests.conftest import REPO, TINY
 
 

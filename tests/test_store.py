@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from planner.errors import StoreError
-from planner.store import RunRecord, Store
+from planner.core.errors import StoreError
+from planner.edges.store import RunRecord, Store
 from tests.conftest import planner
 
 

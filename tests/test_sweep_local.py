@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from planner.store import Store
+from planner.edges.store import Store
 from tests.conftest import REPO, TINY, planner
 
 pytestmark = pytest.mark.lammps

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from planner import cloud
-from planner.errors import InputError
+from planner.core.errors import InputError
+from planner.edges import cloud
 from tests.conftest import planner
 
 STATE = {"name": "eks-arm64", "arch": "arm64", "instance_type": "hpc7g.16xlarge", "sif_dir": "/tmp/compat-lab/sif",

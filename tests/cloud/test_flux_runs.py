@@ -2,7 +2,7 @@
 
 Flux, Singularity and LAMMPS cannot run here: tests/cloud/fake_flux.py stands in for `flux`, `singularity`
 and `lmp` on the lead broker, which Ansible reaches with the local connection instead of
-kubernetes.core.kubectl. Everything else is real: the planner renders the runs (planner.sweep), the role
+kubernetes.core.kubectl. Everything else is real: the planner renders the runs (planner.edges.sweep), the role
 sources the operator's environment script, pulls each image once on every node, runs each run through
 the shell executor (or execute_run.py) and keeps its log on the controller; the fakes log the exact
 argument lists they receive.
@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from planner.experiment import load_experiment
-from planner.runner import PlaybookRequest, run_playbook
-from planner.store import Store
-from planner.sweep import Workspace, prepare, run_items
+from planner.core.experiment import load_experiment
+from planner.edges.runner import PlaybookRequest, run_playbook
+from planner.edges.store import Store
+from planner.edges.sweep import Workspace, prepare, run_items
 from tests.cloud.fake_flux import install
 from tests.conftest import REPO
 

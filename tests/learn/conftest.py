@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from planner.clusters import cluster_infos
-from planner.experiment import load_experiment
-from planner.plan import Run, expand, stable_id
-from planner.store import RunRecord, Store
-from planner.variants import variant_infos
+from planner.core.experiment import load_experiment
+from planner.core.plan import expand
+from planner.core.types import Run, stable_id
+from planner.edges.clusters import cluster_infos
+from planner.edges.store import RunRecord, Store
+from planner.edges.variants import variant_infos
 from tests.conftest import REPO, planner
 
 EXPERIMENT = REPO / "experiments" / "lammps.yaml"

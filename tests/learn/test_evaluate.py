@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner import candidates, dataset, evaluate, model
+from planner.edges import datasets
+from planner.learn import catalog as candidates
+from planner.learn import dataset, evaluate, model
 from tests.conftest import planner
 
 KEYS = {"groups", "top1", "mean_regret", "max_regret", "incompatible_picks"}
@@ -43,9 +45,9 @@ def test_the_held_out_group_never_reaches_the_model(synthetic_store: Path, monke
         return real_fit(runs, catalog, metrics, mask=mask, cv=cv)
 
     monkeypatch.setattr(model, "fit", spy)
-    db = dataset.open_store(synthetic_store)
+    db = datasets.open_store(synthetic_store)
     result = evaluate.evaluate(db, synthetic_store, candidates.build(None), "cluster", None, None)
-    everything = set(dataset.distinct(db, "cluster"))
+    everything = set(datasets.distinct(db, "cluster"))
     held_out = [everything - trained for trained in seen]
     assert all(len(missing) == 1 for missing in held_out)
     assert sorted(m.pop() for m in held_out) == sorted(everything)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from planner import features
+from planner.learn import features
 
 HOST = {"arch": "amd64", "microarchitecture": "zen3", "nodes": 2, "cores_per_node": 96}
 

@@ -6,7 +6,7 @@ import json
 from importlib.metadata import version
 from pathlib import Path
 
-from planner.store import Store
+from planner.edges.store import Store
 from tests.conftest import planner
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from planner.plan import stable_id
+from planner.core.types import stable_id
 from tests.conftest import planner
 
 HEADER = ("cluster,app,workload,variant,status,metric,value,repeat,variant.io.archspec.cpu.target,"

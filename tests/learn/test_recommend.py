@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from planner import archs, model
-from planner.errors import InputError
-from planner.store import Store
+from planner.core import archs
+from planner.core.errors import InputError
+from planner.edges.store import Store
+from planner.learn import model
 from tests.conftest import REPO, planner
 from tests.learn.conftest import best_local, copy_store, records_from_plan
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from planner.store import Store
+from planner.edges.store import Store
 from tests.conftest import planner
 
 PNG = b"\x89PNG\r\n\x1a\n"

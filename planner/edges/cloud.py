@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from planner.errors import InputError
+from planner.core.errors import InputError
 
 #: keys the sweep needs from a state file to reach the lead broker
 REQUIRED = ("lead_broker", "sif_dir")

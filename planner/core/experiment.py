@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from planner.errors import InputError
+from planner.core.errors import InputError
 
 Scalar = str | int | float | bool
 NAME = r"^[a-z0-9][a-z0-9_.-]*$"

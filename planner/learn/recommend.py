@@ -2,10 +2,10 @@
 
 Every choice known for the app (stored, or declared by the experiment's sweeps) is a candidate in the
 asked context (cluster, workload and its parameters). A candidate is left out when the hard rules
-(`planner.compat.check`) exclude it, when it failed every time it was measured here, or when the
+(`planner.core.compat.check`) exclude it, when it failed every time it was measured here, or when the
 classifier gives it less than `model.P_OK` of succeeding. What remains is ranked: choices measured
 in this context by their measured median (first-hand), then the others by the model's prediction.
-Each row carries the exact launch command (`planner.launch.render`), when the experiment declares
+Each row carries the exact launch command (`planner.core.launch.render`), when the experiment declares
 the point, and a one-line why: the attributes whose candidates do best here, as a factor over the
 average candidate.
 """
@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from planner import dataset, model
-from planner.candidates import Catalog, every_choice
-from planner.dataset import Choice, Context, Measured
-from planner.errors import InputError
-from planner.features import CHOICE_GROUPS
-from planner.store import Store
+from planner.core.errors import InputError
+from planner.edges import datasets
+from planner.edges.store import Store
+from planner.learn import dataset, model
+from planner.learn.catalog import Catalog, every_choice
+from planner.learn.dataset import Choice, Context, Measured
+from planner.learn.features import CHOICE_GROUPS
 
 #: A prediction whose 80% interval spans more than this factor is flagged as low confidence.
 WIDE_INTERVAL = 2.0
@@ -77,26 +78,26 @@ class Candidate:
 
 def validate(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Request) -> None:
     """Unknown names and an empty store are bad input: exit 2 listing what is known."""
-    dataset.require_runs(db, path)
-    apps = sorted(set(dataset.distinct(db, "app")) | (set(catalog.exp.apps) if catalog.exp else set()))
+    datasets.require_runs(db, path)
+    apps = sorted(set(datasets.distinct(db, "app")) | (set(catalog.exp.apps) if catalog.exp else set()))
     if request.app not in apps:
         raise InputError(f"unknown app {request.app!r}; known: {', '.join(apps)}", field="APP")
-    workloads = sorted(set(dataset.distinct(db, "workload", app=request.app)) | set(catalog.workloads(request.app)))
+    workloads = sorted(set(datasets.distinct(db, "workload", app=request.app)) | set(catalog.workloads(request.app)))
     if request.workload not in workloads:
         raise InputError(f"unknown workload {request.workload!r} of {request.app}; known: {', '.join(workloads)}",
                          field="WORKLOAD")
-    clusters = sorted(set(dataset.distinct(db, "cluster")) | set(catalog.cluster_infos))
+    clusters = sorted(set(datasets.distinct(db, "cluster")) | set(catalog.cluster_infos))
     if request.cluster is not None and request.cluster not in clusters:
         raise InputError(f"unknown cluster {request.cluster!r}; known: {', '.join(clusters)}", field="--cluster")
-    dataset.require_runs(db, path, request.app)
+    datasets.require_runs(db, path, request.app)
 
 
 def metric_of(db: sqlite3.Connection, app: str, metric: str | None) -> str:
-    from planner.summary import DEFAULT_METRIC
+    from planner.core.summary import DEFAULT_METRIC
 
     wanted = metric or DEFAULT_METRIC
-    if not dataset.has_metric(db, wanted, app):
-        known = dataset.metrics(db, app)
+    if not datasets.has_metric(db, wanted, app):
+        known = datasets.metrics(db, app)
         raise InputError(f"no stored run of {app} measured {wanted!r}; measured: {', '.join(known) or 'none'}",
                          field="--metric")
     return wanted
@@ -114,7 +115,7 @@ def recommend(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Req
         catalog.stored_clusters.update(table.cluster_attrs)
         catalog.stored_variants.update(table.variant_attrs)
     # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
-    runs = dataset.read(db, [metric], app=request.app, workload=request.workload, cluster=request.cluster)
+    runs = datasets.read(db, [metric], app=request.app, workload=request.workload, cluster=request.cluster)
     catalog.stored_clusters.update(runs.cluster_attrs)
     catalog.stored_variants.update(runs.variant_attrs)
     declared_contexts, declared = catalog.experiment_points(request.app)
@@ -209,7 +210,7 @@ def _candidates(db: sqlite3.Connection, runs: dataset.Runs, metric: str, context
         choices = list(here[context]) + [k for k in declared.get(context.cluster, []) if k not in here[context]]
         if not choices:
             if everything is None:
-                everything = every_choice(dataset.choices_by_cluster(db, context.app))
+                everything = every_choice(datasets.choices_by_cluster(db, context.app))
             choices = everything
         out += [Candidate(context, choice, measured.get((context, choice)),
                           table_index=tabulated.get((context, choice))) for choice in choices]

@@ -2,8 +2,8 @@
 
 A `Catalog` joins what the store measured (cluster and variant attributes as they were when the runs
 happened) with what the experiment declares (clusters, variants, sweeps, and so the exact launch
-command). Points the experiment knows are judged by `planner.compat.check` with the experiment's own
-objects and rendered by `planner.launch.render`. Imported points (a cluster or variant the experiment
+command). Points the experiment knows are judged by `planner.core.compat.check` with the experiment's own
+objects and rendered by `planner.core.launch.render`. Imported points (a cluster or variant the experiment
 does not declare) are judged by the same `compat.check` on stand-ins built from their stored
 attributes, so the rules attributes can decide (architecture ancestry, GPU, packages for a suffix,
 cores) still hold; they have no launch command.
@@ -17,12 +17,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from planner import archs, compat
-from planner.dataset import Choice, Context, canonical
-from planner.experiment import Experiment, Options, Source, Workload
-from planner.features import Features, choice_features, context_features, describe
-from planner.launch import render
-from planner.plan import ClusterInfo, Run, VariantInfo, canonical_options, expand, stable_id
+from planner.core import archs, compat
+from planner.core.experiment import Experiment, Options, Source, Workload
+from planner.core.launch import render
+from planner.core.plan import expand
+from planner.core.types import ClusterInfo, Run, VariantInfo, canonical_options, stable_id
+from planner.learn.dataset import Choice, Context, canonical
+from planner.learn.features import Features, choice_features, context_features, describe
 
 #: Stands in for the input of a workload the experiment does not declare (imported data).
 _ANY_SOURCE = Source(workdir="/", input="-")
@@ -231,8 +232,8 @@ def _launch_text(options: Options) -> str:
 
 def build(exp: Experiment | None) -> Catalog:
     """A catalog of what the experiment declares; the store's attributes are added as they are read."""
-    from planner.clusters import cluster_infos
-    from planner.variants import variant_infos
+    from planner.edges.clusters import cluster_infos
+    from planner.edges.variants import variant_infos
 
     return Catalog(exp, cluster_infos(exp), variant_infos(exp)) if exp is not None else Catalog()
 

@@ -6,9 +6,9 @@ are never overridden by a model: a recommendation never picks a point they exclu
 
 from __future__ import annotations
 
-from planner import archs
-from planner.experiment import Options, Workload
-from planner.plan import ClusterInfo, VariantInfo
+from planner.core import archs
+from planner.core.experiment import Options, Workload
+from planner.core.types import ClusterInfo, VariantInfo
 
 #: LAMMPS package a `-sf` suffix needs compiled in.
 SUFFIX_PACKAGES = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKOS", "gpu": "GPU"}

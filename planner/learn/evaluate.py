@@ -27,10 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from planner import archs, dataset, model
-from planner.candidates import Catalog
-from planner.dataset import Choice, Context, Measured, Runs
-from planner.errors import InputError
+from planner.core import archs
+from planner.core.errors import InputError
+from planner.edges import datasets
+from planner.learn import model
+from planner.learn.catalog import Catalog
+from planner.learn.dataset import Choice, Context, Measured, Runs
 
 BASELINES = ("random", "arch_match", "most_often_best")
 
@@ -81,17 +83,17 @@ def group_key(context: Context, group_by: str) -> str:
 
 def evaluate(db: sqlite3.Connection, path: Path, catalog: Catalog, group_by: str, metric: str | None,
              goal: str | None) -> dict[str, Any]:
-    from planner.summary import DEFAULT_METRIC
+    from planner.core.summary import DEFAULT_METRIC
 
-    dataset.require_runs(db, path)
+    datasets.require_runs(db, path)
     metric = metric or DEFAULT_METRIC
-    apps = [app for app in dataset.distinct(db, "app") if dataset.has_metric(db, metric, app)]
+    apps = [app for app in datasets.distinct(db, "app") if datasets.has_metric(db, metric, app)]
     if not apps:
-        raise InputError(f"no stored run measured {metric!r}; measured: {', '.join(dataset.metrics(db)) or 'none'}",
+        raise InputError(f"no stored run measured {metric!r}; measured: {', '.join(datasets.metrics(db)) or 'none'}",
                          field="--metric")
     goal = goal or model.goal_of(metric)
     sign = 1.0 if goal == "max" else -1.0
-    runs = dataset.read(db, [metric])
+    runs = datasets.read(db, [metric])
     catalog.stored_clusters.update(runs.cluster_attrs)
     catalog.stored_variants.update(runs.variant_attrs)
     measured = runs.measured(metric)

@@ -1,7 +1,5 @@
-"""`python -m planner`: the command line.
+"""The run commands: plan, sweep, results, parse-log.
 
-Exit codes: 0 success, 1 the work ran and failed, 2 bad input (one line naming file, line and field),
-130 interrupted (finished runs are kept; the next sweep resumes).
 """
 
 from __future__ import annotations
@@ -16,49 +14,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from planner import lammps_log
-from planner.errors import InputError
-from planner.experiment import load_experiment
-from planner.store import Store, default_path
-from planner.summary import DEFAULT_METRIC, options_label, summarize
-
-DEFAULT_EXPERIMENT = "experiments/lammps.yaml"
-DEFAULT_CLUSTER = "local"
-
-
-def _console() -> Console:
-    # piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-
-
-def experiment_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-e", "--experiment", default=DEFAULT_EXPERIMENT, metavar="FILE",
-                        help=f"experiment file (default: {DEFAULT_EXPERIMENT})")
-
-
-def store_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, default=None, metavar="PATH",
-                        help="results store (default: $PLANNER_STORE or ./results/planner.sqlite)")
-
-
-def _selection_args(parser: argparse.ArgumentParser) -> None:
-    """Which part of the experiment: the file, the cluster, and optional workload/variant filters."""
-    experiment_arg(parser)
-    parser.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name (default: local)")
-    parser.add_argument("--workload", action="append", default=[], metavar="W",
-                        help="only this workload (repeatable)")
-    parser.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return int(text)
-
-
-def store_path(args: argparse.Namespace) -> Path:
-    return args.store or default_path()
-
+from planner.cli import args as cli_args
+from planner.core import lammps_log
+from planner.core.errors import InputError
+from planner.core.experiment import load_experiment
+from planner.core.summary import DEFAULT_METRIC, options_label, summarize
+from planner.edges.store import Store
 
 # ------------------------------------------------------------------------------------------------ plan
 
@@ -76,8 +37,8 @@ def _plan_rows(ws: Any, plan: Any, stored: set[str]) -> list[dict[str, Any]]:
 def show_plan(args: argparse.Namespace, ws: Any, plan: Any) -> list[dict[str, Any]]:
     """Print the plan (JSON or text) with what the store already holds; returns its rows."""
     stored: set[str] = set()
-    if store_path(args).exists():
-        with Store(store_path(args)) as store:
+    if cli_args.store_path(args).exists():
+        with Store(cli_args.store_path(args)) as store:
             stored = store.ids(run.id for run in plan.runs)
     rows = _plan_rows(ws, plan, stored)
     excluded = [{"cluster": x.cluster, "workload": x.workload, "variant": x.variant, "options": x.options,
@@ -90,17 +51,17 @@ def show_plan(args: argparse.Namespace, ws: Any, plan: Any) -> list[dict[str, An
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from planner.sweep import Workspace, prepare
+    from planner.edges.sweep import Workspace, prepare
 
     ws = Workspace.load(load_experiment(args.experiment))
-    plan, _ = prepare(ws, args.cluster, args.workload, args.variant, None, _console(), install=False)
+    plan, _ = prepare(ws, args.cluster, args.workload, args.variant, None, cli_args.console(), install=False)
     show_plan(args, ws, plan)
     return 0
 
 
 def _print_plan(rows: list[dict[str, Any]], excluded: list[dict[str, Any]], ws: Any, cluster: str) -> None:
     """One entry per configuration (repeats folded) with its command; exclusions grouped by reason."""
-    console = _console()
+    console = cli_args.console()
     stored = sum(r["stored"] for r in rows)
     console.print(f"[bold]Plan on {cluster}[/]: {len(rows)} runs ({stored} stored), {len(excluded)} points excluded")
     configs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -129,14 +90,23 @@ def _print_plan(rows: list[dict[str, Any]], excluded: list[dict[str, Any]], ws: 
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from planner.sweep import INTERRUPTED, SweepReport, Workspace, execute, prepare, recover, stage_inputs, sweep_lock
+    from planner.edges.sweep import (
+        INTERRUPTED,
+        SweepReport,
+        Workspace,
+        execute,
+        prepare,
+        recover,
+        stage_inputs,
+        sweep_lock,
+    )
 
-    console = _console()
+    console = cli_args.console()
     exp = load_experiment(args.experiment)
     ws = Workspace.load(exp)
     cluster = ws.clusters.get(args.cluster)
     if cluster is not None and cluster.kind != "local" and not args.dry_run:
-        from planner import cloud
+        from planner.edges import cloud
 
         cloud.require_up(args.cluster)
     plan, install_seconds = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console,
@@ -154,7 +124,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not plan.runs:
         raise InputError(f"nothing to run on {args.cluster}: every point is excluded (see `planner plan "
                          f"--cluster {args.cluster}`)", file=args.experiment)
-    with Store(store_path(args)) as store, sweep_lock(store):
+    with Store(cli_args.store_path(args)) as store, sweep_lock(store):
         stored = store.ids(run.id for run in plan.runs)
         report.stored_before = len(stored)
         pending = [run for run in plan.runs if run.id not in stored]
@@ -195,8 +165,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _why_not(ws: Any, cluster: str, variant: str) -> str:
     """Why a variant no sweep pairs with this cluster could not run there anyway (or that no sweep pairs them)."""
-    from planner import compat
-    from planner.experiment import Options
+    from planner.core import compat
+    from planner.core.experiment import Options
 
     app = ws.exp.apps[ws.exp.variants[variant].app]
     for name, workload in app.workloads.items():
@@ -226,7 +196,7 @@ def _print_summary(console: Console, records: list[Any], title: str) -> None:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    with Store(store_path(args), create=False) as store:
+    with Store(cli_args.store_path(args), create=False) as store:
         records = store.records(app=args.app, workload=args.workload, cluster=args.cluster)
     summaries = summarize(records)
     if args.json:
@@ -240,7 +210,8 @@ def cmd_results(args: argparse.Namespace) -> int:
                 writer.writerow([s.cluster, s.app, s.workload, s.variant, options_label(s.options), s.runs, s.ok,
                                  name, f"{value:.6g}", f"{s.spread[name]:.4f}"])
     else:
-        _print_summary(_console(), records, f"Stored results: {len(records)} runs, {len(summaries)} configurations")
+        title = f"Stored results: {len(records)} runs, {len(summaries)} configurations"
+        _print_summary(cli_args.console(), records, title)
     return 0
 
 
@@ -269,32 +240,25 @@ def cmd_parse_log(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m planner",
-        description="compat-lab: run matrices of app variants x launch options on clusters, store every "
-                    "figure of merit, learn which variant and options are best, and recommend.",
-        epilog="Exit codes: 0 ok, 1 the work ran and failed, 2 bad input, 130 interrupted (resume by re-running).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(sub: Any) -> None:
     p = sub.add_parser("sweep", help="run the plan (skips stored runs; progress with ETA)",
                        description="Run the experiment's matrix on a cluster. Native variants are installed "
                                    "first on the local cluster. Runs already stored are skipped, so an "
                                    "interrupted sweep resumes where it stopped; each run is stored as it ends.")
-    _selection_args(p)
-    p.add_argument("--repeats", type=_positive, default=None, metavar="N",
+    cli_args.selection_args(p)
+    p.add_argument("--repeats", type=cli_args.positive, default=None, metavar="N",
                    help="repeats per point (default: the sweep's)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their commands; run nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
-    store_arg(p)
+    cli_args.store_arg(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plan", help="the expanded matrix, with every excluded point and its reason",
                        description="Expand the experiment for one cluster: each run with its exact launch "
                                    "command, and each excluded point with the reason.")
-    _selection_args(p)
+    cli_args.selection_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    store_arg(p)
+    cli_args.store_arg(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("results", help="stored runs summarized per configuration (median, spread, n)",
@@ -306,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app", default=None, help="only this app")
     p.add_argument("--workload", default=None, help="only this workload")
     p.add_argument("--cluster", default=None, help="only this cluster")
-    store_arg(p)
+    cli_args.store_arg(p)
     p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("parse-log", help="parse app logs: status, failure reason, figures of merit",
@@ -316,23 +280,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON: one object per file {file, status, reason, foms}")
     p.set_defaults(func=cmd_parse_log)
-
-    from planner import cli_learn  # imports this module's argument helpers
-
-    cli_learn.add_commands(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished runs are stored; run the same command again to resume", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0

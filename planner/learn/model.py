@@ -2,7 +2,7 @@
 
 Both are scikit-learn Pipelines of stock parts, `DictVectorizer` (one-hot for categories, numbers as
 they are) then gradient-boosted trees (`GradientBoosting*` below 2,000 points, `HistGradientBoosting*`
-above), over the features of `planner.features`; they share one fitted vectorizer. They train on one
+above), over the features of `planner.learn.features`; they share one fitted vectorizer. They train on one
 row per distinct point, weighted by its runs.
 
 **FOM.** A recommendation ranks choices within one context (cluster + workload), so the regressor
@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from planner.candidates import Catalog
-from planner.dataset import Choice, Context, Runs
-from planner.errors import InputError
-from planner.features import CONTEXT_GROUPS, Features, group_of
+from planner.core.errors import InputError
+from planner.learn.catalog import Catalog
+from planner.learn.dataset import Choice, Context, Runs
+from planner.learn.features import CONTEXT_GROUPS, Features, group_of
 
 if TYPE_CHECKING:
     from sklearn.feature_extraction import DictVectorizer
@@ -624,22 +624,22 @@ def summary(report: dict[str, Any], directory: Path) -> str:
 
 
 def default_metrics(db: Any, apps: list[str]) -> list[str]:
-    from planner.dataset import has_metric
-    from planner.summary import DEFAULT_METRIC
+    from planner.core.summary import DEFAULT_METRIC
+    from planner.edges.datasets import has_metric
 
     return [DEFAULT_METRIC] if any(has_metric(db, DEFAULT_METRIC, app) for app in apps) else []
 
 
 def train(db: Any, store_path: Path, catalog: Catalog, metrics: list[str], *, cv: bool = True) -> Bundle:
     """Fit on every stored run, tabulate predictions for every known point, save beside the store."""
-    from planner import dataset
-    from planner.candidates import choice_sets
-    from planner.store import Store
+    from planner.edges import datasets
+    from planner.edges.store import Store
+    from planner.learn.catalog import choice_sets
 
     with Store(store_path, create=False) as store:
         fingerprint = store.fingerprint()
     started = time.perf_counter()
-    runs = dataset.read(db, metrics)
+    runs = datasets.read(db, metrics)
     catalog.stored_clusters.update(runs.cluster_attrs)
     catalog.stored_variants.update(runs.variant_attrs)
     models = fit(runs, catalog, metrics, cv=cv)

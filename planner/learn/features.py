@@ -23,7 +23,7 @@ from typing import Any
 
 import archspec.cpu
 
-from planner import archs
+from planner.core import archs
 
 Features = dict[str, float | str]
 
@@ -39,7 +39,7 @@ _VARIANT_KNOWN = {"io.archspec.cpu.target", "io.archspec.cpu.vendor", "io.archsp
 _CLUSTER_KNOWN = {"arch", "microarchitecture", "nodes", "cores_per_node", "gpus_per_node", "instance_type",
                   "price_per_hour", "memory_gb", "kind"}
 _LAUNCH_KNOWN = {"nodes", "tasks", "threads", "affinity", "suffix", "bind", "env", "preload"}
-#: LAMMPS package a `-sf` suffix needs (mirrors planner.compat, which owns the hard rule).
+#: LAMMPS package a `-sf` suffix needs (mirrors planner.core.compat, which owns the hard rule).
 _SUFFIX_PACKAGE = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKOS", "gpu": "GPU"}
 _TRUE = {"yes", "true", "1", "on"}
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from planner import dataset, model
-from planner.candidates import Catalog
-from planner.dataset import Measured, Runs
+from planner.edges import datasets
+from planner.learn import model
+from planner.learn.catalog import Catalog
+from planner.learn.dataset import Measured, Runs
 
 #: At most this many bars per workload figure, rows and columns in the heatmap, workload figures.
 MAX_BARS, MAX_ROWS, MAX_COLUMNS, MAX_WORKLOADS = 25, 40, 30, 8
@@ -32,14 +33,14 @@ def write(db: sqlite3.Connection, path: Path, catalog: Catalog, out: Path, metri
     import matplotlib
 
     matplotlib.use("Agg")
-    from planner.recommend import metric_of
+    from planner.learn.recommend import metric_of
 
-    dataset.require_runs(db, path)
-    apps = dataset.distinct(db, "app")
+    datasets.require_runs(db, path)
+    apps = datasets.distinct(db, "app")
     metric = metric_of(db, apps[0], metric) if len(apps) == 1 else metric or _common_metric(db, apps)
     goal = model.goal_of(metric)
     sign = 1.0 if goal == "max" else -1.0
-    runs = dataset.read(db, [metric])
+    runs = datasets.read(db, [metric])
     measured = runs.measured(metric)
     notes: list[str] = []
     bundle = model.ensure(db, path, catalog, metric, notes)
@@ -71,10 +72,10 @@ def write(db: sqlite3.Connection, path: Path, catalog: Catalog, out: Path, metri
 
 
 def _common_metric(db: sqlite3.Connection, apps: list[str]) -> str:
-    from planner.summary import DEFAULT_METRIC
+    from planner.core.summary import DEFAULT_METRIC
 
-    return DEFAULT_METRIC if any(dataset.has_metric(db, DEFAULT_METRIC, app) for app in apps) else \
-        dataset.metrics(db)[0]
+    return DEFAULT_METRIC if any(datasets.has_metric(db, DEFAULT_METRIC, app) for app in apps) else \
+        datasets.metrics(db)[0]
 
 
 def _label(runs: Runs, k: int) -> str:

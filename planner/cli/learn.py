@@ -8,52 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from planner.cli import DEFAULT_EXPERIMENT, experiment_arg, store_arg, store_path
-from planner.errors import InputError
-from planner.experiment import Experiment, load_experiment
-
-
-def load_optional_experiment(args: argparse.Namespace) -> Experiment | None:
-    """The experiment file; the default one may be absent (imported data needs none), a named one may not."""
-    if args.experiment == DEFAULT_EXPERIMENT and not Path(DEFAULT_EXPERIMENT).exists():
-        return None
-    return load_experiment(args.experiment)
-
-
-def _catalog(args: argparse.Namespace) -> Any:
-    from planner import candidates
-
-    return candidates.build(load_optional_experiment(args))
-
-
-def _json_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
-def _metric_arg(parser: argparse.ArgumentParser, repeat: bool = False) -> None:
-    from planner.summary import DEFAULT_METRIC
-
-    if repeat:
-        parser.add_argument("--metric", action="append", default=[], metavar="M",
-                            help=f"figure of merit to model (repeatable; default: {DEFAULT_METRIC})")
-    else:
-        parser.add_argument("--metric", default=None, metavar="M",
-                            help=f"figure of merit to rank by (default: {DEFAULT_METRIC}, comparable across "
-                                 "variants and options within a workload)")
-
-
-def _goal_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--goal", choices=("max", "min"), default=None,
-                        help="maximize or minimize the metric (default: min for times such as loop_time, "
-                             "max for rates)")
-
+from planner.cli import args as cli_args
+from planner.core.errors import InputError
 
 # ---------------------------------------------------------------------------------------------- import
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from planner import importer
-    from planner.store import Store
+    from planner.edges import importer
+    from planner.edges.store import Store
 
     try:
         parsed = importer.read_csv(args.file)
@@ -63,7 +26,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         if len(err.problems) > importer.SHOWN:
             print(f"... and {len(err.problems) - importer.SHOWN} more bad row(s)", file=sys.stderr)
         raise
-    path = store_path(args)
+    path = cli_args.store_path(args)
     with Store(path) as store:
         new = store.add_many(parsed.records, replace=args.replace)
     runs = len(parsed.records)
@@ -81,27 +44,28 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from planner import dataset, model
+    from planner.edges import datasets
+    from planner.learn import model
 
-    path = store_path(args)
-    db = dataset.open_store(path)
-    dataset.require_runs(db, path)
-    apps = dataset.distinct(db, "app")
+    path = cli_args.store_path(args)
+    db = datasets.open_store(path)
+    datasets.require_runs(db, path)
+    apps = datasets.distinct(db, "app")
     try:
         previous = model.load_meta(model.model_dir(path))
     except InputError:  # a model of another version: replaced by this fit
         previous = None
     metrics = list(dict.fromkeys(args.metric or model.default_metrics(db, apps)))
     for metric in args.metric:
-        if not any(dataset.has_metric(db, metric, app) for app in apps):
-            raise InputError(f"no stored run measured {metric!r}; measured: {', '.join(dataset.metrics(db))}",
+        if not any(datasets.has_metric(db, metric, app) for app in apps):
+            raise InputError(f"no stored run measured {metric!r}; measured: {', '.join(datasets.metrics(db))}",
                              field="--metric")
     if not metrics:
         raise InputError(f"no stored run has the default metric; choose --metric from: "
-                         f"{', '.join(dataset.metrics(db)) or 'none'}", field="--metric")
+                         f"{', '.join(datasets.metrics(db)) or 'none'}", field="--metric")
     if previous:
         metrics += [m for m in previous.get("metrics", {}) if m not in metrics]
-    bundle = model.train(db, path, _catalog(args), metrics)
+    bundle = model.train(db, path, cli_args.catalog(args), metrics)
     report = bundle.meta["report"]
     if args.json:
         print(json.dumps({"directory": str(bundle.directory), **report}, indent=2))
@@ -121,15 +85,16 @@ def _param(text: str) -> tuple[str, str]:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from planner import dataset, recommend
+    from planner.edges import datasets
+    from planner.learn import recommend
 
     if args.top < 1:
         raise InputError(f"--top must be at least 1, got {args.top}", field="--top")
-    path = store_path(args)
-    db = dataset.open_store(path)
+    path = cli_args.store_path(args)
+    db = datasets.open_store(path)
     request = recommend.Request(args.app, args.workload, args.cluster, args.top, args.metric, args.goal,
                                 dict(args.param))
-    result = recommend.recommend(db, path, _catalog(args), request)
+    result = recommend.recommend(db, path, cli_args.catalog(args), request)
     print(json.dumps(result, indent=2) if args.json else recommend.render_text(result))
     return 0
 
@@ -138,11 +103,12 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from planner import dataset, evaluate
+    from planner.edges import datasets
+    from planner.learn import evaluate
 
-    path = store_path(args)
-    db = dataset.open_store(path)
-    result = evaluate.evaluate(db, path, _catalog(args), args.group_by, args.metric, args.goal)
+    path = cli_args.store_path(args)
+    db = datasets.open_store(path)
+    result = evaluate.evaluate(db, path, cli_args.catalog(args), args.group_by, args.metric, args.goal)
     print(json.dumps(result, indent=2) if args.json else evaluate.render_text(result))
     return 0
 
@@ -151,11 +117,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from planner import dataset, report
+    from planner.edges import datasets, report
 
-    path = store_path(args)
-    db = dataset.open_store(path)
-    result = report.write(db, path, _catalog(args), Path(args.out), args.metric)
+    path = cli_args.store_path(args)
+    db = datasets.open_store(path)
+    result = report.write(db, path, cli_args.catalog(args), Path(args.out), args.metric)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -180,8 +146,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("file", metavar="FILE.csv", help="the CSV file")
     p.add_argument("--replace", action="store_true",
                    help="replace runs already stored with the same id (default: keep them)")
-    store_arg(p)
-    _json_arg(p)
+    cli_args.store_arg(p)
+    cli_args.json_arg(p)
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser(
@@ -190,10 +156,10 @@ def add_commands(sub: Any) -> None:
                     "every stored run; report grouped cross-validated errors; save them next to the store "
                     "(results/models/<store name>/) with the store's fingerprint and library versions, with "
                     "predictions for every known point so that `recommend` answers fast.")
-    experiment_arg(p)
-    store_arg(p)
-    _metric_arg(p, repeat=True)
-    _json_arg(p)
+    cli_args.experiment_arg(p)
+    cli_args.store_arg(p)
+    cli_args.metric_arg(p, repeat=True)
+    cli_args.json_arg(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser(
@@ -207,14 +173,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("workload", metavar="WORKLOAD", help="workload of the app, e.g. reaxff")
     p.add_argument("--cluster", default=None, metavar="NAME", help="cluster (default: every known cluster)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many to show (default: 5)")
-    _metric_arg(p)
-    _goal_arg(p)
+    cli_args.metric_arg(p)
+    cli_args.goal_arg(p)
     p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
                    help="workload parameter set to recommend for, when several were run (default: the "
                         "experiment's defaults)")
-    experiment_arg(p)
-    store_arg(p)
-    _json_arg(p)
+    cli_args.experiment_arg(p)
+    cli_args.store_arg(p)
+    cli_args.json_arg(p)
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser(
@@ -226,11 +192,11 @@ def add_commands(sub: Any) -> None:
                     "CPU family), most_often_best (the choice best in the most training contexts).")
     p.add_argument("--group-by", choices=("cluster", "workload"), required=True,
                    help="what to hold out: each cluster, or each workload, in turn")
-    _metric_arg(p)
-    _goal_arg(p)
-    experiment_arg(p)
-    store_arg(p)
-    _json_arg(p)
+    cli_args.metric_arg(p)
+    cli_args.goal_arg(p)
+    cli_args.experiment_arg(p)
+    cli_args.store_arg(p)
+    cli_args.json_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -239,8 +205,8 @@ def add_commands(sub: Any) -> None:
                     "heatmap, failure reasons, predicted vs measured, attribute importances) and an index.html "
                     "showing them with the model's cross-validated errors. Fits the model first if there is none.")
     p.add_argument("--out", default="results/report", metavar="DIR", help="output directory (default: results/report)")
-    _metric_arg(p)
-    experiment_arg(p)
-    store_arg(p)
-    _json_arg(p)
+    cli_args.metric_arg(p)
+    cli_args.experiment_arg(p)
+    cli_args.store_arg(p)
+    cli_args.json_arg(p)
     p.set_defaults(func=cmd_report)

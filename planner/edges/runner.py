@@ -19,9 +19,9 @@ from typing import Any
 
 import ansible_runner
 
-from planner.watchdog import ENV as WATCHDOG_ENV
+from planner.edges.watchdog import ENV as WATCHDOG_ENV
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def run_playbook(request: PlaybookRequest, *, on_item: ItemHandler | None = None
 
     bindir = str(Path(sys.executable).parent)
     # ansible-playbook and everything it starts carry our PID; the watchdog stops them if we die uncleanly
-    watchdog = subprocess.Popen([sys.executable, "-m", "planner.watchdog", str(os.getpid())],
+    watchdog = subprocess.Popen([sys.executable, "-m", "planner.edges.watchdog", str(os.getpid())],
                                 cwd=str(REPO), start_new_session=True, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

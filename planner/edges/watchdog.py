@@ -1,6 +1,6 @@
 """Stops what a planner started when the planner dies without cleaning up (kill -9, a lost session).
 
-`python -m planner.watchdog PID` polls PID; when it is gone, it terminates every process whose
+`python -m planner.edges.watchdog PID` polls PID; when it is gone, it terminates every process whose
 environment carries COMPAT_LAB_OWNER_PID=PID (ansible-playbook, its workers, the runs they execute),
 then exits. An orphaned ansible-playbook otherwise waits forever on the events nobody reads.
 The runner adapter starts one per playbook and stops it when the playbook ends normally.

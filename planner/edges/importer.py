@@ -22,12 +22,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from planner import archs
-from planner.errors import InputError
-from planner.experiment import OPTION_NAMES, Options
-from planner.lammps_log import REASONS
-from planner.plan import canonical_options, stable_id
-from planner.store import RunRecord
+from planner.core import archs
+from planner.core.errors import InputError
+from planner.core.experiment import OPTION_NAMES, Options
+from planner.core.lammps_log import REASONS
+from planner.core.types import RunRecord, canonical_options, stable_id
 
 REQUIRED = ("cluster", "app", "workload", "variant", "status", "metric", "value")
 OPTIONAL = ("repeat", "reason")

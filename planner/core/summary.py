@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from planner.store import RunRecord
+from planner.core.types import RunRecord
 
 #: The figure of merit shown first: comparable across variants and options within a workload.
 DEFAULT_METRIC = "timesteps_per_s"

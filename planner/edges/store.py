@@ -12,11 +12,11 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-from planner.errors import StoreError
+from planner.core.errors import StoreError
+from planner.core.types import RunRecord
 
 SCHEMA_VERSION = 1
 
@@ -56,35 +56,6 @@ CREATE TABLE IF NOT EXISTS foms (
     PRIMARY KEY (run_id, name)
 ) WITHOUT ROWID;
 """
-
-
-@dataclass
-class RunRecord:
-    id: str
-    config_id: str
-    cluster: str
-    app: str
-    workload: str
-    variant: str
-    options: dict[str, Any]
-    repeat: int
-    status: str
-    reason: str | None = None
-    detail: str | None = None
-    exit_code: int | None = None
-    started: float | None = None
-    finished: float | None = None
-    wall: float | None = None
-    user_time: float | None = None
-    sys_time: float | None = None
-    maxrss_kb: int | None = None
-    host: str | None = None
-    command: str | None = None
-    log_path: str | None = None
-    variant_attrs: dict[str, Any] = field(default_factory=dict)
-    cluster_attrs: dict[str, Any] = field(default_factory=dict)
-    source: str = "sweep"
-    foms: dict[str, float] = field(default_factory=dict)
 
 
 _JSON_COLUMNS = ("options", "variant_attrs", "cluster_attrs")

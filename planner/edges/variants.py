@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from planner.experiment import Experiment, Variant
-from planner.plan import VariantInfo
+from planner.core.experiment import Experiment, Variant
+from planner.core.types import VariantInfo
 
 
 def cache_dir() -> Path:

@@ -5,7 +5,7 @@ Ansible roles execute it as data and never re-assemble command lines.
 
 - local (native variants): `mpiexec -n T [-bind-to ...] lmp -in IN -v k v ... [-sf S -pk omp N] -nocite`,
   the variant's MPI library bound through LD_LIBRARY_PATH; the input's files are staged (linked) into
-  the run's own directory from the adapted copy written by `planner.inputs`.
+  the run's own directory from the adapted copy written by `planner.core.inputs`.
 - MiniCluster (container variants): `flux run -N n -n T [-c t] [-o cpu-affinity=A] singularity exec
   [--bind B] [--env K=V] --pwd WORKDIR SIF lmp -v k v ... -in IN [-sf S] -nocite`.
 """
@@ -17,9 +17,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from planner.experiment import App, Source
-from planner.inputs import staged_dir
-from planner.plan import ClusterInfo, Run, VariantInfo
+from planner.core.experiment import App, Source
+from planner.core.inputs import staged_dir
+from planner.core.types import ClusterInfo, Run, VariantInfo
 
 
 @dataclass(frozen=True)

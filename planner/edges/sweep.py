@@ -23,15 +23,17 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from planner import inputs, lammps_log
-from planner.clusters import cluster_infos
-from planner.errors import InputError
-from planner.experiment import Experiment
-from planner.launch import Launch, render
-from planner.plan import ClusterInfo, Plan, Run, VariantInfo, expand
-from planner.runner import PlaybookRequest, run_playbook
-from planner.store import RunRecord, Store
-from planner.variants import cache_dir, materialization_order, recipe_digest, variant_infos
+from planner.core import lammps_log
+from planner.core.errors import InputError
+from planner.core.experiment import Experiment
+from planner.core.launch import Launch, render
+from planner.core.plan import expand
+from planner.core.types import ClusterInfo, Plan, Run, VariantInfo
+from planner.edges import staging
+from planner.edges.clusters import cluster_infos
+from planner.edges.runner import PlaybookRequest, run_playbook
+from planner.edges.store import RunRecord, Store
+from planner.edges.variants import cache_dir, materialization_order, recipe_digest, variant_infos
 
 INTERRUPTED = 130
 
@@ -133,7 +135,7 @@ def stage_inputs(ws: Workspace, runs: list[Run]) -> None:
         source = ws.exp.apps[run.app].workloads[run.workload].native
         assert source is not None
         try:
-            inputs.stage(variant.layout["share"], variant.layout["prefix"], run.workload, source)
+            staging.stage(variant.layout["share"], variant.layout["prefix"], run.workload, source)
         except FileNotFoundError as err:
             raise InputError(f"workload {run.workload}: {err}", file=ws.exp.source) from None
         done.add((run.variant, run.workload))
@@ -233,7 +235,7 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
             extravars: dict[str, Any] = {"run_matrix_runs": items,
                                          "run_matrix_launcher": "local" if cluster.kind == "local" else "flux"}
             if cluster.kind != "local":
-                from planner import cloud
+                from planner.edges import cloud
 
                 extravars.update(cloud.sweep_vars(cluster.name), sweep_hosts="flux_lead_broker")
             result = run_playbook(PlaybookRequest("playbooks/sweep.yml", _inventory(cluster), extravars),

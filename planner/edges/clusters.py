@@ -13,8 +13,8 @@ import shutil
 
 import archspec.cpu
 
-from planner.experiment import Cluster, Experiment
-from planner.plan import ClusterInfo
+from planner.core.experiment import Cluster, Experiment
+from planner.core.types import ClusterInfo
 
 
 @functools.cache

@@ -1,0 +1,84 @@
+"""Argument helpers shared by the command modules: experiment, store, selection, metric and goal."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from planner.core.experiment import Experiment, load_experiment
+from planner.core.summary import DEFAULT_METRIC
+from planner.edges.store import default_path
+
+DEFAULT_EXPERIMENT = "experiments/lammps.yaml"
+DEFAULT_CLUSTER = "local"
+
+
+def console() -> Console:
+    # piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def experiment_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-e", "--experiment", default=DEFAULT_EXPERIMENT, metavar="FILE",
+                        help=f"experiment file (default: {DEFAULT_EXPERIMENT})")
+
+
+def store_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, default=None, metavar="PATH",
+                        help="results store (default: $PLANNER_STORE or ./results/planner.sqlite)")
+
+
+def selection_args(parser: argparse.ArgumentParser) -> None:
+    """Which part of the experiment: the file, the cluster, and optional workload/variant filters."""
+    experiment_arg(parser)
+    parser.add_argument("--cluster", default=DEFAULT_CLUSTER, help="cluster name (default: local)")
+    parser.add_argument("--workload", action="append", default=[], metavar="W",
+                        help="only this workload (repeatable)")
+    parser.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def store_path(args: argparse.Namespace) -> Path:
+    return args.store or default_path()
+
+
+def load_optional_experiment(args: argparse.Namespace) -> Experiment | None:
+    """The experiment file; the default one may be absent (imported data needs none), a named one may not."""
+    if args.experiment == DEFAULT_EXPERIMENT and not Path(DEFAULT_EXPERIMENT).exists():
+        return None
+    return load_experiment(args.experiment)
+
+
+def catalog(args: argparse.Namespace) -> Any:
+    from planner.learn import catalog as candidates
+
+    return candidates.build(load_optional_experiment(args))
+
+
+def json_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def metric_arg(parser: argparse.ArgumentParser, repeat: bool = False) -> None:
+    if repeat:
+        parser.add_argument("--metric", action="append", default=[], metavar="M",
+                            help=f"figure of merit to model (repeatable; default: {DEFAULT_METRIC})")
+    else:
+        parser.add_argument("--metric", default=None, metavar="M",
+                            help=f"figure of merit to rank by (default: {DEFAULT_METRIC}, comparable across "
+                                 "variants and options within a workload)")
+
+
+def goal_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--goal", choices=("max", "min"), default=None,
+                        help="maximize or minimize the metric (default: min for times such as loop_time, "
+                             "max for rates)")

@@ -1,0 +1,150 @@
+"""Domain types and keys: clusters, variants, runs and their stable ids, stored results. Pure.
+
+`Run.key()` is the one place a run's identity is built; `stable_id` hashes a key. Everything that
+names a run (plan, import, recommend, the store) goes through them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from planner.core import archs
+from planner.core.experiment import Options
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    name: str
+    kind: str  # local | eks
+    arch: str  # archspec family: x86_64 | aarch64
+    microarchitecture: str | None
+    nodes: int
+    cores_per_node: int
+    gpus_per_node: int = 0
+    instance_type: str | None = None
+    price_per_hour: float | None = None
+    memory_gb: float | None = None
+    sif_dir: str = "/tmp/compat-lab/sif"
+    container_runtime: str | None = None  # singularity/apptainer where containers can run
+
+    @property
+    def cores(self) -> int:
+        return self.nodes * self.cores_per_node
+
+    def attributes(self) -> dict[str, Any]:
+        """Attributes as stored with each run and used as model features (`cluster.<name>`)."""
+        return {"arch": archs.platform_name(self.arch) or self.arch, "microarchitecture": self.microarchitecture,
+                "nodes": self.nodes, "cores_per_node": self.cores_per_node, "gpus_per_node": self.gpus_per_node,
+                "instance_type": self.instance_type, "price_per_hour": self.price_per_hour,
+                "memory_gb": self.memory_gb, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    name: str
+    kind: str  # native | container
+    app: str
+    attributes: dict[str, Any]
+    image: str | None = None
+    executable: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    #: native only: where it lives (prefix, lmp, mpiexec, share, libdir); see planner.edges.variants
+    layout: dict[str, str] = field(default_factory=dict)
+    installed: bool = True
+
+    @property
+    def target(self) -> str | None:
+        return self.attributes.get("io.archspec.cpu.target")
+
+    @property
+    def needs_gpu(self) -> bool:
+        return str(self.attributes.get("hardware.gpu.available", "no")).lower() in {"yes", "true", "1"}
+
+    @property
+    def packages(self) -> frozenset[str] | None:
+        """LAMMPS packages compiled in, or None when not known (e.g. a native variant not installed yet)."""
+        listed = self.attributes.get("lammps.packages")
+        return frozenset(str(listed).split()) if listed is not None else None
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    config_id: str
+    sweep: str
+    cluster: str
+    app: str
+    workload: str
+    variant: str
+    options: Options
+    parameters: dict[str, Any]
+    repeat: int
+    timeout: float
+
+    def key(self) -> dict[str, Any]:
+        return {"cluster": self.cluster, "app": self.app, "workload": self.workload, "variant": self.variant,
+                "options": canonical_options(self.options, self.parameters)}
+
+
+@dataclass(frozen=True)
+class Excluded:
+    sweep: str
+    cluster: str
+    app: str
+    workload: str
+    variant: str
+    options: dict[str, Any]
+    reason: str  # stable code: incompatible | excluded
+    detail: str
+
+
+@dataclass
+class Plan:
+    runs: list[Run] = field(default_factory=list)
+    excluded: list[Excluded] = field(default_factory=list)
+
+
+def canonical_options(options: Options, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Options without their defaults, plus the workload parameters: stable as options are added."""
+    explicit = options.model_dump(exclude_defaults=True)
+    explicit.pop("model_extra", None)
+    for name in options.parameters:
+        explicit.pop(name, None)
+    return {**explicit, **{f"param.{name}": value for name, value in sorted(parameters.items())}}
+
+
+def stable_id(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class RunRecord:
+    id: str
+    config_id: str
+    cluster: str
+    app: str
+    workload: str
+    variant: str
+    options: dict[str, Any]
+    repeat: int
+    status: str
+    reason: str | None = None
+    detail: str | None = None
+    exit_code: int | None = None
+    started: float | None = None
+    finished: float | None = None
+    wall: float | None = None
+    user_time: float | None = None
+    sys_time: float | None = None
+    maxrss_kb: int | None = None
+    host: str | None = None
+    command: str | None = None
+    log_path: str | None = None
+    variant_attrs: dict[str, Any] = field(default_factory=dict)
+    cluster_attrs: dict[str, Any] = field(default_factory=dict)
+    source: str = "sweep"
+    foms: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,31 @@
+"""Write the adapted copy of an input beside links to its other files (data, potentials) in a
+directory of the variant's own prefix, from which each run's directory is populated."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from planner.core.experiment import Source
+from planner.core.inputs import adapt, staged_dir
+
+
+def stage(share: str, prefix: str, workload: str, source: Source) -> Path:
+    """Write the adapted input and link its sibling files; idempotent, atomic per file."""
+    src_dir = Path(share) / source.workdir
+    dest = Path(staged_dir(prefix, workload, source))
+    original = src_dir / source.input
+    if not original.is_file():
+        raise FileNotFoundError(f"input {original} not found in the variant")
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in src_dir.iterdir():
+        link = dest / entry.name
+        if entry.is_file() and entry.name != original.name and not link.exists():
+            os.symlink(entry, link)
+    target = dest / original.name
+    adapted = adapt(original.read_text(), source)
+    if not target.exists() or target.read_text() != adapted:
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(adapted)
+        tmp.replace(target)
+    return dest
