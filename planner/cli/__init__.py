@@ -4,7 +4,8 @@ Exit codes: 0 success, 1 the work ran and failed, 2 bad input (one line naming f
 130 interrupted (finished runs are kept; the next sweep resumes).
 
 `run` holds the commands that plan and run sweeps and read their results; `learn` those that import,
-fit, recommend, evaluate and report; `args` the argument helpers they share.
+fit, recommend, evaluate and report; `variants` those that fetch, show and push compspec artifacts;
+`args` the argument helpers they share.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from planner.cli import learn, run
+from planner.cli import learn, run, variants
 from planner.core.errors import InputError
 
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run.add_commands(sub)
     learn.add_commands(sub)
+    variants.add_commands(sub)
     return parser
 
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from planner.cli import args as cli_args
+from planner.cli import variants as variants_cli
 from planner.core import lammps_log
 from planner.core.errors import InputError
 from planner.core.experiment import load_experiment
@@ -24,13 +25,13 @@ from planner.edges.store import Store
 # ------------------------------------------------------------------------------------------------ plan
 
 
-def _plan_rows(ws: Any, plan: Any, stored: set[str]) -> list[dict[str, Any]]:
+def _plan_rows(ws: Any, plan: Any, stored: set[str], unknown: dict[str, list[str]]) -> list[dict[str, Any]]:
     rows = []
     for run in plan.runs:
         launch = ws.launch(run)
         rows.append({"id": run.id, "cluster": run.cluster, "workload": run.workload, "variant": run.variant,
                      "options": run.key()["options"], "repeat": run.repeat, "stored": run.id in stored,
-                     "command": launch.shell()})
+                     "command": launch.shell(), "unknown": unknown.get(run.id, [])})
     return rows
 
 
@@ -40,20 +41,22 @@ def show_plan(args: argparse.Namespace, ws: Any, plan: Any) -> list[dict[str, An
     if cli_args.store_path(args).exists():
         with Store(cli_args.store_path(args)) as store:
             stored = store.ids(run.id for run in plan.runs)
-    rows = _plan_rows(ws, plan, stored)
+    notes = variants_cli.plan_notes(ws, plan)
+    rows = _plan_rows(ws, plan, stored, notes["unknown"])
     excluded = [{"cluster": x.cluster, "workload": x.workload, "variant": x.variant, "options": x.options,
                  "reason": x.reason, "detail": x.detail} for x in plan.excluded]
     if args.json:
-        print(json.dumps({"runs": rows, "excluded": excluded}, indent=2))
+        print(json.dumps({"runs": rows, "excluded": excluded, "variants": notes["variants"]}, indent=2))
     else:
         _print_plan(rows, excluded, ws, args.cluster)
+        variants_cli.print_plan_notes(notes)
     return rows
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from planner.edges.sweep import Workspace, prepare
 
-    ws = Workspace.load(load_experiment(args.experiment))
+    ws = Workspace.load(load_experiment(args.experiment), artifacts=variants_cli.artifacts(args))
     plan, _ = prepare(ws, args.cluster, args.workload, args.variant, None, cli_args.console(), install=False)
     show_plan(args, ws, plan)
     return 0
@@ -103,7 +106,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     console = cli_args.console()
     exp = load_experiment(args.experiment)
-    ws = Workspace.load(exp)
+    ws = Workspace.load(exp, artifacts=variants_cli.artifacts(args))
     cluster = ws.clusters.get(args.cluster)
     if cluster is not None and cluster.kind != "local" and not args.dry_run:
         from planner.edges import cloud

@@ -89,3 +89,15 @@ def _resources(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, w
     if per_node > cluster.cores_per_node:
         return (f"{per_node} cores per node requested; cluster {cluster.name} has {cluster.cores_per_node} per node")
     return None
+
+
+def undecided(variant: VariantInfo, workload: Workload, options: Options) -> list[str]:
+    """The rules above that passed only for want of an attribute: they report "unknown", not "ok"."""
+    out = []
+    if variant.target is None:
+        out.append("architecture (io.archspec.cpu.target)")
+    if "hardware.gpu.available" not in variant.attributes:
+        out.append("gpu (hardware.gpu.available)")
+    if variant.packages is None and (workload.requires or options.suffix in SUFFIX_PACKAGES):
+        out.append("packages (lammps.packages)")
+    return out

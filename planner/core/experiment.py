@@ -91,11 +91,16 @@ class NativeRecipe(_Strict):
 
 
 class Variant(_Strict):
+    """A build of an app. A container is declared by its `image` URI alone: its attributes come from its
+    compspec artifact (`planner variants fetch`); `compspec` names the artifact where it is neither a
+    referrer of the image nor tagged `<tag>-compspec`. `attributes` typed here override, and say so."""
+
     app: Name = "lammps"
     description: str = ""
     image: str | None = None
     native: NativeRecipe | None = None
     executable: str | None = None
+    compspec: str | None = None
     attributes: dict[str, Scalar] = {}
 
     @model_validator(mode="after")
@@ -104,6 +109,8 @@ class Variant(_Strict):
             raise ValueError("a variant has exactly one of `image` (a container URI) or `native` (a recipe)")
         if self.image is not None and not re.match(r"^(docker|oras|library|shub)://\S+$", self.image):
             raise ValueError(f"image {self.image!r} is not a URI such as docker://ghcr.io/org/name:tag")
+        if self.compspec is not None and self.image is None:
+            raise ValueError("`compspec` names the artifact of an image; native variants get theirs generated")
         return self
 
     @property

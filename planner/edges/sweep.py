@@ -31,6 +31,7 @@ from planner.core.plan import expand
 from planner.core.types import ClusterInfo, Plan, Run, VariantInfo
 from planner.edges import staging
 from planner.edges.clusters import cluster_infos
+from planner.edges.compspec_cache import ArtifactCache
 from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.store import RunRecord, Store
 from planner.edges.variants import cache_dir, materialization_order, recipe_digest, variant_infos
@@ -46,14 +47,15 @@ class Workspace:
     clusters: dict[str, ClusterInfo]
     variants: dict[str, VariantInfo]
     cache: Path
+    artifacts: ArtifactCache | None = None  # compspec artifacts (default: beside the default store)
 
     @classmethod
-    def load(cls, exp: Experiment, cache: Path | None = None) -> Workspace:
+    def load(cls, exp: Experiment, cache: Path | None = None, artifacts: ArtifactCache | None = None) -> Workspace:
         cache = cache or cache_dir()
-        return cls(exp, cluster_infos(exp), variant_infos(exp, cache), cache)
+        return cls(exp, cluster_infos(exp), variant_infos(exp, cache, artifacts), cache, artifacts)
 
     def refresh_variants(self) -> None:
-        self.variants = variant_infos(self.exp, self.cache)
+        self.variants = variant_infos(self.exp, self.cache, self.artifacts)
 
     def launch(self, run: Run) -> Launch:
         return render(run, self.clusters[run.cluster], self.variants[run.variant], self.exp.apps[run.app])

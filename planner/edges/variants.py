@@ -4,6 +4,10 @@ A native variant lives in its own prefix under the cache (`<cache>/variants/<nam
 `roles/local_cluster`, which writes `facts.json` there: the LAMMPS version and packages and the MPI
 library as `lmp -h` reports them. `layout` predicts the paths before installation so `plan` can show
 the very command a sweep will run; `variant_infos` reads the facts (the only I/O here).
+
+A container variant's attributes come from its compspec artifact in the cache beside the store
+(`planner variants fetch`); attributes typed in the experiment override both, and `provenance` says
+where each attribute came from.
 """
 
 from __future__ import annotations
@@ -12,11 +16,20 @@ import hashlib
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.core.experiment import Experiment, Variant
+from planner.core import compspec
+from planner.core.experiment import Experiment
 from planner.core.types import VariantInfo
+from planner.edges.compspec_cache import ArtifactCache, Entry, cache_path
+from planner.edges.store import default_path
+
+#: attribute sources as `variants show` prints them
+FROM_EXPERIMENT = "experiment"
+FROM_LMP = "detected (lmp -h)"
+FROM_HOST = "detected (host)"
 
 
 def cache_dir() -> Path:
@@ -82,25 +95,66 @@ def attributes_from_facts(facts: dict[str, Any]) -> dict[str, Any]:
         "mpi.version": facts.get("mpi_version"),
         "lammps.version": facts.get("lammps_version"),
         "lammps.packages": " ".join(facts.get("lammps_packages") or []) or None,
+        "os.name": facts.get("os_name"),
         "os.vendor": facts.get("os_vendor"),
         "os.version": facts.get("os_version"),
     }
     return {key: value for key, value in out.items() if value not in (None, "")}
 
 
-def variant_info(exp: Experiment, name: str, cache: Path) -> VariantInfo:
-    variant: Variant = exp.variants[name]
+@dataclass(frozen=True)
+class Provenance:
+    """A variant's attributes with where each came from."""
+
+    sourced: compspec.Sourced
+    artifact: Entry | None = None  # the cached artifact a container variant's attributes came from
+    known: bool = True  # False: a container variant with no artifact fetched and nothing typed
+
+
+def provenance(exp: Experiment, name: str, facts: dict[str, Any] | None, artifacts: ArtifactCache) -> Provenance:
+    variant = exp.variants[name]
+    typed = (FROM_EXPERIMENT, variant.attributes)
+    if variant.native is not None:
+        detected = attributes_from_facts(facts) if facts else {}
+        from_lmp = {k: v for k, v in detected.items() if k.startswith(("lammps.", "mpi."))}
+        from_host = {k: v for k, v in detected.items() if k not in from_lmp}
+        return Provenance(compspec.merge((FROM_HOST, from_host), (FROM_LMP, from_lmp), typed))
+    cached = artifacts.attributes(variant.image) if variant.image else None
+    if cached is None:
+        return Provenance(compspec.merge(typed), known=bool(variant.attributes))
+    entry, attributes = cached
+    return Provenance(compspec.merge((f"artifact {entry.digest[:19]}", attributes), typed), entry)
+
+
+def variant_info(exp: Experiment, name: str, cache: Path, artifacts: ArtifactCache | None = None) -> VariantInfo:
+    return _variant(exp, name, cache, artifacts or default_artifacts())[0]
+
+
+def _variant(exp: Experiment, name: str, cache: Path, artifacts: ArtifactCache) -> tuple[VariantInfo, Provenance]:
+    variant = exp.variants[name]
     if variant.native is None:
-        return VariantInfo(name, "container", variant.app, dict(variant.attributes), image=variant.image,
-                           executable=variant.executable)
+        where = provenance(exp, name, None, artifacts)
+        return VariantInfo(name, "container", variant.app, where.sourced.attributes, image=variant.image,
+                           executable=variant.executable), where
     paths = layout(exp, name, cache)
     facts = read_facts(paths["facts"])
     installed = facts is not None and facts.get("recipe") == recipe_digest(exp, name)
-    attributes = {**(attributes_from_facts(facts) if installed and facts else {}), **variant.attributes}
-    return VariantInfo(name, "native", variant.app, attributes, executable=variant.executable,
-                       env=dict(variant.native.env), layout=paths, installed=installed)
+    where = provenance(exp, name, facts if installed else None, artifacts)
+    return VariantInfo(name, "native", variant.app, where.sourced.attributes, executable=variant.executable,
+                       env=dict(variant.native.env), layout=paths, installed=installed), where
 
 
-def variant_infos(exp: Experiment, cache: Path | None = None) -> dict[str, VariantInfo]:
-    cache = cache or cache_dir()
-    return {name: variant_info(exp, name, cache) for name in exp.variants}
+def default_artifacts() -> ArtifactCache:
+    return ArtifactCache(cache_path(default_path()))
+
+
+def variant_infos(exp: Experiment, cache: Path | None = None,
+                  artifacts: ArtifactCache | None = None) -> dict[str, VariantInfo]:
+    return {name: info for name, (info, _) in provenances(exp, cache, artifacts).items()}
+
+
+def provenances(exp: Experiment, cache: Path | None = None,
+                artifacts: ArtifactCache | None = None) -> dict[str, tuple[VariantInfo, Provenance]]:
+    """Every variant with where its attributes came from (`variants show`, the plan's notes)."""
+    cache, artifacts = cache or cache_dir(), artifacts or default_artifacts()
+    return {name: _variant(exp, name, cache, artifacts) for name in exp.variants}

@@ -1,0 +1,313 @@
+"""The variants commands: fetch, show, push, import-matrix; and the plan's notes on where attributes came from.
+
+`fetch` is the only command that reads a registry; everything else reads the cache beside the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from planner.cli import args as cli_args
+from planner.core import compat, compspec, matrix
+from planner.core.errors import InputError
+from planner.core.experiment import load_experiment
+from planner.edges.compspec_cache import ArtifactCache, cache_path
+
+MIRRORS_ENV = "COMPAT_LAB_REGISTRY_MIRRORS"
+FETCH_HINT = "python -m planner variants fetch"
+
+
+def artifacts(args: argparse.Namespace) -> ArtifactCache:
+    return ArtifactCache(cache_path(cli_args.store_path(args)))
+
+
+def _mirrors(args: argparse.Namespace) -> dict[str, str]:
+    try:
+        mirrors = compspec.parse_mirrors(os.environ.get(MIRRORS_ENV, ""))
+    except ValueError as err:
+        raise InputError(str(err), field=MIRRORS_ENV) from None
+    try:
+        mirrors.update(compspec.parse_mirrors(",".join(args.mirror)))
+    except ValueError as err:
+        raise InputError(str(err), field="--mirror") from None
+    return mirrors
+
+
+# ------------------------------------------------------------------------------------------------ fetch
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from planner.edges import registry
+
+    exp = load_experiment(args.experiment)
+    _check_names(exp, args.variant)
+    cache = artifacts(args)
+    started = time.perf_counter()
+    report = registry.fetch(exp, cache, _mirrors(args), names=args.variant)
+    seconds = time.perf_counter() - started
+    if args.json:
+        print(json.dumps({"cache": str(cache.root), "seconds": round(seconds, 3), "downloaded": report.downloaded,
+                          "artifacts": [vars(entry) for entry in report.entries], "missing": report.missing,
+                          "failed": report.failed, "invalid": report.invalid, "skipped": report.skipped}, indent=2))
+    else:
+        console = cli_args.console()
+        hosts = sorted({entry.registry for entry in report.entries})
+        console.print(f"fetched {len(report.entries)} compspec artifact(s) ({report.downloaded} downloaded, the rest "
+                      f"already cached) from {', '.join(hosts) or 'no registry'} in {seconds:.2f} s into {cache.root}")
+        by_image = {v.image: n for n, v in exp.variants.items()}
+        for entry in report.entries:
+            console.print(f"  {by_image[entry.image]}  {entry.digest[:19]}  {entry.found_by}", markup=False)
+            if entry.image in report.changed:
+                console.print(f"    attributes changed (artifact {entry.previous[:19]} -> {entry.digest[:19]}): "
+                              f"{'; '.join(entry.changes)}", markup=False)
+        for line in report.skipped:
+            console.print(f"  skipped {line}", markup=False)
+        for line in report.missing + report.failed:
+            console.print(f"[red]error[/]: {line}", soft_wrap=True)
+        if report.failed:
+            cached = [e for e in (cache.entry(v.image) for v in exp.variants.values() if v.image) if e]
+            if cached:
+                since = min(entry.fetched for entry in cached)
+                console.print(f"cached attributes of {len(cached)} variant(s) keep working (cached from {since})")
+    for line in report.invalid:
+        print(f"error: {line}", file=sys.stderr)
+    if report.invalid:
+        return 2
+    return 1 if report.failed or report.missing else 0
+
+
+def _check_names(exp: Any, names: list[str]) -> None:
+    for name in names:
+        if name not in exp.variants:
+            raise InputError(f"unknown variant {name!r}; known: {', '.join(exp.variants)}", field="--variant")
+
+
+# ------------------------------------------------------------------------------------------------- show
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from planner.edges.variants import provenances
+
+    exp = load_experiment(args.experiment)
+    if args.name:
+        _check_names(exp, [args.name])
+    cache = artifacts(args)
+    out = []
+    for name, (info, where) in provenances(exp, artifacts=cache).items():
+        if args.name and name != args.name:
+            continue
+        item: dict[str, Any] = {"name": name, "kind": info.kind, "image": info.image, "known": where.known,
+                                "attributes": {key: {"value": value, "source": where.sourced.sources[key]}
+                                               for key, value in where.sourced.attributes.items()}}
+        for key, (value, source) in where.sourced.overridden.items():
+            item["attributes"][key]["overrides"] = {"value": value, "source": source}
+        if where.artifact is not None:
+            item["artifact"] = vars(where.artifact)
+        if info.kind == "native" and not info.installed:
+            item["note"] = "not installed yet: lmp -h facts are detected when a sweep installs it"
+        out.append(item)
+    if args.json:
+        print(json.dumps(out if not args.name else out[0], indent=2))
+        return 0
+    console = cli_args.console()
+    for item in out:
+        head = f"[bold]{item['name']}[/] ({item['kind']}{', ' + item['image'] if item['image'] else ''})"
+        console.print(head, soft_wrap=True)
+        artifact = item.get("artifact")
+        if artifact:
+            console.print(f"  artifact {artifact['digest']} ({artifact['found_by']} on {artifact['registry']}), "
+                          f"cached from {artifact['fetched']}", markup=False, soft_wrap=True)
+            if artifact["changes"]:
+                console.print(f"  changed from {artifact['previous']}: {'; '.join(artifact['changes'])}",
+                              markup=False, soft_wrap=True)
+        if not item["known"]:
+            console.print(f"  [yellow]attributes unknown[/]: no compspec artifact cached; run `{FETCH_HINT}`")
+        if item.get("note"):
+            console.print(f"  {item['note']}")
+        for key, attr in item["attributes"].items():
+            value = _short(attr["value"])
+            extra = f" (overrides {_short(attr['overrides']['value'])} from {attr['overrides']['source']})" \
+                if "overrides" in attr else ""
+            console.print(f"  {key} = {value}  [dim]<- {attr['source']}{extra}[/]", soft_wrap=True)
+    return 0
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = str(value)
+    return text if len(text) <= width else f"{text[:width - 3]}... ({len(text.split())} items)"
+
+
+# ------------------------------------------------------------------------------------------------- push
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from planner.edges import registry
+    from planner.edges.variants import provenances
+
+    try:
+        target = registry.registry_target(args.registry)
+    except ValueError as err:
+        raise InputError(str(err), field="--registry") from None
+    exp = load_experiment(args.experiment)
+    _check_names(exp, args.variant)
+    natives = [n for n, v in exp.variants.items() if v.native and (not args.variant or n in args.variant)]
+    if not natives:
+        raise InputError("the experiment has no native variant to push", file=args.experiment)
+    console, client, failed = cli_args.console(), registry.Client(target.registry), 0
+    for name, (info, where) in provenances(exp, artifacts=artifacts(args)).items():
+        if name not in natives:
+            continue
+        if not info.installed:
+            console.print(f"[yellow]skipped[/] {name}: not installed, so nothing is detected yet (a local sweep "
+                          "installs it)")
+            failed += 1
+            continue
+        try:
+            pushed = registry.push(client, target, name, compspec.generate(name, where.sourced.attributes))
+        except registry.RegistryError as err:
+            console.print(f"[red]error[/]: {name}: {err}", soft_wrap=True)
+            return 1
+        subject = f", subject {pushed.subject[:19]}" if pushed.subject else ""
+        console.print(f"pushed {name} -> {pushed.reference} ({pushed.digest[:19]}{subject})", markup=False)
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------- import-matrix
+
+
+def cmd_import_matrix(args: argparse.Namespace) -> int:
+    try:
+        manifest = Path(args.file).read_text()
+    except OSError as err:
+        raise InputError(f"cannot read matrix manifest ({err.strerror})", file=args.file) from None
+    images = matrix.parse_matrix(manifest, args.file)
+    path = Path(args.experiment)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise InputError(f"cannot read experiment file ({err.strerror})", file=args.experiment) from None
+    new_text, added, kept = matrix.add_variants(text, args.experiment, images)
+    if added:
+        tmp = path.with_name(f".{path.name}.import")
+        tmp.write_text(new_text)
+        os.replace(tmp, path)
+    print(f"{args.experiment}: added {len(added)} variant(s), {len(kept)} already declared"
+          + (f": {', '.join(added)}" if added else ""))
+    if added:
+        print(f"next: {FETCH_HINT} -e {args.experiment}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- the plan's notes
+
+
+def plan_notes(ws: Any, plan: Any) -> dict[str, Any]:
+    """Where the planned variants' attributes came from: per variant, and per run the rules left unknown."""
+    from planner.edges.variants import provenances
+
+    names = {run.variant for run in plan.runs} | {x.variant for x in plan.excluded}
+    where = provenances(ws.exp, ws.cache, ws.artifacts)
+    variants: dict[str, Any] = {}
+    for name in sorted(names):
+        info, prov = where[name]
+        if info.kind != "container":
+            continue
+        if prov.artifact is not None:
+            variants[name] = {"attributes": "artifact", "digest": prov.artifact.digest,
+                              "cached_from": prov.artifact.fetched, "changes": prov.artifact.changes,
+                              "previous": prov.artifact.previous}
+        else:
+            variants[name] = {"attributes": "experiment" if prov.known else "unknown"}
+        if prov.sourced.overridden:
+            variants[name]["overridden"] = sorted(prov.sourced.overridden)
+    unknown = {}
+    for run in plan.runs:
+        rules = compat.undecided(ws.variants[run.variant], ws.exp.apps[run.app].workloads[run.workload], run.options)
+        if rules:
+            unknown[run.id] = rules
+    return {"variants": variants, "unknown": unknown}
+
+
+def print_plan_notes(notes: dict[str, Any]) -> None:
+    console = cli_args.console()
+    variants = notes["variants"]
+    fetched = {name: v for name, v in variants.items() if v["attributes"] == "artifact"}
+    if fetched:
+        since = min(v["cached_from"] for v in fetched.values())
+        console.print(f"attributes of {len(fetched)} container variant(s) from compspec artifacts, cached from "
+                      f"{since} (python -m planner variants show)", soft_wrap=True)
+    for name, v in fetched.items():
+        if v["changes"]:
+            console.print(f"[yellow]attributes changed[/]: {name}: artifact {v['previous'][:19]} -> "
+                          f"{v['digest'][:19]}: {'; '.join(v['changes'])}", soft_wrap=True)
+    for name, v in variants.items():
+        if v.get("overridden"):
+            console.print(f"  {name}: {', '.join(v['overridden'])} typed in the experiment, overriding the artifact",
+                          soft_wrap=True)
+    unknown = [name for name, v in variants.items() if v["attributes"] == "unknown"]
+    if unknown:
+        console.print(f"[yellow]attributes unknown[/]: {', '.join(unknown)} (no compspec artifact cached: run "
+                      f"`{FETCH_HINT}`)", soft_wrap=True)
+    rules = Counter(rule for listed in notes["unknown"].values() for rule in listed)
+    if rules:
+        console.print(f"rules that report unknown for want of attributes: "
+                      f"{', '.join(f'{rule} in {n} runs' for rule, n in rules.items())}", soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("variants", help="compspec artifacts: fetch into the cache, show attributes, push, import",
+                       description="Variant attributes come from compspec artifacts in OCI registries (referrers "
+                                   "of the image, or the <tag>-compspec tag), fetched into a cache beside the "
+                                   "store, from detection (lmp -h) for native variants, and from the experiment "
+                                   "as an override.")
+    commands = p.add_subparsers(dest="variants_command", required=True, metavar="COMMAND")
+
+    f = commands.add_parser("fetch", help="pull every container variant's artifact into the cache (once per digest)",
+                            description="Pull each container variant's compspec artifact into the cache beside the "
+                                        "store, so plan, sweep and recommend work offline. Exit 1 when a registry "
+                                        "failed or an artifact is missing, 2 when an artifact does not validate.")
+    cli_args.experiment_arg(f)
+    f.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
+    f.add_argument("--mirror", action="append", default=[], metavar="FROM=TO",
+                   help=f"read registry FROM at TO, e.g. ghcr.io=127.0.0.1:5000 (repeatable; also ${MIRRORS_ENV})")
+    cli_args.json_arg(f)
+    cli_args.store_arg(f)
+    f.set_defaults(func=cmd_fetch)
+
+    s = commands.add_parser("show", help="each variant's attributes and where each came from",
+                            description="Print each variant's attributes with their source: an artifact (digest, "
+                                        "when fetched), the experiment (an override, and what it replaced) or "
+                                        "detection (lmp -h, the host). Reads the cache only.")
+    s.add_argument("name", nargs="?", default=None, metavar="NAME", help="only this variant")
+    cli_args.experiment_arg(s)
+    cli_args.json_arg(s)
+    cli_args.store_arg(s)
+    s.set_defaults(func=cmd_show)
+
+    u = commands.add_parser("push", help="publish native variants' generated artifacts to a registry",
+                            description="Generate a compspec artifact for each installed native variant from what "
+                                        "was detected (lmp -h, the host) and publish it to HOST[:PORT]/REPO as "
+                                        "<name>-compspec, with a subject where REPO:<name> is an image manifest.")
+    u.add_argument("--registry", required=True, metavar="HOST[:PORT]/REPO")
+    u.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
+    cli_args.experiment_arg(u)
+    cli_args.store_arg(u)
+    u.set_defaults(func=cmd_push)
+
+    m = commands.add_parser("import-matrix", help="add every image of a matrix manifest as a variant",
+                            description="Add each image of a matrix manifest (images: [{name, artifact}], as "
+                                        "lammps-matrix's manifests.yaml) to the experiment as a container variant "
+                                        "declared by its URI; images already declared are kept.")
+    m.add_argument("file", metavar="FILE")
+    cli_args.experiment_arg(m)
+    m.set_defaults(func=cmd_import_matrix)

@@ -1,0 +1,382 @@
+"""compspec artifacts in OCI registries: fetch them into the cache, push those of native variants.
+
+An image's artifact is found the ways the field publishes it, in this order: the `compspec` reference
+the experiment names; the OCI 1.1 referrers of the image manifest (the referrers API, else the tag schema
+`sha256-<digest>` for registries without it, such as the CNCF distribution registry); the tag
+`<tag>-compspec` (lammps-matrix: `oras push <image>-compspec --artifact-type application/org.supercontainers.compspec
+spec.json:application/org.supercontainers.compspec`). Push writes the same: the artifact with its
+`artifactType`, a `subject` where the registry holds an image manifest for the variant, and the tag.
+
+The client is oras-py's `Registry` with one change: its request loop. oras retries any error for minutes;
+here a 429 or 5xx is retried a bounded number of times with backoff (honouring Retry-After), then reported
+in one line naming the registry. Credentials come from the Docker config (`$DOCKER_CONFIG/config.json`,
+else `~/.docker/config.json`, credential helpers included) or `ORAS_USER`/`ORAS_PASS`; they are sent only
+to the registry that asks and never printed. Loopback registries are spoken to over plain HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import oras.auth.utils
+import oras.container
+import oras.provider
+import requests
+
+from planner.core import compspec
+from planner.core.compspec import ARTIFACT_TYPE, TAG_SUFFIX, ImageRef
+from planner.core.experiment import Experiment
+from planner.edges.compspec_cache import ArtifactCache, Entry
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, "application/vnd.docker.distribution.manifest.v2+json",
+                  "application/vnd.docker.distribution.manifest.list.v2+json")
+#: the OCI 1.1 empty config an artifact carries
+EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+                "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+LOOPBACK = ("127.", "localhost", "[::1]")
+
+
+class RegistryError(Exception):
+    """The registry could not be used (down, refusing, throttling); the message is one line naming it."""
+
+
+class InvalidArtifact(Exception):
+    """An artifact that is not compspec or does not validate: one line naming the image and the digest."""
+
+
+def _digest(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class Client(oras.provider.Registry):
+    """One registry host: manifests, blobs, referrers; bounded retries; credentials never shown."""
+
+    def __init__(self, host: str, *, attempts: int = 4, backoff: float = 0.25, timeout: float = 10.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(hostname=host, insecure=host.startswith(LOOPBACK))
+        self.host, self.attempts, self.backoff, self.timeout, self._sleep = host, attempts, backoff, timeout, sleep
+        self._authorization: str | None = None
+        self._referrers_api: bool | None = None  # learnt once per registry
+
+    # ------------------------------------------------------------------------------------------ requests
+
+    def _credentials(self) -> str | None:
+        """base64 user:password for this host from the environment or the Docker config, if any."""
+        if os.environ.get("ORAS_USER") and os.environ.get("ORAS_PASS"):
+            return oras.auth.utils.get_basic_auth(os.environ["ORAS_USER"], os.environ["ORAS_PASS"])
+        config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+        if config.exists():
+            self.auth._auth_config = oras.auth.utils.load_configs([str(config)])
+            for name in oras.utils.iter_localhosts(self.host):
+                if self.auth._load_auth(name):
+                    return self.auth._basic_auth
+        return None
+
+    def _authorize(self, response: requests.Response) -> None:
+        challenge = response.headers.get("Www-Authenticate", "")
+        basic = self._credentials()
+        if challenge.lower().startswith("bearer"):
+            if basic:
+                self.auth._basic_auth = basic
+            self.auth.token = None
+            headers, changed = self.auth.authenticate_request(response, {})
+            if not changed:
+                raise RegistryError(f"registry {self.host} did not give a token; log in (docker login {self.host}, "
+                                    "or DOCKER_CONFIG, or ORAS_USER and ORAS_PASS)")
+            self._authorization = headers["Authorization"]
+        elif basic:
+            self._authorization = f"Basic {basic}"
+        else:
+            raise RegistryError(f"registry {self.host} asks for credentials: log in (docker login {self.host}), "
+                                "or set DOCKER_CONFIG, or ORAS_USER and ORAS_PASS")
+
+    def do_request(self, url: str, method: str = "GET", data: Any = None, headers: dict | None = None,
+                   json: dict | None = None, stream: bool = False) -> requests.Response:
+        """One request with authentication, and a bounded retry with backoff on 429, 5xx and lost connections."""
+        path = url.split(self.host, 1)[-1].split("?", 1)[0]
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self._send(url, method, data, headers, json, stream)
+                if response.status_code == 401:
+                    self._authorize(response)
+                    response = self._send(url, method, data, headers, json, stream)
+                    if response.status_code == 401:
+                        raise RegistryError(f"registry {self.host} refused the credentials it was given (401)")
+            except (requests.ConnectionError, requests.Timeout) as err:
+                if attempt == self.attempts:
+                    kind = "timed out" if isinstance(err, requests.Timeout) else "unreachable (connection refused " \
+                                                                                  "or reset)"
+                    raise RegistryError(f"registry {self.host} {kind} after {self.attempts} attempts") from None
+                self._sleep(self.backoff * 2 ** (attempt - 1))
+                continue
+            if response.status_code not in RETRY_STATUS:
+                return response
+            if attempt == self.attempts:
+                raise RegistryError(f"registry {self.host} answered {response.status_code} {response.reason} "
+                                    f"{self.attempts} times to {method} {path}; try again later")
+            self._sleep(self._wait(response, attempt))
+        raise AssertionError("unreachable")
+
+    def _wait(self, response: requests.Response, attempt: int) -> float:
+        after = response.headers.get("Retry-After", "")
+        wait = self.backoff * 2 ** (attempt - 1)
+        return min(float(after), 10 * self.backoff * 2 ** attempt) if after.isdigit() else wait
+
+    def _send(self, url: str, method: str, data: Any, headers: dict | None, json: dict | None,
+              stream: bool) -> requests.Response:
+        headers = dict(headers or {})
+        if self._authorization:
+            headers["Authorization"] = self._authorization
+        return self.session.request(method, url, data=data, json=json, headers=headers, stream=stream,
+                                    verify=self._tls_verify, timeout=self.timeout)
+
+    # ---------------------------------------------------------------------------------------- operations
+
+    def _container(self, ref: ImageRef) -> oras.container.Container:
+        return oras.container.Container(f"{ref.repository}:{ref.tag or 'latest'}", registry=self.host)
+
+    def _url(self, ref: ImageRef, what: str) -> str:
+        return f"{self.prefix}://{self.host}/v2/{ref.repository}/{what}"
+
+    def _fail(self, response: requests.Response, what: str) -> RegistryError:
+        return RegistryError(f"registry {self.host}: {what}: {response.status_code} {response.reason}")
+
+    def manifest(self, ref: ImageRef, reference: str | None = None) -> tuple[str, dict[str, Any], int] | None:
+        """(digest, manifest, size) of a tag or digest, or None when the registry has none."""
+        reference = reference or ref.reference
+        response = self.do_request(self._url(ref, f"manifests/{reference}"),
+                                   headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._fail(response, f"manifest {ref.repository}:{reference}")
+        try:
+            return _digest(response.content), json.loads(response.content), len(response.content)
+        except json.JSONDecodeError:
+            raise RegistryError(f"registry {self.host}: manifest {ref.repository}:{reference} is not JSON") from None
+
+    def referrers(self, ref: ImageRef, digest: str) -> tuple[list[dict[str, Any]], str]:
+        """Descriptors of the compspec artifacts that refer to a manifest, and how they were found."""
+        if self._referrers_api is not False:
+            response = self.do_request(self._url(ref, f"referrers/{digest}?artifactType={ARTIFACT_TYPE}"),
+                                       headers={"Accept": OCI_INDEX})
+            self._referrers_api = response.status_code == 200 and \
+                response.headers.get("Content-Type", "").startswith(OCI_INDEX)
+            if self._referrers_api:
+                return _compspec_descriptors(response.json()), "referrers"
+        tag = compspec.referrers_tag(digest)
+        found = self.manifest(ref, tag)
+        return (_compspec_descriptors(found[1]) if found else []), f"referrers tag {tag}"
+
+    def blob(self, ref: ImageRef, digest: str) -> bytes:
+        response = self.do_request(self._url(ref, f"blobs/{digest}"))
+        if response.status_code == 404:
+            raise RegistryError(f"registry {self.host}: blob {digest} of {ref.repository} is missing")
+        if response.status_code != 200:
+            raise self._fail(response, f"blob {digest}")
+        return response.content
+
+    def put_blob(self, ref: ImageRef, data: bytes, media_type: str) -> dict[str, Any]:
+        descriptor = {"mediaType": media_type, "digest": _digest(data), "size": len(data)}
+        with tempfile.NamedTemporaryFile() as handle:
+            handle.write(data)
+            handle.flush()
+            response = self.upload_blob(handle.name, self._container(ref), descriptor)
+        if response.status_code not in (200, 201, 202):
+            raise self._fail(response, f"upload of blob {descriptor['digest']}")
+        return descriptor
+
+    def put_manifest(self, ref: ImageRef, tag: str, manifest: dict[str, Any], media_type: str) -> requests.Response:
+        body = json.dumps(manifest, separators=(",", ":")).encode()
+        response = self.do_request(self._url(ref, f"manifests/{tag}"), "PUT", data=body,
+                                   headers={"Content-Type": media_type})
+        if response.status_code not in (200, 201, 202):
+            raise self._fail(response, f"manifest {ref.repository}:{tag}")
+        return response
+
+
+def _compspec_descriptors(index: dict[str, Any]) -> list[dict[str, Any]]:
+    return [item for item in index.get("manifests", []) if item.get("artifactType") == ARTIFACT_TYPE]
+
+
+# ------------------------------------------------------------------------------------------------- fetch
+
+
+@dataclass
+class FetchReport:
+    entries: list[Entry] = field(default_factory=list)
+    downloaded: int = 0
+    missing: list[str] = field(default_factory=list)  # variants without an artifact anywhere
+    failed: list[str] = field(default_factory=list)  # registry problems, one line each
+    invalid: list[str] = field(default_factory=list)  # artifacts that are not compspec or do not validate
+    skipped: list[str] = field(default_factory=list)  # images not in an OCI registry
+    changed: list[str] = field(default_factory=list)  # images whose artifact moved to another digest
+
+
+def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *, names: list[str] | None = None,
+          client: Callable[[str], Client] = Client) -> FetchReport:
+    """Pull every container variant's artifact into the cache (once per digest); the cache index is
+    written once at the end, so a fetch that fails half-way leaves what was cached before usable."""
+    report, clients, down = FetchReport(), {}, {}
+    for name, variant in exp.variants.items():
+        if variant.image is None or (names and name not in names):
+            continue
+        ref = compspec.image_ref(variant.image)
+        if ref is None:
+            report.skipped.append(f"{name}: {variant.image} is not in an OCI registry")
+            continue
+        ref = compspec.mirrored(ref, mirrors)
+        if ref.registry in down:
+            report.failed.append(f"{name}: {down[ref.registry]}")
+            continue
+        registry = clients.setdefault(ref.registry, client(ref.registry))
+        try:
+            found = _find(registry, ref, variant.compspec, mirrors)
+            if found is None:
+                report.missing.append(f"{name}: no compspec artifact for {variant.image} (looked for a "
+                                      f"{variant.compspec or 'referrer'} and the tag {ref.tag}{TAG_SUFFIX} "
+                                      f"on {ref.registry})")
+                continue
+            descriptor, artifact_repo, found_by = found
+            digest = descriptor["digest"]
+            if not cache.has(digest):
+                data = registry.blob(artifact_repo, digest)
+                if _digest(data) != digest:
+                    raise InvalidArtifact(f"{variant.image}: artifact {digest}: content does not match its digest "
+                                          "(corrupt in the registry)")
+                try:
+                    compspec.parse(data)
+                except compspec.ArtifactError as err:
+                    raise InvalidArtifact(f"{variant.image}: artifact {digest}: {err}") from None
+                cache.put(digest, data)
+                report.downloaded += 1
+        except RegistryError as err:
+            if "unreachable" in str(err) or "timed out" in str(err):
+                down[ref.registry] = str(err)
+            report.failed.append(f"{name}: {err}")
+            continue
+        except InvalidArtifact as err:
+            report.invalid.append(str(err))
+            continue
+        entry = _entry(cache, variant.image, digest, ref.registry, found_by)
+        if entry.previous and entry.previous != (cache.entry(variant.image) or entry).previous:
+            report.changed.append(variant.image)
+        report.entries.append(entry)
+    cache.record(report.entries)
+    return report
+
+
+def _entry(cache: ArtifactCache, image: str, digest: str, registry: str, found_by: str) -> Entry:
+    old = cache.entry(image)
+    if old is None or old.digest == digest:
+        previous, changes = (old.previous, old.changes) if old else (None, [])
+        return Entry(image, digest, registry, found_by, now(), previous, changes)
+    before = compspec.attributes(compspec.parse(cache.read(old.digest))) if cache.has(old.digest) else {}
+    after = compspec.attributes(compspec.parse(cache.read(digest)))
+    return Entry(image, digest, registry, found_by, now(), old.digest, compspec.changes(before, after))
+
+
+def _find(registry: Client, ref: ImageRef, named: str | None,
+          mirrors: dict[str, str]) -> tuple[dict[str, Any], ImageRef, str] | None:
+    """(the artifact's compspec layer, the repository it lives in, how it was found), or None."""
+    if named is not None:
+        target = compspec.image_ref(named)
+        if target is None:
+            raise InvalidArtifact(f"{named} is not an artifact reference such as ghcr.io/org/app:tag-compspec")
+        target = compspec.mirrored(target, mirrors)
+        return _layer(registry, target, f"compspec {named}")
+    image = registry.manifest(ref)
+    if image is not None:
+        descriptors, how = registry.referrers(ref, image[0])
+        if descriptors:
+            newest = max(descriptors, key=lambda d: (d.get("annotations") or {}).get(
+                "org.opencontainers.image.created", ""))
+            return _layer(registry, ImageRef(ref.registry, ref.repository, None, newest["digest"]), how)
+    return _layer(registry, ref.with_tag(f"{ref.tag}{TAG_SUFFIX}"), f"tag {ref.tag}{TAG_SUFFIX}")
+
+
+def _layer(registry: Client, ref: ImageRef, how: str) -> tuple[dict[str, Any], ImageRef, str] | None:
+    found = registry.manifest(ref)
+    if found is None:
+        return None
+    digest, manifest, _ = found
+    kind = manifest.get("artifactType") or (manifest.get("config") or {}).get("mediaType")
+    layers = [layer for layer in manifest.get("layers", []) if layer.get("mediaType") == ARTIFACT_TYPE]
+    if kind != ARTIFACT_TYPE and not layers:
+        raise InvalidArtifact(f"{ref}: artifact {digest}: not a compspec artifact (artifactType {kind}; "
+                              f"expected {ARTIFACT_TYPE})")
+    if len(layers) != 1:
+        raise InvalidArtifact(f"{ref}: artifact {digest}: has {len(layers)} layers of type {ARTIFACT_TYPE}, "
+                              "expected one")
+    return layers[0], ref, how
+
+
+# -------------------------------------------------------------------------------------------------- push
+
+
+@dataclass(frozen=True)
+class Pushed:
+    variant: str
+    reference: str  # host/repo:<name>-compspec
+    digest: str  # of the artifact manifest
+    subject: str | None  # digest of the image manifest it refers to, where there is one
+
+
+def push(client: Client, target: ImageRef, variant: str, artifact: bytes) -> Pushed:
+    """Publish one artifact as lammps-matrix does (tag `<name>-compspec`), with a subject where the
+    registry holds an image `<name>`; without the referrers API the `sha256-<digest>` index is updated."""
+    image = target.with_tag(variant)
+    layer = client.put_blob(image, artifact, ARTIFACT_TYPE)
+    layer["annotations"] = {"org.opencontainers.image.title": "spec.json"}
+    client.put_blob(image, b"{}", EMPTY_CONFIG["mediaType"])
+    manifest: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": ARTIFACT_TYPE,
+                                "config": EMPTY_CONFIG, "layers": [layer],
+                                "annotations": {"org.opencontainers.image.created":
+                                                datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}
+    subject = client.manifest(image)
+    if subject is not None:
+        manifest["subject"] = {"mediaType": subject[1].get("mediaType", OCI_MANIFEST), "digest": subject[0],
+                               "size": subject[2]}
+    tag = f"{variant}{TAG_SUFFIX}"
+    response = client.put_manifest(image, tag, manifest, OCI_MANIFEST)
+    body = json.dumps(manifest, separators=(",", ":")).encode()
+    digest = _digest(body)
+    if subject is not None and "OCI-Subject" not in response.headers:
+        _add_referrer(client, image, subject[0], {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body),
+                                                  "artifactType": ARTIFACT_TYPE,
+                                                  "annotations": manifest["annotations"]})
+    return Pushed(variant, f"{client.host}/{target.repository}:{tag}", digest, subject[0] if subject else None)
+
+
+def _add_referrer(client: Client, ref: ImageRef, subject: str, descriptor: dict[str, Any]) -> None:
+    """The referrers tag schema: the index at `sha256-<subject hex>` lists what refers to the subject."""
+    tag = compspec.referrers_tag(subject)
+    found = client.manifest(ref, tag)
+    index = found[1] if found else {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    index["manifests"] = [m for m in index.get("manifests", []) if m.get("digest") != descriptor["digest"]]
+    index["manifests"].append(descriptor)
+    client.put_manifest(ref, tag, index, OCI_INDEX)
+
+
+def registry_target(text: str) -> ImageRef:
+    """`HOST[:PORT]/REPO` as `variants push --registry` takes it."""
+    ref = compspec.image_ref(text.rstrip("/") + ":x")
+    if ref is None:
+        raise ValueError(f"{text!r} is not HOST[:PORT]/REPO (e.g. 127.0.0.1:5000/compat-lab/variants)")
+    return ImageRef(ref.registry, ref.repository, None)
