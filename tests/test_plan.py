@@ -13,11 +13,14 @@ from planner.core.experiment import OptionMatrix, Options, load_experiment
 from planner.core.plan import expand
 from planner.edges.sweep import Workspace
 from tests.conftest import REPO, TINY
+from tests.registry.matrix import warm_cache
 
 
 @pytest.fixture(scope="module")
-def ws() -> Workspace:
-    return Workspace.load(load_experiment(REPO / "experiments" / "lammps.yaml"))
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The default experiment with its container variants' artifacts fetched (see tests/registry)."""
+    artifacts = warm_cache(tmp_path_factory.mktemp("compspec"))
+    return Workspace.load(load_experiment(REPO / "experiments" / "lammps.yaml"), artifacts=artifacts)
 
 
 def test_matrix_semantics_cross_zip_exclude() -> None:

@@ -18,13 +18,7 @@ import requests
 from planner.core import compspec
 from planner.core.compspec import ARTIFACT_TYPE, ImageRef
 from planner.edges import registry
-
-DATA = Path(__file__).parent / "data"
-MATRIX = json.loads((DATA / "lammps-matrix.json").read_text())["images"]
-REPO = "rse-ops/lammps-matrix"
-#: two artifacts lammps-matrix also publishes without an architecture in the tag (20 in all)
-ALIASES = {"openmpi-ubuntu-gpu-20.04": "openmpi-ubuntu-gpu-20.04-amd64",
-           "openmpi-ubuntu-gpu-22.04": "openmpi-ubuntu-gpu-22.04-amd64"}
+from tests.registry.matrix import ALIASES, MATRIX, REPO, artifact_of
 
 
 @dataclass
@@ -89,10 +83,6 @@ def push_like_lammps_matrix(client: registry.Client, ref: ImageRef, data: bytes,
                 "config": registry.EMPTY_CONFIG, "layers": [layer]}
     client.put_manifest(ref, f"{ref.tag}{compspec.TAG_SUFFIX}", manifest, registry.OCI_MANIFEST)
     return layer["digest"]
-
-
-def artifact_of(image: str) -> bytes:
-    return compspec.generate("lammps-prototype", MATRIX[image])
 
 
 def seed_matrix(host: str) -> dict[str, str]:
