@@ -124,6 +124,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if not any(run.variant == name for run in plan.runs):
             why = next((x.detail for x in plan.excluded if x.variant == name), None) or _why_not(ws, args.cluster, name)
             raise InputError(f"variant {name} cannot run on cluster {args.cluster}: {why}", field="--variant")
+    unknown = sorted({run.variant for run in plan.runs
+                      if ws.variants[run.variant].kind == "container" and not ws.variants[run.variant].attributes})
+    if unknown:  # an image of another architecture would be pulled and run for nothing
+        raise InputError(f"attributes unknown for {', '.join(unknown)}: run `python -m planner variants fetch` "
+                         "first (or type their attributes in the experiment)", file=args.experiment)
     if not plan.runs:
         raise InputError(f"nothing to run on {args.cluster}: every point is excluded (see `planner plan "
                          f"--cluster {args.cluster}`)", file=args.experiment)

@@ -109,6 +109,13 @@ def test_without_a_cache_container_attributes_are_unknown_and_the_local_loop_sti
     assert amd and all("architecture (io.archspec.cpu.target)" in r["unknown"] for r in amd)  # unknown, not ok
     text = run("plan", "--cluster", "eks-arm64", store=store).stdout
     assert "attributes unknown" in text and "python -m planner variants fetch" in text
+    state = tmp_path / "state" / "clusters" / "eks-arm64.json"  # a cluster that is up, as the cluster playbook
+    state.parent.mkdir(parents=True)                              # leaves it: nothing is run before the refusal
+    state.write_text(json.dumps({"name": "eks-arm64", "lead_broker": "pod", "sif_dir": "/tmp/sif"}))
+    refused = run("sweep", "--cluster", "eks-arm64", store=store, env={"COMPAT_LAB_STATE_DIR": str(state.parents[1])})
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "attributes unknown for intel-mpi-rocky-8-amd64, " in refused.stderr
+    assert "run `python -m planner variants fetch` first" in refused.stderr and not store.exists()
     dry = run("sweep", "--dry-run", "--json", store=store)  # the default local loop needs no registry
     assert dry.returncode == 0, dry.stderr
     assert all(r["variant"].startswith("lammps-") for r in json.loads(dry.stdout)["runs"])
