@@ -70,7 +70,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         for line in report.skipped:
             console.print(f"  skipped {line}", markup=False)
         for line in report.missing + report.failed:
-            console.print(f"[red]error[/]: {line}", soft_wrap=True)
+            print(f"error: {line}", file=sys.stderr)
         if report.failed:
             cached = [e for e in (cache.entry(v.image) for v in exp.variants.values() if v.image) if e]
             if cached:
