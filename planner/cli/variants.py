@@ -14,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from planner.cli import args as cli_args
 from planner.core import compat, compspec, matrix
 from planner.core.errors import InputError
@@ -118,7 +120,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     console = cli_args.console()
     for item in out:
-        head = f"[bold]{item['name']}[/] ({item['kind']}{', ' + item['image'] if item['image'] else ''})"
+        head = f"[bold]{item['name']}[/] ({item['kind']}{', ' + escape(item['image']) if item['image'] else ''})"
         console.print(head, soft_wrap=True)
         artifact = item.get("artifact")
         if artifact:
@@ -135,7 +137,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             value = _short(attr["value"])
             extra = f" (overrides {_short(attr['overrides']['value'])} from {attr['overrides']['source']})" \
                 if "overrides" in attr else ""
-            console.print(f"  {key} = {value}  [dim]<- {attr['source']}{extra}[/]", soft_wrap=True)
+            console.print(f"  {escape(key)} = {escape(value)}  [dim]<- {escape(attr['source'] + extra)}[/]",
+                          soft_wrap=True)
     return 0
 
 
@@ -246,11 +249,11 @@ def print_plan_notes(notes: dict[str, Any]) -> None:
     for name, v in fetched.items():
         if v["changes"]:
             console.print(f"[yellow]attributes changed[/]: {name}: artifact {v['previous'][:19]} -> "
-                          f"{v['digest'][:19]}: {'; '.join(v['changes'])}", soft_wrap=True)
+                          f"{v['digest'][:19]}: {escape('; '.join(v['changes']))}", soft_wrap=True)
     for name, v in variants.items():
         if v.get("overridden"):
-            console.print(f"  {name}: {', '.join(v['overridden'])} typed in the experiment, overriding the artifact",
-                          soft_wrap=True)
+            console.print(f"  {name}: {escape(', '.join(v['overridden']))} typed in the experiment, overriding the "
+                          "artifact", soft_wrap=True)
     unknown = [name for name, v in variants.items() if v["attributes"] == "unknown"]
     if unknown:
         console.print(f"[yellow]attributes unknown[/]: {', '.join(unknown)} (no compspec artifact cached: run "

@@ -21,7 +21,6 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,10 +66,9 @@ def now() -> str:
 class Client(oras.provider.Registry):
     """One registry host: manifests, blobs, referrers; bounded retries; credentials never shown."""
 
-    def __init__(self, host: str, *, attempts: int = 4, backoff: float = 0.25, timeout: float = 10.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, host: str, *, attempts: int = 4, backoff: float = 0.25, timeout: float = 10.0) -> None:
         super().__init__(hostname=host, insecure=host.startswith(LOOPBACK))
-        self.host, self.attempts, self.backoff, self.timeout, self._sleep = host, attempts, backoff, timeout, sleep
+        self.host, self.attempts, self.backoff, self.timeout = host, attempts, backoff, timeout
         self._authorization: str | None = None
         self._referrers_api: bool | None = None  # learnt once per registry
 
@@ -123,14 +121,14 @@ class Client(oras.provider.Registry):
                     kind = "timed out" if isinstance(err, requests.Timeout) else "unreachable (connection refused " \
                                                                                   "or reset)"
                     raise RegistryError(f"registry {self.host} {kind} after {self.attempts} attempts") from None
-                self._sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(self.backoff * 2 ** (attempt - 1))
                 continue
             if response.status_code not in RETRY_STATUS:
                 return response
             if attempt == self.attempts:
                 raise RegistryError(f"registry {self.host} answered {response.status_code} {response.reason} "
                                     f"{self.attempts} times to {method} {path}; try again later")
-            self._sleep(self._wait(response, attempt))
+            time.sleep(self._wait(response, attempt))
         raise AssertionError("unreachable")
 
     def _wait(self, response: requests.Response, attempt: int) -> float:
@@ -229,11 +227,11 @@ class FetchReport:
     changed: list[str] = field(default_factory=list)  # images whose artifact moved to another digest
 
 
-def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *, names: list[str] | None = None,
-          client: Callable[[str], Client] = Client) -> FetchReport:
+def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *,
+          names: list[str] | None = None) -> FetchReport:
     """Pull every container variant's artifact into the cache (once per digest); the cache index is
     written once at the end, so a fetch that fails half-way leaves what was cached before usable."""
-    report, clients, down = FetchReport(), {}, {}
+    report, clients, down = FetchReport(), {}, {}  # one client (session, credentials) per registry
     for name, variant in exp.variants.items():
         if variant.image is None or (names and name not in names):
             continue
@@ -245,7 +243,9 @@ def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *, nam
         if ref.registry in down:
             report.failed.append(f"{name}: {down[ref.registry]}")
             continue
-        registry = clients.setdefault(ref.registry, client(ref.registry))
+        if ref.registry not in clients:
+            clients[ref.registry] = Client(ref.registry)
+        registry = clients[ref.registry]
         try:
             found = _find(registry, ref, variant.compspec, mirrors)
             if found is None:

@@ -124,7 +124,8 @@ def test_without_a_cache_container_attributes_are_unknown_and_the_local_loop_sti
 def test_show_says_where_each_attribute_came_from_and_typed_ones_override(matrix_registry: Registry,
                                                                           tmp_path: Path) -> None:
     exp = experiment_with(tmp_path, "  mpich-arm:\n    image: docker://ghcr.io/rse-ops/lammps-matrix:"
-                                    "mpich-ubuntu-22.04-arm64\n    attributes: {mpi.version: '4.0.2'}\n")
+                                    "mpich-ubuntu-22.04-arm64\n"
+                                    "    attributes: {mpi.version: '4.0.2', os.name: '[/] [bold]x'}\n")
     store = tmp_path / "planner.sqlite"
     assert run("variants", "fetch", "-e", str(exp), store=store, host=matrix_registry.host).returncode == 0
     shown = json.loads(run("variants", "show", "mpich-arm", "-e", str(exp), "--json", store=store).stdout)
@@ -134,8 +135,9 @@ def test_show_says_where_each_attribute_came_from_and_typed_ones_override(matrix
                                                   "overrides": {"value": "4.0", "source": f"artifact {digest[:19]}"}}
     text = run("variants", "show", "-e", str(exp), store=store).stdout
     assert "mpi.version = 4.0.2  <- experiment (overrides 4.0 from artifact sha256:" in text
+    assert "os.name = [/] [bold]x  <- experiment (overrides Ubuntu 22.04.3 LTS from" in text  # data, not markup
     plan = run("plan", "-e", str(exp), "--cluster", "eks-arm64", store=store).stdout
-    assert "mpich-arm: mpi.version typed in the experiment, overriding the artifact" in plan
+    assert "mpich-arm: mpi.version, os.name typed in the experiment, overriding the artifact" in plan
 
 
 def test_artifacts_that_are_not_compspec_or_corrupt_are_one_line_errors(own_registry: Registry,
