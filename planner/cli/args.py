@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from planner.core.experiment import Experiment, load_experiment
-from planner.core.summary import DEFAULT_METRIC
+from planner.core.metrics import DEFAULT_METRIC, GOALS
 from planner.edges.store import default_path
+
+if TYPE_CHECKING:
+    from planner.learn.catalog import Catalog
 
 DEFAULT_EXPERIMENT = "experiments/lammps.yaml"
 DEFAULT_CLUSTER = "local"
@@ -58,10 +61,14 @@ def load_optional_experiment(args: argparse.Namespace) -> Experiment | None:
     return load_experiment(args.experiment)
 
 
-def catalog(args: argparse.Namespace) -> Any:
-    from planner.learn import catalog as candidates
+def catalog(args: argparse.Namespace) -> Catalog:
+    """What the experiment declares (nothing without one); the store's attributes are added as they are read."""
+    from planner.edges.clusters import cluster_infos
+    from planner.edges.variants import variant_infos
+    from planner.learn.catalog import Catalog
 
-    return candidates.build(load_optional_experiment(args))
+    exp = load_optional_experiment(args)
+    return Catalog(exp, cluster_infos(exp), variant_infos(exp)) if exp is not None else Catalog()
 
 
 def json_arg(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +86,6 @@ def metric_arg(parser: argparse.ArgumentParser, repeat: bool = False) -> None:
 
 
 def goal_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--goal", choices=("max", "min"), default=None,
+    parser.add_argument("--goal", choices=GOALS, default=None,
                         help="maximize or minimize the metric (default: min for times such as loop_time, "
                              "max for rates)")

@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.cli import args as cli_args
 from planner.core.errors import InputError
+from planner.core.metrics import resolve_metric
+
+if TYPE_CHECKING:
+    from planner.learn.evaluate import Evaluation
 
 # ---------------------------------------------------------------------------------------------- import
 
@@ -44,33 +48,26 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from planner.edges import datasets
-    from planner.learn import model
+    from planner.cli.learn_text import fit_summary
+    from planner.edges import datasets, modelfiles, training
+    from planner.edges.store import Store
 
     path = cli_args.store_path(args)
-    db = datasets.open_store(path)
-    datasets.require_runs(db, path)
-    apps = datasets.distinct(db, "app")
-    try:
-        previous = model.load_meta(model.model_dir(path))
-    except InputError:  # a model of another version: replaced by this fit
-        previous = None
-    metrics = list(dict.fromkeys(args.metric or model.default_metrics(db, apps)))
-    for metric in args.metric:
-        if not any(datasets.has_metric(db, metric, app) for app in apps):
-            raise InputError(f"no stored run measured {metric!r}; measured: {', '.join(datasets.metrics(db))}",
-                             field="--metric")
-    if not metrics:
-        raise InputError(f"no stored run has the default metric; choose --metric from: "
-                         f"{', '.join(datasets.metrics(db)) or 'none'}", field="--metric")
-    if previous:
-        metrics += [m for m in previous.get("metrics", {}) if m not in metrics]
-    bundle = model.train(db, path, cli_args.catalog(args), metrics)
-    report = bundle.meta["report"]
+    with Store(path, create=False) as store:
+        datasets.require_runs(store.db, path)
+        measured = datasets.metrics(store.db)
+        metrics = [resolve_metric(m, None, measured).name for m in dict.fromkeys(args.metric or [None])]
+        try:
+            previous = modelfiles.load_meta(modelfiles.model_dir(path))
+        except InputError:  # a model of another version: replaced by this fit
+            previous = None
+        if previous:
+            metrics += [m for m in previous.metrics if m not in metrics]
+        fitted = training.train(store, cli_args.catalog(args), metrics)
     if args.json:
-        print(json.dumps({"directory": str(bundle.directory), **report}, indent=2))
+        print(json.dumps({"directory": str(fitted.directory), **fitted.meta.report}, indent=2))
     else:
-        print(model.summary(report, bundle.directory))
+        print(fit_summary(fitted.meta.report, fitted.directory))
     return 0
 
 
@@ -85,18 +82,63 @@ def _param(text: str) -> tuple[str, str]:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from planner.edges import datasets
+    """Answers from the saved prediction table; scikit-learn is loaded only to fit a missing model or to
+    predict points the table lacks (`planner.edges.training`)."""
+    from planner.cli.learn_text import recommendation
+    from planner.edges import datasets, modelfiles
+    from planner.edges.store import Store
     from planner.learn import recommend
+    from planner.learn.catalog import every_choice
 
     if args.top < 1:
         raise InputError(f"--top must be at least 1, got {args.top}", field="--top")
     path = cli_args.store_path(args)
-    db = datasets.open_store(path)
-    request = recommend.Request(args.app, args.workload, args.cluster, args.top, args.metric, args.goal,
-                                dict(args.param))
-    result = recommend.recommend(db, path, cli_args.catalog(args), request)
-    print(json.dumps(result, indent=2) if args.json else recommend.render_text(result))
+    catalog = cli_args.catalog(args)
+    request = recommend.Request(args.app, args.workload, args.cluster, args.top, dict(args.param))
+    with Store(path, create=False) as store:
+        _check_names(store, catalog, request)
+        metric = resolve_metric(args.metric, args.goal, datasets.metrics(store.db, request.app), of=request.app)
+        directory = modelfiles.model_dir(path)
+        notes: list[str] = []
+        found = modelfiles.saved(directory, metric.name)
+        if found is None:
+            from planner.edges import training
+
+            found = training.ensure(store, catalog, metric.name, notes)
+        meta, table = found
+
+        def predict_missing(catalog: Any, points: Any) -> Any:
+            from planner.edges import training
+
+            return training.predict_missing(directory, meta, catalog, points)
+
+        # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
+        runs = datasets.read(store.db, [metric.name], app=request.app, workload=request.workload,
+                             cluster=request.cluster)
+        model = recommend.ModelInfo(str(directory), meta.runs, meta.fingerprint != store.fingerprint())
+        stored = every_choice(datasets.choices_by_cluster(store.db, request.app))
+    result = recommend.recommend(request, metric, catalog, runs, table, model, stored, predict_missing, notes)
+    print(json.dumps(result.as_dict(), indent=2) if args.json else recommendation(result))
     return 0
+
+
+def _check_names(store: Any, catalog: Any, request: Any) -> None:
+    """Unknown names and an empty store are bad input: exit 2 listing what is known."""
+    from planner.edges import datasets
+
+    datasets.require_runs(store.db, store.path)
+    apps = sorted(set(datasets.distinct(store.db, "app")) | (set(catalog.exp.apps) if catalog.exp else set()))
+    if request.app not in apps:
+        raise InputError(f"unknown app {request.app!r}; known: {', '.join(apps)}", field="APP")
+    workloads = sorted(set(datasets.distinct(store.db, "workload", app=request.app)) |
+                       set(catalog.workloads(request.app)))
+    if request.workload not in workloads:
+        raise InputError(f"unknown workload {request.workload!r} of {request.app}; known: {', '.join(workloads)}",
+                         field="WORKLOAD")
+    clusters = sorted(set(datasets.distinct(store.db, "cluster")) | set(catalog.cluster_infos))
+    if request.cluster is not None and request.cluster not in clusters:
+        raise InputError(f"unknown cluster {request.cluster!r}; known: {', '.join(clusters)}", field="--cluster")
+    datasets.require_runs(store.db, store.path, request.app)
 
 
 # -------------------------------------------------------------------------------------------- evaluate
@@ -104,24 +146,56 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from planner.edges import datasets
+    from planner.edges.store import Store
     from planner.learn import evaluate
 
     path = cli_args.store_path(args)
-    db = datasets.open_store(path)
-    result = evaluate.evaluate(db, path, cli_args.catalog(args), args.group_by, args.metric, args.goal)
-    print(json.dumps(result, indent=2) if args.json else evaluate.render_text(result))
+    with Store(path, create=False) as store:
+        datasets.require_runs(store.db, path)
+        metric = resolve_metric(args.metric, args.goal, datasets.metrics(store.db))
+        runs = datasets.read(store.db, [metric.name])
+    result = evaluate.evaluate(runs, cli_args.catalog(args), args.group_by, metric)
+    print(json.dumps(result.as_dict(), indent=2) if args.json else _evaluation_text(result))
     return 0
+
+
+def _evaluation_text(result: Evaluation) -> str:
+    lines = [f"leave-one-{result.group_by}-out over {result.groups} {result.group_by}s, "
+             f"{result.model.picks} picks, {result.metric} ({result.goal}):",
+             f"{'':18}{'top1':>8}{'mean regret':>14}{'max regret':>12}{'incompatible':>14}"]
+    for name, row in [("model", result.model), *result.baselines.items()]:
+        lines.append(f"{name:18}{_fmt(row.top1):>8}{_fmt(row.mean_regret):>14}{_fmt(row.max_regret):>12}"
+                     f"{row.incompatible_picks:>14}")
+    if result.no_pick:
+        lines.append(f"{result.no_pick} context(s) had no candidate to pick (the hard rules or the classifier left "
+                     "none, or no FOM model): no pick")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 # ---------------------------------------------------------------------------------------------- report
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from planner.edges import datasets, report
+    from planner.cli.learn_text import fit_summary
+    from planner.edges import datasets, modelfiles, report, training
+    from planner.edges.store import Store
 
     path = cli_args.store_path(args)
-    db = datasets.open_store(path)
-    result = report.write(db, path, cli_args.catalog(args), Path(args.out), args.metric)
+    catalog = cli_args.catalog(args)
+    with Store(path, create=False) as store:
+        datasets.require_runs(store.db, path)
+        apps = datasets.distinct(store.db, "app")
+        metric = resolve_metric(args.metric, None, datasets.metrics(store.db, apps[0] if len(apps) == 1 else None),
+                                of=apps[0] if len(apps) == 1 else None)
+        notes: list[str] = []
+        meta, _ = training.ensure(store, catalog, metric.name, notes)
+        runs = datasets.read(store.db, [metric.name])
+    model_text = fit_summary(meta.report, modelfiles.model_dir(path)) if meta.report.get("seconds") else ""
+    result = report.write(runs, Path(args.out), metric, meta.report, model_text, notes)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

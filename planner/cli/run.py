@@ -19,7 +19,8 @@ from planner.cli import variants as variants_cli
 from planner.core import lammps_log
 from planner.core.errors import InputError
 from planner.core.experiment import load_experiment
-from planner.core.summary import DEFAULT_METRIC, options_label, summarize
+from planner.core.metrics import DEFAULT_METRIC
+from planner.core.summary import options_label, summarize
 from planner.edges.store import Store
 
 # ------------------------------------------------------------------------------------------------ plan

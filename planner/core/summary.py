@@ -8,10 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from planner.core.metrics import DEFAULT_METRIC
 from planner.core.types import RunRecord
-
-#: The figure of merit shown first: comparable across variants and options within a workload.
-DEFAULT_METRIC = "timesteps_per_s"
 
 
 @dataclass

@@ -110,7 +110,6 @@ class Plan:
 def canonical_options(options: Options, parameters: dict[str, Any]) -> dict[str, Any]:
     """Options without their defaults, plus the workload parameters: stable as options are added."""
     explicit = options.model_dump(exclude_defaults=True)
-    explicit.pop("model_extra", None)
     for name in options.parameters:
         explicit.pop(name, None)
     return {**explicit, **{f"param.{name}": value for name, value in sorted(parameters.items())}}

@@ -13,69 +13,52 @@ from __future__ import annotations
 
 import html
 import math
-import sqlite3
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from planner.edges import datasets
-from planner.learn import model
-from planner.learn.catalog import Catalog
+from planner.core.metrics import Metric
 from planner.learn.dataset import Measured, Runs
 
 #: At most this many bars per workload figure, rows and columns in the heatmap, workload figures.
 MAX_BARS, MAX_ROWS, MAX_COLUMNS, MAX_WORKLOADS = 25, 40, 30, 8
 
 
-def write(db: sqlite3.Connection, path: Path, catalog: Catalog, out: Path, metric: str | None) -> dict[str, Any]:
+def write(runs: Runs, out: Path, metric: Metric, fit_report: dict[str, Any], model_text: str,
+          notes: list[str]) -> dict[str, Any]:
+    """Figures and the page for these runs and the fit that `fit_report` describes (as `fit --json` prints
+    it); `model_text` is what `fit` printed about it."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from planner.learn.recommend import metric_of
-
-    datasets.require_runs(db, path)
-    apps = datasets.distinct(db, "app")
-    metric = metric_of(db, apps[0], metric) if len(apps) == 1 else metric or _common_metric(db, apps)
-    goal = model.goal_of(metric)
-    sign = 1.0 if goal == "max" else -1.0
-    runs = datasets.read(db, [metric])
-    measured = runs.measured(metric)
-    notes: list[str] = []
-    bundle = model.ensure(db, path, catalog, metric, notes)
+    sign = metric.sign
+    measured = runs.measured(metric.name)
     out.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str]] = []
     for (app, workload), items in _by_workload(runs, measured)[:MAX_WORKLOADS]:
         name = f"fom_{app}_{workload}.png"
-        _fom_figure(out / name, app, workload, items, runs, metric, sign)
-        figures.append((name, f"{metric} of {app} {workload} per variant and launch options: median of the "
+        _fom_figure(out / name, app, workload, items, runs, metric.name, sign)
+        figures.append((name, f"{metric.name} of {app} {workload} per variant and launch options: median of the "
                               "successful runs, bars from min to max; best first"))
     if _heatmap(out / "heatmap.png", runs, measured, sign):
         figures.append(("heatmap.png", "variant x cluster: the best choice of each variant over the best measured "
                                        "on that cluster (geometric mean over workloads); x: never ran successfully"))
     _failures(out / "failures.png", runs)
     figures.append(("failures.png", "failed and incompatible runs by reason"))
-    report = bundle.meta.get("report", {})
-    sample = report.get("foms", {}).get(metric, {}).get("sample")
+    sample = fit_report.get("foms", {}).get(metric.name, {}).get("sample")
     if sample:
-        _predicted(out / "predicted_vs_measured.png", sample, metric)
-        figures.append(("predicted_vs_measured.png", f"{metric}: out-of-fold predictions of the grouped "
+        _predicted(out / "predicted_vs_measured.png", sample, metric.name)
+        figures.append(("predicted_vs_measured.png", f"{metric.name}: out-of-fold predictions of the grouped "
                                                      "cross-validation against the measurements"))
-    if report.get("importances"):
-        _importances(out / "importances.png", report["importances"], metric)
+    if fit_report.get("importances"):
+        _importances(out / "importances.png", fit_report["importances"], metric.name)
         figures.append(("importances.png", "attribute groups: how far predictions move when a group is shuffled "
                                            "across points (log FOM; P(success) for the classifier)"))
-    _page(out / "index.html", runs, measured, metric, sign, figures, report, bundle, notes)
+    _page(out / "index.html", runs, measured, metric.name, sign, figures, model_text, notes)
     return {"out": str(out), "index": str(out / "index.html"), "figures": [name for name, _ in figures],
-            "metric": metric}
-
-
-def _common_metric(db: sqlite3.Connection, apps: list[str]) -> str:
-    from planner.core.summary import DEFAULT_METRIC
-
-    return DEFAULT_METRIC if any(datasets.has_metric(db, DEFAULT_METRIC, app) for app in apps) else \
-        datasets.metrics(db)[0]
+            "metric": metric.name}
 
 
 def _label(runs: Runs, k: int) -> str:
@@ -233,7 +216,7 @@ def _importances(path: Path, importances: dict[str, dict[str, float]], metric: s
 
 
 def _page(path: Path, runs: Runs, measured: dict[tuple[int, int], Measured], metric: str, sign: float,
-          figures: list[tuple[str, str]], report: dict[str, Any], bundle: model.Bundle, notes: list[str]) -> None:
+          figures: list[tuple[str, str]], summary: str, notes: list[str]) -> None:
     ok = int(runs.ok.sum())
     clusters = sorted({c.cluster for c in runs.contexts})
     variants = sorted({k.variant for k in runs.choices})
@@ -246,7 +229,6 @@ def _page(path: Path, runs: Runs, measured: dict[tuple[int, int], Measured], met
         context = runs.contexts[c]
         rows.append(f"<tr><td>{_e(context.cluster)}</td><td>{_e(context.app)} {_e(context.workload)}</td>"
                     f"<td>{_e(_label(runs, k))}</td><td>{value:.4g}</td><td>{len(item.values)}</td></tr>")
-    summary = model.summary(report, bundle.directory) if report.get("seconds") else ""
     images = "\n".join(f'<figure><img src="{_e(name)}" alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption>'
                        f"</figure>" for name, caption in figures)
     page = f"""<!doctype html>

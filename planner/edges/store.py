@@ -116,6 +116,11 @@ class Store:
             raise
         self._db.execute("COMMIT")
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open connection, for the readers of `planner.edges.datasets`."""
+        return self._db
+
     def close(self) -> None:
         self._db.close()
 
@@ -170,13 +175,15 @@ class Store:
 
     def records(self, *, app: str | None = None, workload: str | None = None,
                 cluster: str | None = None, with_foms: bool = True) -> list[RunRecord]:
-        where, args = [], []
+        """Stored runs matching the filters (all by default), with their figures of merit."""
+        clauses, args = [], []
         for column, value in (("app", app), ("workload", workload), ("cluster", cluster)):
             if value is not None:
-                where.append(f"{column} = ?")
+                clauses.append(f"r.{column} = ?")
                 args.append(value)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
-        sql += " ORDER BY cluster, app, workload, variant, config_id, repeat"
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {', '.join(f'r.{c}' for c in _COLUMNS)} FROM runs r{where}"
+        sql += " ORDER BY r.cluster, r.app, r.workload, r.variant, r.config_id, r.repeat"
         records = []
         for row in self._db.execute(sql, args):
             data = dict(zip(_COLUMNS, row, strict=True))
@@ -185,9 +192,9 @@ class Store:
             records.append(RunRecord(**data))
         if with_foms and records:
             by_id = {record.id: record for record in records}
-            for run_id, name, value in self._db.execute("SELECT run_id, name, value FROM foms"):
-                if run_id in by_id:
-                    by_id[run_id].foms[name] = value
+            for run_id, name, value in self._db.execute(
+                    f"SELECT f.run_id, f.name, f.value FROM foms f JOIN runs r ON r.id = f.run_id{where}", args):
+                by_id[run_id].foms[name] = value
         return records
 
     def distinct(self, column: str) -> list[str]:

@@ -30,9 +30,13 @@ _ANY_SOURCE = Source(workdir="/", input="-")
 _PLATFORM_FAMILY = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Catalog:
-    """Everything known about clusters, variants and workloads, from the store and the experiment."""
+    """Everything known about clusters, variants and workloads, from the store and the experiment.
+
+    Built by the edges (`planner.cli.args.catalog` from the experiment file); `with_stored` gives a new
+    one that also knows the attributes stored with some runs. Only its private cache ever changes.
+    """
 
     exp: Experiment | None = None
     cluster_infos: dict[str, ClusterInfo] = dataclasses.field(default_factory=dict)
@@ -41,6 +45,15 @@ class Catalog:
     stored_variants: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     #: features, verdicts and descriptions, computed once per point
     _cache: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def with_stored(self, clusters: dict[str, dict[str, Any]],
+                    variants: dict[tuple[str, str], dict[str, Any]]) -> Catalog:
+        """This catalog with these stored attributes too (they win over the experiment's and earlier ones)."""
+        if all(self.stored_clusters.get(k) == v for k, v in clusters.items()) and \
+                all(self.stored_variants.get(k) == v for k, v in variants.items()):
+            return self
+        return dataclasses.replace(self, stored_clusters={**self.stored_clusters, **clusters},
+                                   stored_variants={**self.stored_variants, **variants}, _cache={})
 
     # ----------------------------------------------------------------------------------- attributes
 
@@ -228,14 +241,6 @@ class Catalog:
 def _launch_text(options: Options) -> str:
     """Launch options as the store keeps them: without defaults and without workload parameters."""
     return canonical(canonical_options(options, {}))
-
-
-def build(exp: Experiment | None) -> Catalog:
-    """A catalog of what the experiment declares; the store's attributes are added as they are read."""
-    from planner.edges.clusters import cluster_infos
-    from planner.edges.variants import variant_infos
-
-    return Catalog(exp, cluster_infos(exp), variant_infos(exp)) if exp is not None else Catalog()
 
 
 def choice_sets(clusters: Iterable[str], stored: dict[str, list[Choice]],

@@ -47,8 +47,6 @@ def canonical(value: dict[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-
-
 @dataclass
 class Measured:
     """What the store holds for one choice in one context."""

@@ -2,9 +2,10 @@
 
 For each group (a cluster, or a workload) the models are fitted on every run *outside* it, so none
 of its measurements reach them. In each of its contexts (cluster + workload + parameters) the
-candidates are the choices measured there (ok, failed or incompatible); the model picks one exactly
-as `recommend` would for an unmeasured context (hard rules, then the classifier, then the highest
-predicted FOM), and the pick is scored against the measurements:
+candidates are the choices measured there (ok, failed or incompatible); the pick is the first row of
+`planner.learn.ranking.rank` with the context's measurements hidden, exactly what `recommend` shows
+first for an unmeasured context (no pick when the hard rules or the classifier leave nothing, or
+there is no FOM model), and it is scored against the measurements:
 
 - regret = best measured median / median of the pick (the inverse for `min` goals); 1.0 is perfect;
 - a pick that failed or was incompatible there counts in `incompatible_picks` (each listed in
@@ -19,20 +20,19 @@ contexts (ties broken by how close to the best it came on average, remaining tie
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections import defaultdict
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from planner.core import archs
 from planner.core.errors import InputError
-from planner.edges import datasets
-from planner.learn import model
+from planner.core.metrics import Metric
+from planner.learn import model, ranking
 from planner.learn.catalog import Catalog
 from planner.learn.dataset import Choice, Context, Measured, Runs
+from planner.learn.table import Predictions
 
 BASELINES = ("random", "arch_match", "most_often_best")
 
@@ -68,93 +68,124 @@ class Score:
         if mass:
             self.context_regrets.append(expected / mass)
 
-    def as_dict(self) -> dict[str, Any]:
+    def summary(self) -> Summary:
         mass = sum(w for _, w in self.regrets)
-        return {"picks": int(self.picks),
-                "top1": round(self.top1 / self.picks, 4) if self.picks else None,
-                "mean_regret": round(sum(r * w for r, w in self.regrets) / mass, 4) if mass else None,
-                "max_regret": round(max(self.context_regrets), 4) if self.context_regrets else None,
-                "incompatible_picks": round(self.incompatible, 2)}
+        return Summary(int(self.picks), round(self.top1 / self.picks, 4) if self.picks else None,
+                       round(sum(r * w for r, w in self.regrets) / mass, 4) if mass else None,
+                       round(max(self.context_regrets), 4) if self.context_regrets else None,
+                       round(self.incompatible, 2))
+
+
+@dataclass
+class Summary:
+    """One row of the evaluation (JSON keys as `evaluate --json` prints them)."""
+
+    picks: int
+    top1: float | None
+    mean_regret: float | None
+    max_regret: float | None
+    incompatible_picks: float
+
+
+@dataclass
+class FailedPick:
+    cluster: str
+    workload: str
+    variant: str
+    options: dict[str, Any]
+    reason: str
+
+
+@dataclass
+class Pick:
+    """What the model picked in one held-out context (None: nothing it could recommend)."""
+
+    group: str
+    context: Context
+    choice: Choice | None
+
+
+@dataclass
+class Evaluation:
+    group_by: str
+    metric: str
+    goal: str
+    groups: int
+    model: Summary
+    no_pick: int
+    failed_picks: list[FailedPick]
+    baselines: dict[str, Summary]
+    per_group: dict[str, Summary]
+    picks: list[Pick]  # not printed: what each held-out context got
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `evaluate --json` prints."""
+        return {"group_by": self.group_by, "metric": self.metric, "goal": self.goal, "groups": self.groups,
+                **asdict(self.model), "no_pick": self.no_pick, "failed_picks": [asdict(p) for p in self.failed_picks],
+                "baselines": {name: asdict(score) for name, score in self.baselines.items()},
+                "per_group": [{"group": group, **asdict(score)} for group, score in self.per_group.items()]}
 
 
 def group_key(context: Context, group_by: str) -> str:
     return context.cluster if group_by == "cluster" else f"{context.app}/{context.workload}"
 
 
-def evaluate(db: sqlite3.Connection, path: Path, catalog: Catalog, group_by: str, metric: str | None,
-             goal: str | None) -> dict[str, Any]:
-    from planner.core.summary import DEFAULT_METRIC
-
-    datasets.require_runs(db, path)
-    metric = metric or DEFAULT_METRIC
-    apps = [app for app in datasets.distinct(db, "app") if datasets.has_metric(db, metric, app)]
-    if not apps:
-        raise InputError(f"no stored run measured {metric!r}; measured: {', '.join(datasets.metrics(db)) or 'none'}",
-                         field="--metric")
-    goal = goal or model.goal_of(metric)
-    sign = 1.0 if goal == "max" else -1.0
-    runs = datasets.read(db, [metric])
-    catalog.stored_clusters.update(runs.cluster_attrs)
-    catalog.stored_variants.update(runs.variant_attrs)
-    measured = runs.measured(metric)
+def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric) -> Evaluation:
+    """Leave each group out in turn; `runs` are the stored runs of the apps that measured the metric."""
+    catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs)
+    measured = runs.measured(metric.name)
     by_context: dict[int, list[tuple[int, Measured]]] = defaultdict(list)
     for (c, k), item in measured.items():
         by_context[c].append((k, item))
-    scored = {c: items for c, items in by_context.items()
-              if len(items) >= 2 and any(m.values for _, m in items) and runs.contexts[c].app in apps}
+    scored = {c: items for c, items in by_context.items() if len(items) >= 2 and any(m.values for _, m in items)}
     groups = sorted({group_key(runs.contexts[c], group_by) for c in scored})
     if len(groups) < 2:
         raise InputError(f"leave-one-{group_by}-out needs measurements in at least 2 {group_by}s with 2 or more "
                          f"candidates each; the store has {len(groups)}: sweep or import more", field="--group-by")
     group_of_run = np.array([group_key(c, group_by) for c in runs.contexts], dtype=object)[runs.ctx]
     model_score, baseline_scores = Score(), {name: Score() for name in BASELINES}
-    per_group, failed_picks, no_pick = [], [], 0
+    per_group: dict[str, Summary] = {}
+    failed_picks: list[FailedPick] = []
+    picks: list[Pick] = []
     for group in groups:
         train = group_of_run != group
-        models = model.fit(runs, catalog, [metric], mask=train, cv=False)
-        best_counts = _best_counts(runs, measured, train, sign)
+        models, _ = model.fit(runs, catalog, [metric.name], mask=train, cv=False)
+        best_counts = _best_counts(runs, measured, train, metric.sign)
         group_score = Score()
         for c in sorted(c for c in scored if group_key(runs.contexts[c], group_by) == group):
             items = sorted(scored[c], key=lambda item: runs.choices[item[0]])
             context = runs.contexts[c]
             choices = [runs.choices[k] for k, _ in items]
             values = [m.median if m.values else None for _, m in items]
-            pick = _model_pick(models, catalog, context, choices, metric, sign)
+            pick = _model_pick(models, catalog, context, choices, metric)
+            picks.append(Pick(group, context, None if pick is None else choices[pick]))
             if pick is None:
-                no_pick += 1
                 continue
             for score in (model_score, group_score):
-                score.add([pick], values, sign)
+                score.add([pick], values, metric.sign)
             if values[pick] is None:
-                failed_picks.append({"cluster": context.cluster, "workload": context.workload,
-                                     "variant": choices[pick].variant, "options": choices[pick].options(),
-                                     "reason": items[pick][1].reason()})
-            baseline_scores["random"].add(list(range(len(choices))), values, sign)
-            baseline_scores["arch_match"].add(_arch_match(catalog, context, choices), values, sign)
-            baseline_scores["most_often_best"].add(_most_often_best(choices, best_counts), values, sign)
-        per_group.append({"group": group, **group_score.as_dict()})
-    summary = model_score.as_dict()
-    return {"group_by": group_by, "metric": metric, "goal": goal, "groups": len(groups), **summary,
-            "no_pick": no_pick, "failed_picks": failed_picks,
-            "baselines": {name: score.as_dict() for name, score in baseline_scores.items()},
-            "per_group": per_group}
+                failed_picks.append(FailedPick(context.cluster, context.workload, choices[pick].variant,
+                                               choices[pick].options(), items[pick][1].reason()))
+            baseline_scores["random"].add(list(range(len(choices))), values, metric.sign)
+            baseline_scores["arch_match"].add(_arch_match(catalog, context, choices), values, metric.sign)
+            baseline_scores["most_often_best"].add(_most_often_best(choices, best_counts), values, metric.sign)
+        per_group[group] = group_score.summary()
+    return Evaluation(group_by, metric.name, metric.goal, len(groups), model_score.summary(),
+                      sum(p.choice is None for p in picks), failed_picks,
+                      {name: score.summary() for name, score in baseline_scores.items()}, per_group, picks)
 
 
-def _model_pick(models: model.Models, catalog: Catalog, context: Context, choices: list[Choice], metric: str,
-                sign: float) -> int | None:
-    """What recommend would pick among these choices with no measurement of this context."""
-    allowed = [i for i, choice in enumerate(choices) if catalog.rule(context, choice) is None]
-    if not allowed:
-        return None
-    table = model.predict_points(models, catalog, [(context, choices[i]) for i in allowed])
-    p_ok = table.p_ok
-    if metric not in table.mid:  # too little training data for a FOM model: the likeliest to run
-        return allowed[int(np.argmax(p_ok))]
-    feasible = np.flatnonzero(p_ok >= model.P_OK)
-    if not len(feasible):
-        return allowed[int(np.argmax(p_ok))]
-    scores = sign * table.mid[metric][feasible]
-    return allowed[int(feasible[int(np.argmax(scores))])]
+def _model_pick(models: model.Models, catalog: Catalog, context: Context, choices: list[Choice],
+                metric: Metric) -> int | None:
+    """What recommend shows first among these choices with no measurement of this context."""
+    candidates = [ranking.Candidate(context, choice) for choice in choices]
+
+    def predict(open_points: list[ranking.Candidate]) -> Predictions:
+        table = models.tabulate(catalog, [(c.context, c.choice) for c in open_points])
+        return table.predictions(list(range(len(open_points))), metric.name)
+
+    ranked = ranking.rank(candidates, catalog, metric, predict)
+    return next(i for i, c in enumerate(candidates) if c is ranked[0]) if ranked else None
 
 
 def _arch_match(catalog: Catalog, context: Context, choices: list[Choice]) -> list[int]:
@@ -193,20 +224,3 @@ def _most_often_best(choices: list[Choice], counts: dict[Choice, tuple[int, floa
     keys = [counts.get(choice, (0, 0.0)) for choice in choices]
     top = max(keys)
     return [i for i, key in enumerate(keys) if key == top]
-
-
-def render_text(result: dict[str, Any]) -> str:
-    lines = [f"leave-one-{result['group_by']}-out over {result['groups']} {result['group_by']}s, "
-             f"{result['picks']} picks, {result['metric']} ({result['goal']}):",
-             f"{'':18}{'top1':>8}{'mean regret':>14}{'max regret':>12}{'incompatible':>14}"]
-    rows = [("model", result)] + [(name, result["baselines"][name]) for name in BASELINES]
-    for name, row in rows:
-        lines.append(f"{name:18}{_fmt(row['top1']):>8}{_fmt(row['mean_regret']):>14}{_fmt(row['max_regret']):>12}"
-                     f"{row['incompatible_picks']:>14}")
-    if result["no_pick"]:
-        lines.append(f"{result['no_pick']} context(s) had no candidate the hard rules allow: no pick")
-    return "\n".join(lines)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"

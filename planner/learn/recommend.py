@@ -1,34 +1,35 @@
 """Recommend: which variant, launched how, for one app and workload on a cluster; measured first, then predicted.
 
-Every choice known for the app (stored, or declared by the experiment's sweeps) is a candidate in the
-asked context (cluster, workload and its parameters). A candidate is left out when the hard rules
-(`planner.core.compat.check`) exclude it, when it failed every time it was measured here, or when the
-classifier gives it less than `model.P_OK` of succeeding. What remains is ranked: choices measured
-in this context by their measured median (first-hand), then the others by the model's prediction.
-Each row carries the exact launch command (`planner.core.launch.render`), when the experiment declares
-the point, and a one-line why: the attributes whose candidates do best here, as a factor over the
-average candidate.
+Every choice known for the app (measured in the asked context, declared by the experiment's sweeps
+for its cluster, or tabulated for it at fit time) is a candidate in the asked context (cluster,
+workload and its parameters); on a cluster with none of those, every stored choice is. The candidates
+are ranked by `planner.learn.ranking.rank`: the hard rules, measured failures and the classifier
+leave some out; measured medians rank first, then predictions. Each row carries the exact launch
+command (`Catalog.command`), when the experiment declares the point, and a one-line why: the
+attributes whose candidates do best here, as a factor over the average candidate.
+
+Pure: the store's measurements, the prediction table and, for points the table lacks, a way to
+predict them come from the caller (`planner.cli.learn`); the result is a typed `Recommendation`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import sqlite3
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from planner.core.errors import InputError
-from planner.edges import datasets
-from planner.edges.store import Store
-from planner.learn import dataset, model
-from planner.learn.catalog import Catalog, every_choice
-from planner.learn.dataset import Choice, Context, Measured
+from planner.core.metrics import Metric
+from planner.learn import ranking
+from planner.learn.catalog import Catalog
+from planner.learn.dataset import Choice, Context, Runs
 from planner.learn.features import CHOICE_GROUPS
+from planner.learn.ranking import Candidate
+from planner.learn.table import Predictions, Table
 
 #: A prediction whose 80% interval spans more than this factor is flagged as low confidence.
 WIDE_INTERVAL = 2.0
@@ -37,6 +38,10 @@ SURE_OK = 0.8
 #: Measured runs whose range exceeds this fraction of their median are flagged as low confidence.
 NOISY = 0.5
 
+#: Predictions by the saved models for points the table lacks (the caller loads them, and scikit-learn,
+#: only when this is called).
+PredictMissing = Callable[[Catalog, list[tuple[Context, Choice]]], Table]
+
 
 @dataclass
 class Request:
@@ -44,108 +49,119 @@ class Request:
     workload: str
     cluster: str | None = None
     top: int = 5
-    metric: str | None = None
-    goal: str | None = None
     params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
-class Candidate:
-    context: Context
-    choice: Choice
-    measured: Measured | None = None
-    p_ok: float | None = None
-    mid: float | None = None  # predicted log FOM
-    low: float | None = None
-    high: float | None = None
-    known_level: bool = True
-    excluded: str | None = None  # rules | measured | classifier
-    reason: str | None = None
-    table_index: int | None = None  # row of the prediction table fitted for this point
-
-    @property
-    def tier(self) -> int:
-        return 0 if self.measured is not None and self.measured.values else 1
-
-    @functools.cached_property
-    def log_value(self) -> float:
-        """log of the measured median, else of the prediction: what ranks it (known once judged)."""
-        if self.tier == 0:
-            assert self.measured is not None and self.measured.median is not None
-            return math.log(self.measured.median)
-        return self.mid if self.mid is not None else -math.inf
+class ModelInfo:
+    directory: str
+    fitted_on_runs: int | None
+    stale: bool  # the store changed since the fit
 
 
-def validate(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Request) -> None:
-    """Unknown names and an empty store are bad input: exit 2 listing what is known."""
-    datasets.require_runs(db, path)
-    apps = sorted(set(datasets.distinct(db, "app")) | (set(catalog.exp.apps) if catalog.exp else set()))
-    if request.app not in apps:
-        raise InputError(f"unknown app {request.app!r}; known: {', '.join(apps)}", field="APP")
-    workloads = sorted(set(datasets.distinct(db, "workload", app=request.app)) | set(catalog.workloads(request.app)))
-    if request.workload not in workloads:
-        raise InputError(f"unknown workload {request.workload!r} of {request.app}; known: {', '.join(workloads)}",
-                         field="WORKLOAD")
-    clusters = sorted(set(datasets.distinct(db, "cluster")) | set(catalog.cluster_infos))
-    if request.cluster is not None and request.cluster not in clusters:
-        raise InputError(f"unknown cluster {request.cluster!r}; known: {', '.join(clusters)}", field="--cluster")
-    datasets.require_runs(db, path, request.app)
+@dataclass
+class MeasuredValue:
+    median: float
+    min: float
+    max: float
+    runs: int
+    ok: int
 
 
-def metric_of(db: sqlite3.Connection, app: str, metric: str | None) -> str:
-    from planner.core.summary import DEFAULT_METRIC
-
-    wanted = metric or DEFAULT_METRIC
-    if not datasets.has_metric(db, wanted, app):
-        known = datasets.metrics(db, app)
-        raise InputError(f"no stored run of {app} measured {wanted!r}; measured: {', '.join(known) or 'none'}",
-                         field="--metric")
-    return wanted
+@dataclass
+class PredictedValue:
+    value: float
+    low: float
+    high: float
 
 
-def recommend(db: sqlite3.Connection, path: Path, catalog: Catalog, request: Request) -> dict[str, Any]:
-    validate(db, path, catalog, request)
-    metric = metric_of(db, request.app, request.metric)
-    goal = request.goal or model.goal_of(metric)
-    sign = 1.0 if goal == "max" else -1.0
-    notes: list[str] = []
-    bundle = model.ensure(db, path, catalog, metric, notes)
-    table = bundle.table if metric in bundle.meta.get("metrics", {}) else None
+@dataclass
+class Row:
+    rank: int
+    cluster: str
+    variant: str
+    options: dict[str, Any]
+    source: str  # measured | predicted
+    measured: MeasuredValue | None
+    predicted: PredictedValue | None
+    p_success: float | None
+    command: str | None
+    command_note: str | None  # why there is no command (left out of the JSON when there is one)
+    confidence: str  # high | low
+    low_confidence_because: list[str]
+    why: str
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.command_note is None:
+            del out["command_note"]
+        return out
+
+
+@dataclass
+class LeftOut:
+    cluster: str
+    variant: str
+    options: dict[str, Any]
+    by: str  # rules | measured | classifier
+    reason: str | None
+
+
+@dataclass
+class Recommendation:
+    app: str
+    workload: str
+    cluster: str | None
+    params: dict[str, dict[str, Any]]  # per cluster: the workload parameters recommended for
+    metric: str
+    goal: str
+    model: ModelInfo
+    candidates: int
+    ranked: int
+    recommendations: list[Row]
+    excluded: list[LeftOut]
+    notes: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `recommend --json` prints."""
+        out = asdict(self)
+        out["recommendations"] = [row.as_dict() for row in self.recommendations]
+        return out
+
+
+def recommend(request: Request, metric: Metric, catalog: Catalog, runs: Runs, table: Table | None,
+              model: ModelInfo, every_choice: list[Choice], predict_missing: PredictMissing | None = None,
+              notes: list[str] | None = None) -> Recommendation:
+    """Rank the candidates of the asked contexts. `runs`: the stored runs of this workload (on this cluster);
+    `table`: the fitted predictions (None without a FOM model for the metric); `every_choice`: every choice
+    stored for the app."""
+    notes = list(notes or [])
     if table is not None:
-        catalog.stored_clusters.update(table.cluster_attrs)
-        catalog.stored_variants.update(table.variant_attrs)
-    # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
-    runs = datasets.read(db, [metric], app=request.app, workload=request.workload, cluster=request.cluster)
-    catalog.stored_clusters.update(runs.cluster_attrs)
-    catalog.stored_variants.update(runs.variant_attrs)
+        catalog = catalog.with_stored(table.cluster_attrs, table.variant_attrs)
+    catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs)
     declared_contexts, declared = catalog.experiment_points(request.app)
     contexts, params_note = _contexts(runs, catalog, request, declared_contexts)
     if params_note:
         notes.append(params_note)
-    candidates = _candidates(db, runs, metric, contexts, declared, table)
+    candidates = _candidates(runs, metric.name, contexts, declared, table, every_choice)
     if table is None:
-        notes.append(f"too few successful runs measured {metric} to fit a model: measured results only")
-    _judge(bundle, table, catalog, metric, candidates, notes)
-    with Store(path, create=False) as store:
-        bundle.meta["stale"] = bundle.meta.get("fingerprint") != store.fingerprint()
-    ranked = sorted((c for c in candidates if c.excluded is None and (c.tier == 0 or c.mid is not None)),
-                    key=lambda c: (c.tier, -sign * c.log_value, c.choice.variant, c.choice.launch))
+        notes.append(f"too few successful runs measured {metric.name} to fit a model: measured results only")
+        predict = None
+    else:
+        predict = _predictor(table, catalog, metric.name, predict_missing, notes)
+    ranked = ranking.rank(candidates, catalog, metric, predict)
     measured_variants = (table.measured if table is not None else set()) | {(k.app, k.variant) for k in runs.choices}
-    rows = [_row(i + 1, c, ranked, catalog, sign, bundle, measured_variants)
+    rows = [_row(i + 1, c, ranked, catalog, metric.sign, model, measured_variants)
             for i, c in enumerate(ranked[:request.top])]
     if ranked and ranked[0].tier == 1:
         notes.append("nothing was measured for this workload on this cluster: the ranking is the model's")
-    return {"app": request.app, "workload": request.workload, "cluster": request.cluster,
-            "params": {c.cluster: c.parameters() for c in contexts}, "metric": metric, "goal": goal,
-            "model": {"directory": str(bundle.directory), "fitted_on_runs": bundle.meta.get("runs"),
-                      "stale": bundle.meta["stale"]},
-            "candidates": len(candidates), "ranked": len(ranked), "recommendations": rows,
-            "excluded": [{"cluster": c.context.cluster, "variant": c.choice.variant, "options": c.choice.options(),
-                          "by": c.excluded, "reason": c.reason} for c in candidates if c.excluded],
-            "notes": notes}
+    return Recommendation(request.app, request.workload, request.cluster, {c.cluster: c.parameters() for c in contexts},
+                          metric.name, metric.goal, model, len(candidates), len(ranked), rows,
+                          [LeftOut(c.context.cluster, c.choice.variant, c.choice.options(), c.excluded, c.reason)
+                           for c in candidates if c.excluded], notes)
 
 
-def _contexts(runs: dataset.Runs, catalog: Catalog, request: Request,
+def _contexts(runs: Runs, catalog: Catalog, request: Request,
               declared_contexts: list[Context]) -> tuple[list[Context], str | None]:
     """One context per asked cluster: the workload at the parameters known there (measured or declared) that
     match --param, preferring the experiment's defaults, then the most measured."""
@@ -191,10 +207,10 @@ def _params_label(params: str) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(values.items())) or "(none)"
 
 
-def _candidates(db: sqlite3.Connection, runs: dataset.Runs, metric: str, contexts: list[Context],
-                declared: dict[str, list[Choice]], table: model.Table | None) -> list[Candidate]:
+def _candidates(runs: Runs, metric: str, contexts: list[Context], declared: dict[str, list[Choice]],
+                table: Table | None, every_choice: list[Choice]) -> list[Candidate]:
     """Per context: the choices measured there, declared for its cluster, or tabulated for it at fit time
-    (the choices stored on its cluster, see `candidates.choice_sets`); every stored choice on a cluster
+    (the choices stored on its cluster, see `catalog.choice_sets`); every stored choice on a cluster
     that has none of those."""
     measured = {(runs.contexts[c], runs.choices[k]): m for (c, k), m in runs.measured(metric).items()}
     here: dict[Context, dict[Choice, None]] = {context: {} for context in contexts}
@@ -204,87 +220,56 @@ def _candidates(db: sqlite3.Connection, runs: dataset.Runs, metric: str, context
     tabulated = table.lookup(set(contexts)) if table is not None else {}
     for context, choice in [*tabulated, *(table.excluded_in(set(contexts)) if table is not None else [])]:
         here[context][choice] = None
-    everything: list[Choice] | None = None
     out = []
     for context in contexts:
         choices = list(here[context]) + [k for k in declared.get(context.cluster, []) if k not in here[context]]
-        if not choices:
-            if everything is None:
-                everything = every_choice(datasets.choices_by_cluster(db, context.app))
-            choices = everything
-        out += [Candidate(context, choice, measured.get((context, choice)),
-                          table_index=tabulated.get((context, choice))) for choice in choices]
+        out += [Candidate(context, choice, measured.get((context, choice)), tabulated=(context, choice) in tabulated)
+                for choice in choices or every_choice]
     return out
 
 
-def _judge(bundle: model.Bundle, table: model.Table | None, catalog: Catalog, metric: str,
-           candidates: list[Candidate], notes: list[str]) -> None:
-    """Hard rules (points tabulated at fit time passed them then), measured failures, the model's predictions."""
-    for candidate in candidates:
-        reason = None if candidate.table_index is not None else catalog.rule(candidate.context, candidate.choice)
-        if reason is not None:
-            candidate.excluded, candidate.reason = "rules", reason
-        elif candidate.measured is not None and candidate.measured.failed:
-            candidate.excluded, candidate.reason = "measured", \
-                f"failed every time it ran here ({candidate.measured.reason()})"
-    if table is None:
-        return
-    open_points = [c for c in candidates if c.excluded is None]
-    missing = [c for c in open_points if c.table_index is None]
-    extra = _predict_with_models(bundle, catalog, metric, missing) if missing else {}
-    if missing:
-        notes.append(f"{len(missing)} candidate(s) were not known when the model was fitted: predicted now "
-                     "(`python -m planner fit` tabulates them)")
-    residuals = tuple(bundle.meta["metrics"][metric]["residuals"])
-    level_error = bundle.meta["metrics"][metric]["level_error"]
-    for candidate in open_points:
-        if candidate.table_index is not None:
-            i = candidate.table_index
-            p_ok, mid = float(table.p_ok[i]), float(table.mid[metric][i])
-            known = bool(table.known[metric][table.ctx[i]])
-        else:
-            p_ok, mid, known = extra[(candidate.context, candidate.choice)]
-        candidate.p_ok, candidate.mid, candidate.known_level = p_ok, mid, known
-        low, high = model.interval(residuals, level_error, mid, known)  # type: ignore[arg-type]
-        candidate.low, candidate.high = float(low), float(high)
-        if candidate.tier == 1 and p_ok < model.P_OK:
-            candidate.excluded, candidate.reason = "classifier", f"predicted to fail (P(success) = {p_ok:.2f})"
+def _predictor(table: Table, catalog: Catalog, metric: str, predict_missing: PredictMissing | None,
+               notes: list[str]) -> ranking.Predict:
+    """Predictions from the table; for points not known when the model was fitted, from the saved models."""
+    def predict(candidates: list[Candidate]) -> Predictions:
+        rows = table.lookup({c.context for c in candidates})
+        where = [i for i, c in enumerate(candidates) if (c.context, c.choice) in rows]
+        missing = [i for i, c in enumerate(candidates) if (c.context, c.choice) not in rows]
+        parts = [(where, table.predictions([rows[(candidates[i].context, candidates[i].choice)] for i in where],
+                                           metric))]
+        if missing and predict_missing is not None:
+            notes.append(f"{len(missing)} candidate(s) were not known when the model was fitted: predicted now "
+                         "(`python -m planner fit` tabulates them)")
+            points = [(candidates[i].context, candidates[i].choice) for i in missing]
+            parts.append((missing, predict_missing(catalog, points).predictions(list(range(len(points))), metric)))
+        elif missing:
+            raise ValueError("points missing from the prediction table and no models to predict them")
+        return ranking.join(parts)
 
-
-def _predict_with_models(bundle: model.Bundle, catalog: Catalog, metric: str, missing: list[Candidate]) -> dict[
-        tuple[Context, Choice], tuple[float, float, bool]]:
-    points = [(c.context, c.choice) for c in missing]
-    table = model.predict_points(model.load_models(bundle.directory, bundle.meta), catalog, points)
-    return {key: (float(table.p_ok[i]), float(table.mid[metric][i]), bool(table.known[metric][table.ctx[i]]))
-            for i, key in enumerate(points)}
+    return predict
 
 
 def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float,
-         bundle: model.Bundle, measured_variants: set[tuple[str, str]]) -> dict[str, Any]:
+         model: ModelInfo, measured_variants: set[tuple[str, str]]) -> Row:
     measured = candidate.measured
-    row: dict[str, Any] = {
-        "rank": rank, "cluster": candidate.context.cluster, "variant": candidate.choice.variant,
-        "options": candidate.choice.options(), "source": "measured" if candidate.tier == 0 else "predicted",
-        "measured": None, "predicted": None,
-        "p_success": None if candidate.p_ok is None else round(candidate.p_ok, 3)}
+    value = None
     if measured is not None and measured.values:
-        row["measured"] = {"median": measured.median, "min": min(measured.values), "max": max(measured.values),
-                           "runs": measured.runs, "ok": measured.ok}
+        assert measured.median is not None
+        value = MeasuredValue(measured.median, min(measured.values), max(measured.values), measured.runs, measured.ok)
+    predicted = None
     if candidate.mid is not None:
-        row["predicted"] = {"value": math.exp(candidate.mid), "low": math.exp(candidate.low or candidate.mid),
-                            "high": math.exp(candidate.high or candidate.mid)}
+        predicted = PredictedValue(math.exp(candidate.mid), math.exp(candidate.low or candidate.mid),
+                                   math.exp(candidate.high or candidate.mid))
     command = catalog.command(candidate.context, candidate.choice)
-    row["command"] = command
-    if command is None:
-        row["command_note"] = "unavailable: the experiment does not declare this cluster, variant and workload"
-    doubts = _doubts(candidate, bundle, measured_variants)
-    row["confidence"] = "low" if doubts else "high"
-    row["low_confidence_because"] = doubts
-    row["why"] = _why(candidate, ranked, catalog, sign)
-    return row
+    doubts = _doubts(candidate, model, measured_variants)
+    return Row(rank, candidate.context.cluster, candidate.choice.variant, candidate.choice.options(),
+               "measured" if candidate.tier == 0 else "predicted", value, predicted,
+               None if candidate.p_ok is None else round(candidate.p_ok, 3), command,
+               "unavailable: the experiment does not declare this cluster, variant and workload" if command is None
+               else None, "low" if doubts else "high", doubts, _why(candidate, ranked, catalog, sign))
 
 
-def _doubts(candidate: Candidate, bundle: model.Bundle, measured_variants: set[tuple[str, str]]) -> list[str]:
+def _doubts(candidate: Candidate, model: ModelInfo, measured_variants: set[tuple[str, str]]) -> list[str]:
     doubts = []
     measured = candidate.measured
     if candidate.tier == 0:
@@ -306,7 +291,7 @@ def _doubts(candidate: Candidate, bundle: model.Bundle, measured_variants: set[t
         doubts.append(f"wide interval (x{math.exp(candidate.high - candidate.low):.1f})")
     if candidate.p_ok is not None and candidate.p_ok < SURE_OK:
         doubts.append(f"success uncertain (P = {candidate.p_ok:.2f})")
-    if bundle.meta.get("stale"):
+    if model.stale:
         doubts.append("model older than the store")
     return doubts
 
@@ -340,45 +325,3 @@ def _why(candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: 
 def _percent(effect: float) -> str:
     return f"+{(math.exp(effect) - 1) * 100:.0f}%"
 
-
-# ----------------------------------------------------------------------------------------------- text
-
-
-def render_text(result: dict[str, Any]) -> str:
-    goal = "higher" if result["goal"] == "max" else "lower"
-    where = f"on {result['cluster']}" if result["cluster"] else "on every known cluster"
-    sizes = sorted({_params(p) for p in result["params"].values()})
-    lines = [f"{result['app']} {result['workload']} {where} ({'; '.join(sizes)}): {result['metric']}, {goal} is better"]
-    if result["model"] and result["model"]["stale"]:
-        lines.append(f"note: the model was fitted on {result['model']['fitted_on_runs']} runs and the store has "
-                     "changed since; measured values are current (`python -m planner fit` refreshes predictions)")
-    for note in result["notes"]:
-        lines.append(f"note: {note}")
-    if not result["recommendations"]:
-        lines.append("no candidate can run here (see the left-out points below)")
-    for row in result["recommendations"]:
-        options = " ".join(f"{k}={v}" for k, v in sorted(row["options"].items())) or "(default options)"
-        cluster = f"[{row['cluster']}] " if not result["cluster"] else ""
-        if row["measured"]:
-            m = row["measured"]
-            value = f"measured {m['median']:.4g} (n={m['ok']}, {m['min']:.4g}..{m['max']:.4g})"
-        else:
-            p = row["predicted"]
-            value = f"predicted {p['value']:.4g} ({p['low']:.4g}..{p['high']:.4g})"
-        lines.append(f"{row['rank']:>2}. {cluster}{row['variant']}  {options}")
-        lines.append(f"    {value}" + ("" if row["confidence"] == "high" else
-                                        f"  LOW CONFIDENCE: {', '.join(row['low_confidence_because'])}"))
-        lines.append(f"    $ {row['command']}" if row["command"] else f"    command {row['command_note']}")
-        lines.append(f"    why: {row['why']}")
-    if result["excluded"]:
-        by: dict[str, list[dict[str, Any]]] = {}
-        for item in result["excluded"]:
-            by.setdefault(item["by"], []).append(item)
-        parts = [f"{len(items)} by {name} (e.g. {items[0]['variant']}: {items[0]['reason']})"
-                 for name, items in by.items()]
-        lines.append(f"left out: {'; '.join(parts)}")
-    return "\n".join(lines)
-
-
-def _params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(params.items())) or "no parameters"

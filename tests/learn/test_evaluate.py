@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from planner.core.metrics import resolve_metric
 from planner.edges import datasets
-from planner.learn import catalog as candidates
+from planner.edges.store import Store
 from planner.learn import dataset, evaluate, model
+from planner.learn.catalog import Catalog
 from tests.conftest import planner
 
 KEYS = {"groups", "top1", "mean_regret", "max_regret", "incompatible_picks"}
@@ -38,20 +40,21 @@ def test_the_held_out_group_never_reaches_the_model(synthetic_store: Path, monke
     seen: list[set[str]] = []
     real_fit = model.fit
 
-    def spy(runs: dataset.Runs, catalog: candidates.Catalog, metrics: list[str], *, mask: np.ndarray | None = None,
-            cv: bool = True) -> model.Models:
+    def spy(runs: dataset.Runs, catalog: Catalog, metrics: list[str], *, mask: np.ndarray | None = None,
+            cv: bool = True) -> tuple[model.Models, model.FitReport]:
         assert mask is not None
         seen.append({runs.contexts[c].cluster for c in np.unique(runs.ctx[mask])})
         return real_fit(runs, catalog, metrics, mask=mask, cv=cv)
 
     monkeypatch.setattr(model, "fit", spy)
-    db = datasets.open_store(synthetic_store)
-    result = evaluate.evaluate(db, synthetic_store, candidates.build(None), "cluster", None, None)
-    everything = set(datasets.distinct(db, "cluster"))
+    with Store(synthetic_store) as store:
+        runs = datasets.read(store.db, ["timesteps_per_s"])
+        everything = set(datasets.distinct(store.db, "cluster"))
+    result = evaluate.evaluate(runs, Catalog(), "cluster", resolve_metric(None, None, ["timesteps_per_s"]))
     held_out = [everything - trained for trained in seen]
     assert all(len(missing) == 1 for missing in held_out)
     assert sorted(m.pop() for m in held_out) == sorted(everything)
-    assert [g["group"] for g in result["per_group"]] == sorted(everything)
+    assert list(result.per_group) == sorted(everything)
 
 
 def test_leave_one_workload_out_on_a_local_store(local_store: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from planner.core import archs
 from planner.core.errors import InputError
 from planner.edges.store import Store
-from planner.learn import model
+from planner.edges import modelfiles, training
 from tests.conftest import REPO, planner
 from tests.learn.conftest import best_local, copy_store, records_from_plan
 
@@ -155,7 +155,7 @@ def test_a_corrupt_model_file_is_refused(local_store: Path) -> None:
     directory = local_store.parent / "models" / local_store.stem
     (directory / "models.joblib").write_bytes(b"not a pickle")
     with pytest.raises(InputError, match=r"not a model file this planner can read .* run `python -m planner fit`"):
-        model.load_models(directory, json.loads((directory / "meta.json").read_text()))
+        training.load_models(directory, modelfiles.load_meta(directory))
 
 
 def test_recommend_answers_from_the_fitted_table_without_importing_scikit_learn(local_store: Path,

@@ -1,0 +1,48 @@
+"""Which figure of merit a command ranks by, and whether more or less of it is better. Pure.
+
+`resolve_metric` is the one owner of the default metric and of its goal: `results`, `fit`,
+`recommend`, `evaluate` and `report` all ask it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from planner.core.errors import InputError
+
+#: The figure of merit ranked by default: comparable across variants and options within a workload.
+DEFAULT_METRIC = "timesteps_per_s"
+#: Figures of merit where less is better (also any `*_time` or `*_seconds`); any other is maximized.
+MINIMIZED = frozenset({"loop_time", "wall_time", "wall", "hours_per_ns", "process_wall", "price", "cost"})
+GOALS = ("max", "min")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    goal: str  # max | min
+
+    @property
+    def sign(self) -> float:
+        """+1 where more is better, -1 where less is: multiply a log value by it to rank highest first."""
+        return 1.0 if self.goal == "max" else -1.0
+
+
+def goal_of(name: str) -> str:
+    return "min" if name in MINIMIZED or name.endswith(("_time", "_seconds")) else "max"
+
+
+def resolve_metric(metric: str | None, goal: str | None, measured: Collection[str], *,
+                   of: str | None = None) -> Metric:
+    """The metric asked for (or the default) with its goal (as asked, or by its name), refused with exit 2
+    when no stored run measured it; `of` names the app whose runs `measured` lists."""
+    name = metric or DEFAULT_METRIC
+    if name not in measured:
+        runs = f"no stored run of {of}" if of else "no stored run"
+        choose = "" if metric else " (the default; choose another with --metric)"
+        raise InputError(f"{runs} measured {name!r}{choose}; measured: {', '.join(sorted(measured)) or 'none'}",
+                         field="--metric")
+    if goal is not None and goal not in GOALS:
+        raise InputError(f"goal {goal!r} is not one of {', '.join(GOALS)}", field="--goal")
+    return Metric(name, goal or goal_of(name))

@@ -1,0 +1,112 @@
+"""Fit on a store and save the model files; load the fitted models back. Imports scikit-learn.
+
+`train` reads every stored run, fits (`planner.learn.model.fit`), tabulates predictions for every
+point known then (stored, or declared by the experiment) and saves them with `planner.edges.modelfiles`.
+`ensure` is "the saved model, or fit one now": what `recommend` and `report` do when `fit` was not run.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from sklearn.exceptions import InconsistentVersionWarning
+
+from planner.edges import datasets, modelfiles
+from planner.edges.modelfiles import ModelMeta
+from planner.edges.store import Store
+from planner.learn import model
+from planner.learn.catalog import Catalog, choice_sets
+from planner.learn.dataset import Choice, Context, Runs
+from planner.learn.estimators import Models
+from planner.learn.table import Table
+
+
+@dataclass
+class Fitted:
+    directory: Path
+    meta: ModelMeta
+    table: Table
+    report: model.FitReport
+
+
+def train(store: Store, catalog: Catalog, metrics: list[str], *, cv: bool = True) -> Fitted:
+    """Fit on every stored run, tabulate predictions for every known point, save beside the store."""
+    started = time.perf_counter()
+    runs = datasets.read(store.db, metrics)
+    catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs)
+    models, report = model.fit(runs, catalog, metrics, cv=cv)
+    fitted = time.perf_counter()
+    points, excluded = known_points(runs, catalog)
+    table = models.tabulate(catalog, points).with_excluded(excluded)
+    # the attributes of every cluster and variant in it (excluded points' too: recommend judges them again)
+    table.cluster_attrs = {name: catalog.cluster_attrs(name) for name in sorted({c.cluster for c in table.contexts})}
+    table.variant_attrs = {(k.app, k.variant): catalog.variant_attrs(k.app, k.variant) for k in table.choices}
+    table.measured = {(choice.app, choice.variant) for choice in runs.choices}
+    report.seconds = {"fit": round(fitted - started, 2), "table": round(time.perf_counter() - fitted, 2)}
+    directory = modelfiles.model_dir(store.path)
+    meta = modelfiles.save(directory, models, table, fingerprint=store.fingerprint(), runs=len(runs),
+                           experiment=catalog.exp.source if catalog.exp else None, report=report.as_dict())
+    return Fitted(directory, meta, table, report)
+
+
+def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choice]], list[tuple[Context, Choice]]]:
+    """Every point to tabulate: each app's choices (stored or declared, per cluster) in each of its contexts;
+    and those the hard rules exclude, apart."""
+    points: list[tuple[Context, Choice]] = []
+    excluded: list[tuple[Context, Choice]] = []
+    for app in sorted({c.app for c in runs.contexts}):
+        declared_contexts, declared = catalog.experiment_points(app)
+        contexts = [c for c in runs.contexts if c.app == app] + declared_contexts
+        stored: dict[str, dict[Choice, None]] = {}
+        for c, k in zip(runs.ctx.tolist(), runs.choice.tolist(), strict=True):
+            if runs.contexts[c].app == app:
+                stored.setdefault(runs.contexts[c].cluster, {})[runs.choices[k]] = None
+        problems = sorted({(c.workload, c.params) for c in contexts})
+        sets = choice_sets({c.cluster for c in contexts}, {k: list(v) for k, v in stored.items()}, declared)
+        for cluster, choices in sorted(sets.items()):
+            for workload, params in problems:
+                context = Context(cluster, app, workload, params)
+                for choice in choices:
+                    (excluded if catalog.rule(context, choice) else points).append((context, choice))
+    return points, excluded
+
+
+def ensure(store: Store, catalog: Catalog, metric: str, notes: list[str]) -> tuple[ModelMeta, Table | None]:
+    """The saved model and its table for this metric, fitting one now (and saying so) when there is none;
+    the table is None when the store has too few successful runs of the metric to model it."""
+    directory = modelfiles.model_dir(store.path)
+    found = modelfiles.saved(directory, metric)
+    if found is not None:
+        return found
+    previous = modelfiles.load_meta(directory)
+    notes.append(f"no model for {metric} yet: fitted one now (`python -m planner fit` does this ahead)")
+    fitted = train(store, catalog, sorted({metric, *(previous.metrics if previous else [])}))
+    return fitted.meta, fitted.table if metric in fitted.table.mid else None
+
+
+def load_models(directory: Path, meta: ModelMeta) -> Models:
+    import joblib
+
+    path = directory / modelfiles.MODELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InconsistentVersionWarning)
+            payload = joblib.load(path)
+    except InconsistentVersionWarning as warning:
+        raise modelfiles.refit(path, f"written by scikit-learn {warning.original_sklearn_version}") from None
+    except FileNotFoundError:
+        raise modelfiles.refit(path, "model file missing") from None
+    except Exception as err:  # a pickle from elsewhere can fail in many ways; all mean the same to a user
+        raise modelfiles.refit(path, f"not a model file this planner can read ({err.__class__.__name__})") from None
+    if not isinstance(payload, dict) or payload.get("stamp") != meta.stamp:
+        raise modelfiles.refit(path, "model files do not belong together (a fit was interrupted or is running)")
+    return payload["models"]
+
+
+def predict_missing(directory: Path, meta: ModelMeta, catalog: Catalog,
+                    points: list[tuple[Context, Choice]]) -> Table:
+    """Predictions of the saved models for points their table lacks (the store or experiment changed)."""
+    return load_models(directory, meta).tabulate(catalog, points)

@@ -1,0 +1,103 @@
+"""The one ranking of candidates in a context, for `recommend` and `evaluate` alike. numpy only.
+
+1. the hard rules (`Catalog.rule`, i.e. `planner.core.compat.check`) leave out what cannot run;
+2. a choice that failed every time it was measured in its context is left out;
+3. the rest are predicted; the classifier leaves out an unmeasured one it gives less than `P_OK`;
+4. choices measured in their context rank first, by their measured median (first-hand), then the
+   others by their predicted FOM; an unmeasured choice without a FOM prediction is not ranked.
+
+`evaluate` ranks a held-out context exactly like this with its measurements hidden, and scores the
+first row: the pick `recommend` would show first for a context nothing was measured in.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.core.metrics import Metric
+from planner.learn.catalog import Catalog
+from planner.learn.dataset import Choice, Context, Measured
+from planner.learn.table import Predictions
+
+#: Below this probability of success an unmeasured point is never recommended.
+P_OK = 0.5
+
+
+@dataclass
+class Candidate:
+    context: Context
+    choice: Choice
+    measured: Measured | None = None
+    #: the hard rules passed it when the model was fitted (a row of the prediction table): not asked again
+    tabulated: bool = False
+    p_ok: float | None = None
+    mid: float | None = None  # predicted log FOM
+    low: float | None = None
+    high: float | None = None
+    known_level: bool = True
+    excluded: str | None = None  # rules | measured | classifier
+    reason: str | None = None
+
+    @property
+    def tier(self) -> int:
+        return 0 if self.measured is not None and self.measured.values else 1
+
+    @functools.cached_property
+    def log_value(self) -> float:
+        """log of the measured median, else of the prediction: what ranks it (read once ranked)."""
+        if self.tier == 0:
+            assert self.measured is not None and self.measured.median is not None
+            return math.log(self.measured.median)
+        return self.mid if self.mid is not None else -math.inf
+
+
+#: Predictions for the candidates that passed the rules and their measurements, in their order.
+Predict = Callable[[list[Candidate]], Predictions]
+
+
+def rank(candidates: list[Candidate], catalog: Catalog, metric: Metric, predict: Predict | None) -> list[Candidate]:
+    """The candidates that can run, best first; the others get `excluded` and `reason` set."""
+    for candidate in candidates:
+        reason = None if candidate.tabulated else catalog.rule(candidate.context, candidate.choice)
+        if reason is not None:
+            candidate.excluded, candidate.reason = "rules", reason
+        elif candidate.measured is not None and candidate.measured.failed:
+            candidate.excluded, candidate.reason = "measured", \
+                f"failed every time it ran here ({candidate.measured.reason()})"
+    open_points = [c for c in candidates if c.excluded is None]
+    if predict is not None and open_points:
+        _apply(open_points, predict(open_points))
+    ranked = [c for c in candidates if c.excluded is None and (c.tier == 0 or c.mid is not None)]
+    return sorted(ranked, key=lambda c: (c.tier, -metric.sign * c.log_value, c.choice.variant, c.choice.launch))
+
+
+def _apply(candidates: list[Candidate], predictions: Predictions) -> None:
+    for i, candidate in enumerate(candidates):
+        candidate.p_ok = float(predictions.p_ok[i])
+        if predictions.mid is not None:
+            assert predictions.low is not None and predictions.high is not None and predictions.known is not None
+            candidate.mid, candidate.low, candidate.high = (float(predictions.mid[i]), float(predictions.low[i]),
+                                                            float(predictions.high[i]))
+            candidate.known_level = bool(predictions.known[i])
+        if candidate.tier == 1 and candidate.p_ok < P_OK:
+            candidate.excluded, candidate.reason = "classifier", \
+                f"predicted to fail (P(success) = {candidate.p_ok:.2f})"
+
+
+def join(parts: list[tuple[list[int], Predictions]]) -> Predictions:
+    """Predictions of several sources put together: each part gives the positions its rows belong at."""
+    positions = np.concatenate([np.asarray(where, dtype=np.int64) for where, _ in parts])
+    order = np.argsort(positions)
+
+    def stack(name: str) -> np.ndarray | None:
+        arrays = [getattr(p, name) for _, p in parts]
+        return None if any(a is None for a in arrays) else np.concatenate(arrays)[order]
+
+    p_ok = stack("p_ok")
+    assert p_ok is not None
+    return Predictions(p_ok, stack("mid"), stack("low"), stack("high"), stack("known"))

@@ -1,0 +1,143 @@
+"""The prediction table: what the fitted models say about every point known at fit time. numpy only.
+
+`fit` tabulates P(success) and the predicted log FOM (with its 80% interval) of every (context,
+choice) point it knows, and `recommend` answers from this table without loading the models, so
+without importing scikit-learn. `planner.edges.modelfiles` saves and loads it as plain arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from planner.learn.dataset import Choice, Context
+
+#: z of the interval's quantiles under a normal law, to widen it by the level model's error
+_Z = 1.2816
+
+
+@dataclass(frozen=True)
+class Interval:
+    """How far log FOM strays from a prediction: out-of-fold residual quantiles (10% and 90%), and the
+    cross-validated error of the context level where it is predicted rather than measured."""
+
+    low: float
+    high: float
+    level_error: float
+
+    def around(self, mid: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The 80% interval of log FOM, wider where the context's level is predicted."""
+        widen = np.where(known, 0.0, _Z * self.level_error)
+        return mid + self.low - widen, mid + self.high + widen
+
+
+@dataclass
+class Predictions:
+    """Predictions for some points, in the order they were asked for."""
+
+    p_ok: np.ndarray
+    #: log FOM, its interval, and whether the context's level was measured; None without a FOM model
+    mid: np.ndarray | None = None
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    known: np.ndarray | None = None
+
+
+@dataclass
+class Table:
+    """Predictions for every point known at fit time: what `recommend` reads instead of the models."""
+
+    contexts: list[Context]
+    choices: list[Choice]
+    ctx: np.ndarray  # per row: index into contexts
+    choice: np.ndarray  # per row: index into choices
+    p_ok: np.ndarray
+    mid: dict[str, np.ndarray]  # per metric, per row: predicted log FOM
+    known: dict[str, np.ndarray]  # per metric, per context: level measured (True) or predicted
+    intervals: dict[str, Interval] = field(default_factory=dict)
+    #: attributes the predictions were made with, so recommend need not look them up in the store
+    cluster_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variant_attrs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: points the hard rules excluded at fit time, (context index, choice index) rows
+    excluded: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int32))
+    #: (app, variant) of every variant with stored runs at fit time
+    measured: set[tuple[str, str]] = field(default_factory=set)
+
+    def lookup(self, wanted: set[Context]) -> dict[tuple[Context, Choice], int]:
+        """Row of every tabulated point in these contexts."""
+        index = [i for i, c in enumerate(self.contexts) if c in wanted]
+        rows = np.flatnonzero(np.isin(self.ctx, index))
+        return {(self.contexts[self.ctx[i]], self.choices[self.choice[i]]): int(i) for i in rows}
+
+    def excluded_in(self, wanted: set[Context]) -> list[tuple[Context, Choice]]:
+        index = [i for i, c in enumerate(self.contexts) if c in wanted]
+        rows = self.excluded[np.isin(self.excluded[:, 0], index)]
+        return [(self.contexts[c], self.choices[k]) for c, k in rows.tolist()]
+
+    def predictions(self, rows: list[int], metric: str) -> Predictions:
+        """The predictions of these rows for one metric (no FOM part when there is no model for it)."""
+        index = np.asarray(rows, dtype=np.int64)
+        p_ok = self.p_ok[index].astype(float)
+        if metric not in self.mid:
+            return Predictions(p_ok)
+        mid = self.mid[metric][index].astype(float)
+        known = self.known[metric][self.ctx[index]].astype(bool)
+        low, high = self.intervals[metric].around(mid, known)
+        return Predictions(p_ok, mid, low, high, known)
+
+    def with_excluded(self, points: list[tuple[Context, Choice]]) -> Table:
+        """This table remembering points the hard rules excluded, so recommend can say so without finding
+        them again (contexts and choices only excluded points have are added, with no prediction)."""
+        contexts, choices = list(self.contexts), list(self.choices)
+        c_index = {c: i for i, c in enumerate(contexts)}
+        k_index = {k: i for i, k in enumerate(choices)}
+        for context, choice in points:
+            if context not in c_index:
+                c_index[context] = len(contexts)
+                contexts.append(context)
+            if choice not in k_index:
+                k_index[choice] = len(choices)
+                choices.append(choice)
+        added = len(contexts) - len(self.contexts)
+        known = {metric: np.append(flags, np.zeros(added, dtype=bool)) for metric, flags in self.known.items()}
+        rows = np.array([(c_index[c], k_index[k]) for c, k in points], dtype=np.int32).reshape(-1, 2)
+        return Table(contexts, choices, self.ctx, self.choice, self.p_ok, self.mid, known, self.intervals,
+                     self.cluster_attrs, self.variant_attrs, rows, self.measured)
+
+    # ------------------------------------------------------------------------------------------ arrays
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays (strings, numbers, JSON text), to be saved without pickling."""
+        arrays = {
+            "contexts": np.array([[c.cluster, c.app, c.workload, c.params] for c in self.contexts],
+                                 dtype=str).reshape(-1, 4),
+            "choices": np.array([[k.app, k.variant, k.launch] for k in self.choices], dtype=str).reshape(-1, 3),
+            "ctx": self.ctx, "choice": self.choice, "p_ok": self.p_ok, "excluded": self.excluded,
+            "measured": np.array(sorted(self.measured), dtype=str).reshape(-1, 2),
+            "cluster_attrs": np.array([[name, json.dumps(attrs)] for name, attrs in self.cluster_attrs.items()],
+                                      dtype=str).reshape(-1, 2),
+            "variant_attrs": np.array([[app, name, json.dumps(attrs)] for (app, name), attrs in
+                                       self.variant_attrs.items()], dtype=str).reshape(-1, 3)}
+        for metric in self.mid:
+            interval = self.intervals[metric]
+            arrays[f"mid:{metric}"] = self.mid[metric]
+            arrays[f"known:{metric}"] = self.known[metric]
+            arrays[f"interval:{metric}"] = np.array([interval.low, interval.high, interval.level_error])
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Table:
+        """The table `to_arrays` gave; KeyError, TypeError or ValueError for arrays of another layout."""
+        def per_metric(prefix: str) -> dict[str, np.ndarray]:
+            return {name.split(":", 1)[1]: arrays[name] for name in arrays if name.startswith(prefix)}
+
+        return cls([Context(*row) for row in arrays["contexts"].tolist()],
+                   [Choice(*row) for row in arrays["choices"].tolist()],
+                   arrays["ctx"], arrays["choice"], arrays["p_ok"], per_metric("mid:"), per_metric("known:"),
+                   {metric: Interval(*values.tolist()) for metric, values in per_metric("interval:").items()},
+                   {name: json.loads(text) for name, text in arrays["cluster_attrs"].tolist()},
+                   {(app, name): json.loads(text) for app, name, text in arrays["variant_attrs"].tolist()},
+                   arrays["excluded"], {(app, name) for app, name in arrays["measured"].tolist()})

@@ -1,0 +1,134 @@
+"""Grouped cross-validation: how wrong the models are on points they did not see.
+
+Folds come from scikit-learn's `GroupKFold(shuffle=True)` with a point (one choice in one context) as
+the group, so a point's repeats are never on both sides. The out-of-fold residuals of log FOM give
+the prediction interval (split-conformal: their 10% and 90% quantiles); the classifier is scored by
+(balanced) accuracy at the `P_OK` threshold; the level model by its error on held-out contexts.
+Cross-validation runs on at most `CV_SAMPLE` runs (whole points drawn at random), to keep `fit` fast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import GroupKFold, KFold
+
+from planner.learn import estimators
+from planner.learn.features import Features
+from planner.learn.ranking import P_OK
+
+CV_SAMPLE = 10_000
+CV_FOLDS = 5
+INTERVAL = (0.1, 0.9)
+#: The interval where there is too little data to cross-validate: x0.8 .. x1.25
+DEFAULT_RESIDUALS = (math.log(0.8), math.log(1.25))
+#: Predicted-vs-measured pairs kept for the report's figure.
+SAMPLE_SHOWN = 3000
+
+
+@dataclass
+class FomScores:
+    """Out-of-fold errors of the log FOM regressor (JSON keys as `fit --json` prints them)."""
+
+    folds: int
+    cv_runs: int
+    measured: list[float]  # a sample of out-of-fold pairs, for the report's figure
+    predicted: list[float]
+    mae_log: float
+    median_factor: float
+    residuals: tuple[float, float]  # 10% and 90% quantiles of measured - predicted (log)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"folds": self.folds, "cv_runs": self.cv_runs,
+                "sample": {"measured": self.measured, "predicted": self.predicted},
+                "mae_log": self.mae_log, "median_factor": self.median_factor}
+
+
+@dataclass
+class SuccessScores:
+    folds: int
+    cv_runs: int
+    accuracy: float
+    balanced_accuracy: float
+    false_ok: int
+    false_fail: int
+
+
+def sample_groups(groups: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of the rows of whole groups drawn at random until about `limit` rows (all when fewer)."""
+    if len(groups) <= limit:
+        return np.arange(len(groups))
+    unique, inverse = np.unique(groups, return_inverse=True)
+    order = np.random.default_rng(0).permutation(len(unique))
+    wanted = int(np.searchsorted(np.cumsum(np.bincount(inverse)[order]), limit)) + 1
+    take = np.zeros(len(unique), dtype=bool)
+    take[order[:wanted]] = True
+    return np.flatnonzero(take[inverse])
+
+
+def _folds(point: np.ndarray) -> Iterator[np.ndarray]:
+    """Training masks of up to `CV_FOLDS` folds over runs, grouped by point; none with fewer than 2 points."""
+    folds = min(CV_FOLDS, len(np.unique(point)))
+    if folds < 2:
+        return
+    splitter = GroupKFold(folds, shuffle=True, random_state=0)
+    for train, _ in splitter.split(point, groups=point):
+        mask = np.zeros(len(point), dtype=bool)
+        mask[train] = True
+        yield mask
+
+
+def fom(X: np.ndarray, y: np.ndarray, ctx: np.ndarray, point: np.ndarray, size: int) -> FomScores | None:
+    """Out-of-fold log FOM of every (sampled) run; X has a row per point, the others a value per run.
+    A held-out context's level is its training level, or the mean of all levels where it has none."""
+    picked = sample_groups(point, CV_SAMPLE)
+    y, ctx, point = y[picked], ctx[picked], point[picked]
+    measured, predicted = [], []
+    for train in _folds(point):
+        test = ~train
+        model, levels = estimators.fit_relative(X, y[train], ctx[train], point[train], size)
+        level = np.where(np.isnan(levels[ctx[test]]), float(np.nanmean(levels)), levels[ctx[test]])
+        measured.append(y[test])
+        predicted.append(model.predict(X[point[test]]) + level)
+    if not measured:
+        return None
+    y_true, y_guess = np.concatenate(measured), np.concatenate(predicted)
+    errors = y_true - y_guess
+    keep = sample_groups(np.arange(len(errors)), SAMPLE_SHOWN)
+    return FomScores(len(measured), len(errors), np.exp(y_true[keep]).round(6).tolist(),
+                     np.exp(y_guess[keep]).round(6).tolist(), float(np.mean(np.abs(errors))),
+                     float(math.exp(np.median(np.abs(errors)))),
+                     (float(np.quantile(errors, INTERVAL[0])), float(np.quantile(errors, INTERVAL[1]))))
+
+
+def success(X: np.ndarray, ok: np.ndarray, point: np.ndarray) -> SuccessScores | None:
+    """Out-of-fold "will it run" guesses at the `P_OK` threshold, scored against what happened."""
+    picked = sample_groups(point, CV_SAMPLE)
+    ok, point = ok[picked], point[picked]
+    guess = np.zeros(len(ok), dtype=bool)
+    folds = 0
+    for train in _folds(point):
+        folds += 1
+        if ok[train].all() or not ok[train].any():
+            guess[~train] = ok[train][0]
+            continue
+        classifier = estimators.fit_classifier(X, ok[train], point[train])
+        guess[~train] = estimators.p_ok(classifier, X[point[~train]]) >= P_OK
+    if not folds:
+        return None
+    return SuccessScores(folds, len(ok), float((guess == ok).mean()), float(balanced_accuracy_score(ok, guess)),
+                         int((guess & ~ok).sum()), int((~guess & ok).sum()))
+
+
+def level_error(rows: list[Features], levels: np.ndarray) -> float:
+    """Mean |log error| of the level model on contexts held out of its fit (one row per context)."""
+    errors = []
+    for train, test in KFold(min(CV_FOLDS, len(levels)), shuffle=True, random_state=0).split(levels):
+        model = estimators.fit_level([rows[i] for i in train], levels[train])
+        errors.append(np.abs(model.predict([rows[i] for i in test]) - levels[test]))
+    return float(np.mean(np.concatenate(errors)))
