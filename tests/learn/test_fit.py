@@ -23,7 +23,12 @@ def test_fit_reports_cross_validated_error_and_saves_versioned_models(local_stor
         assert meta["fingerprint"] == store.fingerprint()
     assert (directory / "models.joblib").stat().st_size > 1000
     as_json = json.loads(planner("fit", "--store", str(local_store), "--json").stdout)
-    assert as_json["runs"] == 60 and as_json["foms"]["timesteps_per_s"]["mae_log"] >= 0
+    cv = as_json["foms"]["timesteps_per_s"]
+    assert as_json["runs"] == 60 and cv["cv_runs"] == 60
+    # the ground truth is a variant factor (x0.6 .. x1) times a suffix factor: learnt from the other points
+    # to within ~8% (the reaxff-only OpenMP gain is what a held-out point cannot show), where a model
+    # blind to the attributes is off by ~25%; repeats differ by 1%, so the error is never 0
+    assert 0.01 < cv["mae_log"] < 0.15 and cv["median_factor"] < 1.12
 
 
 def test_fit_learns_failures_when_there_are_some(synthetic_store: Path) -> None:

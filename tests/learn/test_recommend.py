@@ -4,6 +4,7 @@ point the hard rules or the classifier say cannot run."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import sys
@@ -14,10 +15,11 @@ import pytest
 
 from planner.core import archs
 from planner.core.errors import InputError
-from planner.edges.store import Store
 from planner.edges import modelfiles, training
+from planner.edges.store import Store
+from planner.learn.dataset import Choice, Context, canonical
 from tests.conftest import REPO, planner
-from tests.learn.conftest import best_local, copy_store, records_from_plan
+from tests.learn.conftest import METRIC, best_local, records_from_plan
 
 WORKLOADS = ("lj", "eam", "chain", "rhodo", "reaxff")
 
@@ -158,15 +160,39 @@ def test_a_corrupt_model_file_is_refused(local_store: Path) -> None:
         training.load_models(directory, modelfiles.load_meta(directory))
 
 
-def test_recommend_answers_from_the_fitted_table_without_importing_scikit_learn(local_store: Path,
-                                                                                 tmp_path: Path) -> None:
-    store = copy_store(local_store, tmp_path / "copy")
-    assert planner("fit", "--store", str(store)).returncode == 0
+def test_recommend_answers_from_the_fitted_table_without_importing_scikit_learn(local_store: Path) -> None:
+    """eks-amd64 runs containers and only reaxff has a container input: predicted rows, from the table."""
+    assert planner("fit", "--store", str(local_store)).returncode == 0
     code = ("import sys; from planner.cli import main; "
-            f"code = main(['recommend', 'lammps', 'lj', '--cluster', 'eks-amd64', '--store', {str(store)!r}]); "
+            "code = main(['recommend', 'lammps', 'reaxff', '--cluster', 'eks-amd64', "
+            f"'--store', {str(local_store)!r}]); "
             "print('sklearn loaded' if 'sklearn' in sys.modules else 'sklearn not loaded', code)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
     assert done.stdout.strip().endswith("sklearn not loaded 0"), done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line[:3].strip().rstrip(".").isdigit()]
+    assert len(rows) == 5 and rows[0].startswith(" 1. ")
+    assert "predicted " in done.stdout and "$ flux run" in done.stdout
+
+
+def test_recommend_in_a_new_process_reads_the_table_fit_saved(local_store: Path) -> None:
+    """`fit` in one process, `recommend` in another: the predictions shown are the saved table's, nothing refits."""
+    assert planner("fit", "--store", str(local_store)).returncode == 0
+    directory = modelfiles.model_dir(local_store)
+    meta = modelfiles.load_meta(directory)
+    assert meta is not None
+    table = modelfiles.load_table(directory, meta)
+    result = recommend(local_store, "lammps", "reaxff", "--cluster", "eks-amd64", "--top", "100")
+    after = modelfiles.load_meta(directory)
+    assert after is not None and after.stamp == meta.stamp
+    assert not any("fitted one now" in note or "predicted now" in note for note in result["notes"]), result["notes"]
+    context = Context("eks-amd64", "lammps", "reaxff", canonical(result["params"]["eks-amd64"]))
+    rows = table.lookup({context})
+    assert len(result["recommendations"]) >= 5
+    for row in result["recommendations"]:
+        i = rows[(context, Choice("lammps", row["variant"], canonical(row["options"])))]
+        assert row["source"] == "predicted"
+        assert row["predicted"]["value"] == pytest.approx(math.exp(table.mid[METRIC][i]))
+        assert row["p_success"] == round(float(table.p_ok[i]), 3)
 
 
 def test_a_tiny_imported_store_still_ranks_what_was_measured(tmp_path: Path) -> None:
