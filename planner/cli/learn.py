@@ -13,7 +13,12 @@ from planner.core.errors import InputError
 from planner.core.metrics import resolve_metric
 
 if TYPE_CHECKING:
+    from planner.edges.store import Store
+    from planner.learn.catalog import Catalog
+    from planner.learn.dataset import Choice, Context
     from planner.learn.evaluate import Evaluation
+    from planner.learn.recommend import Request
+    from planner.learn.table import Table
 
 # ---------------------------------------------------------------------------------------------- import
 
@@ -107,7 +112,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             found = training.ensure(store, catalog, metric.name, notes)
         meta, table = found
 
-        def predict_missing(catalog: Any, points: Any) -> Any:
+        def predict_missing(catalog: Catalog, points: list[tuple[Context, Choice]]) -> Table:
             from planner.edges import training
 
             return training.predict_missing(directory, meta, catalog, points)
@@ -122,7 +127,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_names(store: Any, catalog: Any, request: Any) -> None:
+def _check_names(store: Store, catalog: Catalog, request: Request) -> None:
     """Unknown names and an empty store are bad input: exit 2 listing what is known."""
     from planner.edges import datasets
 
