@@ -34,7 +34,7 @@ _PLATFORM_FAMILY = {"amd64": "x86_64", "arm64": "aarch64"}
 class Catalog:
     """Everything known about clusters, variants and workloads, from the store and the experiment.
 
-    Built by the edges (`planner.cli.args.catalog` from the experiment file); `with_stored` gives a new
+    Built by the CLI (`planner.cli.args.catalog`, from the experiment file); `with_stored` gives a new
     one that also knows the attributes stored with some runs. Only its private cache ever changes.
     """
 

@@ -61,7 +61,16 @@ def test_the_held_out_group_never_reaches_the_model(synthetic_store: Path, monke
     assert list(result.per_group) == sorted(everything)
 
 
-def test_leave_one_workload_out_on_a_local_store(local_store: Path) -> None:
+@pytest.fixture(scope="module")
+def local_evaluation(local_store_master: Path) -> evaluate.Evaluation:
+    """Leave-one-workload-out on the local store with the default experiment, as `evaluate` runs it."""
+    with Store(local_store_master) as store:
+        runs = datasets.read(store.db, [METRIC])
+    catalog = cli_args.catalog(argparse.Namespace(experiment=str(EXPERIMENT)))
+    return evaluate.evaluate(runs, catalog, "workload", resolve_metric(None, None, [METRIC]))
+
+
+def test_leave_one_workload_out_on_a_local_store(local_store: Path, local_evaluation: evaluate.Evaluation) -> None:
     """The ground truth (tests/learn/conftest.py) ranks the same variant and launch first on every workload
     but reaxff, where 1 rank x 2 OpenMP threads wins by 15%: what the other workloads teach finds the best of
     the four, and on reaxff the best of the rest (the OpenMP gain is reaxff's alone, so no data shows it)."""
@@ -70,7 +79,7 @@ def test_leave_one_workload_out_on_a_local_store(local_store: Path) -> None:
     assert done.stdout.startswith("leave-one-workload-out over 5 workloads, 5 picks, timesteps_per_s (max):")
     model_row = next(line for line in done.stdout.splitlines() if line.startswith("model"))
     assert model_row.split()[1:4] == ["0.800", "1.030", "1.150"]  # top1, mean and max regret
-    result = json.loads(planner("evaluate", "--group-by", "workload", "--json", "--store", str(local_store)).stdout)
+    result = local_evaluation.as_dict()
     regret = {group["group"]: group["mean_regret"] for group in result["per_group"]}
     assert regret == {"lammps/chain": 1.0, "lammps/eam": 1.0, "lammps/lj": 1.0, "lammps/rhodo": 1.0,
                       "lammps/reaxff": pytest.approx(REAXFF_OMP)}
@@ -79,13 +88,11 @@ def test_leave_one_workload_out_on_a_local_store(local_store: Path) -> None:
 
 
 def test_evaluate_picks_what_recommend_shows_first_given_the_same_training_data(
-        local_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        local_store: Path, local_evaluation: evaluate.Evaluation, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """For each held-out workload: evaluate's pick there, against `recommend` on a store that never had that
     workload's runs (fitted with `fit`, so the same training data reaches the same models)."""
-    catalog = cli_args.catalog(argparse.Namespace(experiment=str(EXPERIMENT)))
-    with Store(local_store) as store:
-        runs = datasets.read(store.db, [METRIC])
-    picks = evaluate.evaluate(runs, catalog, "workload", resolve_metric(None, None, [METRIC])).picks
+    picks = local_evaluation.picks
     assert len(picks) == 5 and all(pick.choice is not None for pick in picks)
     for pick in picks:
         held_out = copy_store(local_store, tmp_path / pick.context.workload)
