@@ -17,8 +17,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from planner.core.metrics import Metric
 from planner.learn.catalog import Catalog
 from planner.learn.dataset import Choice, Context, Measured
@@ -88,16 +86,3 @@ def _apply(candidates: list[Candidate], predictions: Predictions) -> None:
             candidate.excluded, candidate.reason = "classifier", \
                 f"predicted to fail (P(success) = {candidate.p_ok:.2f})"
 
-
-def join(parts: list[tuple[list[int], Predictions]]) -> Predictions:
-    """Predictions of several sources put together: each part gives the positions its rows belong at."""
-    positions = np.concatenate([np.asarray(where, dtype=np.int64) for where, _ in parts])
-    order = np.argsort(positions)
-
-    def stack(name: str) -> np.ndarray | None:
-        arrays = [getattr(p, name) for _, p in parts]
-        return None if any(a is None for a in arrays) else np.concatenate(arrays)[order]
-
-    p_ok = stack("p_ok")
-    assert p_ok is not None
-    return Predictions(p_ok, stack("mid"), stack("low"), stack("high"), stack("known"))

@@ -244,7 +244,7 @@ def _predictor(table: Table, catalog: Catalog, metric: str, predict_missing: Pre
             parts.append((missing, predict_missing(catalog, points).predictions(list(range(len(points))), metric)))
         elif missing:
             raise ValueError("points missing from the prediction table and no models to predict them")
-        return ranking.join(parts)
+        return Predictions.join(parts)
 
     return predict
 

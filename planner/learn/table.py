@@ -45,6 +45,19 @@ class Predictions:
     high: np.ndarray | None = None
     known: np.ndarray | None = None
 
+    @staticmethod
+    def join(parts: list[tuple[list[int], Predictions]]) -> Predictions:
+        """Predictions of several sources put together: each part gives the positions its rows belong at."""
+        order = np.argsort(np.concatenate([np.asarray(where, dtype=np.int64) for where, _ in parts]))
+
+        def stack(name: str) -> np.ndarray | None:
+            arrays = [getattr(p, name) for _, p in parts]
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)[order]
+
+        p_ok = stack("p_ok")
+        assert p_ok is not None
+        return Predictions(p_ok, stack("mid"), stack("low"), stack("high"), stack("known"))
+
 
 @dataclass
 class Table:
