@@ -7,8 +7,9 @@ region, instance type, hourly cost). `-e state=absent` removes it first. A clust
 its state file is there.
 
 The state directory is COMPAT_LAB_STATE_DIR, else $XDG_STATE_HOME/compat-lab, else
-~/.local/state/compat-lab: the rule inventories/eks/group_vars/all/paths.yml applies for the playbooks
-(which also take -e compat_lab_state_dir=...).
+~/.local/state/compat-lab. `default_state_dir` is the one owner of that rule: the playbooks ask it too
+(roles/eks_lifecycle/lookup_plugins/compat_lab_state_dir.py), and `sweep_vars` hands its value to
+playbooks/sweep.yml, so a hand-run playbook and the planner look in the same place.
 """
 
 from __future__ import annotations
@@ -75,5 +76,6 @@ def require_up(name: str, state_dir: Path | None = None) -> dict[str, Any]:
 
 
 def sweep_vars(name: str, state_dir: Path | None = None) -> dict[str, Any]:
-    """Extra variables with which playbooks/sweep.yml reaches the cluster's lead broker."""
-    return {"minicluster_cluster_name": name, "minicluster_state_file": str(state_file(name, state_dir))}
+    """Extra variables with which playbooks/sweep.yml reaches the cluster's lead broker (minicluster's
+    `connect` entry point, which reads <state dir>/clusters/<name>.json)."""
+    return {"minicluster_cluster_name": name, "minicluster_state_dir": str(state_dir or default_state_dir())}

@@ -1,14 +1,18 @@
 """Fixtures of the cloud suite: a real moto server on loopback, the AWS front, the fake eksctl, playbook runs.
 
 What is real: moto_server (started once per session, killed at the end), Ansible and its modules, the
-roles and playbooks, eksctl's archive being downloaded and checksum-verified. What is faked, because it
-cannot run here: eksctl itself (tests/cloud/fake_eksctl.py acts on the emulator instead of AWS), the
-throttling and the EC2 vCPU quotas moto lacks (tests/cloud/aws_front.py), and in test_flux_runs.py the
-`flux` and `singularity` commands of a MiniCluster pod.
+repository's playbooks run as a user types them (ansible.cfg's inventory, -e), the roles, eksctl's
+archive being downloaded and checksum-verified. What is faked, because it cannot run here: eksctl itself
+(tests/cloud/fake_eksctl.py acts on the emulator instead of AWS), the throttling and the EC2 vCPU quotas
+moto lacks (tests/cloud/aws_front.py), Kubernetes (the fake eksctl's kubeconfig names a loopback port
+nothing listens on, so every Kubernetes call is refused), and in test_flux_runs.py the `flux` and
+`singularity` commands of a MiniCluster pod. No test touches DNS or a non-loopback address.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -28,7 +32,6 @@ from tests.cloud.fake_eksctl import package
 from tests.conftest import REPO
 
 BIN = Path(sys.executable).parent
-REFERENCE = REPO.parent / "shared" / "reference"
 HPC_QUOTA = "L-F7808C92"
 
 
@@ -75,13 +78,18 @@ def front_server(moto_url: str) -> Iterator[Front]:
     front.server_close()
 
 
+def reset(front: Front, moto_url: str) -> Front:
+    """Empty the emulator and the front; seed the HPC vCPU quota at 512."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).close()
+    front.config.reset()
+    front.config.quotas[HPC_QUOTA] = 512
+    return front
+
+
 @pytest.fixture
 def aws(front_server: Front, moto_url: str) -> Front:
     """The emulator behind its front, emptied before each test; the HPC vCPU quota seeded at 512."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).close()
-    front_server.config.reset()
-    front_server.config.quotas[HPC_QUOTA] = 512
-    return front_server
+    return reset(front_server, moto_url)
 
 
 def client(front: Front, service: str, region: str = "us-east-1"):
@@ -108,36 +116,62 @@ class Played:
     out: str
     state_dir: Path
 
-    def __repr__(self) -> str:  # what an assertion shows: the end of the playbook's output
-        return f"rc={self.rc}\n{self.out[-6000:]}"
+    def __repr__(self) -> str:  # what an assertion shows: the errors, then the end of the playbook's output
+        errors = [line[:800] for line in self.out.splitlines() if line.startswith(("fatal:", "[ERROR]"))]
+        return "\n".join([f"rc={self.rc}", *errors, self.out[-3000:]])
+
+
+def ansible_playbook(workdir: Path, front: Front, *args: str, env: dict[str, str] | None = None,
+                     timeout: float = 300) -> Played:
+    """`ansible-playbook ARGS` from the repository root as a user would type it, against the emulator.
+
+    No -i unless ARGS has one: ansible.cfg's inventory applies. The user's own AWS and Ansible
+    configuration is kept out; credentials are dummies; the state directory is workdir/state.
+    """
+    state_dir = workdir / "state"
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "ANSIBLE_"))}
+    full_env.update({
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        # The user's home stays untouched (~/.cache, ~/.kube, ~/.ansible), as does the XDG layout.
+        "HOME": str(workdir / "home"), "XDG_CACHE_HOME": "", "XDG_STATE_HOME": "",
+        "ANSIBLE_HOME": str(workdir / "ansible-home"),
+        "ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-tmp"), "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable, "ANSIBLE_DEPRECATION_WARNINGS": "0",
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true", "COMPAT_LAB_STATE_DIR": str(state_dir),
+        "FAKE_EKSCTL_LOG": str(workdir / "eksctl.log"),
+    })
+    full_env.update(env or {})
+    done = subprocess.run([str(BIN / "ansible-playbook"), *args, "-e", f"eks_cluster_aws_endpoint_url={front.url}"],
+                          cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+    return Played(done.returncode, done.stdout + done.stderr, state_dir)
 
 
 @pytest.fixture
 def playbook(tmp_path: Path, aws: Front):
-    """Run `ansible-playbook ARGS` from the repository as a user would, against the emulator.
-
-    The user's own AWS configuration is kept out; credentials are dummies in the environment; the state
-    directory (eksctl, kubeconfigs, state files) is the test's own.
-    """
-    state_dir = tmp_path / "state"
+    """Run `ansible-playbook ARGS` (see ansible_playbook) in the test's own directory."""
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Played:
-        full_env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "ANSIBLE_"))}
-        full_env.update({
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"), "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_PYTHON_INTERPRETER": sys.executable, "ANSIBLE_DEPRECATION_WARNINGS": "0",
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-            "AWS_EC2_METADATA_DISABLED": "true", "COMPAT_LAB_STATE_DIR": str(state_dir),
-            "FAKE_EKSCTL_LOG": str(tmp_path / "eksctl.log"),
-        })
-        full_env.update(env or {})
-        done = subprocess.run([str(BIN / "ansible-playbook"), *args, "-e", f"eks_cluster_aws_endpoint_url={aws.url}"],
-                              cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, check=False)
-        return Played(done.returncode, done.stdout + done.stderr, state_dir)
+        return ansible_playbook(tmp_path, aws, *args, env=env, timeout=timeout)
 
     return run
+
+
+#: The Flux Operator's MiniCluster CRD, vendored from upstream (tests/data/README.md).
+CRD = REPO / "tests" / "data" / "flux-operator" / "minicluster-crd.yaml"
+#: eksctl's ClusterConfig JSON schema (the definitions the role's config reaches), vendored from upstream.
+EKSCTL_SCHEMA = REPO / "tests" / "data" / "eksctl" / "schema.json"
+
+
+def operator_manifest_args(arch: str = "arm64") -> list[str]:
+    """Extra variables giving flux_operator a local manifest, checksum-verified as the upstream one is.
+
+    The vendored CRD stands in for the upstream manifest (it is its first resource): no download from
+    GitHub, and the role's get_url still verifies the file's sha256.
+    """
+    digest = hashlib.sha256(CRD.read_bytes()).hexdigest()
+    return ["-e", f"flux_operator_manifest_url=file://{CRD}",
+            "-e", json.dumps({"flux_operator_manifest_checksums": {arch: f"sha256:{digest}"}})]

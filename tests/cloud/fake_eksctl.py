@@ -24,6 +24,7 @@ from pathlib import Path
 
 VERSION = "0.225.0"
 ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/eksctl-fake"
+API_SERVER = "https://127.0.0.1:1"  # loopback, nothing listens: see write_kubeconfig
 
 
 def package(directory: Path) -> tuple[Path, str]:
@@ -104,12 +105,14 @@ def write_kubeconfig(name: str, region: str, path: str) -> int:
         cluster = eks.describe_cluster(name=name)["cluster"]
     except eks.exceptions.ResourceNotFoundException:
         return not_found(name)
+    # Unlike eksctl, not the cluster's endpoint (moto names a real *.eks.amazonaws.com host, which would be
+    # resolved) nor `aws eks get-token`: there is no Kubernetes here, so the API server is a loopback port
+    # nothing listens on, and the first Kubernetes call is refused as an unreachable cluster's would be.
     Path(path).write_text(
         "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- cluster:\n    server: {cluster.get('endpoint', 'https://fake.eks')}\n  name: {name}\n"
+        f"clusters:\n- cluster:\n    server: {API_SERVER}\n  name: {cluster['name']}\n"
         f"contexts:\n- context:\n    cluster: {name}\n    user: {name}\n  name: {name}\ncurrent-context: {name}\n"
-        f"users:\n- name: {name}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n"
-        f"      command: aws\n      args: [eks, get-token, --cluster-name, {name}, --region, {region}]\n")
+        f"users:\n- name: {name}\n  user:\n    token: fake-eksctl-{region}\n")
     return 0
 
 

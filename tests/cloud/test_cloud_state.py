@@ -1,4 +1,4 @@
-"""planner/cloud.py: whether a cloud cluster is up, from the state file cluster.yml writes."""
+"""planner/edges/cloud.py: whether a cloud cluster is up, from the state file cluster.yml writes."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_a_cluster_with_a_state_file_is_up(tmp_path: Path) -> None:
     assert status["up"] is True and status["state_file"] == str(path)
     assert status["lead_broker"]["pod"] == "compat-lab-0-x7k2p"
     assert cloud.sweep_vars("eks-arm64", tmp_path) == {"minicluster_cluster_name": "eks-arm64",
-                                                       "minicluster_state_file": str(path)}
+                                                       "minicluster_state_dir": str(tmp_path)}
 
 
 def test_a_cluster_without_one_is_refused_with_the_command_that_brings_it_up(tmp_path: Path) -> None:

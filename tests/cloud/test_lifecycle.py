@@ -2,24 +2,29 @@
 
 eksctl is tests/cloud/fake_eksctl.py, packaged as the release archive the role downloads and verifies: it
 creates the EKS cluster, its node group and the node instances in the emulator (no CloudFormation, no
-VPC). There is no Kubernetes here, so the Flux Operator step fails after the cluster exists: exactly the
-"creation failed half-way" case whose teardown is under test.
+VPC). There is no Kubernetes here: the kubeconfig it writes names a loopback port nothing listens on, so
+the Flux Operator's apply is refused after the cluster exists, exactly the "creation failed half-way"
+case whose teardown (roles/eks_lifecycle) is under test. The operator's manifest is the vendored CRD,
+downloaded from a file:// URL and checksum-verified like the upstream one.
 """
 
 from __future__ import annotations
 
-from tests.cloud.conftest import REFERENCE, client
+from tests.cloud.conftest import client, operator_manifest_args
 
 CLUSTER = "playbooks/cluster.yml"
+# The apply is refused by the kubeconfig's loopback API server: the error names it, nothing else is reached.
+REFUSED = "HTTPSConnectionPool(host='127.0.0.1', port=1)"
 
 
 def up_args(fake_eksctl, *extra: str) -> list[str]:
-    args = [CLUSTER, "-e", "arch=arm64", "-e", "confirm=true", "-e", f"eks_cluster_eksctl_url={fake_eksctl.url}",
-            "-e", f"eks_cluster_eksctl_checksum={fake_eksctl.checksum}"]
-    manifest = REFERENCE / "flux-operator" / "flux-operator-arm.yaml"
-    if manifest.is_file():
-        args += ["-e", f"flux_operator_manifest_url=file://{manifest}"]
-    return args + list(extra)
+    return [CLUSTER, "-e", "arch=arm64", "-e", "confirm=true", "-e", f"eks_cluster_eksctl_url={fake_eksctl.url}",
+            "-e", f"eks_cluster_eksctl_checksum={fake_eksctl.checksum}", *operator_manifest_args("arm64"), *extra]
+
+
+def final_error(played) -> str:
+    """The message the play ends with (the last fatal line)."""
+    return [line for line in played.out.splitlines() if line.startswith("fatal:")][-1]
 
 
 def running_nodes(aws) -> list[dict]:
@@ -48,8 +53,11 @@ def test_eksctl_failing_half_way_is_torn_down(aws, playbook, fake_eksctl) -> Non
 def test_a_later_failure_tears_down_what_this_run_created(aws, playbook, fake_eksctl) -> None:
     played = playbook(*up_args(fake_eksctl))
     assert played.rc != 0
-    assert "Cluster | Flux Operator" in played.out or "flux_operator" in played.out
-    assert "What this run created was torn down." in played.out, played
+    error = final_error(played)
+    assert '"msg": "apply | Apply the Flux Operator manifest: ' in error, played
+    assert REFUSED in error
+    assert error.endswith('What this run created was torn down."}'), error
+    assert "Could not delete the MiniCluster or the operator" in played.out, "the API is gone: go on to the cluster"
     assert eksctl_calls(played) == ["create cluster", "utils write-kubeconfig", "delete cluster"]
     assert client(aws, "eks").list_clusters()["clusters"] == []
     assert running_nodes(aws) == []
@@ -59,6 +67,7 @@ def test_a_later_failure_tears_down_what_this_run_created(aws, playbook, fake_ek
 def test_kept_on_failure_then_torn_down_with_state_absent(aws, playbook, fake_eksctl) -> None:
     kept = playbook(*up_args(fake_eksctl, "-e", "keep_on_failure=true"))
     assert kept.rc != 0
+    assert '"msg": "apply | Apply the Flux Operator manifest: ' in final_error(kept), kept
     assert "torn down" not in kept.out, kept
     assert client(aws, "eks").list_clusters()["clusters"] == ["eks-arm64"]
     assert len(running_nodes(aws)) == 2
