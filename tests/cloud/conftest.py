@@ -110,6 +110,11 @@ def fake_eksctl(tmp_path_factory: pytest.TempPathFactory) -> Eksctl:
     return Eksctl(f"file://{archive}", f"sha256:{digest}")
 
 
+def eksctl_args(eksctl: Eksctl) -> list[str]:
+    """Extra variables that make eks_cluster download and verify the fake instead of the release."""
+    return ["-e", f"eks_cluster_eksctl_url={eksctl.url}", "-e", f"eks_cluster_eksctl_checksum={eksctl.checksum}"]
+
+
 @dataclass
 class Played:
     rc: int

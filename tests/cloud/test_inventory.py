@@ -61,8 +61,8 @@ def test_inventory_variables_beat_role_defaults_and_extra_vars_beat_both(aws, pl
     assert site["type"] == "hpc7g.16xlarge", "the repository's group_vars/arm64 still apply"
 
     extra = plan(playbook(CLUSTER, "-i", "inventories/eks", "-i", str(site_inventory), "-e", "arch=arm64",
-                          "-e", "eks_cluster_node_count=5", "-e", "eks_cluster_instance_type=c7g.16xlarge"))
-    assert (extra["nodes"], extra["type"], extra["volume_gb"]) == ("5", "c7g.16xlarge", "100"), "-e wins"
+                          "-e", "eks_cluster_node_count=5", "-e", "eks_cluster_volume_size=120"))
+    assert (extra["nodes"], extra["volume_gb"]) == ("5", "120"), "-e wins over group and host variables"
     assert client(aws, "eks").list_clusters()["clusters"] == []
 
 

@@ -17,7 +17,15 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.cloud.conftest import CRD, EKSCTL_SCHEMA, ansible_playbook, client, operator_manifest_args, reset
+from tests.cloud.conftest import (
+    CRD,
+    EKSCTL_SCHEMA,
+    ansible_playbook,
+    client,
+    eksctl_args,
+    operator_manifest_args,
+    reset,
+)
 
 VIEW = "ghcr.io/converged-computing/flux-view-ubuntu"
 EXPECTED = {
@@ -42,15 +50,15 @@ def brought_up(tmp_path_factory: pytest.TempPathFactory, front_server, moto_url,
         arch = target.split("-")[0]
         work = tmp_path_factory.mktemp(target)
         reset(front_server, moto_url)
+        render = work / "render"
         played = ansible_playbook(
             work, front_server, "playbooks/cluster.yml", "-e", f"arch={arch}", "-e", "confirm=true",
-            "-e", f"eks_cluster_eksctl_url={fake_eksctl.url}", "-e", f"eks_cluster_eksctl_checksum={fake_eksctl.checksum}",
-            *operator_manifest_args(arch), "-e", f"flux_operator_render_dir={work / 'render'}",
-            "-e", f"minicluster_render_dir={work / 'render'}", *extra)
+            *eksctl_args(fake_eksctl), *operator_manifest_args(arch),
+            "-e", f"flux_operator_render_dir={render}", "-e", f"minicluster_render_dir={render}", *extra)
         assert played.rc == 0, played
         clusters = client(front_server, "eks", EXPECTED[arch]["region"]).list_clusters()["clusters"]
         left[target] = {"clusters": clusters, "config": played.state_dir / "clusters" / f"eks-{arch}.eksctl.yaml",
-                        "render": work / "render"}
+                        "render": render}
     return left
 
 

@@ -13,8 +13,7 @@ from tests.cloud.conftest import BIN
 from tests.conftest import REPO
 
 PLAYBOOKS = sorted(str(path.relative_to(REPO)) for path in
-                   [*REPO.glob("playbooks/*.yml"), REPO / "tests" / "cloud" / "render.yml",
-                    REPO / "tests" / "cloud" / "flux_sweep.yml"])
+                   [*REPO.glob("playbooks/*.yml"), REPO / "tests" / "cloud" / "flux_sweep.yml"])
 
 
 def ansible_env(tmp_path: Path) -> dict[str, str]:
