@@ -4,11 +4,19 @@ Every invocation gets a fresh private data directory (removed afterwards), the v
 PATH so its `ansible-playbook` is found, the venv's Python as the interpreter for localhost (Ansible's
 discovery can pick a missing pyenv shim), and Ansible's local state kept out of the user's HOME and
 the repository. Events are not written to disk: the handler gets each one as it happens.
+
+Extra variables are data, never code: they carry values from experiment files, CSVs, stores and
+cluster state files, and Ansible renders any `{{ ... }}` or `{% ... %}` it finds in an extra variable
+(a `lookup('pipe', ...)` there runs a command on this machine). So they are not handed over as
+ansible-runner `extravars` (passed to `-e` as they are); they are written to a vars file in the
+private data directory with each value tagged `!unsafe`, which Ansible never templates, and passed
+with `-e @FILE`. That also keeps a large matrix off the command line (one argument is at most 128 KiB).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -18,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
+import yaml
 
 from planner.edges.watchdog import ENV as WATCHDOG_ENV
 
@@ -95,12 +104,39 @@ def _run(request: PlaybookRequest, handle: Callable[[dict[str, Any]], bool], can
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
             WATCHDOG_ENV: str(os.getpid()),
         }
-        extravars = {"ansible_python_interpreter": sys.executable, **request.extravars}
+        data = Path(private) / "extravars.yml"
+        data.write_text(unsafe_vars({"ansible_python_interpreter": sys.executable, **request.extravars}))
         runner = ansible_runner.run(
             private_data_dir=private, project_dir=str(REPO), playbook=str(REPO / request.playbook),
-            inventory=str(REPO / request.inventory), extravars=extravars, envvars=envvars,
+            inventory=str(REPO / request.inventory), cmdline=shlex.join(["-e", f"@{data}"]), envvars=envvars,
             tags=request.tags, limit=request.limit, verbosity=request.verbosity or None, quiet=True,
             event_handler=handle, cancel_callback=cancel, suppress_env_files=True,
             settings={"suppress_ansible_output": True},
         )
     return PlaybookResult(runner.status, runner.rc if runner.rc is not None else 1, failures)
+
+
+class _Unsafe:
+    """A value Ansible must take as it is (YAML tag `!unsafe`, which covers everything nested in it)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _UnsafeDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """libyaml's emitter where PyYAML has it: a matrix of thousands of runs is written in milliseconds."""
+
+
+def _represent_unsafe(dumper: yaml.SafeDumper, data: _Unsafe) -> yaml.Node:
+    node = dumper.represent_data(data.value)
+    node.tag = "!unsafe"
+    return node
+
+
+_UnsafeDumper.add_representer(_Unsafe, _represent_unsafe)
+
+
+def unsafe_vars(variables: dict[str, Any]) -> str:
+    """A vars file (YAML) that gives Ansible each variable's value as data it never templates."""
+    return yaml.dump({name: _Unsafe(value) for name, value in variables.items()}, Dumper=_UnsafeDumper,
+                     allow_unicode=True, width=1 << 30, sort_keys=False)

@@ -1,18 +1,36 @@
 #!/usr/bin/env python3
 """Execute one run of the matrix and print its result as one JSON line.
 
-Called once per loop item by roles/run_matrix with the run as JSON (argv, env, run_dir, stage,
-timeout, owner_pid, stop_file). It links the staged input into the run's own directory, runs the
-command there with stdin from /dev/null under a timeout, keeps the output in `output.log`, measures
-wall time and the children's resource use (user, sys, max RSS), writes `result.json` atomically
-(so a planner killed meanwhile can still collect it) and prints the same JSON for the Ansible event.
+The executor contract, shared word for word with execute_run.sh (for hosts without Python) and
+written down in roles/run_matrix/README.md; tests/test_executors.py runs both against the same cases:
 
-It stops the run (and prints nothing) when the planner that owns the sweep is gone or asked to stop:
-an orphaned sweep must not go on burning cores.
+    execute_run.py [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
+
+- ID: the run id (letters, digits, `_ . -`); TIMEOUT: seconds, a positive number (required);
+  RUN_DIR: the run's own directory (created); NENV: how many NAME=VALUE words follow; they are set
+  for the command only (NAME is `[A-Za-z_][A-Za-z0-9_]*`; VALUE is anything after the first `=`);
+  ARGV: the command, executed as it is (no shell) with stdin from /dev/null.
+- `-g`: the files of STAGE_DIR are linked into RUN_DIR first; `-c`: the command's working directory
+  (RUN_DIR by default); `-o`/`-s`: the run stops when the process OWNER_PID is gone or STOP_FILE exists.
+- A RUN_DIR whose result.json is a complete result of this ID is reported again with `"cached": true`
+  and not run; any other result.json (another run's, a torn one) is replaced by running.
+- The command runs in its own process group: at TIMEOUT, or on a stop, the whole group gets SIGTERM,
+  then SIGKILL 5 s later.
+- Output (stdout and stderr) goes to RUN_DIR/output.log; the result is written atomically to
+  RUN_DIR/result.json (so a planner killed meanwhile can still collect it) and printed:
+  {"id", "rc", "timed_out", "wall", "user", "sys", "maxrss_kb", "started", "finished", "host",
+  "log_path", "output"} (+ "cached": true), "id" first; "output" is the log's last 4 MiB.
+
+Exit codes (EXIT_*): 0 a result was printed (whatever the command's own exit code); 2 bad request (a
+message on stderr, nothing run); 3 stopped (owner gone or stop file; nothing printed, nothing kept:
+the run is still pending); 4 RUN_DIR cannot be created or written.
 """
 
+import getopt
 import json
+import math
 import os
+import re
 import resource
 import signal
 import socket
@@ -20,8 +38,52 @@ import subprocess
 import sys
 import time
 
+EXIT_REPORTED, EXIT_BAD_REQUEST, EXIT_STOPPED, EXIT_RUN_DIR = 0, 2, 3, 4
+USAGE = "usage: execute_run.py [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] ID TIMEOUT RUN_DIR NENV " \
+        "[NAME=VALUE]... ARGV..."
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 POLL = 0.05
+GRACE = 5.0
 OUTPUT_CAP = 4 * 1024 * 1024
+
+
+class BadRequest(Exception):
+    pass
+
+
+def parse(args):
+    """The request from the command line, or BadRequest saying what is wrong."""
+    try:
+        opts, rest = getopt.getopt(args, "o:s:g:c:")
+    except getopt.GetoptError as err:
+        raise BadRequest(str(err)) from None
+    options = dict(opts)
+    if len(rest) < 5:
+        raise BadRequest("too few arguments")
+    run_id, timeout, run_dir, nenv = rest[:4]
+    if not RUN_ID.fullmatch(run_id):
+        raise BadRequest(f"run id {run_id!r} is not letters, digits, _ . -")
+    try:
+        seconds = float(timeout)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise BadRequest(f"timeout {timeout!r} is not a positive number of seconds")
+    if not nenv.isdigit() or len(rest) < 5 + int(nenv):
+        raise BadRequest(f"NENV {nenv!r} is not the number of NAME=VALUE words that follow (then the command)")
+    env = {}
+    for pair in rest[4:4 + int(nenv)]:
+        name, sep, value = pair.partition("=")
+        if not sep or not ENV_NAME.fullmatch(name):
+            raise BadRequest(f"{pair!r} is not NAME=VALUE with NAME [A-Za-z_][A-Za-z0-9_]*")
+        env[name] = value
+    owner = options.get("-o")
+    if owner is not None and not owner.isdigit():
+        raise BadRequest(f"owner pid {owner!r} is not a number")
+    return {"id": run_id, "timeout": seconds, "run_dir": os.path.abspath(run_dir), "env": env, "argv": rest[4 + int(nenv):],
+            "owner_pid": int(owner) if owner else None, "stop_file": options.get("-s") or None,
+            "stage": options.get("-g") or None, "cwd": options.get("-c") or None}
 
 
 def owner_alive(pid):
@@ -37,7 +99,17 @@ def owner_alive(pid):
 
 
 def stop_requested(spec):
-    return not owner_alive(spec.get("owner_pid")) or (spec.get("stop_file") and os.path.exists(spec["stop_file"]))
+    return not owner_alive(spec["owner_pid"]) or bool(spec["stop_file"] and os.path.exists(spec["stop_file"]))
+
+
+def cached(path, run_id):
+    """The result kept in `path` when it is a complete result of this run, else None."""
+    try:
+        with open(path) as handle:
+            result = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) and result.get("id") == run_id else None
 
 
 def stage(source, run_dir):
@@ -48,34 +120,47 @@ def stage(source, run_dir):
 
 
 def kill_group(proc):
+    """SIGTERM to the run's process group, SIGKILL to what is left of it after the grace period."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=GRACE)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
-def main():
-    spec = json.loads(sys.argv[1])
+def exit_status(proc):
+    """The shell's convention, as execute_run.sh reports it: 128+N for a command killed by signal N."""
+    if proc is None:
+        return 127
+    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+
+
+def execute(spec):
     run_dir = spec["run_dir"]
-    os.makedirs(run_dir, exist_ok=True)
     done = os.path.join(run_dir, "result.json")
-    if os.path.exists(done):
-        with open(done) as handle:
-            result = json.load(handle)
-        if result.get("id") == spec["id"]:
-            print(json.dumps(dict(result, cached=True)))
-            return 0
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as err:
+        print(f"execute_run.py: cannot create {run_dir}: {err.strerror}", file=sys.stderr)
+        return EXIT_RUN_DIR
+    result = cached(done, spec["id"])
+    if result is not None:
+        print(json.dumps(dict(result, cached=True)))
+        return EXIT_REPORTED
     if stop_requested(spec):
-        return 3
-    if spec.get("stage"):
+        return EXIT_STOPPED
+    if spec["stage"]:
         stage(spec["stage"], run_dir)
     env = dict(os.environ)
-    env.update(spec.get("env") or {})
+    env.update(spec["env"])
     log_path = os.path.join(run_dir, "output.log")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
@@ -83,12 +168,12 @@ def main():
     timed_out = interrupted = False
     with open(log_path, "wb") as log, open(os.devnull, "rb") as devnull:
         try:
-            proc = subprocess.Popen(spec["argv"], cwd=spec.get("cwd") or run_dir, env=env, stdin=devnull,
+            proc = subprocess.Popen(spec["argv"], cwd=spec["cwd"] or run_dir, env=env, stdin=devnull,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as err:
             log.write(f"{spec['argv'][0]}: {err.strerror}\n".encode())
             proc = None
-        deadline = t0 + float(spec.get("timeout") or 3600)
+        deadline = t0 + spec["timeout"]
         while proc is not None:
             try:
                 proc.wait(timeout=POLL)
@@ -104,7 +189,7 @@ def main():
                     break
     wall = time.monotonic() - t0
     if interrupted:
-        return 3
+        return EXIT_STOPPED
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log_path, "rb") as log:
         log.seek(0, os.SEEK_END)
@@ -112,19 +197,32 @@ def main():
         log.seek(max(size - OUTPUT_CAP, 0))
         output = log.read().decode("utf-8", "replace")
     result = {
-        "id": spec["id"], "rc": proc.returncode if proc is not None else 127, "timed_out": timed_out,
+        "id": spec["id"], "rc": exit_status(proc), "timed_out": timed_out,
         "wall": round(wall, 6), "user": round(after.ru_utime - before.ru_utime, 6),
         "sys": round(after.ru_stime - before.ru_stime, 6), "maxrss_kb": after.ru_maxrss,
         "started": started, "finished": time.time(), "host": socket.gethostname(), "log_path": log_path,
         "output": output,
     }
     tmp = done + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(result, handle)
-    os.replace(tmp, done)
+    try:
+        with open(tmp, "w") as handle:
+            json.dump(result, handle)
+        os.replace(tmp, done)
+    except OSError as err:
+        print(f"execute_run.py: cannot write {done}: {err.strerror}", file=sys.stderr)
+        return EXIT_RUN_DIR
     print(json.dumps(result))
-    return 0
+    return EXIT_REPORTED
+
+
+def main(args):
+    try:
+        spec = parse(args)
+    except BadRequest as err:
+        print(f"execute_run.py: {err}\n{USAGE}", file=sys.stderr)
+        return EXIT_BAD_REQUEST
+    return execute(spec)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,38 +1,87 @@
 #!/bin/sh
 # Execute one run of the matrix where there is no Python (a MiniCluster pod) and print its result as
-# one JSON line with the keys of execute_run.py: id, rc, timed_out, wall, user, sys, maxrss_kb,
-# started, finished, host, log_path, output (and cached, for a result kept from an earlier attempt).
+# one JSON line. The contract is execute_run.py's, word for word (see its docstring and
+# roles/run_matrix/README.md); tests/test_executors.py runs both against the same cases:
 #
-# usage: execute_run.sh ID TIMEOUT RUN_DIR CWD NENV [NAME=VALUE ...] ARGV...
-#   NENV NAME=VALUE pairs are exported first; CWD empty means RUN_DIR.
-# POSIX sh plus coreutils' timeout; GNU time, where present, gives the max RSS (null otherwise).
+#   execute_run.sh [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
+#
+# Exit codes: 0 a result was printed, 2 bad request, 3 stopped (nothing printed), 4 RUN_DIR unusable.
+# POSIX sh and awk. setsid (util-linux, busybox), where present, puts the run in its own process group
+# so a timeout or a stop reaches every process of it (else only the command itself is signalled);
+# GNU time, where present, gives the max RSS (null otherwise).
 
 set -u
+EXIT_REPORTED=0 EXIT_BAD_REQUEST=2 EXIT_STOPPED=3 EXIT_RUN_DIR=4
 OUTPUT_CAP=4194304
+GRACE_TICKS=25 # 5 s of 0.2 s ticks between SIGTERM and SIGKILL
 
-id=$1 timeout=$2 run_dir=$3 cwd=$4 nenv=$5
-shift 5
-mkdir -p "$run_dir" || exit 2
-result=$run_dir/result.json
-log=$run_dir/output.log
+bad() {
+    printf 'execute_run.sh: %s\nusage: execute_run.sh [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...\n' "$1" >&2
+    exit "$EXIT_BAD_REQUEST"
+}
 
-# A run that finished while nobody was listening is reported, not run again.
-if [ -s "$result" ]; then
-    sed 's/}[[:space:]]*$/, "cached": true}/' "$result"
-    exit 0
-fi
-
+owner="" stop="" stage="" cwd=""
+while getopts o:s:g:c: opt; do
+    case $opt in
+    o) owner=$OPTARG ;;
+    s) stop=$OPTARG ;;
+    g) stage=$OPTARG ;;
+    c) cwd=$OPTARG ;;
+    *) bad "unknown option" ;;
+    esac
+done
+shift $((OPTIND - 1))
+[ "$#" -ge 5 ] || bad "too few arguments"
+id=$1 timeout=$2 run_dir=$3 nenv=$4
+shift 4
+case $id in "" | [!A-Za-z0-9]* | *[!A-Za-z0-9_.-]*) bad "run id '$id' is not letters, digits, _ . -" ;; esac
+awk -v t="$timeout" 'BEGIN { exit !(t ~ /^[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?$/ && t + 0 > 0) }' ||
+    bad "timeout '$timeout' is not a positive number of seconds"
+case $nenv in "" | *[!0-9]*) bad "NENV '$nenv' is not the number of NAME=VALUE words that follow" ;; esac
+[ "$#" -gt "$nenv" ] || bad "NENV '$nenv' is not the number of NAME=VALUE words that follow (then the command)"
+case $owner in *[!0-9]*) bad "owner pid '$owner' is not a number" ;; esac
 i=0
-while [ "$i" -lt "$nenv" ]; do
-    export "$1"
-    shift
+for pair in "$@"; do
+    [ "$i" -lt "$nenv" ] || break
+    name=${pair%%=*}
+    case $name in "$pair" | "" | [!A-Za-z_]* | *[!A-Za-z0-9_]*)
+        bad "'$pair' is not NAME=VALUE with NAME [A-Za-z_][A-Za-z0-9_]*" ;;
+    esac
     i=$((i + 1))
 done
+
+case $run_dir in /*) ;; *) run_dir=$PWD/$run_dir ;; esac
+mkdir -p "$run_dir" 2>/dev/null || { echo "execute_run.sh: cannot create $run_dir" >&2; exit "$EXIT_RUN_DIR"; }
+result=$run_dir/result.json
+log=$run_dir/output.log
+ended=$run_dir/.ended
+
+# A complete result of this run (written atomically, "id" first) is reported, not run again.
+if [ -s "$result" ] && [ "$(head -c $((${#id} + 10)) "$result")" = "{\"id\": \"$id\"," ] &&
+    case $(tail -c 2 "$result") in *"}") true ;; *) false ;; esac then
+    printf '%s, "cached": true}\n' "$(sed '$ s/}[[:space:]]*$//' "$result")"
+    exit "$EXIT_REPORTED"
+fi
+
+stop_requested() {
+    { [ -n "$stop" ] && [ -e "$stop" ]; } ||
+        { [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null && [ ! -d "/proc/$owner" ]; }
+}
+stop_requested && exit "$EXIT_STOPPED"
+
+if [ -n "$stage" ]; then
+    for file in "$stage"/* "$stage"/.[!.]*; do
+        { [ -e "$file" ] || [ -L "$file" ]; } || continue
+        link=$run_dir/${file##*/}
+        [ -e "$link" ] || [ -L "$link" ] || ln -s "$file" "$link"
+    done
+fi
 [ -n "$cwd" ] || cwd=$run_dir
 
-epoch() {
-    now=$(date +%s.%N 2>/dev/null)
-    case $now in *N*|"") date +%s ;; *) echo "$now" ;; esac
+# Nanoseconds since the epoch (whole seconds where date has no %N).
+now_ns() {
+    now=$(date +%s%N)
+    case $now in *[!0-9]*) echo "$(date +%s)000000000" ;; *) echo "$now" ;; esac
 }
 # Children's user and sys seconds from `times` (second line, "0m1.5s 0m0.25s"). `times` must run in
 # this shell, not in a command substitution's subshell, so it goes through a file.
@@ -49,25 +98,79 @@ json_string() {
 }
 json_quote() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$/"/'; }
 
-limit=""
-command -v timeout >/dev/null 2>&1 && limit="timeout -k 5 $timeout"
+group=""
+command -v setsid >/dev/null 2>&1 && group=setsid
 rusage=""
-[ -x /usr/bin/time ] && /usr/bin/time -f %M true >/dev/null 2>&1 && rusage="/usr/bin/time -o $run_dir/.maxrss -f %M"
+[ -x /usr/bin/time ] && /usr/bin/time -f %M true >/dev/null 2>&1 && rusage=yes
+tick=0.2
+sleep 0.01 2>/dev/null || tick=1
+rm -f "$ended" "$run_dir/.maxrss"
 
 child_times >"$run_dir/.before"
-started=$(epoch)
+started=$(awk -v ns="$(now_ns)" 'BEGIN { printf "%.6f", ns / 1e9 }')
+deadline=$(awk -v ns="$(now_ns)" -v t="$timeout" 'BEGIN { printf "%.0f", ns + t * 1e9 }')
+# The NAME=VALUE words are exported in the run's own shell only: the executor's tools keep their environment.
+# shellcheck disable=SC2086  # $group is empty or one word
+(
+    i=0
+    while [ "$i" -lt "$nenv" ]; do
+        export "$1"
+        shift
+        i=$((i + 1))
+    done
+    cd "$cwd" || exit 127
+    [ -z "$rusage" ] || exec $group /usr/bin/time -o "$run_dir/.maxrss" -f %M "$@"
+    exec $group "$@"
+) </dev/null >"$log" 2>&1 &
+pid=$!
+
+# Signal the run's process group (its leader is $pid under setsid), or the command alone without setsid.
+signal_run() {
+    if [ -n "$group" ]; then kill -s "$1" -- "-$pid" 2>/dev/null; else kill -s "$1" "$pid" 2>/dev/null; fi
+}
+end_run() {
+    echo "$1" >"$ended"
+    signal_run TERM
+    n=0
+    while kill -0 "$pid" 2>/dev/null && [ "$n" -lt "$GRACE_TICKS" ]; do
+        sleep "$tick"
+        n=$((n + 1))
+    done
+    signal_run KILL
+}
+# The watcher ends the run at its deadline or on a stop; the shell itself waits for the run, so a run
+# that ends is reported at once.
+(
+    while sleep "$tick"; do
+        kill -0 "$pid" 2>/dev/null || exit 0
+        if [ "$(now_ns)" -ge "$deadline" ]; then
+            end_run timeout
+            exit 0
+        fi
+        if stop_requested; then
+            end_run stopped
+            exit 0
+        fi
+    done
+) &
+watcher=$!
 rc=0
-# shellcheck disable=SC2086  # $rusage and $limit are word lists on purpose
-(cd "$cwd" && exec $rusage $limit "$@") </dev/null >"$log" 2>&1 || rc=$?
-finished=$(epoch)
+{ wait "$pid"; } 2>/dev/null || rc=$?
+why=""
+[ -s "$ended" ] && why=$(cat "$ended")
+[ -n "$why" ] && wait "$watcher" # the watcher ends the group: let it finish
+kill "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
+finished=$(awk -v ns="$(now_ns)" 'BEGIN { printf "%.6f", ns / 1e9 }')
 child_times >"$run_dir/.after"
+if [ "$why" = stopped ]; then
+    rm -f "$ended" "$run_dir/.maxrss" "$run_dir/.times" "$run_dir/.before" "$run_dir/.after"
+    exit "$EXIT_STOPPED"
+fi
+timed_out=false
+[ "$why" = timeout ] && timed_out=true
 
 wall=$(awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.6f", b - a }')
-timed_out=false
-if [ -n "$limit" ] && { [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; } &&
-    awk -v w="$wall" -v t="$timeout" 'BEGIN { exit !(w >= t) }'; then
-    timed_out=true
-fi
 # shellcheck disable=SC2046  # two numbers from each file
 set -- $(cat "$run_dir/.before" "$run_dir/.after")
 user=$(awk -v a="$1" -v b="$3" 'BEGIN { printf "%.6f", b - a }')
@@ -75,12 +178,13 @@ sys=$(awk -v a="$2" -v b="$4" 'BEGIN { printf "%.6f", b - a }')
 maxrss=null
 if [ -s "$run_dir/.maxrss" ]; then
     maxrss=$(tail -n 1 "$run_dir/.maxrss")
-    case $maxrss in *[!0-9]*|"") maxrss=null ;; esac
+    case $maxrss in *[!0-9]* | "") maxrss=null ;; esac
 fi
-rm -f "$run_dir/.maxrss" "$run_dir/.times" "$run_dir/.before" "$run_dir/.after"
+rm -f "$ended" "$run_dir/.maxrss" "$run_dir/.times" "$run_dir/.before" "$run_dir/.after"
 
-printf '{"id": %s, "rc": %s, "timed_out": %s, "wall": %s, "user": %s, "sys": %s, "maxrss_kb": %s, "started": %s, "finished": %s, "host": %s, "log_path": %s, "output": %s}\n' \
+{ printf '{"id": %s, "rc": %s, "timed_out": %s, "wall": %s, "user": %s, "sys": %s, "maxrss_kb": %s, "started": %s, "finished": %s, "host": %s, "log_path": %s, "output": %s}\n' \
     "$(json_quote "$id")" "$rc" "$timed_out" "$wall" "$user" "$sys" "$maxrss" "$started" "$finished" \
-    "$(json_quote "$(uname -n)")" "$(json_quote "$log")" "$(json_string "$log")" >"$result.tmp"
-mv "$result.tmp" "$result"
+    "$(json_quote "$(uname -n)")" "$(json_quote "$log")" "$(json_string "$log")" >"$result.tmp" &&
+    mv "$result.tmp" "$result"; } 2>/dev/null || { echo "execute_run.sh: cannot write $result" >&2; exit "$EXIT_RUN_DIR"; }
 cat "$result"
+exit "$EXIT_REPORTED"
