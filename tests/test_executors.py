@@ -1,0 +1,205 @@
+"""The executor contract (roles/run_matrix/README.md): execute_run.py and execute_run.sh, run as real
+processes with the same command lines, give the same answers: a run that ends, fails, times out or
+is stopped; a result kept from an earlier attempt (of this run or of another); a bad request."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+FILES = REPO / "roles" / "run_matrix" / "files"
+EXECUTORS = {"python": [sys.executable, str(FILES / "execute_run.py")], "sh": ["sh", str(FILES / "execute_run.sh")]}
+KEYS = {"id", "rc", "timed_out", "wall", "user", "sys", "maxrss_kb", "started", "finished", "host", "log_path",
+        "output"}
+REPORTED, BAD_REQUEST, STOPPED = 0, 2, 3
+
+pytestmark = pytest.mark.parametrize("executor", sorted(EXECUTORS))
+
+
+def execute(executor: str, *args: str, wait: bool = True) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+    command = [*EXECUTORS[executor], *args]
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def reported(done: subprocess.CompletedProcess[str]) -> dict:
+    assert done.returncode == REPORTED, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, done.stdout
+    result = json.loads(lines[0])
+    assert set(result) - {"cached"} == KEYS
+    return result
+
+
+def processes_with(token: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if token.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_a_run_that_ends_is_reported_with_its_output_environment_and_resources(executor: str, tmp_path: Path) -> None:
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    (stage / "in.txt").write_text("staged input\n")
+    run_dir = tmp_path / "run"
+    script = 'cat in.txt; echo "A=$A B=$B"; echo "to stderr" >&2; printf "tab\\there \\"quoted\\" \\\\ done\\n"'
+    done = execute(executor, "-g", str(stage), "run-1", "30", str(run_dir), "2", "A=x=y", "B=two words",
+                   "sh", "-c", script)
+    result = reported(done)
+    expected = 'staged input\nA=x=y B=two words\nto stderr\ntab\there "quoted" \\ done\n'
+    assert result["id"] == "run-1" and result["rc"] == 0 and result["timed_out"] is False
+    assert result["output"] == expected
+    assert (run_dir / "output.log").read_text() == expected
+    assert json.loads((run_dir / "result.json").read_text()) == result
+    assert result["log_path"] == str(run_dir / "output.log")
+    assert 0 <= result["wall"] < 30 and result["finished"] >= result["started"]
+    assert result["maxrss_kb"] is None or result["maxrss_kb"] > 0
+
+
+def test_a_failing_command_is_reported_not_an_executor_failure(executor: str, tmp_path: Path) -> None:
+    result = reported(execute(executor, "run-1", "30", str(tmp_path / "run"), "0", "sh", "-c", "echo no; exit 3"))
+    assert (result["rc"], result["timed_out"], result["output"]) == (3, False, "no\n")
+
+
+def test_a_missing_command_is_reported_with_exit_code_127(executor: str, tmp_path: Path) -> None:
+    result = reported(execute(executor, "run-1", "30", str(tmp_path / "run"), "0", "/nonexistent/lmp", "-h"))
+    assert result["rc"] == 127 and "/nonexistent/lmp" in result["output"]
+
+
+def test_a_command_killed_by_a_signal_reports_128_plus_the_signal(executor: str, tmp_path: Path) -> None:
+    result = reported(execute(executor, "run-1", "30", str(tmp_path / "run"), "0", "sh", "-c", "kill -9 $$"))
+    assert result["rc"] == 128 + 9
+
+
+def test_a_run_over_its_timeout_is_ended_with_its_whole_process_group(executor: str, tmp_path: Path) -> None:
+    token = f"{uuid.uuid4().int % 10**6}.5"  # a unique sleep length names the run's processes
+    started = time.monotonic()
+    result = reported(execute(executor, "run-1", "1.5", str(tmp_path / "run"), "0", "sh", "-c",
+                              f"sleep {token} & sleep {token}; wait"))
+    assert result["timed_out"] is True and result["rc"] == 128 + 15
+    assert 1.5 <= result["wall"] < 10 and time.monotonic() - started < 10
+    assert not processes_with(f"sleep\0{token}")
+
+
+@pytest.mark.parametrize("timeout", ["", "0", "-1", "abc", "nan", "inf"])
+def test_a_run_without_a_valid_timeout_is_refused_unrun(executor: str, timeout: str, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    done = execute(executor, "run-1", timeout, str(tmp_path / "run"), "0", "touch", str(marker))
+    assert done.returncode == BAD_REQUEST and done.stdout == ""
+    assert "timeout" in done.stderr and "usage:" in done.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["run-1", "30", "RUN", "1", "=x", "true"],  # no name
+    ["run-1", "30", "RUN", "1", "A B=1", "true"],
+    ["run-1", "30", "RUN", "1", "$(touch RAN)=1", "true"],
+    ["run-1", "30", "RUN", "1", "NOEQUALS", "true"],
+    ["run-1", "30", "RUN", "2", "A=1", "B=2"],  # no command left
+    ["run-1", "30", "RUN", "x", "true"],
+    ["../up", "30", "RUN", "0", "true"],
+    ["run-1", "30", "RUN"],
+    ["-o", "me", "run-1", "30", "RUN", "0", "true"],
+])
+def test_a_malformed_request_is_refused_unrun(executor: str, args: list[str], tmp_path: Path) -> None:
+    args = [arg.replace("RUN", str(tmp_path / "run")) for arg in args]
+    done = subprocess.run([*EXECUTORS[executor], *args], capture_output=True, text=True, timeout=60, check=False,
+                          cwd=tmp_path)
+    assert done.returncode == BAD_REQUEST and done.stdout == ""
+    assert done.stderr.startswith(f"execute_run.{'py' if executor == 'python' else 'sh'}: ")
+    assert not (tmp_path / "RAN").exists() and not (tmp_path / "run" / "result.json").exists()
+
+
+def test_a_kept_result_of_this_run_is_reported_again_not_rerun(executor: str, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    args = ["run-1", "30", str(tmp_path / "run"), "0", "sh", "-c", f"echo ran >> {counter}; echo hello"]
+    first = reported(execute(executor, *args))
+    second = reported(execute(executor, *args))
+    assert "cached" not in first and second == {**first, "cached": True}
+    assert counter.read_text() == "ran\n"
+
+
+@pytest.mark.parametrize("kept", ["other", "torn", "garbage"])
+def test_a_kept_result_that_is_not_this_runs_is_replaced_by_running(executor: str, kept: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    other = json.dumps({"id": "run-2", "rc": 0, "timed_out": False, "output": "from run-2"})
+    text = {"other": other, "torn": json.dumps({"id": "run-1", "rc": 0, "output": "half"})[:20],
+            "garbage": "not json"}[kept]
+    (run_dir / "result.json").write_text(text)
+    result = reported(execute(executor, "run-1", "30", str(run_dir), "0", "echo", "fresh"))
+    assert "cached" not in result and result["id"] == "run-1" and result["output"] == "fresh\n"
+    assert json.loads((run_dir / "result.json").read_text())["id"] == "run-1"
+
+
+def test_the_executors_keep_results_each_other_reads(executor: str, tmp_path: Path) -> None:
+    """A run reported by one executor is a kept result for the other (a pod may change executor)."""
+    other = "sh" if executor == "python" else "python"
+    args = ["run-1", "30", str(tmp_path / "run"), "0", "echo", "once"]
+    first = reported(execute(other, *args))
+    assert reported(execute(executor, *args)) == {**first, "cached": True}
+
+
+def test_a_stop_asked_before_the_start_runs_nothing(executor: str, tmp_path: Path) -> None:
+    stop, marker = tmp_path / "stop", tmp_path / "ran"
+    stop.touch()
+    done = execute(executor, "-s", str(stop), "run-1", "30", str(tmp_path / "run"), "0", "touch", str(marker))
+    assert (done.returncode, done.stdout) == (STOPPED, "")
+    assert not marker.exists() and not (tmp_path / "run" / "result.json").exists()
+
+
+def test_a_gone_owner_before_the_start_runs_nothing(executor: str, tmp_path: Path) -> None:
+    owner = subprocess.Popen(["true"])
+    owner.wait()
+    marker = tmp_path / "ran"
+    done = execute(executor, "-o", str(owner.pid), "run-1", "30", str(tmp_path / "run"), "0", "touch", str(marker))
+    assert (done.returncode, done.stdout) == (STOPPED, "")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("how", ["stop-file", "owner-gone"])
+def test_a_run_stops_with_its_process_group_when_asked_or_orphaned(executor: str, how: str, tmp_path: Path) -> None:
+    token = f"{uuid.uuid4().int % 10**6}.25"
+    stop = tmp_path / "stop"
+    owner = subprocess.Popen(["sleep", "60"])
+    try:
+        running = execute(executor, "-s", str(stop), "-o", str(owner.pid), "run-1", "60", str(tmp_path / "run"), "0",
+                          "sh", "-c", f"sleep {token} & sleep {token}; wait", wait=False)
+        wait_for(lambda: len(processes_with(f"sleep\0{token}")) == 2)
+        started = time.monotonic()
+        if how == "stop-file":
+            stop.touch()
+        else:
+            owner.kill()
+            owner.wait()
+        out, _ = running.communicate(timeout=30)
+    finally:
+        owner.kill()
+        owner.wait()
+    assert (running.returncode, out) == (STOPPED, "")
+    assert time.monotonic() - started < 10
+    assert not processes_with(f"sleep\0{token}")
+    assert not (tmp_path / "run" / "result.json").exists()
