@@ -5,7 +5,6 @@ is stopped; a result kept from an earlier attempt (of this run or of another); a
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -6,6 +6,7 @@ message names the file, the line and the field at fault and what would be accept
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +19,48 @@ from planner.core.errors import InputError
 Scalar = str | int | float | bool
 NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME)]
+#: what a shell (and execve) takes as an environment variable name
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: a string workload parameter: one LAMMPS word that cannot start a switch, quote, comment or add a command
+PARAMETER_WORD = re.compile(r"[A-Za-z0-9_.,:/+@%=][A-Za-z0-9_.,:/+@%=-]*")
+
+
+def check_env(env: dict[str, str]) -> dict[str, str]:
+    """Environment given to a launch (experiment options, variant recipes, imported `option.env`)."""
+    for name, value in env.items():
+        if not ENV_NAME.fullmatch(name):
+            raise ValueError(f"environment variable name {name!r} is not [A-Za-z_][A-Za-z0-9_]*")
+        if "\0" in value:
+            raise ValueError(f"the value of {name} holds a NUL byte")
+    return env
+
+
+def check_text(value: str | None) -> str | None:
+    if value is not None and "\0" in value:
+        raise ValueError(f"{value!r} holds a NUL byte")
+    return value
+
+
+def parameter_kind(default: Scalar) -> str:
+    """A workload parameter's kind is its default's: number, string or boolean."""
+    if isinstance(default, bool):
+        return "boolean"
+    return "string" if isinstance(default, str) else "number"
+
+
+def parameter_error(name: str, default: Scalar, value: Any) -> str | None:
+    """Why `value` cannot be given to the workload parameter `name` (passed to LAMMPS as `-v name value`)."""
+    kind = parameter_kind(default)
+    if kind == "boolean":
+        return None if isinstance(value, bool) else f"{name} is a boolean (default {default!r}); got {value!r}"
+    if kind == "number":
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return None
+        return f"{name} is a number (default {default!r}); got {value!r}"
+    if isinstance(value, str) and PARAMETER_WORD.fullmatch(value):
+        return None
+    return (f"{name} is a string (default {default!r}): one word of letters, digits and _ . , : / + @ % = - "
+            f"not starting with -; got {value!r}")
 
 #: Launch option names every sweep may vary; workload parameters (x, y, z, steps, ...) may be varied too.
 
@@ -57,10 +100,20 @@ class Source(_Strict):
 
 class Workload(_Strict):
     description: str = ""
+    #: defaults, which also declare each parameter's kind (see `parameter_error`)
     parameters: dict[Name, Scalar] = {}
     requires: tuple[str, ...] = ()
     native: Source | None = None
     container: Source | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _defaults_are_valid_values(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        for name, default in value.items():
+            error = parameter_error(name, default, default)
+            if error:
+                raise ValueError(error)
+        return value
 
     @model_validator(mode="after")
     def _has_a_source(self) -> Workload:
@@ -88,6 +141,8 @@ class NativeRecipe(_Strict):
     packages: tuple[str, ...] = Field(min_length=1)
     lammps_from: Name | None = None
     env: dict[str, str] = {}
+
+    _env = field_validator("env")(check_env)
 
 
 class Variant(_Strict):
@@ -151,6 +206,16 @@ class Options(_Strict):
     preload: str | None = None
     bind: tuple[str, ...] = ()
 
+    _env = field_validator("env")(check_env)
+    _preload = field_validator("preload")(check_text)
+
+    @field_validator("bind")
+    @classmethod
+    def _binds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for bind in value:
+            check_text(bind)
+        return value
+
     @model_validator(mode="after")
     def _tasks_cover_nodes(self) -> Options:
         if self.tasks < self.nodes:
@@ -159,6 +224,8 @@ class Options(_Strict):
             if not re.match(NAME, key) or not isinstance(value, Scalar):
                 raise ValueError(f"{key!r} is not a launch option ({', '.join(OPTION_NAMES)}) "
                                  "nor a workload parameter with a scalar value")
+            if isinstance(value, str):
+                check_text(value)
         return self
 
     @property
@@ -371,6 +438,7 @@ def _check_references(exp: Experiment) -> None:
                                     *where, "variants", i)
         parameters = set().union(*(workloads[w].parameters for w in sweep.workloads))
         _check_option_names(exp, sweep, where, parameters)
+        _check_option_values(exp, sweep, where, [workloads[w] for w in sweep.workloads])
 
 
 def _check_option_names(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], parameters: set[str]) -> None:
@@ -387,6 +455,35 @@ def _check_option_names(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], p
                 continue
             raise exp.error(f"unknown option {key!r}; accepted: {', '.join(sorted(accepted))}",
                             *where, "options", *path, key)
+
+
+#: launch options whose values reach a command line or an environment as text
+_TEXT_OPTIONS = ("env", "preload", "bind")
+
+
+def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], workloads: list[Workload]) -> None:
+    """Each value a sweep gives to a workload parameter or a text option, with the line it is on: a value
+    reaches LAMMPS's input language (`-v name value`) or the run's environment."""
+    matrix = sweep.options
+    sections: list[tuple[tuple[Any, ...], dict[str, Any], bool]] = [
+        (("set",), matrix.set, False), (("vary",), matrix.vary, True),
+        *((("zip", i), group, True) for i, group in enumerate(matrix.zip)),
+    ]
+    for path, section, listed in sections:
+        for key, values in section.items():
+            for index, value in (enumerate(values) if listed else [(None, values)]):
+                loc = (*where, "options", *path, key, *(() if index is None else (index,)))
+                if key in _TEXT_OPTIONS:
+                    try:
+                        Options.model_validate({key: value})
+                    except ValidationError as err:
+                        raise exp.error(_friendly(err.errors()[0]), *loc) from None
+                    continue
+                for workload in workloads:
+                    if key in workload.parameters:
+                        error = parameter_error(key, workload.parameters[key], value)
+                        if error:
+                            raise exp.error(error, *loc)
 
 
 def load_experiment(path: str | Path) -> Experiment:

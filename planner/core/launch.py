@@ -17,7 +17,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from planner.core.experiment import App, Source
+from planner.core.experiment import App, Source, check_env
 from planner.core.inputs import staged_dir
 from planner.core.types import ClusterInfo, Run, VariantInfo
 
@@ -32,9 +32,17 @@ class Launch:
     image: str | None = None
     sif: str | None = None
 
+    def __post_init__(self) -> None:
+        # names were validated where they entered (experiment, CSV); one that was not is a bug, and must
+        # never reach the printed command as shell code
+        check_env(self.env)
+        if any("\0" in word for word in self.argv):
+            raise ValueError(f"a launch argument holds a NUL byte: {self.argv}")
+
     def shell(self) -> str:
-        """The command as a person would type it, environment first."""
-        env = " ".join(f"{key}={shlex.quote(value)}" for key, value in self.env.items())
+        """The command as a person would type it, environment first; pasted into a shell, it runs exactly
+        `argv` with `env`: every word is quoted, and names are identifiers, so assignments stay assignments."""
+        env = " ".join(f"{shlex.quote(key)}={shlex.quote(value)}" for key, value in self.env.items())
         return (env + " " if env else "") + shlex.join(self.argv)
 
 

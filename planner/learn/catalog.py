@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from planner.core import archs, compat
-from planner.core.experiment import Experiment, Options, Source, Workload
+from planner.core.experiment import Experiment, Options, Source, Workload, parameter_error
 from planner.core.launch import render
 from planner.core.plan import expand
 from planner.core.types import ClusterInfo, Run, VariantInfo, canonical_options, stable_id
@@ -189,6 +189,9 @@ class Catalog:
         assert workload is not None
         # in the workload's declared order, as the plan passes them (`-v x 1 -v y 1 ...`)
         params = {**{k: stored[k] for k in workload.parameters if k in stored}, **stored}
+        # imported values were never checked against the workload: one LAMMPS would take as code is not shown
+        if any(parameter_error(k, workload.parameters[k], v) for k, v in params.items() if k in workload.parameters):
+            return None
         try:
             options = Options.model_validate(launch)
         except ValidationError:
