@@ -21,9 +21,11 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   {"id", "rc", "timed_out", "wall", "user", "sys", "maxrss_kb", "started", "finished", "host",
   "log_path", "output"} (+ "cached": true), "id" first; "output" is the log's last 4 MiB.
 
+- "rc" is the command's exit status: 128+N when signal N ended it, 127 when it could not be started.
+
 Exit codes (EXIT_*): 0 a result was printed (whatever the command's own exit code); 2 bad request (a
-message on stderr, nothing run); 3 stopped (owner gone or stop file; nothing printed, nothing kept:
-the run is still pending); 4 RUN_DIR cannot be created or written.
+message on stderr, nothing run); 3 stopped (owner gone or stop file; nothing printed, no result.json:
+the run stays pending); 4 RUN_DIR cannot be created or result.json written.
 """
 
 import getopt
