@@ -239,7 +239,8 @@ def test_a_printed_command_pasted_into_bash_runs_exactly_the_launch(tmp_path: Pa
     """`plan` prints each run's exact launch command: pasted into bash, it runs the rendered argv with
     the rendered environment, whatever the values hold."""
     m = markers(tmp_path, len(SHELL_PAYLOADS))
-    env = {f"V{i}": payload.replace("{m}", str(marker)) for i, (payload, marker) in enumerate(zip(SHELL_PAYLOADS, m))}
+    env = {f"V{i}": payload.replace("{m}", str(marker))
+           for i, (payload, marker) in enumerate(zip(SHELL_PAYLOADS, m, strict=True))}
     experiment = _local_experiment(tmp_path, env, "/lib/" + env["V0"])
     done = planner("plan", "-e", str(experiment), "--json")
     assert done.returncode == 0, done.stderr
