@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from planner.core.errors import InputError
 
@@ -67,6 +67,27 @@ def parameter_error(name: str, default: Scalar, value: Any) -> str | None:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul_byte(cls, value: Any, info: ValidationInfo) -> Any:
+        """Values reach command lines and environments, which cannot hold a NUL byte (execve refuses it).
+        (`lines` is the loader's own map of the file's keys, each checked in its place.)"""
+        if info.field_name != "lines":
+            _refuse_nul(value)
+        return value
+
+
+def _refuse_nul(value: Any) -> None:
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key)
+            _refuse_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_nul(item)
 
 
 class Substitution(_Strict):
@@ -207,14 +228,6 @@ class Options(_Strict):
     bind: tuple[str, ...] = ()
 
     _env = field_validator("env")(check_env)
-    _preload = field_validator("preload")(check_text)
-
-    @field_validator("bind")
-    @classmethod
-    def _binds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for bind in value:
-            check_text(bind)
-        return value
 
     @model_validator(mode="after")
     def _tasks_cover_nodes(self) -> Options:
@@ -224,8 +237,7 @@ class Options(_Strict):
             if not re.match(NAME, key) or not isinstance(value, Scalar):
                 raise ValueError(f"{key!r} is not a launch option ({', '.join(OPTION_NAMES)}) "
                                  "nor a workload parameter with a scalar value")
-            if isinstance(value, str):
-                check_text(value)
+            _refuse_nul(value)
         return self
 
     @property
@@ -245,6 +257,12 @@ class OptionMatrix(_Strict):
     vary: dict[str, list[Any]] = {}
     zip: tuple[dict[str, list[Any]], ...] = ()
     exclude: tuple[dict[str, Any], ...] = ()
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul_byte(cls, value: Any) -> Any:
+        """Each value is checked where it is given, with its own line (experiment._check_option_values)."""
+        return value
 
     def points(self) -> list[dict[str, Any]]:
         """Every point of the matrix, in a stable order, before exclusion and validation."""
