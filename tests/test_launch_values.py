@@ -34,6 +34,8 @@ def _with_label(default: str, value: str | None = None) -> str:
 
 SET_LINE = GOOD.splitlines().index(SET) + 1
 LJ_LINE = GOOD.splitlines().index(LJ_PARAMETERS) + 1
+WORD = "one word of letters, digits and _ . , : / + @ % = - not starting with -"
+LABEL = f"label is a string (default 'melt'): {WORD}; got "
 
 CASES = [
     # numeric parameters take numbers only
@@ -52,20 +54,15 @@ CASES = [
      "sweeps[0].options.zip[0].x[1]", "x is a number (default 1); got '${y}'"),
     # string parameters: declared by a string default, one word
     ("label-spaces", _with_label("melt", "'melt every 10'"), SET_LINE, "sweeps[0].options.set.label",
-     "label is a string (default 'melt'): one word of letters, digits and _ . , : / + @ % = - not starting with -;"
-     " got 'melt every 10'"),
+     LABEL + "'melt every 10'"),
     ("label-quote", _with_label("melt", "'a\"b'"), SET_LINE, "sweeps[0].options.set.label",
-     "label is a string (default 'melt'): one word of letters, digits and _ . , : / + @ % = - not starting with -;"
-     " got 'a\"b'"),
+     LABEL + "'a\"b'"),
     ("label-switch", _with_label("melt", "-echo"), SET_LINE, "sweeps[0].options.set.label",
-     "label is a string (default 'melt'): one word of letters, digits and _ . , : / + @ % = - not starting with -;"
-     " got '-echo'"),
+     LABEL + "'-echo'"),
     ("label-number", _with_label("melt", "3"), SET_LINE, "sweeps[0].options.set.label",
-     "label is a string (default 'melt'): one word of letters, digits and _ . , : / + @ % = - not starting with -;"
-     " got 3"),
+     LABEL + "3"),
     ("label-bad-default", _with_label("'a $b'"), LJ_LINE, "apps.lammps.workloads.lj.parameters",
-     "label is a string (default 'a $b'): one word of letters, digits and _ . , : / + @ % = - not starting with -;"
-     " got 'a $b'"),
+     f"label is a string (default 'a $b'): {WORD}; got 'a $b'"),
     ("undeclared-parameter", _set("colour: red"), SET_LINE, "sweeps[0].options.set.colour",
      "unknown option 'colour'; accepted: "),
     # environment names and NUL bytes
@@ -82,8 +79,7 @@ CASES = [
      "'/lib/x\\x00.so' holds a NUL byte"),
     ("bind-nul", _set('bind: ["/a\\0:/b"]'), SET_LINE, "sweeps[0].options.set.bind", "'/a\\x00:/b' holds a NUL byte"),
     ("label-nul", _with_label("melt", '"a\\0"'), SET_LINE, "sweeps[0].options.set.label",
-     "label is a string (default 'melt'): one word of letters, digits and _ . , : / + @ % = - not starting with -;"
-     " got 'a\\x00'"),
+     LABEL + "'a\\x00'"),
     ("input-nul", GOOD.replace("input: in.chain", 'input: "in.chain\\0"', 1),
      GOOD.splitlines().index("          input: in.chain") + 1, "apps.lammps.workloads.chain.native.input",
      "'in.chain\\x00' holds a NUL byte"),
