@@ -5,6 +5,7 @@ is stopped; a result kept from an earlier attempt (of this run or of another); a
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -179,8 +180,8 @@ def test_a_gone_owner_before_the_start_runs_nothing(executor: str, tmp_path: Pat
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("how", ["stop-file", "owner-gone"])
-def test_a_run_stops_with_its_process_group_when_asked_or_orphaned(executor: str, how: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["stop-file", "owner-gone", "SIGTERM", "SIGHUP", "SIGINT"])
+def test_a_run_stops_with_its_process_group_when_asked_orphaned_or_ended(executor: str, how: str, tmp_path: Path) -> None:
     token = f"{uuid.uuid4().int % 10**6}.25"
     stop = tmp_path / "stop"
     owner = subprocess.Popen(["sleep", "60"])
@@ -191,9 +192,11 @@ def test_a_run_stops_with_its_process_group_when_asked_or_orphaned(executor: str
         started = time.monotonic()
         if how == "stop-file":
             stop.touch()
-        else:
+        elif how == "owner-gone":
             owner.kill()
             owner.wait()
+        else:  # the executor itself is told to end, as Ansible's cancellation does
+            running.send_signal(getattr(signal, how))
         out, _ = running.communicate(timeout=30)
     finally:
         owner.kill()

@@ -15,7 +15,8 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
 - A RUN_DIR whose result.json is a complete result of this ID is reported again with `"cached": true`
   and not run; any other result.json (another run's, a torn one) is replaced by running.
 - The command runs in its own process group: at TIMEOUT, or on a stop, the whole group gets SIGTERM,
-  then SIGKILL 5 s later.
+  then SIGKILL 5 s later. The executor itself ended by SIGTERM, SIGHUP or SIGINT is a stop too: it
+  ends the run's group first.
 - Output (stdout and stderr) goes to RUN_DIR/output.log; the result is written atomically to
   RUN_DIR/result.json (so a planner killed meanwhile can still collect it) and printed:
   {"id", "rc", "timed_out", "wall", "user", "sys", "maxrss_kb", "started", "finished", "host",
@@ -189,6 +190,11 @@ def execute(spec):
                     interrupted = True
                     kill_group(proc)
                     break
+            except Stopped:
+                ignore_stops()
+                interrupted = True
+                kill_group(proc)
+                break
     wall = time.monotonic() - t0
     if interrupted:
         return EXIT_STOPPED
@@ -217,13 +223,36 @@ def execute(spec):
     return EXIT_REPORTED
 
 
+class Stopped(Exception):
+    """The executor itself was told to end (SIGTERM, SIGHUP, SIGINT)."""
+
+
+def stop(signum, frame):
+    raise Stopped
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+def ignore_stops():
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def main(args):
     try:
         spec = parse(args)
     except BadRequest as err:
         print(f"execute_run.py: {err}\n{USAGE}", file=sys.stderr)
         return EXIT_BAD_REQUEST
-    return execute(spec)
+    # Ansible's cancellation hangs up or terminates the executor; the run, in its own process group,
+    # would outlive it: it is ended first.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    try:
+        return execute(spec)
+    except Stopped:
+        return EXIT_STOPPED
 
 
 if __name__ == "__main__":

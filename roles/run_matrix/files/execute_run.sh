@@ -68,6 +68,7 @@ stop_requested() {
         { [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null && [ ! -d "/proc/$owner" ]; }
 }
 stop_requested && exit "$EXIT_STOPPED"
+trap 'exit "$EXIT_STOPPED"' HUP INT TERM
 
 if [ -n "$stage" ]; then
     for file in "$stage"/* "$stage"/.[!.]*; do
@@ -138,6 +139,25 @@ end_run() {
     done
     signal_run KILL
 }
+# Ansible's cancellation hangs up or terminates the executor: the run, in its own process group, is ended
+# first, as for a stop.
+stopped_by_signal() {
+    trap '' HUP INT TERM
+    [ -z "$watcher" ] || kill "$watcher" 2>/dev/null
+    signal_run TERM
+    (
+        sleep "$((GRACE_TICKS / 5))"
+        signal_run KILL
+    ) &
+    killer=$!
+    wait "$pid" 2>/dev/null
+    signal_run KILL
+    kill "$killer" 2>/dev/null
+    rm -f "$ended" "$run_dir/.maxrss" "$run_dir/.times" "$run_dir/.before"
+    exit "$EXIT_STOPPED"
+}
+watcher=""
+trap stopped_by_signal HUP INT TERM
 # The watcher ends the run at its deadline or on a stop; the shell itself waits for the run, so a run
 # that ends is reported at once.
 (
