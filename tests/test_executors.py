@@ -181,7 +181,8 @@ def test_a_gone_owner_before_the_start_runs_nothing(executor: str, tmp_path: Pat
 
 
 @pytest.mark.parametrize("how", ["stop-file", "owner-gone", "SIGTERM", "SIGHUP", "SIGINT"])
-def test_a_run_stops_with_its_process_group_when_asked_orphaned_or_ended(executor: str, how: str, tmp_path: Path) -> None:
+def test_a_run_stops_with_its_process_group_when_asked_orphaned_or_ended(executor: str, how: str,
+                                                                         tmp_path: Path) -> None:
     token = f"{uuid.uuid4().int % 10**6}.25"
     stop = tmp_path / "stop"
     owner = subprocess.Popen(["sleep", "60"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from planner.edges.store import Store
-from planner.edges.watchdog import ENV as WATCHDOG_ENV
+from planner.edges.watchdog import owned_by
 from tests.conftest import REPO, TINY, planner
 
 pytestmark = pytest.mark.lammps
@@ -50,21 +50,6 @@ def _processes_in(directory: Path) -> list[int]:
         if entry.name.isdigit():
             try:
                 if str(Path(os.readlink(entry / "cwd"))).startswith(str(directory)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def _processes_started_by(planner_pid: int) -> list[int]:
-    """PIDs that a planner started through ansible-runner (ansible-playbook, its workers, the executors):
-    each carries the planner's PID in its environment."""
-    mark = f"{WATCHDOG_ENV}={planner_pid}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if mark in (entry / "environ").read_bytes().split(b"\0"):
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -139,7 +124,7 @@ def test_kill_9_mid_sweep_then_resume_keeps_everything_without_duplicates(tmp_pa
     # the runs the dead planner owned stop by themselves: no LAMMPS left burning cores, and no
     # ansible-playbook left waiting for a reader of its events
     _wait_for(lambda: not _processes_in(tmp_path / "planner.runs"), timeout=15)
-    _wait_for(lambda: not _processes_started_by(first.pid), timeout=20)
+    _wait_for(lambda: not owned_by(first.pid), timeout=20)
     done = planner("sweep", "-e", str(TINY), store=store)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"of 18 runs to do on local ({kept}" in done.stdout.replace("\n", " ")

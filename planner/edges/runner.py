@@ -20,6 +20,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import ansible_runner
 import yaml
 
 from planner.edges.watchdog import ENV as WATCHDOG_ENV
+from planner.edges.watchdog import owned_by, reap
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,10 +85,26 @@ def run_playbook(request: PlaybookRequest, *, on_item: ItemHandler | None = None
                                 cwd=str(REPO), start_new_session=True, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        return _run(request, handle, cancel, failures, bindir)
+        result = _run(request, handle, cancel, failures, bindir)
     finally:
         watchdog.terminate()
         watchdog.wait()
+    if result.status == "canceled":
+        _settle(os.getpid())
+    return result
+
+
+#: how long the executors get to end their runs after a cancel (their own grace is 5 s)
+SETTLE_SECONDS = 8.0
+
+
+def _settle(owner: int) -> None:
+    """A cancel ends ansible-playbook at once, while each executor still ends its run's process group:
+    wait for them (a Ctrl-C returns with nothing left running), then end whatever is left."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while owned_by(owner) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    reap(owner)
 
 
 def _run(request: PlaybookRequest, handle: Callable[[dict[str, Any]], bool], cancel: Callable[[], bool] | None,
