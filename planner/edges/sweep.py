@@ -2,8 +2,9 @@
 
 Flow: experiment -> (local) materialize missing native variants with roles/local_cluster -> plan ->
 collect runs that finished after a previous sweep was killed (their result.json) -> hand only the
-pending runs to playbooks/sweep.yml through the runner adapter -> each loop-item event is parsed and
-stored in its own transaction, and advances the progress bar. Only one sweep runs on a store at a time.
+pending runs to playbooks/sweep.yml through the runner adapter (as data Ansible never templates; see
+planner.edges.runner) -> each loop-item event is parsed and stored in its own transaction, and advances
+the progress bar. Only one sweep runs on a store at a time.
 """
 
 from __future__ import annotations
