@@ -27,8 +27,10 @@ from planner.core.experiment import load_experiment, parse_experiment
 from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.store import Store
 from planner.edges.sweep import Workspace, materialize, prepare, run_items
+from planner.learn.catalog import Catalog
+from planner.learn.dataset import Choice, Context, canonical
 from tests.cloud.test_flux_runs import broker, sweep  # noqa: F401  (broker is a fixture)
-from tests.conftest import TINY, planner
+from tests.conftest import REPO, TINY, planner
 
 TEN = "{{ '1' ~ '0' }}"
 STRAY = "{{ stray"
@@ -283,3 +285,17 @@ def test_an_env_name_that_is_not_a_name_is_refused_in_an_experiment_and_an_impor
     assert first == f"{csv}:2: option.env: environment variable name {name!r} is not [A-Za-z_][A-Za-z0-9_]*"
     assert last.startswith(f"error: {csv}: 1 bad row(s); nothing was imported")
     no_marker(tmp_path)
+
+
+def test_recommend_shows_no_command_for_imported_values_lammps_would_take_as_code() -> None:
+    """An imported CSV's `option.steps` was never checked against a workload: the command recommend would
+    print for it (`-v steps '20 every 10 "shell ..."'`, quoted for the shell, code for LAMMPS) is not shown."""
+    ws = Workspace.load(load_experiment(REPO / "experiments" / "lammps.yaml"))
+    catalog = Catalog(exp=ws.exp, cluster_infos=ws.clusters, variant_infos=ws.variants)
+    choice = Choice("lammps", "mpich-ubuntu-22.04-arm64", canonical({"affinity": "per-task", "tasks": 64}))
+
+    def command(x: object) -> str | None:
+        return catalog.command(Context("eks-arm64", "lammps", "reaxff", canonical({"x": x, "y": 1, "z": 1})), choice)
+
+    assert " -v x 2 -v y 1 -v z 1 -in in.reaxc.hns " in command(2)
+    assert command('1 every 10 "shell touch pwned"') is None
