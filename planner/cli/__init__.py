@@ -14,11 +14,12 @@ import argparse
 import sys
 
 from planner.cli import learn, run, variants
-from planner.core.errors import InputError
+from planner.cli.args import Parser
+from planner.core.errors import InputError, WorkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m planner",
         description="compat-lab: run matrices of app variants x launch options on clusters, store every "
                     "figure of merit, learn which variant and options are best, and recommend.",
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except WorkError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished runs are stored; run the same command again to resume", file=sys.stderr)
         return 130

@@ -5,19 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 
-from planner.core.experiment import Experiment, load_experiment
+from planner.core.experiment import MAX_REPEATS, Experiment, load_experiment
 from planner.core.metrics import DEFAULT_METRIC, GOALS
-from planner.edges.store import default_path
+from planner.edges.store import check_path, default_path
 
 if TYPE_CHECKING:
     from planner.learn.catalog import Catalog
 
 DEFAULT_EXPERIMENT = "experiments/lammps.yaml"
 DEFAULT_CLUSTER = "local"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the planner's one-line errors (exit 2), the usage left to --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
 def console() -> Console:
@@ -31,7 +38,7 @@ def experiment_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def store_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, default=None, metavar="PATH",
+    parser.add_argument("--store", default=None, metavar="PATH",
                         help="results store (default: $PLANNER_STORE or ./results/planner.sqlite)")
 
 
@@ -50,8 +57,15 @@ def positive(text: str) -> int:
     return int(text)
 
 
+def repeats(text: str) -> int:
+    if positive(text) > MAX_REPEATS:
+        raise argparse.ArgumentTypeError(f"{text} is more than {MAX_REPEATS}, the most repeats a sweep takes")
+    return int(text)
+
+
 def store_path(args: argparse.Namespace) -> Path:
-    return args.store or default_path()
+    """The store named by --store, else $PLANNER_STORE, else the default; refused if it cannot be a store."""
+    return check_path(default_path() if args.store is None else args.store)
 
 
 def load_optional_experiment(args: argparse.Namespace) -> Experiment | None:

@@ -16,12 +16,15 @@ from rich.table import Table
 
 from planner.cli import args as cli_args
 from planner.cli import variants as variants_cli
-from planner.core import lammps_log
+from planner.core import files, lammps_log
 from planner.core.errors import InputError
 from planner.core.experiment import load_experiment
 from planner.core.metrics import DEFAULT_METRIC
 from planner.core.summary import options_label, summarize
-from planner.edges.store import Store
+from planner.edges.store import FILTERS, Store
+
+#: Bytes of a log `parse-log` reads (a long LAMMPS run's thermo output included).
+MAX_LOG_BYTES = 512 << 20
 
 # ------------------------------------------------------------------------------------------------ plan
 
@@ -107,38 +110,34 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     console = cli_args.console()
     exp = load_experiment(args.experiment)
+    path = cli_args.store_path(args)
     ws = Workspace.load(exp, artifacts=variants_cli.artifacts(args))
     cluster = ws.clusters.get(args.cluster)
     if cluster is not None and cluster.kind != "local" and not args.dry_run:
         from planner.edges import cloud
 
         cloud.require_up(args.cluster)
-    plan, install_seconds = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console,
-                                    install=not args.dry_run)
-    report = SweepReport(install_seconds=install_seconds)
+    plan, _ = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console, install=False)
     if args.dry_run:
         rows = show_plan(args, ws, plan)
         if not args.json:
             console.print(f"dry run: {sum(not r['stored'] for r in rows)} of {len(rows)} runs would execute")
         return 0
-    for name in args.variant:
-        if not any(run.variant == name for run in plan.runs):
-            why = next((x.detail for x in plan.excluded if x.variant == name), None) or _why_not(ws, args.cluster, name)
-            raise InputError(f"variant {name} cannot run on cluster {args.cluster}: {why}", field="--variant")
-    unknown = sorted({run.variant for run in plan.runs
-                      if ws.variants[run.variant].kind == "container" and not ws.variants[run.variant].attributes})
-    if unknown:  # an image of another architecture would be pulled and run for nothing
-        raise InputError(f"attributes unknown for {', '.join(unknown)}: run `python -m planner variants fetch` "
-                         "first (or type their attributes in the experiment)", file=args.experiment)
-    if not plan.runs:
-        raise InputError(f"nothing to run on {args.cluster}: every point is excluded (see `planner plan "
-                         f"--cluster {args.cluster}`)", file=args.experiment)
-    with Store(cli_args.store_path(args)) as store, sweep_lock(store):
+    _refuse_unrunnable(args, ws, plan)
+    # the store is checked before anything runs (a variant install included): a read-only store or a
+    # full disk found after the runs would waste them
+    with Store(path) as store, sweep_lock(store):
+        store.check_writable()
+        plan, install_seconds = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console,
+                                        install=True)
+        _refuse_unrunnable(args, ws, plan)
+        report = SweepReport(install_seconds=install_seconds)
         stored = store.ids(run.id for run in plan.runs)
-        report.stored_before = len(stored)
-        pending = [run for run in plan.runs if run.id not in stored]
-        left = recover(ws, store, pending)
-        report.recovered = len(pending) - len(left)
+        retry = store.ids((run.id for run in plan.runs), status="failed") if args.retry_failed else set()
+        report.stored_before = len(stored) - len(retry)
+        left = recover(ws, store, [run for run in plan.runs if run.id not in stored])
+        report.recovered = len(plan.runs) - len(stored) - len(left)
+        left += [run for run in plan.runs if run.id in retry]
         if report.recovered:
             console.print(f"recovered {report.recovered} run(s) that finished after the last sweep stopped")
         if install_seconds:
@@ -146,8 +145,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if not left:
             console.print(f"0 runs to do: all {len(plan.runs)} runs of this plan are stored in {store.path}")
         else:
+            again = f", {len(retry)} failed run(s) to run again" if retry else ""
             console.print(f"{len(left)} of {len(plan.runs)} runs to do on {args.cluster} "
-                          f"({report.stored_before + report.recovered} already stored)")
+                          f"({report.stored_before + report.recovered} already stored{again})")
             stage_inputs(ws, left)
             execute(ws, store, left, console, report)
         planned = {run.id for run in plan.runs}
@@ -158,6 +158,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(f"executed {report.executed} runs ({report.ok} ok, {report.failed} failed) in "
                       f"{report.run_seconds:.1f} s; app processes {report.app_seconds:.1f} s; "
                       f"orchestration ratio {overhead:.3f}")
+    if report.failed:
+        console.print(f"{report.failed} run(s) failed in the app and are stored with their reason (a result, "
+                      "exit 0); `sweep --retry-failed` runs them again")
     if report.executed and not report.interrupted:
         console.print(f"next: python -m planner fit && python -m planner recommend "
                       f"{plan.runs[0].app} {plan.runs[0].workload} --cluster {args.cluster}")
@@ -170,6 +173,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             console.print(f"[red]error[/]: {failure}")
         return 1
     return 0
+
+
+def _refuse_unrunnable(args: argparse.Namespace, ws: Any, plan: Any) -> None:
+    """Exit 2 when a --variant cannot run on the cluster, or when nothing can."""
+    for name in args.variant:
+        if not any(run.variant == name for run in plan.runs):
+            why = next((x.detail for x in plan.excluded if x.variant == name), None) or _why_not(ws, args.cluster, name)
+            raise InputError(f"variant {name} cannot run on cluster {args.cluster}: {why}", field="--variant")
+    unknown = sorted({run.variant for run in plan.runs
+                      if ws.variants[run.variant].kind == "container" and not ws.variants[run.variant].attributes})
+    if unknown:  # an image of another architecture would be pulled and run for nothing
+        raise InputError(f"attributes unknown for {', '.join(unknown)}: run `python -m planner variants fetch` "
+                         "first (or type their attributes in the experiment)", file=args.experiment)
+    if not plan.runs:
+        raise InputError(f"nothing to run on {args.cluster}: every point is excluded (see `planner plan "
+                         f"--cluster {args.cluster}`)", file=args.experiment)
 
 
 def _why_not(ws: Any, cluster: str, variant: str) -> str:
@@ -230,10 +249,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 def cmd_parse_log(args: argparse.Namespace) -> int:
     out = []
     for name in args.files:
-        try:
-            text = Path(name).read_text(errors="replace")
-        except OSError as err:
-            raise InputError(f"cannot read log ({err.strerror})", file=name) from None
+        text = files.read_text(name, "log", MAX_LOG_BYTES, errors="replace")
         out.append({"file": name, **lammps_log.parse(text).as_dict()})
     if args.json:
         print(json.dumps(out, indent=2))
@@ -246,6 +262,46 @@ def cmd_parse_log(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- forget
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """List (or with --yes remove) the stored runs matching every filter given."""
+    import shutil
+
+    filters = {name: getattr(args, name) for name in FILTERS}
+    if not any(filters.values()):
+        raise InputError("name at least one filter (--cluster, --app, --workload, --variant, --source, --status "
+                         "or --id); to start afresh, move the store aside", field="forget")
+    with Store(cli_args.store_path(args), create=False) as store:
+        runs = store.matching(filters)
+        removed = store.delete(run["id"] for run in runs) if args.yes else 0
+        own = store.side(".runs")
+    logs = 0
+    for run in runs if args.yes else ():
+        # a run's directory goes only when it is this store's own (never a shared old-layout directory)
+        directory = own / run["id"]
+        if run["log_path"] and Path(run["log_path"]).parent == directory and directory.is_dir():
+            shutil.rmtree(directory)
+            logs += 1
+    groups: dict[tuple[str, ...], int] = {}
+    for run in runs:
+        key = (run["cluster"], run["app"], run["workload"], run["variant"], run["source"], run["status"])
+        groups[key] = groups.get(key, 0) + 1
+    if args.json:
+        print(json.dumps({"matched": len(runs), "removed": removed, "run_dirs_removed": logs,
+                          "groups": [dict(zip(("cluster", "app", "workload", "variant", "source", "status", "runs"),
+                                              (*key, n), strict=True)) for key, n in groups.items()]}, indent=2))
+        return 0
+    for (cluster, app, workload, variant, source, status), n in groups.items():
+        print(f"  {n:6d}  {cluster} {app} {workload} {variant} ({source}, {status})")
+    if args.yes:
+        print(f"forgot {removed} run(s) and removed {logs} run director{'y' if logs == 1 else 'ies'}")
+    else:
+        print(f"{len(runs)} run(s) match; nothing removed: add --yes to forget them")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -255,9 +311,12 @@ def add_commands(sub: Any) -> None:
                                    "first on the local cluster. Runs already stored are skipped, so an "
                                    "interrupted sweep resumes where it stopped; each run is stored as it ends.")
     cli_args.selection_args(p)
-    p.add_argument("--repeats", type=cli_args.positive, default=None, metavar="N",
-                   help="repeats per point (default: the sweep's)")
+    p.add_argument("--repeats", type=cli_args.repeats, default=None, metavar="N",
+                   help="repeats per point, at most 100 (default: the sweep's)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their commands; run nothing")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run again the runs stored as failed (killed, timed out, ...), replacing their records "
+                        "(default: every stored run is skipped)")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     cli_args.store_arg(p)
     p.set_defaults(func=cmd_sweep)
@@ -281,6 +340,23 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--cluster", default=None, help="only this cluster")
     cli_args.store_arg(p)
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("forget", help="remove stored runs by filter (undo a bad import)",
+                       description="List the stored runs matching every filter given (each filter repeatable: "
+                                   "any of its values); with --yes remove them, their figures of merit and "
+                                   "their run directories in this store's own runs directory. Without --yes "
+                                   "nothing changes.")
+    for name in ("cluster", "app", "workload", "variant"):
+        p.add_argument(f"--{name}", action="append", default=[], metavar=name.upper(), help=f"only this {name}")
+    p.add_argument("--source", action="append", default=[], choices=("import", "sweep"),
+                   help="only runs imported from CSV, or measured by a sweep")
+    p.add_argument("--status", action="append", default=[], choices=("ok", "failed", "incompatible"),
+                   help="only runs with this status")
+    p.add_argument("--id", action="append", default=[], metavar="ID", help="only this run id")
+    p.add_argument("--yes", action="store_true", help="remove them (default: only list what matches)")
+    cli_args.store_arg(p)
+    cli_args.json_arg(p)
+    p.set_defaults(func=cmd_forget)
 
     p = sub.add_parser("parse-log", help="parse app logs: status, failure reason, figures of merit",
                        description="Parse LAMMPS logs (local runs, Flux MiniCluster output, 2021-2025 versions). "

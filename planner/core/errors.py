@@ -29,3 +29,8 @@ class InputError(Exception):
 
 class StoreError(InputError):
     """The store cannot be read (corrupt file, unknown schema version)."""
+
+
+class WorkError(Exception):
+    """The work ran and failed (exit code 1): a variant that did not install, a result that could not be
+    stored. One line saying what failed and what is kept."""

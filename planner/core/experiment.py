@@ -12,13 +12,33 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from planner.core import files
 from planner.core.errors import InputError
 
 Scalar = str | int | float | bool
 NAME = r"^[a-z0-9][a-z0-9_.-]*$"
-Name = Annotated[str, Field(pattern=NAME)]
+#: Names become directory and file names (a variant's prefix), which the file system caps at 255 bytes.
+NAME_MAX = 64
+Name = Annotated[str, Field(pattern=NAME, max_length=NAME_MAX)]
+#: Repeats per point, in the file and on the command line.
+MAX_REPEATS = 100
+#: Points one sweep's option matrix may expand to: refused before expanding, not after filling memory.
+MAX_POINTS = 100_000
+#: Nodes in the YAML after aliases are expanded: an alias bomb is refused before anything walks it.
+MAX_YAML_NODES = 200_000
+#: Bytes of an experiment file.
+MAX_FILE_BYTES = 16 << 20
 #: what a shell (and execve) takes as an environment variable name
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: a string workload parameter: one LAMMPS word that cannot start a switch, quote, comment or add a command
@@ -65,6 +85,16 @@ def parameter_error(name: str, default: Scalar, value: Any) -> str | None:
 #: Launch option names every sweep may vary; workload parameters (x, y, z, steps, ...) may be varied too.
 
 
+def _not_bool(value: Any) -> Any:
+    # pydantic reads `true` as 1 for an int field; YAML's `tasks: true` is a mistake, not one task
+    if isinstance(value, bool):
+        raise ValueError(f"a whole number is needed, not {str(value).lower()}")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_bool)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -104,6 +134,16 @@ class Substitution(_Strict):
         except re.error as err:
             raise ValueError(f"not a valid regular expression ({err})") from err
         return value
+
+    @model_validator(mode="after")
+    def _replacement_fits(self) -> Substitution:
+        # re parses the replacement (escapes, group references) even when nothing matches
+        try:
+            re.sub(self.pattern, self.replace, "")
+        except re.error as err:
+            raise ValueError(f"replace {self.replace!r} is not a valid replacement for pattern "
+                             f"{self.pattern!r} ({err})") from err
+        return self
 
 
 class Source(_Strict):
@@ -198,9 +238,9 @@ class Cluster(_Strict):
     kind: Literal["local", "eks"]
     description: str = ""
     arch: Literal["amd64", "arm64"] | None = None
-    nodes: int = Field(1, ge=1)
-    cores_per_node: int | None = Field(None, ge=1)
-    gpus_per_node: int = Field(0, ge=0)
+    nodes: Count = Field(1, ge=1)
+    cores_per_node: Count | None = Field(None, ge=1)
+    gpus_per_node: Count = Field(0, ge=0)
     instance_type: str | None = None
     microarchitecture: str | None = None
     price_per_hour: float | None = Field(None, ge=0)
@@ -218,9 +258,9 @@ class Options(_Strict):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    nodes: int = Field(1, ge=1, le=4096)
-    tasks: int = Field(1, ge=1, le=1_000_000)
-    threads: int = Field(1, ge=1, le=1024)
+    nodes: Count = Field(1, ge=1, le=4096)
+    tasks: Count = Field(1, ge=1, le=1_000_000)
+    threads: Count = Field(1, ge=1, le=1024)
     affinity: Literal["default", "on", "per-task", "off"] = "default"
     suffix: Literal["none", "omp", "opt", "intel", "gpu", "kk"] = "none"
     env: dict[str, str] = {}
@@ -289,6 +329,15 @@ class OptionMatrix(_Strict):
                 raise ValueError(f"`{key}` varies over an empty list")
         return value
 
+    @model_validator(mode="after")
+    def _bounded(self) -> OptionMatrix:
+        count = math.prod(len(values) for values in self.vary.values())
+        count *= math.prod(len(next(iter(group.values()))) for group in self.zip)
+        if count > MAX_POINTS:
+            raise ValueError(f"the option matrix has {count:,} points; at most {MAX_POINTS:,} are accepted "
+                             "(split the sweep or use `zip` instead of crossing `vary` lists)")
+        return self
+
     @field_validator("zip")
     @classmethod
     def _same_lengths(cls, groups: tuple[dict[str, list[Any]], ...]) -> tuple[dict[str, list[Any]], ...]:
@@ -312,7 +361,7 @@ class Sweep(_Strict):
     workloads: tuple[Name, ...] = Field(min_length=1)
     variants: tuple[Name, ...] | Literal["*"] = "*"
     options: OptionMatrix = OptionMatrix()
-    repeats: int = Field(1, ge=1, le=100)
+    repeats: Count = Field(1, ge=1, le=MAX_REPEATS)
     timeout: float = Field(600, gt=0, le=7 * 24 * 3600)
 
 
@@ -348,6 +397,11 @@ class _UniqueKeyLoader(_BaseLoader):  # type: ignore[misc,valid-type]
 def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: merged keys may be overridden
+            continue
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a mapping key must be a plain name, not a {key_node.id}", key_node.start_mark)
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -357,6 +411,20 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) 
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes the document has once every alias is expanded (each shared node counted once
+    per use, computed once: an alias bomb costs its size in the file, not its expansion)."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 1  # a node reached again through itself (a recursive alias) counts once
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
 
 
 def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -388,13 +456,21 @@ def _dotted(path: tuple[Any, ...]) -> str:
 
 def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
     """Validate experiment YAML text; pure apart from the name it is given for messages."""
+    loader = _UniqueKeyLoader(text)
     try:
-        node = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise InputError(f"the YAML expands to more than {MAX_YAML_NODES:,} values (aliases included); "
+                             "an experiment is far smaller", file=source, line=1)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else None
         raise InputError(f"not valid YAML: {err.problem or err.context}", file=source, line=line) from None
+    except RecursionError:
+        raise InputError("the YAML is nested too deeply", file=source) from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise InputError("an experiment file is a mapping with keys name, apps, variants, clusters, sweeps",
                          file=source, line=1)
@@ -436,6 +512,14 @@ def _check_references(exp: Experiment) -> None:
             native = [n for n, v in exp.variants.items() if v.native is not None and n != name]
             raise exp.error(f"lammps_from names {base!r}, which is not a native variant; "
                             f"known: {', '.join(native)}", "variants", name, "native", "lammps_from")
+    for name in exp.variants:
+        chain = [name]
+        while (native := exp.variants[chain[-1]].native) is not None and native.lammps_from:
+            if native.lammps_from in chain:
+                raise exp.error(f"lammps_from goes round in a circle ({' -> '.join([*chain, native.lammps_from])}); "
+                                "it must end at a variant that installs LAMMPS itself",
+                                "variants", name, "native", "lammps_from")
+            chain.append(native.lammps_from)
     for index, sweep in enumerate(exp.sweeps):
         where = ("sweeps", index)
         if sweep.app not in exp.apps:
@@ -505,11 +589,4 @@ def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], 
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("experiment file not found", file=str(path)) from None
-    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as err:
-        raise InputError(f"cannot read experiment file ({err.__class__.__name__})", file=str(path)) from None
-    return parse_experiment(text, str(path))
+    return parse_experiment(files.read_text(path, "experiment file", MAX_FILE_BYTES), str(path))

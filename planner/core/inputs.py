@@ -21,6 +21,15 @@ def adapt(text: str, source: Source) -> str:
     return text
 
 
+def digest(source: Source | None, original: str | None) -> str:
+    """What a run reads, as part of its id: the source (workdir, input, substitutions, `uses`) and, where
+    the planner can read it (an installed native variant), the input's own text. The files beside the
+    input (data, potentials) come with the variant's version and are not read."""
+    payload = {"source": source.model_dump() if source else None,
+               "text": hashlib.sha256(original.encode()).hexdigest() if original is not None else None}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def staged_dir(prefix: str, workload: str, source: Source) -> PurePosixPath:
     digest = hashlib.sha256(json.dumps(source.model_dump(), sort_keys=True).encode()).hexdigest()[:10]
     return PurePosixPath(prefix) / "inputs" / f"{workload}-{digest}"

@@ -7,7 +7,7 @@ materialized variant reports). Compatibility rules live in `compat`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,13 +15,18 @@ from pydantic import ValidationError
 from planner.core import compat
 from planner.core.errors import InputError
 from planner.core.experiment import Experiment, Options, Sweep
+from planner.core.inputs import digest as input_digest
 from planner.core.types import ClusterInfo, Excluded, Plan, Run, VariantInfo, canonical_options, stable_id
 
 
 def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str, VariantInfo], *,
            cluster: str | None = None, workloads: Iterable[str] = (), only_variants: Iterable[str] = (),
-           repeats: int | None = None) -> Plan:
-    """Every point of every sweep (filtered by cluster, workloads and variants) as a run or an exclusion."""
+           repeats: int | None = None, inputs: Mapping[tuple[str, str], str] | None = None) -> Plan:
+    """Every point of every sweep (filtered by cluster, workloads and variants) as a run or an exclusion.
+
+    `inputs` holds the text of each (variant, workload) input the edges could read; it goes into the run ids.
+    """
+    inputs = inputs or {}
     wanted_workloads, wanted_variants = set(workloads), set(only_variants)
     _check_filters(exp, cluster, wanted_workloads, wanted_variants)
     plan, seen = Plan(), set()
@@ -56,8 +61,10 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
                         source = workload.native if variant.kind == "native" else workload.container
                         if source is not None and source.uses is not None:  # what the input cannot take
                             parameters = {k: v for k, v in parameters.items() if k in source.uses}
+                        read = input_digest(source, inputs.get((variant_name, workload_name)))
                         key = {"cluster": cluster_name, "app": sweep.app, "workload": workload_name,
-                               "variant": variant_name, "options": canonical_options(options, parameters)}
+                               "variant": variant_name, "options": canonical_options(options, parameters),
+                               "input": read}
                         config_id = stable_id(key)
                         for repeat in range(repeats or sweep.repeats):
                             run_id = stable_id({**key, "repeat": repeat})
@@ -65,7 +72,7 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
                                 continue
                             seen.add(run_id)
                             plan.runs.append(Run(run_id, config_id, *common, options, parameters, repeat,
-                                                 sweep.timeout))
+                                                 sweep.timeout, read))
     return plan
 
 

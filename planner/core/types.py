@@ -83,10 +83,13 @@ class Run:
     parameters: dict[str, Any]
     repeat: int
     timeout: float
+    #: `inputs.digest` of the input the run reads: a changed input file or substitution is another run
+    input: str | None = None
 
     def key(self) -> dict[str, Any]:
-        return {"cluster": self.cluster, "app": self.app, "workload": self.workload, "variant": self.variant,
-                "options": canonical_options(self.options, self.parameters)}
+        key = {"cluster": self.cluster, "app": self.app, "workload": self.workload, "variant": self.variant,
+               "options": canonical_options(self.options, self.parameters)}
+        return {**key, "input": self.input} if self.input is not None else key
 
 
 @dataclass(frozen=True)

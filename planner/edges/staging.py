@@ -6,8 +6,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from planner.core.experiment import Source
+from planner.core.experiment import Experiment, Source
 from planner.core.inputs import adapt, staged_dir
+from planner.core.types import VariantInfo
+
+
+def originals(exp: Experiment, variants: dict[str, VariantInfo]) -> dict[tuple[str, str], str]:
+    """The text of every workload input an installed native variant holds, keyed (variant, workload)."""
+    found = {}
+    for name, variant in variants.items():
+        if variant.kind != "native" or not variant.installed:
+            continue
+        for workload_name, workload in exp.apps[variant.app].workloads.items():
+            if workload.native is None:
+                continue
+            try:
+                found[(name, workload_name)] = (Path(variant.layout["share"]) / workload.native.workdir /
+                                                workload.native.input).read_text(errors="replace")
+            except OSError:  # missing: staging says so when a run needs it
+                continue
+    return found
 
 
 def stage(share: str, prefix: str, workload: str, source: Source) -> Path:

@@ -1,24 +1,33 @@
 """The results store: one SQLite file (WAL), schema-versioned, one transaction per finished run.
 
-Every run is keyed by its stable id (cluster, app, workload, variant, options, repeat), so a sweep
-that is interrupted and started again finds what it already has. Figures of merit live in their own
-table, one row per (run, metric). A database of another schema version is refused, never changed.
+Every run is keyed by its stable id (cluster, app, workload, variant, options, input, repeat), so a
+sweep that is interrupted and started again finds what it already has. Figures of merit live in their
+own table, one row per (run, metric). A database of another schema version is refused, never changed.
+
+A store has side files named after its full resolved name (`planner.sqlite` -> `planner.sqlite.runs/`,
+`.lock`, `.stop`), so two stores never share them and a store reached through a symlink shares them
+with itself; a store path that would be another store's side file is refused.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from planner.core.errors import StoreError
+from planner.core.errors import InputError, StoreError
 from planner.core.types import RunRecord
 
 SCHEMA_VERSION = 1
+#: Bytes written into the runs directory before a sweep: room for a few run logs.
+WRITE_PROBE_BYTES = 1 << 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,43 +69,136 @@ CREATE TABLE IF NOT EXISTS foms (
 
 _JSON_COLUMNS = ("options", "variant_attrs", "cluster_attrs")
 _COLUMNS = [name for name in RunRecord.__dataclass_fields__ if name != "foms"]
+_TABLES = {"meta", "runs", "foms"}
+
+#: Files the planner keeps beside a store (its runs, the sweep lock, the stop file) and SQLite's own.
+SIDE_SUFFIXES = (".runs", ".lock", ".stop", "-wal", "-shm", "-journal")
+#: Filters `forget` accepts, each a column of `runs`.
+FILTERS = ("id", "cluster", "app", "workload", "variant", "source", "status")
 
 
 def default_path() -> Path:
     return Path(os.environ.get("PLANNER_STORE") or "results/planner.sqlite")
 
 
+def side_file(path: str | Path, suffix: str) -> Path:
+    """A file kept beside the store, named after the store's full resolved name."""
+    return Path(str(Path(path).resolve()) + suffix)
+
+
+def check_path(path: str | Path) -> Path:
+    """The store path as a Path, or InputError naming what is wrong with it (before anything is created)."""
+    text = str(path)
+    if not text.strip():
+        raise InputError("the store path is empty; name a file such as results/planner.sqlite", field="--store")
+    path = Path(text)
+    name = path.resolve().name
+    for suffix in SIDE_SUFFIXES:
+        if name.endswith(suffix):
+            raise InputError(f"a store may not end in {suffix!r}: that name is a side file of the store "
+                             f"{name.removesuffix(suffix)!r}; choose a name such as planner.sqlite", file=text)
+    if path.is_dir():
+        raise InputError("is a directory; --store names the results file, e.g. DIR/planner.sqlite", file=text)
+    for parent in path.resolve().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{parent} is not a directory", file=text)
+            break
+    return path
+
+
+def _sqlite_problem(err: sqlite3.Error, path: Path) -> str:
+    """What a person can do about an SQLite error, by its code (a full disk is not a corrupt store)."""
+    code = getattr(err, "sqlite_errorname", "")
+    if code == "SQLITE_FULL":
+        return f"the disk is full ({_free(path)} free); free some space and run again"
+    if code.startswith("SQLITE_READONLY"):
+        return "the store (or its directory) is read-only; make it writable or point --store elsewhere"
+    if code.startswith("SQLITE_CANTOPEN") or code.startswith("SQLITE_IOERR"):
+        return f"cannot open or write the store here ({err}); check the directory exists and is writable"
+    return f"not a readable results store ({err}); move it aside or point --store elsewhere"
+
+
+def _free(path: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(path.resolve().parent).free / 2**20:.1f} MiB"
+    except OSError:
+        return "unknown"
+
+
 class Store:
     """All reads and writes of results go through here."""
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
-        self.path = Path(path)
+        self.path = check_path(path)
         if not self.path.exists() and not create:
             raise StoreError("no store here yet: run `python -m planner sweep` or `import` first",
                              file=str(self.path))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create the store's directory ({err.strerror})", file=str(self.path)) from None
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as err:
+            raise StoreError(_sqlite_problem(err, self.path), file=str(self.path)) from None
         try:
             self._check_schema()
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as err:
+        except sqlite3.Error as err:
             self._db.close()
-            raise StoreError(f"not a readable results store ({err}); move it aside or point --store elsewhere",
-                             file=str(self.path)) from None
+            raise StoreError(_sqlite_problem(err, self.path), file=str(self.path)) from None
         except StoreError:
             self._db.close()
             raise
+
+    def side(self, suffix: str) -> Path:
+        """This store's side file (`.runs`, `.lock`, `.stop`): see `side_file`."""
+        return side_file(self.path, suffix)
+
+    def legacy_runs_dir(self) -> Path | None:
+        """Where stores made before side files carried the full name kept their runs (`a.runs/` for
+        `a.sqlite`, shared with `a.db`): still read for logs and recovery, never written or deleted."""
+        old = self.path.resolve().with_suffix(".runs")
+        return old if old != self.side(".runs") and old.is_dir() else None
+
+    def check_writable(self) -> None:
+        """Fail now, before any run is spent, when results could not be stored: a read-only store or
+        directory, or a full disk (a real write of the store and of a file in its runs directory)."""
+        try:
+            with self.transaction() as db:
+                db.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+        except sqlite3.Error as err:
+            raise StoreError(_sqlite_problem(err, self.path), file=str(self.path)) from None
+        runs = self.side(".runs")
+        probe = runs / f".write-probe-{os.getpid()}"
+        try:
+            runs.mkdir(exist_ok=True)
+            with open(probe, "wb") as handle:
+                handle.write(b"\0" * WRITE_PROBE_BYTES)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as err:
+            problem = (f"the disk is full ({_free(self.path)} free); free some space and run again"
+                       if err.errno == errno.ENOSPC else f"cannot write run logs in {runs} ({err.strerror})")
+            raise StoreError(problem, file=str(self.path)) from None
+        finally:
+            probe.unlink(missing_ok=True)
 
     def _check_schema(self) -> None:
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "meta" in tables:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = int(row[0]) if row else None
-            if version != SCHEMA_VERSION:
-                raise StoreError(f"store schema version {version} is not {SCHEMA_VERSION}, the version this planner "
-                                 "reads; use the planner that wrote it or another --store", file=str(self.path))
+            version = row[0] if row else None
+            if str(version) != str(SCHEMA_VERSION):
+                raise StoreError(f"store schema version {version} is not {SCHEMA_VERSION}, the version this "
+                                 "planner reads; use the planner that wrote it or another --store", file=str(self.path))
+            if _TABLES - tables:
+                raise StoreError(f"store schema version {SCHEMA_VERSION} but table(s) {sorted(_TABLES - tables)} "
+                                 "missing: not a store this planner wrote whole; move it aside or use another --store",
+                                 file=str(self.path))
             return
         if tables:
             raise StoreError(f"not a compat-lab store (tables {sorted(tables)})", file=str(self.path))
@@ -159,15 +261,18 @@ class Store:
 
     # ------------------------------------------------------------------------------------------- reads
 
-    def ids(self, ids: Iterable[str] | None = None) -> set[str]:
+    def ids(self, ids: Iterable[str] | None = None, *, status: str | None = None) -> set[str]:
+        """Stored run ids (of these, when given; with this status, when given)."""
+        only = " AND status = ?" if status else ""
+        extra = [status] if status else []
         if ids is None:
-            return {row[0] for row in self._db.execute("SELECT id FROM runs")}
+            return {row[0] for row in self._db.execute(f"SELECT id FROM runs WHERE 1{only}", extra)}
         wanted = list(ids)
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             found.update(row[0] for row in self._db.execute(
-                f"SELECT id FROM runs WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
+                f"SELECT id FROM runs WHERE id IN ({', '.join('?' * len(chunk))}){only}", [*chunk, *extra]))
         return found
 
     def count(self) -> int:
@@ -188,7 +293,12 @@ class Store:
         for row in self._db.execute(sql, args):
             data = dict(zip(_COLUMNS, row, strict=True))
             for column in _JSON_COLUMNS:
-                data[column] = json.loads(data[column])
+                try:
+                    data[column] = json.loads(data[column])
+                except (TypeError, json.JSONDecodeError):
+                    raise StoreError(f"run {data['id']}: its stored {column} is not JSON; remove the run with "
+                                     f"`python -m planner forget --id {data['id']} --yes`",
+                                     file=str(self.path)) from None
             records.append(RunRecord(**data))
         if with_foms and records:
             by_id = {record.id: record for record in records}
@@ -196,6 +306,30 @@ class Store:
                     f"SELECT f.run_id, f.name, f.value FROM foms f JOIN runs r ON r.id = f.run_id{where}", args):
                 by_id[run_id].foms[name] = value
         return records
+
+    def matching(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """Runs whose columns take one of the given values (every filter must match), in a stable order."""
+        where, args = [], []
+        for column, values in filters.items():
+            if column not in FILTERS:
+                raise ValueError(column)
+            if values:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                args.extend(values)
+        columns = (*FILTERS, "log_path")
+        sql = f"SELECT {', '.join(columns)} FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY cluster, app, workload, variant, source, status, id"
+        return [dict(zip(columns, row, strict=True)) for row in self._db.execute(sql, args)]
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove runs (and their figures of merit) in one transaction; returns how many went."""
+        wanted = list(ids)
+        removed = 0
+        with self.transaction() as db:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                removed += db.execute(f"DELETE FROM runs WHERE id IN ({', '.join('?' * len(chunk))})", chunk).rowcount
+        return removed
 
     def distinct(self, column: str) -> list[str]:
         if column not in {"app", "workload", "cluster", "variant"}:

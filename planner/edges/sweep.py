@@ -15,8 +15,9 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from planner.core import lammps_log
-from planner.core.errors import InputError
+from planner.core.errors import InputError, WorkError
 from planner.core.experiment import Experiment
 from planner.core.launch import Launch, render
 from planner.core.plan import expand
@@ -49,14 +50,18 @@ class Workspace:
     variants: dict[str, VariantInfo]
     cache: Path
     artifacts: ArtifactCache | None = None  # compspec artifacts (default: beside the default store)
+    #: the text of each (variant, workload) input an installed native variant holds: part of the run ids
+    inputs: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, exp: Experiment, cache: Path | None = None, artifacts: ArtifactCache | None = None) -> Workspace:
         cache = cache or cache_dir()
-        return cls(exp, cluster_infos(exp), variant_infos(exp, cache, artifacts), cache, artifacts)
+        variants = variant_infos(exp, cache, artifacts)
+        return cls(exp, cluster_infos(exp), variants, cache, artifacts, staging.originals(exp, variants))
 
     def refresh_variants(self) -> None:
         self.variants = variant_infos(self.exp, self.cache, self.artifacts)
+        self.inputs = staging.originals(self.exp, self.variants)
 
     def launch(self, run: Run) -> Launch:
         return render(run, self.clusters[run.cluster], self.variants[run.variant], self.exp.apps[run.app])
@@ -77,14 +82,15 @@ class SweepReport:
 
 
 def run_dir(store: Store, run_id: str) -> Path:
-    """Each store keeps its runs beside it (results/planner.runs/<id>), so two stores never mix runs."""
-    return store.path.with_suffix(".runs") / run_id
+    """Each store keeps its runs beside it (results/planner.sqlite.runs/<id>), so two stores never mix runs."""
+    return store.side(".runs") / run_id
 
 
 @contextlib.contextmanager
 def sweep_lock(store: Store) -> Iterator[None]:
-    """One sweep per store: the lock is released by the kernel even when the planner is killed."""
-    path = store.path.with_suffix(".lock")
+    """One sweep per store (however it is reached: the lock is named after the resolved store); the
+    lock is released by the kernel even when the planner is killed."""
+    path = store.side(".lock")
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -98,6 +104,23 @@ def sweep_lock(store: Store) -> Iterator[None]:
         handle.write(str(os.getpid()))
         handle.flush()
         yield
+
+
+@contextlib.contextmanager
+def cancel_on_sigint(on_cancel: Callable[[], None] = lambda: None) -> Iterator[Callable[[], bool]]:
+    """Ctrl-C asks the running playbook to stop (ansible-runner kills its process group: Ansible's
+    workers and what they started, such as pip) instead of leaving it running behind a traceback."""
+    cancelled = {"flag": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        cancelled["flag"] = True
+        on_cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: cancelled["flag"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def native_variants_needed(ws: Workspace, plan_runs: list[Run], candidates: list[str]) -> list[str]:
@@ -115,17 +138,21 @@ def materialize(ws: Workspace, names: list[str], console: Console) -> float:
               "recipe": recipe_digest(ws.exp, name)} for name in names]
     console.print(f"[bold]Installing {len(names)} native variant(s)[/] into {ws.cache / 'variants'}: "
                   f"{', '.join(names)} (once; later sweeps reuse them)")
-    with console.status("installing variants") as status:
+    with console.status("installing variants") as status, cancel_on_sigint() as cancelled:
         result = run_playbook(
             PlaybookRequest("playbooks/cluster.yml", "inventories/local", tags="local_cluster",
                             extravars={"local_cluster_variants": items, "local_cluster_cache_dir": str(ws.cache)}),
-            on_task=lambda task: status.update(f"installing variants: {task}"))
+            on_task=lambda task: status.update(f"installing variants: {task}"), cancel=cancelled)
+    if cancelled():
+        raise KeyboardInterrupt
     if not result.ok:
-        raise RuntimeError("installing variants failed: " + "; ".join(result.failures or [result.status]))
+        failures = "; ".join(" ".join(f.split()) for f in result.failures) or result.status
+        raise WorkError(f"installing variants {', '.join(names)} failed: {failures}")
     ws.refresh_variants()
     missing = [name for name in names if not ws.variants[name].installed]
     if missing:
-        raise RuntimeError(f"variants {missing} report no facts after installation")
+        raise WorkError(f"variants {', '.join(missing)} report no facts after installation; see "
+                        f"{ws.cache / 'variants'}")
     return time.monotonic() - started
 
 
@@ -166,18 +193,34 @@ def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], 
 def recover(ws: Workspace, store: Store, pending: list[Run]) -> list[Run]:
     """Store runs that finished after a previous sweep's planner died; return the rest."""
     left = []
+    legacy = store.legacy_runs_dir()
     for run in pending:
-        path = run_dir(store, run.id) / "result.json"
-        try:
-            result = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+        for directory in (run_dir(store, run.id), *([legacy / run.id] if legacy else [])):
+            result = _finished(directory, run.id)
+            if result is not None:
+                _store(store, record_for(ws, run, ws.launch(run), result, directory))
+                break
+        else:
             left.append(run)
-            continue
-        if result.get("id") != run.id:
-            left.append(run)
-            continue
-        store.add(record_for(ws, run, ws.launch(run), result, path.parent))
     return left
+
+
+def _finished(directory: Path, run_id: str) -> dict[str, Any] | None:
+    """The result a run's executor left in its directory, if it finished."""
+    try:
+        result = json.loads((directory / "result.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return result if isinstance(result, dict) and result.get("id") == run_id else None
+
+
+def _store(store: Store, record: RunRecord) -> None:
+    """Store a finished run; when that fails (a full disk) say what is kept, instead of a traceback."""
+    try:
+        store.add(record)
+    except sqlite3.Error as err:
+        raise WorkError(f"{store.path}: run {record.id} finished but could not be stored ({err}); its result "
+                        f"stays in {Path(record.log_path or '').parent} and the next sweep stores it") from None
 
 
 def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_file: Path) -> list[dict[str, Any]]:
@@ -196,22 +239,17 @@ def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_f
 def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, report: SweepReport) -> None:
     """Hand the runs to playbooks/sweep.yml; store each one as its loop item finishes."""
     by_id = {run.id: run for run in runs}
-    stop_file = store.path.with_suffix(".stop")
+    stop_file = store.side(".stop")
     stop_file.unlink(missing_ok=True)
     launches = {run.id: ws.launch(run) for run in runs}
     items = run_items(store, runs, launches, stop_file)
-    cancelled = {"flag": False}
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        cancelled["flag"] = True
-        stop_file.touch()
-
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    unstored: list[str] = []  # a run that could not be stored (a full disk) stops the sweep
     started = time.monotonic()
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
+        with Progress(*columns, console=console, transient=False) as progress, \
+                cancel_on_sigint(stop_file.touch) as cancelled:
             task = progress.add_task("sweep", total=len(runs))
 
             def on_item(task_name: str, res: dict[str, Any]) -> None:
@@ -223,7 +261,13 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
                 if run is None:
                     return
                 record = record_for(ws, run, launches[run.id], result, run_dir(store, run.id))
-                store.add(record)
+                try:
+                    _store(store, record)
+                except WorkError as err:
+                    unstored.append(str(err))
+                    with contextlib.suppress(OSError):
+                        stop_file.touch()
+                    return
                 report.executed += 1
                 report.app_seconds += record.wall or 0.0
                 if record.status == "ok":
@@ -242,12 +286,13 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
 
                 extravars.update(cloud.sweep_vars(cluster.name), sweep_hosts="flux_lead_broker")
             result = run_playbook(PlaybookRequest("playbooks/sweep.yml", _inventory(cluster), extravars),
-                                  on_item=on_item, cancel=lambda: cancelled["flag"])
+                                  on_item=on_item, cancel=lambda: cancelled() or bool(unstored))
+            report.interrupted = cancelled()
     finally:
-        signal.signal(signal.SIGINT, previous)
         stop_file.unlink(missing_ok=True)
     report.run_seconds = time.monotonic() - started
-    report.interrupted = cancelled["flag"]
+    if unstored:
+        raise WorkError(unstored[0])
     if not result.ok and not report.interrupted:
         report.playbook_failures = result.failures or [f"ansible-playbook ended {result.status} (rc {result.rc})"]
 
@@ -260,12 +305,12 @@ def prepare(ws: Workspace, cluster: str, workloads: list[str], variants: list[st
             console: Console, *, install: bool) -> tuple[Plan, float]:
     """The plan for one cluster, with native variants installed first when `install` is set."""
     plan = expand(ws.exp, ws.clusters, ws.variants, cluster=cluster, workloads=workloads,
-                  only_variants=variants, repeats=repeats)
+                  only_variants=variants, repeats=repeats, inputs=ws.inputs)
     seconds = 0.0
     if install and ws.clusters[cluster].kind == "local":
         needed = native_variants_needed(ws, plan.runs, [])
         if needed:
             seconds = materialize(ws, needed, console)
             plan = expand(ws.exp, ws.clusters, ws.variants, cluster=cluster, workloads=workloads,
-                          only_variants=variants, repeats=repeats)
+                          only_variants=variants, repeats=repeats, inputs=ws.inputs)
     return plan, seconds
