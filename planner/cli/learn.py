@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from planner.core import files
     from planner.edges import importer
     from planner.edges.store import Store
 
+    files.require_regular(args.file, "CSV file")
     try:
         parsed = importer.read_csv(args.file)
     except importer.BadRows as err:
@@ -193,6 +195,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     catalog = cli_args.catalog(args)
     with Store(path, create=False) as store:
         datasets.require_runs(store.db, path)
+        out = _writable_dir(args.out)  # before the model is fitted and the figures drawn
         apps = datasets.distinct(store.db, "app")
         metric = resolve_metric(args.metric, None, datasets.metrics(store.db, apps[0] if len(apps) == 1 else None),
                                 of=apps[0] if len(apps) == 1 else None)
@@ -200,12 +203,27 @@ def cmd_report(args: argparse.Namespace) -> int:
         meta, _ = training.ensure(store, catalog, metric.name, notes)
         runs = datasets.read(store.db, [metric.name])
     model_text = fit_summary(meta.report, modelfiles.model_dir(path)) if meta.report.get("seconds") else ""
-    result = report.write(runs, Path(args.out), metric, meta.report, model_text, notes)
+    result = report.write(runs, out, metric, meta.report, model_text, notes)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"wrote {len(result['figures'])} figures and {result['index']}")
     return 0
+
+
+def _writable_dir(name: str) -> Path:
+    """The report's directory, made now and written to once: refused before any work when it cannot be."""
+    import tempfile
+
+    out = Path(name)
+    if out.exists() and not out.is_dir():
+        raise InputError("is not a directory; --out names the directory the report is written to", file=name)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as err:
+        raise InputError(f"cannot write the report here ({err.strerror})", file=name) from None
+    return out
 
 
 # -------------------------------------------------------------------------------------------- commands

@@ -413,18 +413,30 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+def _expanded_size(node: yaml.Node, sizes: dict[int, int | None]) -> int:
     """How many nodes the document has once every alias is expanded (each shared node counted once
     per use, computed once: an alias bomb costs its size in the file, not its expansion)."""
-    if id(node) not in sizes:
-        sizes[id(node)] = 1  # a node reached again through itself (a recursive alias) counts once
-        children: list[yaml.Node] = []
-        if isinstance(node, yaml.MappingNode):
-            children = [part for pair in node.value for part in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
-    return sizes[id(node)]
+    if id(node) in sizes:
+        size = sizes[id(node)]
+        if size is None:
+            raise InputError(f"an alias refers to the node that contains it (line {node.start_mark.line + 1}); "
+                             "an experiment is a tree")
+        return size
+    sizes[id(node)] = None  # being counted: meeting it again below is a recursive alias
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    size = sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return size
+
+
+def _yaml_size(node: yaml.Node, source: str) -> int:
+    try:
+        return _expanded_size(node, {})
+    except InputError as err:
+        raise InputError(err.detail, file=source, line=1) from None
 
 
 def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -459,7 +471,7 @@ def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()
-        if node is not None and _expanded_size(node, {}) > MAX_YAML_NODES:
+        if node is not None and _yaml_size(node, source) > MAX_YAML_NODES:
             raise InputError(f"the YAML expands to more than {MAX_YAML_NODES:,} values (aliases included); "
                              "an experiment is far smaller", file=source, line=1)
         data = loader.construct_document(node) if node is not None else None

@@ -9,7 +9,9 @@ per distinct text.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,7 +32,7 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
     joins = "".join(f" LEFT JOIN foms f{i} ON f{i}.run_id = r.id AND f{i}.name = ?" for i in range(len(metrics)))
     values = "".join(f", f{i}.value" for i in range(len(metrics)))
     sql = (f"SELECT r.cluster, r.app, r.workload, r.variant, r.options, r.status, r.reason, r.variant_attrs, "
-           f"r.cluster_attrs{values} FROM runs r{joins}{where} ORDER BY r.rowid")
+           f"r.cluster_attrs{values}, r.id FROM runs r{joins}{where} ORDER BY r.rowid")
     # keyed by plain tuples while reading: hashing a tuple is much cheaper than a frozen dataclass
     contexts: dict[tuple[str, str, str, str], int] = {}
     choices: dict[tuple[str, str, str], int] = {}
@@ -39,10 +41,13 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
     cluster_attrs: dict[str, dict[str, Any]] = {}
     variant_attrs: dict[tuple[str, str], dict[str, Any]] = {}
     ctx, choice, ok, status, reason, foms = [], [], [], [], [], []
+    unusable = _Unusable()
     for row in db.execute(sql, [*metrics, *args]):
         c_name, a_name, w_name, v_name, options, st, why, v_attrs, c_attrs = row[:9]
+        if not unusable.check(row, parsed, st == "ok", len(metrics)):
+            continue
         if options not in split:
-            launch, params = split_options(json.loads(options))
+            launch, params = split_options(parsed[options])
             split[options] = (canonical(launch), canonical(params))
         launch_text, params_text = split[options]
         ctx.append(contexts.setdefault((c_name, a_name, w_name, params_text), len(contexts)))
@@ -50,18 +55,52 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
         ok.append(st == "ok")
         status.append(st)
         reason.append(why)
-        foms.append(row[9:] if st == "ok" else (None,) * len(metrics))
-        for text in (c_attrs, v_attrs):
-            if text not in parsed:
-                parsed[text] = json.loads(text)
+        foms.append(row[9:-1] if st == "ok" else (None,) * len(metrics))
         cluster_attrs[c_name] = parsed[c_attrs]
         variant_attrs[(a_name, v_name)] = parsed[v_attrs]
+    unusable.warn()
     table = np.array(foms, dtype=float).reshape(len(ok), len(metrics))  # None -> NaN
     return Runs(contexts=[Context(*key) for key in contexts], choices=[Choice(*key) for key in choices],
                 ctx=np.asarray(ctx, dtype=np.int32),
                 choice=np.asarray(choice, dtype=np.int32), ok=np.asarray(ok, dtype=bool),
                 values={name: table[:, i] for i, name in enumerate(metrics)}, status=status, reason=reason,
                 cluster_attrs=cluster_attrs, variant_attrs=variant_attrs)
+
+
+class _Unusable:
+    """Stored runs learning cannot use, read around with one warning: a figure of merit that is not a
+    positive finite number (the models work on its logarithm), or options and attributes that are not
+    JSON or hold NaN/inf. `python -m planner forget` removes them."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, list[str]] = defaultdict(list)
+
+    def check(self, row: tuple[Any, ...], parsed: dict[str, Any], ok: bool, n_metrics: int) -> bool:
+        for text in (row[4], row[7], row[8]):  # options, variant_attrs, cluster_attrs
+            if text not in parsed:
+                try:
+                    parsed[text] = json.loads(text)
+                except (TypeError, json.JSONDecodeError):
+                    parsed[text] = None
+            value = parsed[text]
+            if not isinstance(value, dict):
+                self.ids["options or attributes not JSON objects"].append(row[-1])
+                return False
+            if any(isinstance(v, float) and not math.isfinite(v) for v in value.values()):
+                self.ids["NaN/inf attributes"].append(row[-1])
+                return False
+        values = row[9:9 + n_metrics] if ok else ()
+        if any(v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0) for v in values):
+            self.ids["figures of merit <= 0 or not finite"].append(row[-1])
+            return False
+        return True
+
+    def warn(self) -> None:
+        if not self.ids:
+            return
+        what = "; ".join(f"{len(ids)} with {why} (e.g. {ids[0]})" for why, ids in self.ids.items())
+        print(f"warning: read around stored runs learning cannot use: {what}; list or remove them with "
+              "`python -m planner forget --id ID`", file=sys.stderr)
 
 
 def _filters(prefix: str = "", **filters: str | None) -> tuple[str, list[str]]:

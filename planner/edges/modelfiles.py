@@ -16,6 +16,8 @@ import os
 import platform
 import time
 import uuid
+import zipfile
+import zlib
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -62,7 +64,11 @@ def save(directory: Path, models: object, table: Table, *, fingerprint: str, run
     """Write the three files of one fit; returns what meta.json says."""
     import joblib  # pickles the fitted models; loading them back needs scikit-learn, writing them does not
 
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot write the model here ({err.strerror}); the models of a store live in "
+                         "models/<store name>/ beside it", file=str(directory)) from None
     meta = ModelMeta(uuid.uuid4().hex, fingerprint, runs, experiment, library_versions(), time.time(),
                      sorted(table.mid), report)
     joblib.dump({"stamp": meta.stamp, "models": models}, directory / f"{MODELS}.tmp", compress=3)
@@ -85,7 +91,9 @@ def load_meta(directory: Path) -> ModelMeta | None:
         return None
     except (OSError, ValueError):
         raise refit(path, "not a readable model description") from None
-    theirs, ours = (data.get("versions") if isinstance(data, dict) else None) or {}, library_versions()
+    if not isinstance(data, dict):
+        raise refit(path, "not a model description (not a JSON object)")
+    theirs, ours = data.get("versions") or {}, library_versions()
     if theirs.get("format") != ours["format"] or theirs.get("scikit-learn") != ours["scikit-learn"]:
         raise refit(path, f"this model was fitted with scikit-learn {theirs.get('scikit-learn', '?')} (model "
                           f"format {theirs.get('format', '?')}); this planner has scikit-learn {ours['scikit-learn']} "
@@ -101,7 +109,7 @@ def load_table(directory: Path, meta: ModelMeta) -> Table:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # a truncated file among them
         raise refit(path, f"not a readable prediction table ({err.__class__.__name__})") from None
     if str(arrays.pop("stamp", "")) != meta.stamp:
         raise refit(path, "model files do not belong together (a fit was interrupted or is running)")
