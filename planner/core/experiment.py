@@ -140,7 +140,7 @@ class Substitution(_Strict):
         # re parses the replacement (escapes, group references) even when nothing matches
         try:
             re.sub(self.pattern, self.replace, "")
-        except re.error as err:
+        except (re.error, IndexError) as err:  # IndexError: a group name the pattern does not define
             raise ValueError(f"replace {self.replace!r} is not a valid replacement for pattern "
                              f"{self.pattern!r} ({err})") from err
         return self
