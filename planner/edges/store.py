@@ -112,11 +112,20 @@ def _sqlite_problem(err: sqlite3.Error, path: Path) -> str:
     code = getattr(err, "sqlite_errorname", "")
     if code == "SQLITE_FULL":
         return f"the disk is full ({_free(path)} free); free some space and run again"
-    if code.startswith("SQLITE_READONLY"):
+    if code.startswith("SQLITE_READONLY") or (code.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR"))
+                                              and _read_only(path.resolve().parent)):
         return "the store (or its directory) is read-only; make it writable or point --store elsewhere"
     if code.startswith("SQLITE_CANTOPEN") or code.startswith("SQLITE_IOERR"):
         return f"cannot open or write the store here ({err}); check the directory exists and is writable"
     return f"not a readable results store ({err}); move it aside or point --store elsewhere"
+
+
+def _read_only(directory: Path) -> bool:
+    """A directory on a read-only file system, or one this user may not write (SQLite needs to, for WAL)."""
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY) or not os.access(directory, os.W_OK)
+    except OSError:
+        return False
 
 
 def _free(path: Path) -> str:
@@ -181,11 +190,11 @@ class Store:
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as err:
+            probe.unlink(missing_ok=True)
             problem = (f"the disk is full ({_free(self.path)} free); free some space and run again"
                        if err.errno == errno.ENOSPC else f"cannot write run logs in {runs} ({err.strerror})")
             raise StoreError(problem, file=str(self.path)) from None
-        finally:
-            probe.unlink(missing_ok=True)
+        probe.unlink()
 
     def _check_schema(self) -> None:
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
