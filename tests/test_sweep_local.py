@@ -123,7 +123,7 @@ def test_kill_9_mid_sweep_then_resume_keeps_everything_without_duplicates(tmp_pa
     assert 4 <= kept < 18
     # the runs the dead planner owned stop by themselves: no LAMMPS left burning cores, and no
     # ansible-playbook left waiting for a reader of its events
-    _wait_for(lambda: not _processes_in(tmp_path / "planner.runs"), timeout=15)
+    _wait_for(lambda: not _processes_in(tmp_path / "planner.sqlite.runs"), timeout=15)
     _wait_for(lambda: not owned_by(first.pid), timeout=20)
     done = planner("sweep", "-e", str(TINY), store=store)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -131,7 +131,7 @@ def test_kill_9_mid_sweep_then_resume_keeps_everything_without_duplicates(tmp_pa
     with Store(store) as s:
         ids = [r.id for r in s.records()]
     assert len(ids) == 18 == len(set(ids))
-    assert len(list((tmp_path / "planner.runs").iterdir())) == 18
+    assert len(list((tmp_path / "planner.sqlite.runs").iterdir())) == 18
 
 
 def test_ctrl_c_stops_cleanly_and_the_next_sweep_resumes(tmp_path: Path) -> None:
@@ -142,7 +142,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_sweep_resumes(tmp_path: Path) -> None
     out, _ = first.communicate(timeout=60)
     assert first.returncode == 130, out
     assert "interrupted" in out and "run the same command again to resume" in out.replace("\n", " ")
-    assert not _processes_in(tmp_path / "planner.runs")
+    assert not _processes_in(tmp_path / "planner.sqlite.runs")
     kept = _count(store)
     assert 2 <= kept < 18
     done = planner("sweep", "-e", str(TINY), store=store)
@@ -154,8 +154,8 @@ def test_a_killed_lammps_process_is_stored_as_killed_and_the_sweep_goes_on(tmp_p
     experiment = _long_experiment(tmp_path, steps=1500)
     store = tmp_path / "planner.sqlite"
     sweep = _start(store, "-e", str(experiment), "--workload", "lj", "--variant", "lammps-2025-mpich")
-    _wait_for(lambda: any(_lmp(pid) for pid in _processes_in(tmp_path / "planner.runs")))
-    victim = next(pid for pid in _processes_in(tmp_path / "planner.runs") if _lmp(pid))
+    _wait_for(lambda: any(_lmp(pid) for pid in _processes_in(tmp_path / "planner.sqlite.runs")))
+    victim = next(pid for pid in _processes_in(tmp_path / "planner.sqlite.runs") if _lmp(pid))
     os.kill(victim, signal.SIGKILL)
     out, _ = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, out
@@ -176,7 +176,7 @@ def test_a_run_over_its_timeout_is_stopped_and_stored_as_timeout(tmp_path: Path)
     with Store(store) as s:
         records = s.records()
     assert [(r.status, r.reason) for r in records] == [("failed", "timeout")] * 2
-    assert not _processes_in(tmp_path / "planner.runs")
+    assert not _processes_in(tmp_path / "planner.sqlite.runs")
 
 
 def test_another_sweep_on_the_same_store_is_refused(tmp_path: Path) -> None:

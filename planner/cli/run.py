@@ -309,7 +309,11 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("sweep", help="run the plan (skips stored runs; progress with ETA)",
                        description="Run the experiment's matrix on a cluster. Native variants are installed "
                                    "first on the local cluster. Runs already stored are skipped, so an "
-                                   "interrupted sweep resumes where it stopped; each run is stored as it ends.")
+                                   "interrupted sweep resumes where it stopped; each run is stored as it ends. "
+                                   "Exit 0 when every run was executed and stored, runs that failed in the app "
+                                   "included (they are results); 1 when runs could not be executed or stored; "
+                                   "2 bad input (a read-only or full store included), before anything runs; "
+                                   "130 interrupted.")
     cli_args.selection_args(p)
     p.add_argument("--repeats", type=cli_args.repeats, default=None, metavar="N",
                    help="repeats per point, at most 100 (default: the sweep's)")
