@@ -39,6 +39,8 @@ from planner.edges.store import RunRecord, Store
 from planner.edges.variants import cache_dir, materialization_order, recipe_digest, variant_infos
 
 INTERRUPTED = 130
+#: Seconds the executors get to stop their runs after the stop file is written, before Ansible is killed.
+STOP_GRACE = 15.0
 
 
 @dataclass
@@ -246,10 +248,22 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     unstored: list[str] = []  # a run that could not be stored (a full disk) stops the sweep
+    stopping: list[float] = []  # when the stop file was written
+
+    def stop() -> None:
+        stopping.append(time.monotonic())
+        with contextlib.suppress(OSError):
+            stop_file.touch()
+
+    def cancel() -> bool:
+        # the executors see the stop file and end their runs (each in a session of its own) within a
+        # second, and the remaining items return at once; killing Ansible sooner would orphan those runs
+        return bool(stopping) and time.monotonic() - stopping[0] > STOP_GRACE
+
     started = time.monotonic()
     try:
         with Progress(*columns, console=console, transient=False) as progress, \
-                cancel_on_sigint(stop_file.touch) as cancelled:
+                cancel_on_sigint(stop) as cancelled:
             task = progress.add_task("sweep", total=len(runs))
 
             def on_item(task_name: str, res: dict[str, Any]) -> None:
@@ -265,8 +279,7 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
                     _store(store, record)
                 except WorkError as err:
                     unstored.append(str(err))
-                    with contextlib.suppress(OSError):
-                        stop_file.touch()
+                    stop()
                     return
                 report.executed += 1
                 report.app_seconds += record.wall or 0.0
@@ -286,7 +299,7 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
 
                 extravars.update(cloud.sweep_vars(cluster.name), sweep_hosts="flux_lead_broker")
             result = run_playbook(PlaybookRequest("playbooks/sweep.yml", _inventory(cluster), extravars),
-                                  on_item=on_item, cancel=lambda: cancelled() or bool(unstored))
+                                  on_item=on_item, cancel=cancel)
             report.interrupted = cancelled()
     finally:
         stop_file.unlink(missing_ok=True)
