@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -317,3 +318,32 @@ def test_ctrl_c_during_a_variant_install_exits_130_and_stops_pip_and_ansible(tmp
         assert time.monotonic() < deadline, _processes_mentioning(str(cache))
         time.sleep(0.2)
     assert not (tmp_path / "s.sqlite.runs").exists() or not any((tmp_path / "s.sqlite.runs").iterdir())
+
+
+def test_a_run_that_cannot_be_stored_on_a_full_disk_is_one_line_naming_where_its_result_stays(
+        tmp_path: Path) -> None:
+    store = tmp_path / "disk" / "s.sqlite"
+    done = _in_small_tmpfs(tmp_path, f"""
+        {PYTHON} - <<'END'
+from planner.core.errors import WorkError
+from planner.edges.store import RunRecord, Store
+from planner.edges.sweep import _store
+store = Store("{store}")
+with open("{tmp_path}/disk/fill", "wb", buffering=0) as fill:
+    try:
+        while True:
+            fill.write(b"0" * 4096)
+    except OSError:
+        pass
+record = RunRecord(id="r1", config_id="c1", cluster="local", app="lammps", workload="lj", variant="v",
+                   options={{"pad": "x" * 20000}}, repeat=0, status="ok",
+                   log_path="{tmp_path}/disk/s.sqlite.runs/r1/output.log")
+try:
+    _store(store, record)
+except WorkError as err:
+    print(err)
+END
+    """)
+    assert re.fullmatch(rf"{store}: run r1 finished but could not be stored: the disk is full \(0\.\d MiB free\); "
+                        rf"free some space and run again; its result stays in {tmp_path}/disk/s\.sqlite\.runs/r1 "
+                        "and the next sweep stores it", done.stdout.strip()), done.stdout + done.stderr

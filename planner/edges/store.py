@@ -107,10 +107,10 @@ def check_path(path: str | Path) -> Path:
     return path
 
 
-def _sqlite_problem(err: sqlite3.Error, path: Path) -> str:
+def sqlite_problem(err: sqlite3.Error, path: Path) -> str:
     """What a person can do about an SQLite error, by its code (a full disk is not a corrupt store)."""
     code = getattr(err, "sqlite_errorname", "")
-    if code == "SQLITE_FULL":
+    if code == "SQLITE_FULL" or (code.startswith("SQLITE_IOERR") and _disk_full(path)):
         return f"the disk is full ({_free(path)} free); free some space and run again"
     if code.startswith("SQLITE_READONLY") or (code.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR"))
                                               and _read_only(path.resolve().parent)):
@@ -124,6 +124,14 @@ def _read_only(directory: Path) -> bool:
     """A directory on a read-only file system, or one this user may not write (SQLite needs to, for WAL)."""
     try:
         return bool(os.statvfs(directory).f_flag & os.ST_RDONLY) or not os.access(directory, os.W_OK)
+    except OSError:
+        return False
+
+
+def _disk_full(path: Path) -> bool:
+    # SQLite reports a write that found no space as SQLITE_FULL or, writing its WAL, as an I/O error
+    try:
+        return shutil.disk_usage(path.resolve().parent).free < WRITE_PROBE_BYTES // 16
     except OSError:
         return False
 
@@ -150,7 +158,7 @@ class Store:
         try:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         except sqlite3.Error as err:
-            raise StoreError(_sqlite_problem(err, self.path), file=str(self.path)) from None
+            raise StoreError(sqlite_problem(err, self.path), file=str(self.path)) from None
         try:
             self._check_schema()
             self._db.execute("PRAGMA foreign_keys = ON")
@@ -158,7 +166,7 @@ class Store:
             self._db.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as err:
             self._db.close()
-            raise StoreError(_sqlite_problem(err, self.path), file=str(self.path)) from None
+            raise StoreError(sqlite_problem(err, self.path), file=str(self.path)) from None
         except StoreError:
             self._db.close()
             raise
@@ -180,7 +188,7 @@ class Store:
             with self.transaction() as db:
                 db.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
         except sqlite3.Error as err:
-            raise StoreError(_sqlite_problem(err, self.path), file=str(self.path)) from None
+            raise StoreError(sqlite_problem(err, self.path), file=str(self.path)) from None
         runs = self.side(".runs")
         probe = runs / f".write-probe-{os.getpid()}"
         try:

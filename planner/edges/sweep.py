@@ -35,7 +35,7 @@ from planner.edges import staging
 from planner.edges.clusters import cluster_infos
 from planner.edges.compspec_cache import ArtifactCache
 from planner.edges.runner import PlaybookRequest, run_playbook
-from planner.edges.store import RunRecord, Store
+from planner.edges.store import RunRecord, Store, sqlite_problem
 from planner.edges.variants import cache_dir, materialization_order, recipe_digest, variant_infos
 
 INTERRUPTED = 130
@@ -221,8 +221,9 @@ def _store(store: Store, record: RunRecord) -> None:
     try:
         store.add(record)
     except sqlite3.Error as err:
-        raise WorkError(f"{store.path}: run {record.id} finished but could not be stored ({err}); its result "
-                        f"stays in {Path(record.log_path or '').parent} and the next sweep stores it") from None
+        raise WorkError(f"{store.path}: run {record.id} finished but could not be stored: "
+                        f"{sqlite_problem(err, store.path)}; its result stays in {Path(record.log_path or '').parent} "
+                        "and the next sweep stores it") from None
 
 
 def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_file: Path) -> list[dict[str, Any]]:
