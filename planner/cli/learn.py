@@ -212,7 +212,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _writable_dir(name: str) -> Path:
-    """The report's directory, made now and written to once: refused before any work when it cannot be."""
+    """The report's directory, made now and written to once: refused before the model is fitted and the
+    figures drawn, when it cannot be."""
     import tempfile
 
     out = Path(name)
