@@ -1,7 +1,7 @@
 """The cache of compspec artifacts beside the store: what `variants fetch` pulled, read offline.
 
 `plan`, `sweep` and `recommend` read variant attributes from here and never from the network, so they
-work on a machine with no registry. Layout (`results/planner.compspec/` for `results/planner.sqlite`):
+work on a machine with no registry. Layout (`results/planner.sqlite.compspec/` for `results/planner.sqlite`):
 
     blobs/sha256-<hex>.json   an artifact, named by its digest (checked again when read)
     index.json                image URI -> where its artifact was found, its digest, when it was fetched,
@@ -20,11 +20,12 @@ from typing import Any
 
 from planner.core import compspec
 from planner.core.errors import InputError
+from planner.edges.store import side_file
 
 
 def cache_path(store: Path) -> Path:
-    """Each store keeps its artifacts beside it, as it keeps its runs (planner.runs)."""
-    return Path(store).with_suffix(".compspec")
+    """Each store keeps its artifacts beside it, a side file as its runs are (`planner.sqlite.runs`)."""
+    return side_file(store, ".compspec")
 
 
 @dataclass(frozen=True)

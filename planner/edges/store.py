@@ -71,8 +71,9 @@ _JSON_COLUMNS = ("options", "variant_attrs", "cluster_attrs")
 _COLUMNS = [name for name in RunRecord.__dataclass_fields__ if name != "foms"]
 _TABLES = {"meta", "runs", "foms"}
 
-#: Files the planner keeps beside a store (its runs, the sweep lock, the stop file) and SQLite's own.
-SIDE_SUFFIXES = (".runs", ".lock", ".stop", "-wal", "-shm", "-journal")
+#: Files the planner keeps beside a store (its runs, the sweep lock, the stop file, the compspec artifacts
+#: `variants fetch` pulled) and SQLite's own.
+SIDE_SUFFIXES = (".runs", ".lock", ".stop", ".compspec", "-wal", "-shm", "-journal")
 #: Filters `forget` accepts, each a column of `runs`.
 FILTERS = ("id", "cluster", "app", "workload", "variant", "source", "status")
 

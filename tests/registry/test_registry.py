@@ -72,7 +72,7 @@ def test_fetched_artifacts_give_the_plan_the_typed_attributes_gave(matrix_regist
     report = json.loads(done.stdout)
     assert len(report["artifacts"]) == 18 and report["downloaded"] == 18
     assert {a["found_by"] for a in report["artifacts"]} == {f"tag {i.split(':')[1]}-compspec" for i in MATRIX}
-    assert Path(report["cache"]) == tmp_path / "planner.compspec"  # beside the store
+    assert Path(report["cache"]) == tmp_path / "planner.sqlite.compspec"  # beside the store
     for cluster in ("eks-arm64", "eks-amd64"):
         same_as_typed(plan_json(store, cluster), cluster)
     again = json.loads(run("variants", "fetch", "--json", store=store, host=matrix_registry.host).stdout)
