@@ -20,7 +20,7 @@ from planner.cli import main
 from planner.core.errors import InputError
 from planner.core.experiment import parse_experiment
 from planner.edges.store import RunRecord, Store
-from planner.learn.model import library_versions
+from planner.edges.modelfiles import library_versions
 from tests.conftest import TINY
 
 GOOD = TINY.read_text()
@@ -97,7 +97,9 @@ _BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 _VARY = _mutate("      set: {affinity: per-task}",
                 "      set: {affinity: per-task}\n      vary: {"
                 + ", ".join(f"p{i}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]" for i in range(7)) + "}")
-_TABLE_META = {"versions": library_versions(), "stamp": "s1", "metrics": {"timesteps_per_s": {"goal": "max"}}}
+#: a model description recommend accepts, so that it goes on to read the table
+_TABLE_META = {"stamp": "s1", "fingerprint": "?", "runs": 1, "experiment": None, "versions": library_versions(),
+               "created": 0.0, "metrics": ["timesteps_per_s"], "report": {}}
 
 CASES = [
     # --- the store path ----------------------------------------------------------------------------------
