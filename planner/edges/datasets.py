@@ -141,12 +141,16 @@ def has_metric(db: sqlite3.Connection, metric: str, app: str) -> bool:
 def choices_by_cluster(db: sqlite3.Connection, app: str) -> dict[str, list[Choice]]:
     """Every choice stored for an app, per cluster it was made on."""
     found: dict[str, dict[Choice, None]] = defaultdict(dict)
-    launches: dict[str, str] = {}
+    launches: dict[str, str | None] = {}
     for cluster, variant, options in db.execute("SELECT DISTINCT cluster, variant, options FROM runs WHERE app = ?",
                                                 [app]):
         if options not in launches:
-            launches[options] = canonical(split_options(json.loads(options))[0])
-        found[cluster][Choice(app, variant, launches[options])] = None
+            try:
+                launches[options] = canonical(split_options(json.loads(options))[0])
+            except (TypeError, AttributeError, json.JSONDecodeError):  # read around, as `read` says
+                launches[options] = None
+        if launches[options] is not None:
+            found[cluster][Choice(app, variant, launches[options])] = None
     return {cluster: list(choices) for cluster, choices in found.items()}
 
 
