@@ -19,8 +19,8 @@ import pytest
 from planner.cli import main
 from planner.core.errors import InputError
 from planner.core.experiment import parse_experiment
-from planner.edges.store import RunRecord, Store
 from planner.edges.modelfiles import library_versions
+from planner.edges.store import RunRecord, Store
 from tests.conftest import TINY
 
 GOOD = TINY.read_text()
