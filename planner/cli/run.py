@@ -198,7 +198,7 @@ def _why_not(ws: Any, cluster: str, variant: str) -> str:
 
     app = ws.exp.apps[ws.exp.variants[variant].app]
     for name, workload in app.workloads.items():
-        reason = compat.check(ws.clusters[cluster], ws.variants[variant], name, workload, Options(), app.executable)
+        reason = compat.check(ws.clusters[cluster], ws.variants[variant], name, workload, Options())
         if reason:
             return reason
     return "no sweep of the experiment pairs them"

@@ -15,7 +15,7 @@ SUFFIX_PACKAGES = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKO
 
 
 def check(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
-          options: Options, executable: str = "lmp") -> str | None:
+          options: Options) -> str | None:
     for rule in (_kind, _architecture, _gpu, _packages, _resources):
         reason = rule(cluster, variant, workload_name, workload, options)
         if reason:

@@ -16,7 +16,7 @@ from planner.core import compat
 from planner.core.errors import InputError
 from planner.core.experiment import Experiment, Options, Sweep
 from planner.core.inputs import digest as input_digest
-from planner.core.types import ClusterInfo, Excluded, Plan, Run, VariantInfo, canonical_options, stable_id
+from planner.core.types import ClusterInfo, Excluded, Plan, Run, VariantInfo
 
 
 def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str, VariantInfo], *,
@@ -54,7 +54,7 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
                             plan.excluded.append(Excluded(*common, dict(point), "excluded",
                                                           f"matches exclude rule {rule}"))
                             continue
-                        why = compat.check(info, variant, workload_name, workload, options, app.executable)
+                        why = compat.check(info, variant, workload_name, workload, options)
                         if why is not None:
                             plan.excluded.append(Excluded(*common, dict(point), "incompatible", why))
                             continue
@@ -62,17 +62,12 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
                         if source is not None and source.uses is not None:  # what the input cannot take
                             parameters = {k: v for k, v in parameters.items() if k in source.uses}
                         read = input_digest(source, inputs.get((variant_name, workload_name)))
-                        key = {"cluster": cluster_name, "app": sweep.app, "workload": workload_name,
-                               "variant": variant_name, "options": canonical_options(options, parameters),
-                               "input": read}
-                        config_id = stable_id(key)
                         for repeat in range(repeats or sweep.repeats):
-                            run_id = stable_id({**key, "repeat": repeat})
-                            if run_id in seen:
+                            run = Run(*common, options, parameters, repeat, sweep.timeout, read)
+                            if run.id in seen:
                                 continue
-                            seen.add(run_id)
-                            plan.runs.append(Run(run_id, config_id, *common, options, parameters, repeat,
-                                                 sweep.timeout, read))
+                            seen.add(run.id)
+                            plan.runs.append(run)
     return plan
 
 

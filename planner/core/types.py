@@ -1,13 +1,16 @@
 """Domain types and keys: clusters, variants, runs and their stable ids, stored results. Pure.
 
-`Run.key()` is the one place a run's identity is built; `stable_id` hashes a key. Everything that
-names a run (plan, import, recommend, the store) goes through them.
+`run_key` is the one place a run's identity is built and `key_ids` the one place it is hashed into
+the run and configuration ids; `Run` derives its ids from them. Everything that names a run (plan,
+import, recommend, the store) goes through them.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +64,7 @@ class VariantInfo:
 
     @property
     def needs_gpu(self) -> bool:
-        return str(self.attributes.get("hardware.gpu.available", "no")).lower() in {"yes", "true", "1"}
+        return gpu_needed(self.attributes)
 
     @property
     def packages(self) -> frozenset[str] | None:
@@ -70,10 +73,19 @@ class VariantInfo:
         return frozenset(str(listed).split()) if listed is not None else None
 
 
+#: Spellings of "yes" in a compspec `hardware.gpu.available` attribute (declared, detected or imported).
+_GPU_YES = frozenset({"yes", "true", "1", "on"})
+
+
+def gpu_needed(attributes: Mapping[str, Any]) -> bool:
+    """Whether a variant with these compspec attributes needs a GPU (absent means no)."""
+    return str(attributes.get("hardware.gpu.available", "no")).strip().lower() in _GPU_YES
+
+
 @dataclass(frozen=True)
 class Run:
-    id: str
-    config_id: str
+    """One point of a plan and one repeat; its ids follow from its key, so they cannot disagree with it."""
+
     sweep: str
     cluster: str
     app: str
@@ -87,9 +99,21 @@ class Run:
     input: str | None = None
 
     def key(self) -> dict[str, Any]:
-        key = {"cluster": self.cluster, "app": self.app, "workload": self.workload, "variant": self.variant,
-               "options": canonical_options(self.options, self.parameters)}
-        return {**key, "input": self.input} if self.input is not None else key
+        return run_key(self.cluster, self.app, self.workload, self.variant,
+                       canonical_options(self.options, self.parameters), self.input)
+
+    @functools.cached_property
+    def _ids(self) -> tuple[str, str]:
+        return key_ids(self.key(), self.repeat)
+
+    @property
+    def id(self) -> str:
+        return self._ids[0]
+
+    @property
+    def config_id(self) -> str:
+        """Shared by the repeats of one configuration."""
+        return self._ids[1]
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,19 @@ def canonical_options(options: Options, parameters: dict[str, Any]) -> dict[str,
     for name in options.parameters:
         explicit.pop(name, None)
     return {**explicit, **{f"param.{name}": value for name, value in sorted(parameters.items())}}
+
+
+def run_key(cluster: str, app: str, workload: str, variant: str, options: dict[str, Any],
+            input: str | None = None) -> dict[str, Any]:
+    """What names a configuration; `options` as `canonical_options` gives them (and the store keeps them),
+    `input` is the digest of the input the run reads (left out where unknown, e.g. imported runs)."""
+    key = {"cluster": cluster, "app": app, "workload": workload, "variant": variant, "options": options}
+    return {**key, "input": input} if input is not None else key
+
+
+def key_ids(key: dict[str, Any], repeat: int) -> tuple[str, str]:
+    """(run id, configuration id) of one repeat of a `run_key`: what resumes a sweep and dedups an import."""
+    return stable_id({**key, "repeat": repeat}), stable_id(key)
 
 
 def stable_id(payload: dict[str, Any]) -> str:

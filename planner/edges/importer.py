@@ -26,7 +26,7 @@ from planner.core import archs
 from planner.core.errors import InputError
 from planner.core.experiment import OPTION_NAMES, Options
 from planner.core.lammps_log import REASONS
-from planner.core.types import RunRecord, canonical_options, stable_id
+from planner.core.types import RunRecord, canonical_options, key_ids, run_key
 
 REQUIRED = ("cluster", "app", "workload", "variant", "status", "metric", "value")
 OPTIONAL = ("repeat", "reason")
@@ -152,8 +152,8 @@ def _add_row(runs: dict[str, _Run], columns: list[str], fields: list[str], line:
                      if key.startswith("cluster.") and cell}
     options = _options({key.removeprefix("option."): cell for key, cell in cells.items()
                         if key.startswith("option.") and cell})
-    key = {**names, "options": options}
-    run_id = stable_id({**key, "repeat": repeat})
+    key = run_key(**names, options=options)
+    run_id, _ = key_ids(key, repeat)
     run = runs.get(run_id)
     if run is None:
         run = runs[run_id] = _Run(line, key, repeat, status, reason, variant_attrs, cluster_attrs)
@@ -284,8 +284,9 @@ def _options(cells: dict[str, str]) -> dict[str, Any]:
 
 def _record(run: _Run, name: str) -> RunRecord:
     key = run.key
-    return RunRecord(id=stable_id({**key, "repeat": run.repeat}), config_id=stable_id(key), cluster=key["cluster"],
-                     app=key["app"], workload=key["workload"], variant=key["variant"], options=key["options"],
+    run_id, config_id = key_ids(key, run.repeat)
+    return RunRecord(id=run_id, config_id=config_id, cluster=key["cluster"], app=key["app"], workload=key["workload"],
+                     variant=key["variant"], options=key["options"],
                      repeat=run.repeat, status=run.status, reason=run.reason,
                      detail=f"imported from {Path(name).name}, line {run.line}", variant_attrs=run.variant_attrs,
                      cluster_attrs=run.cluster_attrs, source="import", foms=run.foms)

@@ -21,7 +21,7 @@ from planner.core import archs, compat
 from planner.core.experiment import Experiment, Options, Source, Workload, parameter_error
 from planner.core.launch import render
 from planner.core.plan import expand
-from planner.core.types import ClusterInfo, Run, VariantInfo, canonical_options, stable_id
+from planner.core.types import ClusterInfo, Run, VariantInfo, canonical_options
 from planner.learn.dataset import Choice, Context, canonical
 from planner.learn.features import Features, choice_features, context_features, describe
 
@@ -124,19 +124,17 @@ class Catalog:
         options = self._cache[key]
         if isinstance(options, str):
             return options
-        workload, executable = self._workload(context)
+        workload = self._workload(context)
         cluster = self.cluster_infos.get(context.cluster) or self._stand_in_cluster(context.cluster, choice)
         variant = self._known_variant(choice) or self._stand_in_variant(choice)
         if workload is None or not self._known(context, choice):
             requires = workload.requires if workload is not None else ()
             workload = Workload(requires=requires, native=_ANY_SOURCE, container=_ANY_SOURCE)
-        return compat.check(cluster, variant, context.workload, workload, options, executable)
+        return compat.check(cluster, variant, context.workload, workload, options)
 
-    def _workload(self, context: Context) -> tuple[Workload | None, str]:
+    def _workload(self, context: Context) -> Workload | None:
         app = self.exp.apps.get(context.app) if self.exp else None
-        if app is None:
-            return None, "lmp"
-        return app.workloads.get(context.workload), app.executable
+        return app.workloads.get(context.workload) if app is not None else None
 
     def _known_variant(self, choice: Choice) -> VariantInfo | None:
         info = self.variant_infos.get(choice.variant)
@@ -144,7 +142,7 @@ class Catalog:
 
     def _known(self, context: Context, choice: Choice) -> bool:
         """The experiment declares this cluster, variant and workload: its rules and command apply."""
-        workload, _ = self._workload(context)
+        workload = self._workload(context)
         return workload is not None and context.cluster in self.cluster_infos and \
             self._known_variant(choice) is not None
 
@@ -185,7 +183,7 @@ class Catalog:
             return None
         launch = choice.options()
         stored = context.parameters()
-        workload, _ = self._workload(context)
+        workload = self._workload(context)
         assert workload is not None
         # in the workload's declared order, as the plan passes them (`-v x 1 -v y 1 ...`)
         params = {**{k: stored[k] for k in workload.parameters if k in stored}, **stored}
@@ -196,10 +194,7 @@ class Catalog:
             options = Options.model_validate(launch)
         except ValidationError:
             return None
-        key = {"cluster": context.cluster, "app": context.app, "workload": context.workload,
-               "variant": choice.variant, "options": canonical_options(options, params)}
-        run = Run(stable_id({**key, "repeat": 0}), stable_id(key), "recommend", context.cluster, context.app,
-                  context.workload, choice.variant, options, params, 0, 0.0)
+        run = Run("recommend", context.cluster, context.app, context.workload, choice.variant, options, params, 0, 0.0)
         try:
             return render(run, self.cluster_infos[context.cluster], self.variant_infos[choice.variant],
                           self.exp.apps[context.app]).shell()

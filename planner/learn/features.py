@@ -24,6 +24,8 @@ from typing import Any
 import archspec.cpu
 
 from planner.core import archs
+from planner.core.compat import SUFFIX_PACKAGES
+from planner.core.types import gpu_needed
 
 Features = dict[str, float | str]
 
@@ -39,9 +41,6 @@ _VARIANT_KNOWN = {"io.archspec.cpu.target", "io.archspec.cpu.vendor", "io.archsp
 _CLUSTER_KNOWN = {"arch", "microarchitecture", "nodes", "cores_per_node", "gpus_per_node", "instance_type",
                   "price_per_hour", "memory_gb", "kind"}
 _LAUNCH_KNOWN = {"nodes", "tasks", "threads", "affinity", "suffix", "bind", "env", "preload"}
-#: LAMMPS package a `-sf` suffix needs (mirrors planner.core.compat, which owns the hard rule).
-_SUFFIX_PACKAGE = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKOS", "gpu": "GPU"}
-_TRUE = {"yes", "true", "1", "on"}
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
                                        "dec"), start=1)}
 
@@ -104,10 +103,6 @@ def mpi_family(value: Any) -> str | None:
         if any(spelling in text for spelling in spellings):
             return name
     return text
-
-
-def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in _TRUE
 
 
 # ------------------------------------------------------------------------------------------ archspec
@@ -215,7 +210,7 @@ def choice_features(*, app: str, cluster: Mapping[str, Any], variant: Mapping[st
     os_version = version_number(variant.get("os.version"))
     if os_version is not None:
         row["os.version"] = os_version
-    needs_gpu = _flag(variant.get("hardware.gpu.available", "no"))
+    needs_gpu = gpu_needed(variant)
     has_gpu = (_number(cluster.get("gpus_per_node")) or 0) > 0
     row["gpu.needed"] = float(needs_gpu)
     row["gpu.missing"] = float(needs_gpu and not has_gpu)
@@ -267,8 +262,8 @@ def _launch(row: Features, cluster: Mapping[str, Any], launch: Mapping[str, Any]
     row["affinity.mode"] = str(launch.get("affinity", "default"))
     suffix = str(launch.get("suffix", "none"))
     row["suffix.name"] = suffix
-    if suffix in _SUFFIX_PACKAGE and packages is not None:
-        row["suffix.supported"] = float(_SUFFIX_PACKAGE[suffix] in packages)
+    if suffix in SUFFIX_PACKAGES and packages is not None:
+        row["suffix.supported"] = float(SUFFIX_PACKAGES[suffix] in packages)
     binds = launch.get("bind") or ()
     row["binds.count"] = float(len(binds))
     if any("mpi" in str(bind).lower() for bind in binds):
@@ -314,7 +309,7 @@ def describe(group: str, *, app: str, cluster: Mapping[str, Any], variant: Mappi
     if group == "os":
         return f"OS {variant.get('os.vendor', '?')} {variant.get('os.version', '')}".strip()
     if group == "gpu":
-        return "GPU build" if _flag(variant.get("hardware.gpu.available", "no")) else "CPU build"
+        return "GPU build" if gpu_needed(variant) else "CPU build"
     if group == "version":
         return f"{app} {variant.get(f'{app}.version', '?')}"
     if group == "packages":
