@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository, the planner as a user runs it, and one real tiny sweep per session."""
+"""Shared fixtures: the repository, the planner as a user runs it, the tests' own caches, the native
+variants installed once, and one real tiny sweep per session."""
 
 from __future__ import annotations
 
@@ -8,9 +9,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "tests" / "data" / "tiny.yaml"
+#: The tests' caches, in the repository's ignored .cache/ and never the user's ~/.cache. The native
+#: variants are installed into CACHE/compat-lab on first use (about 40 s) and kept for later sessions.
+CACHE = REPO / ".cache"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # before collection, so that every cache_dir() of this process and of the planners it starts agrees
+    os.environ["XDG_CACHE_HOME"] = str(CACHE)
+    os.environ["COMPAT_LAB_CACHE"] = str(CACHE / "compat-lab")
 
 
 def planner(*args: str, store: Path | None = None, cwd: Path = REPO, timeout: float = 900,
@@ -24,8 +35,21 @@ def planner(*args: str, store: Path | None = None, cwd: Path = REPO, timeout: fl
 
 
 @pytest.fixture(scope="session")
-def tiny_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny experiment swept once for real (native variants installed on first use); returns the store."""
+def native_variants() -> Path:
+    """The tiny experiment's native variants, installed by the planner into the tests' cache; returns it."""
+    from planner.core.experiment import load_experiment
+    from planner.edges.sweep import Workspace, materialize, native_variants_needed
+
+    ws = Workspace.load(load_experiment(TINY))
+    natives = [name for name, variant in ws.variants.items() if variant.kind == "native"]
+    materialize(ws, native_variants_needed(ws, [], natives), Console(quiet=True))
+    assert all(ws.variants[name].installed for name in natives)
+    return ws.cache
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(native_variants: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny experiment swept once for real; returns the store."""
     store = tmp_path_factory.mktemp("tiny-sweep") / "planner.sqlite"
     done = planner("sweep", "-e", str(TINY), store=store)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,4 +1,5 @@
-"""Every role's molecule scenario (default driver, localhost): converge, idempotence, verify.
+"""Every role's molecule scenario (default driver, localhost): converge, idempotence, verify; and
+roles/local_cluster run without the planner installs where the planner looks.
 
 Roles whose real target cannot run here (EKS, Kubernetes) say in their scenario what they fake.
 """
@@ -6,13 +7,17 @@ Roles whose real target cannot run here (EKS, Kubernetes) say in their scenario 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from planner.core.experiment import parse_experiment
+from planner.edges.runner import PlaybookRequest, run_playbook
+from planner.edges.variants import recipe_digest, variant_infos
+from tests.conftest import REPO, TINY
 
 ROLES = sorted(p.parent.parent.parent.name for p in (REPO / "roles").glob("*/molecule/default/molecule.yml"))
 
@@ -38,3 +43,42 @@ def test_molecule_scenario(role: str, tmp_path: Path) -> None:
     assert done.returncode == 0, tail
     for step in ("converge", "idempotence", "verify"):
         assert f"{step}: Executed: Successful" in (done.stdout + done.stderr), f"{step} did not run:\n{tail}"
+
+
+@pytest.mark.lammps
+@pytest.mark.parametrize("setting", ["COMPAT_LAB_CACHE", "XDG_CACHE_HOME", "HOME"])
+def test_local_cluster_run_by_hand_installs_where_the_planner_looks(setting: str, native_variants: Path,
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cluster.yml` run without the planner (no local_cluster_cache_dir given) installs a variant the
+    planner then finds, whichever of the three settings names the cache."""
+    assert native_variants.name == "compat-lab"  # so that XDG_CACHE_HOME and HOME can name it too
+    home = tmp_path / "home"  # a wrong default lands here, never in the user's HOME
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("COMPAT_LAB_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    if setting == "COMPAT_LAB_CACHE":
+        monkeypatch.setenv("COMPAT_LAB_CACHE", str(native_variants))
+    elif setting == "XDG_CACHE_HOME":
+        monkeypatch.setenv("XDG_CACHE_HOME", str(native_variants.parent))
+    else:
+        (home / ".cache").symlink_to(native_variants.parent)
+    name = f"probe-{setting.lower().replace('_', '-')}"
+    # a variant of its own that runs the installed LAMMPS: its prefix needs no download
+    exp = parse_experiment(TINY.read_text().replace(
+        "  lammps-2023-mpich:\n",
+        f"  {name}:\n    native: {{packages: [pip], lammps_from: lammps-2025-mpich}}\n  lammps-2023-mpich:\n", 1))
+    assert not variant_infos(exp)[name].installed
+    try:
+        done = run_playbook(PlaybookRequest("playbooks/cluster.yml", "inventories/local", tags="local_cluster",
+                                            extravars={"local_cluster_variants": [
+                                                {"name": name, "packages": ["pip"], "lammps_from": "lammps-2025-mpich",
+                                                 "recipe": recipe_digest(exp, name)}]}))
+        assert done.ok, done.failures
+        found = variant_infos(exp)[name]
+        assert found.installed
+        assert found.layout["prefix"] == str(native_variants / "variants" / name)
+        assert found.attributes["lammps.version"] == "20250722"
+    finally:
+        shutil.rmtree(native_variants / "variants" / name, ignore_errors=True)

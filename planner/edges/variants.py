@@ -33,10 +33,13 @@ FROM_HOST = "detected (host)"
 
 
 def cache_dir() -> Path:
-    if os.environ.get("COMPAT_LAB_CACHE"):
-        return Path(os.environ["COMPAT_LAB_CACHE"]).expanduser().resolve()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return (base / "compat-lab").resolve()
+    """$COMPAT_LAB_CACHE, else $XDG_CACHE_HOME/compat-lab, else ~/.cache/compat-lab.
+
+    `roles/local_cluster` defaults to the same directory, so a hand-run `cluster.yml` installs where the
+    planner looks (tests/test_roles.py runs the role without the planner to hold the two together).
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(os.environ.get("COMPAT_LAB_CACHE") or Path(base) / "compat-lab").expanduser().resolve()
 
 
 def recipe_digest(exp: Experiment, name: str) -> str:
