@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from planner.cli import main
+from planner.core.errors import InputError
 from planner.core.experiment import load_experiment, parse_experiment
-from tests.conftest import REPO, TINY, planner
+from tests.conftest import REPO, TINY
 
 GOOD = TINY.read_text()
 
@@ -82,13 +83,15 @@ def test_malformed_experiment_exit_2_with_file_line_field(name: str, text: str, 
 def test_line_number_points_at_the_field(tmp_path: Path) -> None:
     text = _mutate("    repeats: 1", "    repeats: many")
     line = text.splitlines().index("    repeats: many") + 1
-    with pytest.raises(Exception) as err:
+    with pytest.raises(InputError) as err:
         parse_experiment(text, "x.yaml")
-    assert str(err.value).startswith(f"x.yaml:{line}: sweeps[0].repeats")
+    assert (err.value.file, err.value.line, err.value.field) == ("x.yaml", line, "sweeps[0].repeats")
+    assert str(err.value).startswith(f"x.yaml:{line}: sweeps[0].repeats: ")
+    assert "integer" in err.value.detail
 
 
-def test_cli_exit_code_is_2_for_a_missing_file(tmp_path: Path) -> None:
-    done = planner("sweep", "-e", str(tmp_path / "nope.yaml"), "--store", str(tmp_path / "s.sqlite"))
-    assert done.returncode == 2
-    assert done.stderr.strip() == f"error: {tmp_path / 'nope.yaml'}: experiment file not found"
+def test_cli_exit_code_is_2_for_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["sweep", "-e", str(tmp_path / "nope.yaml"), "--store", str(tmp_path / "s.sqlite")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope.yaml'}: experiment file not found"
     assert not (tmp_path / "s.sqlite").exists()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from planner.cli import main
 from planner.core import lammps_log
 from planner.edges.store import Store
-from tests.conftest import REPO, planner
+from tests.conftest import REPO
 
 LOGS = REPO / "tests" / "data" / "logs"
 
@@ -26,16 +28,22 @@ FAILURES = {
 }
 
 
+def _parse_log(capsys: pytest.CaptureFixture[str], *files: str) -> list[dict[str, Any]]:
+    """`parse-log FILES --json` in this process: exit 0 (the files parsed, whatever runs they show)."""
+    assert main(["parse-log", *files, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    return json.loads(out)
+
+
 def test_every_reason_code_has_a_failure_case() -> None:
     launcher_only = {"timeout", "incompatible"}  # set by the executor and the planner, not read from logs
     assert set(FAILURES.values()) | launcher_only == set(lammps_log.REASONS)
 
 
 @pytest.mark.parametrize(("name", "reason"), sorted(FAILURES.items()))
-def test_failure_logs_are_classified(name: str, reason: str) -> None:
-    done = planner("parse-log", str(LOGS / name), "--json")
-    assert done.returncode == 0, done.stderr  # parsed; the run it shows failed
-    [item] = json.loads(done.stdout)
+def test_failure_logs_are_classified(name: str, reason: str, capsys: pytest.CaptureFixture[str]) -> None:
+    [item] = _parse_log(capsys, str(LOGS / name))
     assert item["file"] == str(LOGS / name)
     assert (item["status"], item["reason"]) == ("failed", reason)
     assert item["foms"] == {}
@@ -47,10 +55,8 @@ def test_timeout_and_killed_come_from_the_launcher() -> None:
     assert lammps_log.parse("Total wall time: 0:00:01", exit_code=1).status == "failed"
 
 
-def test_flux_minicluster_log_with_broker_lines_interleaved() -> None:
-    done = planner("parse-log", str(LOGS / "flux-minicluster-reaxff.log"), "--json")
-    assert done.returncode == 0, done.stderr
-    [item] = json.loads(done.stdout)
+def test_flux_minicluster_log_with_broker_lines_interleaved(capsys: pytest.CaptureFixture[str]) -> None:
+    [item] = _parse_log(capsys, str(LOGS / "flux-minicluster-reaxff.log"))
     foms = item["foms"]
     assert item["status"] == "ok"
     assert foms["loop_time"] == 22.0117 and foms["procs"] == 128 and foms["atoms"] == 77824
@@ -69,20 +75,19 @@ def test_old_lammps_log_without_atom_steps_derives_them() -> None:
 
 
 @pytest.mark.lammps
-def test_logs_of_real_runs_parse_like_the_store_says(tiny_sweep: Path) -> None:
+def test_logs_of_real_runs_parse_like_the_store_says(tiny_sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with Store(tiny_sweep) as store:
         records = store.records()
     assert records
-    files = [r.log_path for r in records]
-    done = planner("parse-log", *files, "--json")
-    assert done.returncode == 0, done.stdout[-2000:]
-    parsed = {item["file"]: item for item in json.loads(done.stdout)}
-    for record in records:
-        item = parsed[record.log_path]
-        assert item["status"] == "ok"
+    # the launcher's output as stored, and the LAMMPS log file written in the run directory (no launcher lines)
+    files = {path: record for record in records
+             for path in (record.log_path, str(Path(record.log_path).with_name("log.lammps")))}
+    items = _parse_log(capsys, *files)
+    assert sorted(item["file"] for item in items) == sorted(files)
+    for item in items:
+        record = files[item["file"]]
+        assert (item["status"], item["reason"]) == ("ok", None), item["file"]
         assert item["foms"]["loop_time"] == record.foms["loop_time"]
+        assert item["foms"]["atoms"] == record.foms["atoms"]
         assert item["foms"]["timesteps_per_s"] > 0
         assert item["foms"]["mpi_tasks"] * item["foms"]["omp_threads"] == 2
-    # the LAMMPS log file written in the run directory parses too (it has no launcher lines)
-    lammps_logs = [str(Path(f).with_name("log.lammps")) for f in files[:3]]
-    assert planner("parse-log", *lammps_logs).returncode == 0

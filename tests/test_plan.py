@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from planner.cli import main
 from planner.core import compat
+from planner.core.errors import InputError
 from planner.core.experiment import OptionMatrix, Options, load_experiment
+from planner.core.launch import render
 from planner.core.plan import expand
 from planner.edges.sweep import Workspace
 from tests.conftest import REPO, TINY
@@ -86,8 +89,11 @@ def test_local_command_binds_the_variant_mpi_and_stages_inputs(ws: Workspace) ->
     plan = expand(ws.exp, ws.clusters, ws.variants, cluster="local", workloads=["lj"],
                   only_variants=["lammps-2025-impi"])
     omp = next(r for r in plan.runs if r.options.suffix == "omp")
-    launch = ws.launch(omp)
-    prefix = ws.variants["lammps-2025-impi"].layout["prefix"]
+    impi = ws.variants["lammps-2025-impi"]
+    # what the installed variant's facts say (`lmp -h`), so that the test needs no installation
+    impi = dataclasses.replace(impi, attributes={**impi.attributes, "mpi.implementation": "intel-mpi"})
+    launch = render(omp, ws.clusters["local"], impi, ws.exp.apps["lammps"])
+    prefix = impi.layout["prefix"]
     assert launch.env["LD_LIBRARY_PATH"] == f"{prefix}/lib"
     assert launch.env["I_MPI_PIN_DOMAIN"] == "omp"  # Intel MPI pins through env, not -bind-to
     assert launch.argv[:3] == [f"{prefix}/bin/mpiexec", "-n", "1"]
@@ -100,8 +106,9 @@ def test_local_command_binds_the_variant_mpi_and_stages_inputs(ws: Workspace) ->
 
 
 def test_unknown_cluster_filter_is_bad_input(ws: Workspace) -> None:
-    with pytest.raises(Exception, match="unknown cluster 'mars'; known: local, eks-arm64, eks-amd64"):
+    with pytest.raises(InputError) as err:
         expand(ws.exp, ws.clusters, ws.variants, cluster="mars")
+    assert str(err.value) == "--cluster: unknown cluster 'mars'; known: local, eks-arm64, eks-amd64"
 
 
 def test_container_variant_on_local_needs_a_runtime(ws: Workspace) -> None:
@@ -114,10 +121,11 @@ def test_container_variant_on_local_needs_a_runtime(ws: Workspace) -> None:
     assert compat.check(with_runtime, variant, "reaxff", workload, Options()) is None
 
 
-def test_sweeping_a_variant_that_cannot_run_here_is_bad_input(tmp_path: Path) -> None:
-    from tests.conftest import planner
-
-    done = planner("sweep", "--variant", "mpich-ubuntu-22.04-arm64", "--store", str(tmp_path / "s.sqlite"))
-    assert done.returncode == 2
-    assert done.stderr.startswith("error: --variant: variant mpich-ubuntu-22.04-arm64 cannot run on cluster local: ")
+def test_sweeping_a_variant_that_cannot_run_here_is_bad_input(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["sweep", "--variant", "mpich-ubuntu-22.04-arm64", "--store", str(tmp_path / "s.sqlite")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: --variant: variant mpich-ubuntu-22.04-arm64 cannot run on cluster local: "), err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.sqlite").exists()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from planner.cli import main
 from planner.core.errors import StoreError
 from planner.edges.store import RunRecord, Store
-from tests.conftest import planner
 
 
 def _record(run_id: str = "r1", **extra: object) -> RunRecord:
@@ -30,14 +30,14 @@ def test_add_many_is_all_or_nothing(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as store:
         bad = _record("r2")
         bad.status = "maybe"  # violates the CHECK constraint
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
             store.add_many([_record("r1"), bad])
         assert store.count() == 0
         assert store.add_many([_record("r1"), _record("r2")]) == 2
         assert store.add_many([_record("r1")]) == 0  # idempotent
 
 
-def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path) -> None:
+def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
         store.add(_record())
@@ -48,21 +48,25 @@ def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path) -> None
     before = path.read_bytes()
     with pytest.raises(StoreError, match="schema version 99 is not 1"):
         Store(path)
-    done = planner("results", "--store", str(path))
-    assert done.returncode == 2 and "schema version 99" in done.stderr
+    assert main(["results", "--store", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 1" in err
+    assert len(err.strip().splitlines()) == 1
     assert path.read_bytes() == before
 
 
-def test_corrupt_store_is_bad_input_and_left_as_it_was(tmp_path: Path) -> None:
+def test_corrupt_store_is_bad_input_and_left_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "s.sqlite"
     path.write_bytes(b"this is not a database" * 100)
-    done = planner("results", "--store", str(path))
-    assert done.returncode == 2
-    assert done.stderr.startswith(f"error: {path}: not a readable results store")
-    assert len(done.stderr.strip().splitlines()) == 1
+    assert main(["results", "--store", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: not a readable results store")
+    assert len(err.strip().splitlines()) == 1
     assert path.read_bytes() == b"this is not a database" * 100
 
 
-def test_results_on_a_missing_store_says_to_sweep_first(tmp_path: Path) -> None:
-    done = planner("results", "--store", str(tmp_path / "none.sqlite"))
-    assert done.returncode == 2 and "run `python -m planner sweep`" in done.stderr
+def test_results_on_a_missing_store_says_to_sweep_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["results", "--store", str(tmp_path / "none.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'none.sqlite'}") and "run `python -m planner sweep`" in err
+    assert not (tmp_path / "none.sqlite").exists()
