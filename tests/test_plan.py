@@ -14,7 +14,9 @@ from planner.core.errors import InputError
 from planner.core.experiment import OptionMatrix, Options, load_experiment
 from planner.core.launch import render
 from planner.core.plan import expand
+from planner.edges.importer import read_csv
 from planner.edges.sweep import Workspace
+from planner.learn.features import choice_features
 from tests.conftest import REPO, TINY
 from tests.registry.matrix import warm_cache
 
@@ -129,3 +131,31 @@ def test_sweeping_a_variant_that_cannot_run_here_is_bad_input(tmp_path: Path,
     assert err.startswith("error: --variant: variant mpich-ubuntu-22.04-arm64 cannot run on cluster local: "), err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_an_imported_row_of_a_planned_point_gets_the_planned_ids(ws: Workspace, tmp_path: Path) -> None:
+    """Plan and import build a run's key the same way, so a sweep skips what was imported."""
+    plan = expand(ws.exp, ws.clusters, ws.variants, cluster="local", workloads=["reaxff"],
+                  only_variants=["lammps-2025-impi"])
+    run = next(r for r in plan.runs if r.options.suffix == "omp" and r.repeat == 1)
+    options = {name.removeprefix("param."): value for name, value in run.key()["options"].items()}
+    header = ["cluster", "app", "workload", "variant", "status", "metric", "value", "repeat",
+              *(f"option.{name}" for name in options)]
+    row = [run.cluster, run.app, run.workload, run.variant, "ok", "loop_time", "1.5", str(run.repeat),
+           *(str(value) for value in options.values())]
+    path = tmp_path / "one.csv"
+    path.write_text(",".join(header) + "\n" + ",".join(row) + "\n")
+    [record] = read_csv(path).records
+    assert (record.id, record.config_id, record.options) == (run.id, run.config_id, run.key()["options"])
+
+
+@pytest.mark.parametrize("spelling", ["yes", "True", "1", "on", " ON "])
+def test_gpu_spellings_mean_the_same_to_the_rules_and_the_features(ws: Workspace, spelling: str) -> None:
+    variant = ws.variants["mpich-ubuntu-22.04-amd64"]
+    gpu = dataclasses.replace(variant, attributes={**variant.attributes, "hardware.gpu.available": spelling})
+    cluster = ws.clusters["eks-amd64"]
+    workload = ws.exp.apps["lammps"].workloads["reaxff"]
+    assert compat.check(cluster, variant, "reaxff", workload, Options()) is None
+    assert "needs a GPU" in compat.check(cluster, gpu, "reaxff", workload, Options())
+    row = choice_features(app="lammps", cluster=cluster.attributes(), variant=gpu.attributes, launch={})
+    assert (row["gpu.needed"], row["gpu.missing"]) == (1.0, 1.0)
