@@ -286,7 +286,6 @@ def _record(run: _Run, name: str) -> RunRecord:
     key = run.key
     run_id, config_id = key_ids(key, run.repeat)
     return RunRecord(id=run_id, config_id=config_id, cluster=key["cluster"], app=key["app"], workload=key["workload"],
-                     variant=key["variant"], options=key["options"],
-                     repeat=run.repeat, status=run.status, reason=run.reason,
-                     detail=f"imported from {Path(name).name}, line {run.line}", variant_attrs=run.variant_attrs,
-                     cluster_attrs=run.cluster_attrs, source="import", foms=run.foms)
+                     variant=key["variant"], options=key["options"], repeat=run.repeat, status=run.status,
+                     reason=run.reason, detail=f"imported from {Path(name).name}, line {run.line}",
+                     variant_attrs=run.variant_attrs, cluster_attrs=run.cluster_attrs, source="import", foms=run.foms)
