@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from planner.cli import main
 from planner.edges.store import Store
 from planner.edges.watchdog import owned_by
 from tests.conftest import REPO, TINY, planner
@@ -85,29 +86,27 @@ def test_tiny_sweep_stores_every_run_with_provenance(tiny_sweep: Path) -> None:
         assert record.foms["mpi_tasks"] * record.foms["omp_threads"] == 2
 
 
-def test_second_sweep_does_nothing_and_says_so(tiny_sweep: Path) -> None:
-    done = planner("sweep", "-e", str(TINY), store=tiny_sweep)
-    assert done.returncode == 0, done.stderr
-    assert "0 runs to do: all 18 runs of this plan are stored" in done.stdout
+def test_second_sweep_does_nothing_and_says_so(tiny_sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", "-e", str(TINY), "--store", str(tiny_sweep)]) == 0
+    assert "0 runs to do: all 18 runs of this plan are stored" in capsys.readouterr().out
     assert _count(tiny_sweep) == 18
 
 
-def test_results_summarize_per_configuration(tiny_sweep: Path) -> None:
-    done = planner("results", "--json", store=tiny_sweep)
-    assert done.returncode == 0, done.stderr
-    summaries = json.loads(done.stdout)
+def test_results_summarize_per_configuration(tiny_sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["results", "--json", "--store", str(tiny_sweep)]) == 0
+    summaries = json.loads(capsys.readouterr().out)
     assert len(summaries) == 18
     assert all(s["runs"] == 1 and s["ok"] == 1 and s["median"]["timesteps_per_s"] > 0 for s in summaries)
-    csv_out = planner("results", "--csv", store=tiny_sweep).stdout.splitlines()
+    assert main(["results", "--csv", "--store", str(tiny_sweep)]) == 0
+    csv_out = capsys.readouterr().out.splitlines()
     assert csv_out[0] == "cluster,app,workload,variant,options,runs,ok,metric,median,spread"
     assert any(",timesteps_per_s," in line for line in csv_out[1:])
 
 
-def test_dry_run_lists_commands_and_runs_nothing(tmp_path: Path) -> None:
+def test_dry_run_lists_commands_and_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "planner.sqlite"
-    done = planner("sweep", "-e", str(TINY), "--dry-run", "--json", store=store)
-    assert done.returncode == 0, done.stderr
-    plan = json.loads(done.stdout)
+    assert main(["sweep", "-e", str(TINY), "--dry-run", "--json", "--store", str(store)]) == 0
+    plan = json.loads(capsys.readouterr().out)
     assert len(plan["runs"]) == 18 and not any(r["stored"] for r in plan["runs"])
     assert all("mpiexec -n" in r["command"] for r in plan["runs"])
     assert not store.exists()
