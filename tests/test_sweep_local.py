@@ -17,7 +17,7 @@ import pytest
 from planner.cli import main
 from planner.edges.store import Store
 from planner.edges.watchdog import owned_by
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, TINY, planner
 
 pytestmark = pytest.mark.lammps
 
@@ -169,8 +169,10 @@ def test_a_killed_lammps_process_is_stored_as_killed_and_the_sweep_goes_on(tmp_p
 def test_a_run_over_its_timeout_is_stopped_and_stored_as_timeout(tmp_path: Path) -> None:
     experiment = _long_experiment(tmp_path, steps=200000, timeout=2)
     store = tmp_path / "planner.sqlite"
-    assert main(["sweep", "-e", str(experiment), "--workload", "lj", "--variant", "lammps-2023-mpich",
-                 "--store", str(store)]) == 0
+    # a real process: should the timeout not stop the run, `planner` gives up on it (and the test fails)
+    done = planner("sweep", "-e", str(experiment), "--workload", "lj", "--variant", "lammps-2023-mpich",
+                   store=store, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
     with Store(store) as s:
         records = s.records()
     assert [(r.status, r.reason) for r in records] == [("failed", "timeout")] * 2
