@@ -169,10 +169,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _evaluation_text(result: Evaluation) -> str:
     lines = [f"leave-one-{result.group_by}-out over {result.groups} {result.group_by}s, "
              f"{result.model.picks} picks, {result.metric} ({result.goal}):",
-             f"{'':18}{'top1':>8}{'mean regret':>14}{'max regret':>12}{'incompatible':>14}"]
+             f"{'':18}{'top1':>8}{'mean regret':>14}{'max regret':>12}{'incompatible':>14}{'failed':>8}"]
     for name, row in [("model", result.model), *result.baselines.items()]:
         lines.append(f"{name:18}{_fmt(row.top1):>8}{_fmt(row.mean_regret):>14}{_fmt(row.max_regret):>12}"
-                     f"{row.incompatible_picks:>14}")
+                     f"{row.incompatible_picks:>14}{row.failed_picks:>8}")
     if result.no_pick:
         lines.append(f"{result.no_pick} context(s) had no candidate to pick (the hard rules or the classifier left "
                      "none, or no FOM model): no pick")
@@ -282,12 +282,15 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser(
-        "evaluate", help="leave-one-group-out quality of the recommendations against three baselines",
-        description="For each cluster (or workload), fit the models on every run outside it, pick in each of "
-                    "its contexts among the choices measured there, and score the pick against the "
-                    "measurements: top-1 share, mean and max regret (best / pick; 1.0 is perfect), picks that "
-                    "failed or were incompatible. Baselines: random, arch_match (a variant of the cluster's "
-                    "CPU family), most_often_best (the choice best in the most training contexts).")
+        "evaluate", help="leave-one-group-out quality of the recommendations against rules-aware baselines",
+        description="For each cluster (or workload), fit the models on every run outside it, rank in each of "
+                    "its contexts the choices measured there, and score the ranking against the "
+                    "measurements: top-1 share, mean and max regret (best / what the user runs; 1.0 is perfect; "
+                    "a pick that failed or was incompatible scores as the next success down the ranking, and "
+                    "is counted). Baselines, all obeying the hard rules: rules_random, most_often_best (by "
+                    "variant), family_mean and nearest_cluster (best mean FOM / best FOM of its context on "
+                    "clusters of the same family / the most similar clusters), heuristic (GPU, all cores, ranks "
+                    "over threads, widest vector extension, newest release).")
     p.add_argument("--group-by", choices=("cluster", "workload"), required=True,
                    help="what to hold out: each cluster, or each workload, in turn")
     cli_args.metric_arg(p)

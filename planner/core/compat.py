@@ -42,15 +42,16 @@ def _kind(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, worklo
 
 def _architecture(cluster: ClusterInfo, variant: VariantInfo, *_: object) -> str | None:
     target = variant.target
-    fam = archs.family(target)
+    host_family = archs.family(cluster.arch) or archs.family(cluster.microarchitecture)
+    fam = archs.family(target, host_family)
     if fam is None:
         return None  # unknown target: let the run tell (exec-format) rather than guess
-    if fam != cluster.arch:
-        return (f"variant {variant.name} is built for {archs.platform_name(target)} ({target}), "
-                f"cluster {cluster.name} is {archs.platform_name(cluster.arch)}")
+    if host_family is not None and fam != host_family:
+        return (f"variant {variant.name} is built for {archs.platform_name(fam)} ({target}), "
+                f"cluster {cluster.name} is {archs.platform_name(host_family)}")
     if archs.can_run(cluster.microarchitecture, target) is False:
-        return (f"variant {variant.name} is built for {archs.normalize(target)}, which "
-                f"{cluster.microarchitecture} cannot run (not the target nor a descendant of it)")
+        return (f"variant {variant.name} is built for {archs.normalize(target) or target}, whose instruction set "
+                f"{cluster.microarchitecture} lacks (not the target, a descendant, nor a superset of its extensions)")
     return None
 
 

@@ -13,6 +13,7 @@ import shutil
 
 import archspec.cpu
 
+from planner.core import archs
 from planner.core.experiment import Cluster, Experiment
 from planner.core.types import ClusterInfo
 
@@ -39,7 +40,7 @@ def cluster_info(name: str, cluster: Cluster) -> ClusterInfo:
         return ClusterInfo(name, "local", arch, cluster.microarchitecture or micro, 1,
                            cluster.cores_per_node or cores, cluster.gpus_per_node, "local", cluster.price_per_hour,
                            memory, cluster.sif_dir, runtime)
-    family = {"amd64": "x86_64", "arm64": "aarch64"}[cluster.arch or "amd64"]
+    family = archs.family(cluster.arch or "amd64") or "x86_64"
     return ClusterInfo(name, cluster.kind, family, cluster.microarchitecture, cluster.nodes,
                        cluster.cores_per_node or 1, cluster.gpus_per_node, cluster.instance_type,
                        cluster.price_per_hour, None, cluster.sif_dir, "singularity")

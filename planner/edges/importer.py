@@ -4,8 +4,13 @@ One row per measurement: `cluster, app, workload, variant, status, metric, value
 `repeat` and `reason` (a failure reason code), and attribute columns `variant.<attribute>`,
 `cluster.<attribute>` and `option.<name>` (launch options such as `option.tasks`, or workload
 parameters such as `option.x`). Rows of the same run (same cluster, app, workload, variant, options
-and repeat) are one run with several figures of merit. Runs get the ids a sweep would give them, so
-importing a file twice adds nothing the second time.
+and repeat) are one run with several figures of merit. A blank `repeat` is numbered in file order
+within its point: a row starts the next repeat when the current one already has its metric. Runs
+get the ids a sweep would give them, so importing a file twice adds nothing the second time.
+
+CPU targets may be any name archspec or GCC knows (`planner.core.archs`); `generic` is stored as the
+baseline of the row's architecture, `native` as it is (built on the machine it ran on).
+`cluster.io.archspec.cpu.target` is compspec's name for `cluster.microarchitecture`.
 
 Every bad row is reported with its line number; if there is any, nothing is imported.
 """
@@ -39,6 +44,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]*$")
 _METRIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_.%/-]*$")
 #: How many bad rows are listed before "... and N more".
 SHOWN = 20
+#: Repeats are counted from 0; a larger number is a typo or a unit mix-up, not a repeat.
+MAX_REPEAT = 999_999
+#: Spellings Python reads as a non-finite number; no attribute or option may be one.
+_NON_FINITE = re.compile(r"^[+-]?(nan|inf|infinity)$", re.IGNORECASE)
+_TARGET = "variant.io.archspec.cpu.target"
+_HOST_ALIAS = "cluster.io.archspec.cpu.target"
 
 
 class BadRows(InputError):
@@ -60,6 +71,15 @@ class _Run:
     cluster_attrs: dict[str, Any]
     foms: dict[str, float] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)  # metric -> line it came from
+
+
+@dataclass
+class _Blank:
+    """The repeats numbered so far in one point whose rows give no repeat."""
+
+    line: int  # first row of the point without a repeat
+    next: int = 0
+    open: str | None = None  # run id of the repeat rows are being added to
 
 
 @dataclass
@@ -85,6 +105,7 @@ def read_csv(path: str | Path) -> Parsed:
                 raise InputError(f"empty file; expected a header with {', '.join(REQUIRED)}", file=name, line=1)
             columns = _check_header([column.strip() for column in header], name)
             runs: dict[str, _Run] = {}
+            numbering: dict[str, _Blank | int] = {}  # point id -> its blank repeats, or the line of a numbered one
             problems: list[str] = []
             rows = 0
             for fields in reader:
@@ -93,7 +114,7 @@ def read_csv(path: str | Path) -> Parsed:
                 rows += 1
                 line = reader.line_num
                 try:
-                    _add_row(runs, columns, fields, line)
+                    _add_row(runs, numbering, columns, fields, line)
                 except _RowError as err:
                     problems.append(f"{name}:{line}: {err}")
         except UnicodeDecodeError:
@@ -130,7 +151,8 @@ class _RowError(Exception):
         super().__init__(f"{field}: {message}")
 
 
-def _add_row(runs: dict[str, _Run], columns: list[str], fields: list[str], line: int) -> None:
+def _add_row(runs: dict[str, _Run], numbering: dict[str, _Blank | int], columns: list[str], fields: list[str],
+             line: int) -> None:
     if len(fields) != len(columns):
         raise _RowError("row", f"{len(fields)} fields, the header has {len(columns)}")
     cells = {column: cell.strip() for column, cell in zip(columns, fields, strict=True)}
@@ -142,17 +164,21 @@ def _add_row(runs: dict[str, _Run], columns: list[str], fields: list[str], line:
     status = cells["status"]
     if status not in STATUSES:
         raise _RowError("status", f"{status!r} is not one of {', '.join(STATUSES)}")
-    repeat = _repeat(cells.get("repeat", ""))
+    given = _repeat(cells.get("repeat", ""))
     reason = _reason(cells.get("reason", ""), status)
     metric, value = cells["metric"], cells["value"]
     number = _value(metric, value, status)
-    variant_attrs = {key.removeprefix("variant."): _variant_attr(key, cell) for key, cell in cells.items()
-                     if key.startswith("variant.") and cell}
-    cluster_attrs = {key.removeprefix("cluster."): _cluster_attr(key, cell) for key, cell in cells.items()
-                     if key.startswith("cluster.") and cell}
+    for column, cell in cells.items():
+        if column.startswith(PREFIXES) and _NON_FINITE.match(cell):
+            raise _RowError(column, f"{cell!r} is not a finite value")
+    cluster_attrs = _cluster_attrs(cells)
+    variant_attrs = {key.removeprefix("variant."): _variant_attr(key, cell, cluster_attrs)
+                     for key, cell in cells.items() if key.startswith("variant.") and cell}
     options = _options({key.removeprefix("option."): cell for key, cell in cells.items()
                         if key.startswith("option.") and cell})
     key = run_key(**names, options=options)
+    _, point = key_ids(key, 0)
+    repeat = _number_repeat(runs, numbering, point, key, given, metric, status, line)
     run_id, _ = key_ids(key, repeat)
     run = runs.get(run_id)
     if run is None:
@@ -168,19 +194,42 @@ def _add_row(runs: dict[str, _Run], columns: list[str], fields: list[str], line:
         if metric in run.foms:
             raise _RowError("metric", f"{metric!r} of this run was already given on line {run.lines[metric]}")
         run.foms[metric] = number
-        run.lines[metric] = line
+    run.lines.setdefault(metric, line)
 
 
-def _repeat(text: str) -> int:
+def _repeat(text: str) -> int | None:
     if not text:
-        return 0
+        return None
     try:
         repeat = int(text)
     except ValueError:
         raise _RowError("repeat", f"{text!r} is not a whole number") from None
-    if repeat < 0:
-        raise _RowError("repeat", f"{repeat} is negative")
+    if not 0 <= repeat <= MAX_REPEAT:
+        raise _RowError("repeat", f"{text} is not a repeat number from 0 to {MAX_REPEAT}")
     return repeat
+
+
+def _number_repeat(runs: dict[str, _Run], numbering: dict[str, _Blank | int], point: str, key: dict[str, Any],
+                   given: int | None, metric: str, status: str, line: int) -> int:
+    """The row's repeat: as given, or for a blank one the open repeat of its point unless that already
+    has this metric (or another status), then the next one. A point numbers its repeats all or none."""
+    seen = numbering.get(point)
+    if given is not None:
+        if isinstance(seen, _Blank):
+            raise _RowError("repeat", f"{given} given, but line {seen.line} of the same point leaves it blank; "
+                                      "number all rows of a point or none")
+        numbering.setdefault(point, line)
+        return given
+    if isinstance(seen, int):
+        raise _RowError("repeat", f"blank, but line {seen} of the same point numbers it; "
+                                  "number all rows of a point or none")
+    blank = numbering.setdefault(point, _Blank(line))
+    assert isinstance(blank, _Blank)
+    current = runs.get(blank.open) if blank.open else None
+    if current is None or metric in current.lines or status != current.status:
+        blank.open, _ = key_ids(key, blank.next)
+        blank.next += 1
+    return blank.next - 1
 
 
 def _reason(text: str, status: str) -> str | None:
@@ -208,24 +257,54 @@ def _value(metric: str, value: str, status: str) -> float | None:
         raise _RowError("value", f"{value!r} is not a number") from None
     if not math.isfinite(number):
         raise _RowError("value", f"{value!r} is not a finite number")
+    if number <= 0:
+        # rankings, regret and the model compare figures of merit as ratios
+        raise _RowError("value", f"{value} is not positive; a figure of merit (a rate, a time) is > 0")
     return number
 
 
-def _variant_attr(column: str, cell: str) -> str:
-    if column == "variant.io.archspec.cpu.target" and archs.normalize(cell) is None:
-        raise _RowError(column, f"{cell!r} is not a CPU target archspec knows; use an archspec name (neoverse_v1, "
-                                "skylake_avx512, zen3, x86_64_v3, aarch64) or a GCC -march name (neoverse-v1, "
-                                "skylake-avx512, znver3)")
+def _variant_attr(column: str, cell: str, cluster_attrs: dict[str, Any]) -> str:
+    if column != _TARGET:
+        return cell
+    if not archs.known(cell):
+        raise _RowError(column, f"{cell!r} is not a CPU target archspec or GCC knows; use an archspec name "
+                                "(neoverse_v1, skylake_avx512, zen3, x86_64_v3, aarch64), a GCC -march/-mcpu name "
+                                "(neoverse-v1, icelake-server, cortex-a72, znver3), generic or native")
+    if cell.strip().lower() == archs.GENERIC:
+        host = cluster_attrs.get("arch") or cluster_attrs.get("microarchitecture")
+        resolved = archs.normalize(cell, host)
+        if resolved is None:
+            raise _RowError(column, "'generic' needs the row's architecture: add cluster.arch (amd64, arm64) or "
+                                    "cluster.microarchitecture")
+        return resolved
     return cell
+
+
+def _cluster_attrs(cells: dict[str, str]) -> dict[str, Any]:
+    """Cluster attribute columns, with compspec's name for the microarchitecture read as the planner's."""
+    cells = dict(cells)
+    alias = cells.pop(_HOST_ALIAS, "")
+    if alias:
+        mine = cells.get("cluster.microarchitecture", "")
+        if mine and archs.target(mine) != archs.target(alias):
+            raise _RowError(_HOST_ALIAS, f"{alias!r} disagrees with cluster.microarchitecture {mine!r}")
+        try:
+            cells["cluster.microarchitecture"] = _cluster_attr("cluster.microarchitecture", alias)
+        except _RowError:
+            raise _RowError(_HOST_ALIAS, f"{alias!r} is not a microarchitecture archspec or GCC knows (e.g. zen3, "
+                                         "icelake, neoverse_v1, znver3)") from None
+    return {key.removeprefix("cluster."): _cluster_attr(key, cell) for key, cell in cells.items()
+            if key.startswith("cluster.") and cell}
 
 
 def _cluster_attr(column: str, cell: str) -> Any:
     name = column.removeprefix("cluster.")
     if name == "microarchitecture":
-        if archs.normalize(cell) is None:
-            raise _RowError(column, f"{cell!r} is not a microarchitecture archspec knows (e.g. zen3, icelake, "
-                                    "neoverse_v1, or a GCC -march name such as znver3)")
-        return archs.normalize(cell)
+        found = archs.target(cell)
+        if found is None or found.name == archs.NATIVE:
+            raise _RowError(column, f"{cell!r} is not a microarchitecture archspec or GCC knows (e.g. zen3, "
+                                    "icelake, neoverse_v1, or a GCC -march name such as znver3)")
+        return found.name
     if name == "arch":
         platform = archs.platform_name(cell)
         if platform is None:

@@ -57,6 +57,9 @@ def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choi
     and those the hard rules exclude, apart."""
     points: list[tuple[Context, Choice]] = []
     excluded: list[tuple[Context, Choice]] = []
+    # what ran on a cluster can run there, whatever a rule says (a rule is a guess made before running)
+    ran = {(runs.contexts[c].cluster, runs.choices[k]) for c, k in
+           zip(runs.ctx[runs.ok].tolist(), runs.choice[runs.ok].tolist(), strict=True)}
     for app in sorted({c.app for c in runs.contexts}):
         declared_contexts, declared = catalog.experiment_points(app)
         contexts = [c for c in runs.contexts if c.app == app] + declared_contexts
@@ -70,7 +73,8 @@ def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choi
             for workload, params in problems:
                 context = Context(cluster, app, workload, params)
                 for choice in choices:
-                    (excluded if catalog.rule(context, choice) else points).append((context, choice))
+                    ruled_out = (cluster, choice) not in ran and catalog.rule(context, choice)
+                    (excluded if ruled_out else points).append((context, choice))
     return points, excluded
 
 

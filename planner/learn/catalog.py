@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from planner.core import archs, compat
+from planner.core.errors import InputError
 from planner.core.experiment import Experiment, Options, Source, Workload, parameter_error
 from planner.core.launch import render
 from planner.core.plan import expand
@@ -27,7 +28,6 @@ from planner.learn.features import Features, choice_features, context_features, 
 
 #: Stands in for the input of a workload the experiment does not declare (imported data).
 _ANY_SOURCE = Source(workdir="/", input="-")
-_PLATFORM_FAMILY = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +149,10 @@ class Catalog:
     def _stand_in_variant(self, choice: Choice) -> VariantInfo:
         key = ("variant", choice.app, choice.variant)
         if key not in self._cache:
+            if (choice.app, choice.variant) not in self.stored_variants:
+                # judging it with no attributes would pass every rule (an unknown target "may run")
+                raise InputError(f"variant {choice.variant} of {choice.app} has no attributes in the store nor in the "
+                                 "fitted model: run `python -m planner fit` again")
             self._cache[key] = VariantInfo(choice.variant, "container", choice.app,
                                            self.variant_attrs(choice.app, choice.variant),
                                            image=f"docker://{choice.variant}")
@@ -167,7 +171,7 @@ class Catalog:
     def _cluster_from_attributes(self, name: str) -> ClusterInfo:
         attrs = self.cluster_attrs(name)
         micro = archs.normalize(attrs.get("microarchitecture"))
-        family = archs.family(micro) or _PLATFORM_FAMILY.get(str(attrs.get("arch")), attrs.get("arch"))
+        family = archs.family(micro) or archs.family(attrs.get("arch"))
         nodes = int(attrs.get("nodes") or 1)
         # unknown core counts set no limit: the resources rule only excludes what it can know
         cores = int(attrs.get("cores_per_node") or 1_000_000)

@@ -28,6 +28,7 @@ from sklearn import ensemble
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.pipeline import Pipeline
 
+from planner.learn import ranker
 from planner.learn.catalog import Catalog
 from planner.learn.dataset import Choice, Context, Runs
 from planner.learn.features import Features
@@ -128,6 +129,14 @@ class FomModel:
     offsets: dict[Context, float]  # measured levels
     level_mean: float
     interval: Interval
+    #: the normalized-FOM model choices are ranked by, on the shared columns + priors (planner.learn.ranker)
+    ranking: Any = None
+    priors: ranker.Priors | None = None
+
+    def rank(self, X: np.ndarray, points: list[tuple[Context, Choice]]) -> np.ndarray | None:
+        if self.ranking is None or self.priors is None:
+            return None
+        return self.ranking.predict(np.hstack([X, self.priors.matrix(points)])) if len(X) else np.zeros(0)
 
     def levels(self, contexts: list[Context], context_rows: list[Features]) -> tuple[np.ndarray, np.ndarray]:
         """Level of each context (measured, else predicted) and whether it was measured."""
@@ -193,11 +202,14 @@ class Models:
         X = self.matrix([catalog.features(c, k) for c, k in points])
         context_rows = [catalog.context_features(c) for c in contexts]
         ctx = np.array([c_index[c] for c, _ in points], dtype=np.int32)
-        mid, known = {}, {}
+        mid, known, rank = {}, {}, {}
         for metric, model in self.foms.items():
             levels, measured = model.levels(contexts, context_rows)
             relative = model.relative.predict(X) if len(X) else np.zeros(0)
             mid[metric] = relative + levels[ctx]
             known[metric] = measured
+            score = model.rank(X, points)
+            if score is not None:
+                rank[metric] = score
         return Table(contexts, choices, ctx, np.array([k_index[k] for _, k in points], dtype=np.int32),
-                     self.p_ok(X), mid, known, {m: f.interval for m, f in self.foms.items()})
+                     self.p_ok(X), mid, known, {m: f.interval for m, f in self.foms.items()}, rank=rank)

@@ -1,27 +1,25 @@
-"""Leave-one-group-out evaluation of the recommendations, against three baselines.
+"""Leave-one-group-out evaluation of the recommendations, against rules-aware baselines.
 
 For each group (a cluster, or a workload) the models are fitted on every run *outside* it, so none
 of its measurements reach them. In each of its contexts (cluster + workload + parameters) the
-candidates are the choices measured there (ok, failed or incompatible); the pick is the first row of
-`planner.learn.ranking.rank` with the context's measurements hidden, exactly what `recommend` shows
-first for an unmeasured context (no pick when the hard rules or the classifier leave nothing, or
-there is no FOM model), and it is scored against the measurements:
+candidates are the choices measured there (ok, failed or incompatible); they are ranked by
+`planner.learn.ranking.rank` with the context's measurements hidden, exactly as `recommend` ranks an
+unmeasured context (no pick when the hard rules or the classifier leave nothing, or there is no FOM
+model), and the ranking is scored against the measurements (`planner.learn.baselines.score`):
 
-- regret = best measured median / median of the pick (the inverse for `min` goals); 1.0 is perfect;
-- a pick that failed or was incompatible there counts in `incompatible_picks` (each listed in
-  `failed_picks` with its reason) and not in the regret.
+- regret = best measured median / median of what the user ends up running (the inverse for `min`
+  goals); 1.0 is perfect. A first pick that failed or was incompatible there (or succeeded in fewer
+  than half of its runs) scores as the next pick down the ranking that succeeded, and counts in
+  `failed_picks` or `incompatible_picks` (each listed in `failures` with its reason).
 
-Baselines pick uniformly among a set, and are scored by expectation (so they are not lucky or
-unlucky by a seed): `random` among all candidates, `arch_match` among the candidates whose CPU
-family is the cluster's, `most_often_best` the choice that was measured best in the most training
-contexts (ties broken by how close to the best it came on average, remaining ties uniform).
+The baselines (`baselines.NAMES`) rank the same candidates with the same hard rules and training
+data; random ones are scored by expectation, so no seed makes them lucky.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -29,51 +27,12 @@ import numpy as np
 from planner.core import archs
 from planner.core.errors import InputError
 from planner.core.metrics import Metric
-from planner.learn import model, ranking
+from planner.learn import baselines, model, ranking
 from planner.learn.catalog import Catalog
 from planner.learn.dataset import Choice, Context, Measured, Runs
 from planner.learn.table import Predictions
 
-BASELINES = ("random", "arch_match", "most_often_best")
-
-
-@dataclass
-class Score:
-    """Picks in many contexts; a pick is a set of candidates chosen uniformly (one for the model)."""
-
-    picks: float = 0.0
-    top1: float = 0.0
-    incompatible: float = 0.0
-    regrets: list[tuple[float, float]] = field(default_factory=list)  # (regret, probability it was the pick)
-    context_regrets: list[float] = field(default_factory=list)
-
-    def add(self, chosen: list[int], values: list[float | None], sign: float) -> None:
-        """Score a uniform pick among `chosen`; values are measured medians (None: failed/incompatible)."""
-        ok = [(i, v) for i, v in enumerate(values) if v is not None]
-        best_index, best = max(ok, key=lambda item: sign * math.log(item[1]))
-        weight = 1.0 / len(chosen)
-        self.picks += 1
-        expected, mass = 0.0, 0.0
-        for i in chosen:
-            value = values[i]
-            if value is None:
-                self.incompatible += weight
-                continue
-            regret = math.exp(sign * (math.log(best) - math.log(value)))
-            self.regrets.append((regret, weight))
-            expected += regret * weight
-            mass += weight
-            if i == best_index:
-                self.top1 += weight
-        if mass:
-            self.context_regrets.append(expected / mass)
-
-    def summary(self) -> Summary:
-        mass = sum(w for _, w in self.regrets)
-        return Summary(int(self.picks), round(self.top1 / self.picks, 4) if self.picks else None,
-                       round(sum(r * w for r, w in self.regrets) / mass, 4) if mass else None,
-                       round(max(self.context_regrets), 4) if self.context_regrets else None,
-                       round(self.incompatible, 2))
+BASELINES = baselines.NAMES
 
 
 @dataclass
@@ -85,6 +44,7 @@ class Summary:
     mean_regret: float | None
     max_regret: float | None
     incompatible_picks: float
+    failed_picks: float
 
 
 @dataclass
@@ -113,7 +73,7 @@ class Evaluation:
     groups: int
     model: Summary
     no_pick: int
-    failed_picks: list[FailedPick]
+    failures: list[FailedPick]
     baselines: dict[str, Summary]
     per_group: dict[str, Summary]
     picks: list[Pick]  # not printed: what each held-out context got
@@ -121,7 +81,7 @@ class Evaluation:
     def as_dict(self) -> dict[str, Any]:
         """What `evaluate --json` prints."""
         return {"group_by": self.group_by, "metric": self.metric, "goal": self.goal, "groups": self.groups,
-                **asdict(self.model), "no_pick": self.no_pick, "failed_picks": [asdict(p) for p in self.failed_picks],
+                **asdict(self.model), "no_pick": self.no_pick, "failures": [asdict(p) for p in self.failures],
                 "baselines": {name: asdict(score) for name, score in self.baselines.items()},
                 "per_group": [{"group": group, **asdict(score)} for group, score in self.per_group.items()]}
 
@@ -143,84 +103,68 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric) -> Eva
         raise InputError(f"leave-one-{group_by}-out needs measurements in at least 2 {group_by}s with 2 or more "
                          f"candidates each; the store has {len(groups)}: sweep or import more", field="--group-by")
     group_of_run = np.array([group_key(c, group_by) for c in runs.contexts], dtype=object)[runs.ctx]
-    model_score, baseline_scores = Score(), {name: Score() for name in BASELINES}
+    model_score = baselines.Score()
+    baseline_scores = {name: baselines.Score() for name in BASELINES}
     per_group: dict[str, Summary] = {}
-    failed_picks: list[FailedPick] = []
+    failures: list[FailedPick] = []
     picks: list[Pick] = []
     for group in groups:
         train = group_of_run != group
         models, _ = model.fit(runs, catalog, [metric.name], mask=train, cv=False)
-        best_counts = _best_counts(runs, measured, train, metric.sign)
-        group_score = Score()
+        seen = baselines.history([(runs.contexts[c], catalog.cluster_attrs(runs.contexts[c].cluster),
+                                   [(runs.choices[k], m) for k, m in items])
+                                  for c, items in by_context.items() if group_key(runs.contexts[c], group_by) != group],
+                                 metric.sign)
+        group_score = baselines.Score()
         for c in sorted(c for c in scored if group_key(runs.contexts[c], group_by) == group):
             items = sorted(scored[c], key=lambda item: runs.choices[item[0]])
             context = runs.contexts[c]
             choices = [runs.choices[k] for k, _ in items]
-            values = [m.median if m.values else None for _, m in items]
-            pick = _model_pick(models, catalog, context, choices, metric)
-            picks.append(Pick(group, context, None if pick is None else choices[pick]))
-            if pick is None:
+            values = [baselines.outcome(m) for _, m in items]
+            kinds = [baselines.failure_kind(m) for _, m in items]
+            order = _model_ranking(models, catalog, context, choices, metric)
+            picks.append(Pick(group, context, choices[order[0]] if order else None))
+            if not order:
                 continue
-            for score in (model_score, group_score):
-                score.add([pick], values, metric.sign)
-            if values[pick] is None:
-                failed_picks.append(FailedPick(context.cluster, context.workload, choices[pick].variant,
-                                               choices[pick].options(), items[pick][1].reason()))
-            baseline_scores["random"].add(list(range(len(choices))), values, metric.sign)
-            baseline_scores["arch_match"].add(_arch_match(catalog, context, choices), values, metric.sign)
-            baseline_scores["most_often_best"].add(_most_often_best(choices, best_counts), values, metric.sign)
-        per_group[group] = group_score.summary()
-    return Evaluation(group_by, metric.name, metric.goal, len(groups), model_score.summary(),
-                      sum(p.choice is None for p in picks), failed_picks,
-                      {name: score.summary() for name, score in baseline_scores.items()}, per_group, picks)
+            pick = baselines.score([[i] for i in order], values, kinds, metric.sign)
+            model_score.add(pick)
+            group_score.add(pick)
+            if values[order[0]] is None:
+                failures.append(FailedPick(context.cluster, context.workload, choices[order[0]].variant,
+                                           choices[order[0]].options(), items[order[0]][1].reason()))
+            allowed = [i for i, choice in enumerate(choices) if catalog.rule(context, choice) is None]
+            cluster = catalog.cluster_attrs(context.cluster)
+            rows = _heuristic_rows(catalog, context, choices)
+            for name in BASELINES:
+                tiers = baselines.rank(name, seen, context, cluster, choices, allowed, rows.__getitem__)
+                baseline_scores[name].add(baselines.score(tiers, values, kinds, metric.sign))
+        per_group[group] = Summary(**group_score.as_dict())
+    return Evaluation(group_by, metric.name, metric.goal, len(groups), Summary(**model_score.as_dict()),
+                      sum(p.choice is None for p in picks), failures,
+                      {name: Summary(**score.as_dict()) for name, score in baseline_scores.items()}, per_group, picks)
 
 
-def _model_pick(models: model.Models, catalog: Catalog, context: Context, choices: list[Choice],
-                metric: Metric) -> int | None:
-    """What recommend shows first among these choices with no measurement of this context."""
+def _model_ranking(models: model.Models, catalog: Catalog, context: Context, choices: list[Choice],
+                   metric: Metric) -> list[int]:
+    """Indices of the choices in the order recommend ranks them with no measurement of this context."""
     candidates = [ranking.Candidate(context, choice) for choice in choices]
 
     def predict(open_points: list[ranking.Candidate]) -> Predictions:
         table = models.tabulate(catalog, [(c.context, c.choice) for c in open_points])
         return table.predictions(list(range(len(open_points))), metric.name)
 
-    ranked = ranking.rank(candidates, catalog, metric, predict)
-    return next(i for i, c in enumerate(candidates) if c is ranked[0]) if ranked else None
+    position = {id(c): i for i, c in enumerate(candidates)}
+    return [position[id(c)] for c in ranking.rank(candidates, catalog, metric, predict)]
 
 
-def _arch_match(catalog: Catalog, context: Context, choices: list[Choice]) -> list[int]:
-    attrs = catalog.cluster_attrs(context.cluster)
-    host = archs.family(attrs.get("microarchitecture")) or archs.family(attrs.get("arch"))
-    matching = [i for i, choice in enumerate(choices)
-                if host is not None and archs.family(
-                    catalog.variant_attrs(choice.app, choice.variant).get("io.archspec.cpu.target")) == host]
-    return matching or list(range(len(choices)))
-
-
-def _best_counts(runs: Runs, measured: dict[tuple[int, int], Measured], train: np.ndarray,
-                 sign: float) -> dict[Choice, tuple[int, float]]:
-    """Per choice, in training contexts: how often it was the best, and its mean closeness to the best."""
-    trained = set(np.unique(runs.ctx[train]).tolist())
-    by_context: dict[int, list[tuple[int, Measured]]] = defaultdict(list)
-    for (c, k), item in measured.items():
-        if c in trained:
-            by_context[c].append((k, item))
-    wins: dict[Choice, int] = defaultdict(int)
-    closeness: dict[Choice, list[float]] = defaultdict(list)
-    for items in by_context.values():
-        ok = [(k, math.log(m.median)) for k, m in items if m.median is not None]
-        if not ok:
-            continue
-        best_k, best = max(ok, key=lambda item: sign * item[1])
-        wins[runs.choices[best_k]] += 1
-        values = dict(ok)
-        for k, _ in items:
-            value = values.get(k)
-            closeness[runs.choices[k]].append(0.0 if value is None else math.exp(sign * (value - best)))
-    return {choice: (wins.get(choice, 0), float(np.mean(close))) for choice, close in closeness.items()}
-
-
-def _most_often_best(choices: list[Choice], counts: dict[Choice, tuple[int, float]]) -> list[int]:
-    keys = [counts.get(choice, (0, 0.0)) for choice in choices]
-    top = max(keys)
-    return [i for i, key in enumerate(keys) if key == top]
+def _heuristic_rows(catalog: Catalog, context: Context, choices: list[Choice]) -> list[dict[str, Any]]:
+    """Feature rows with the widest vector extension each build uses on this host (for `heuristic`)."""
+    host = catalog.cluster_attrs(context.cluster).get("microarchitecture")
+    rows = []
+    for choice in choices:
+        row: dict[str, Any] = dict(catalog.features(context, choice))
+        width = archs.vector_width(catalog.variant_attrs(choice.app, choice.variant).get("io.archspec.cpu.target"),
+                                   host)
+        row["vector_width"] = -1 if width is None else width
+        rows.append(row)
+    return rows

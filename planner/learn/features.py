@@ -109,21 +109,6 @@ def mpi_family(value: Any) -> str | None:
 
 
 @functools.cache
-def _simd(target: str | None) -> float | None:
-    """Widest vector extension a target guarantees: x86 0 none .. 4 AVX-512; Arm 1 NEON, 2 SVE, 3 SVE2."""
-    if target is None:
-        return None
-    micro = archspec.cpu.TARGETS[target]
-    family, features = str(micro.family), micro.features
-    if family == "aarch64":
-        return 3.0 if "sve2" in features else 2.0 if "sve" in features else 1.0
-    for level, flag in ((4.0, "avx512f"), (3.0, "avx2"), (2.0, "avx"), (1.0, "sse4_2")):
-        if flag in features:
-            return level
-    return 0.0
-
-
-@functools.cache
 def _depth(target: str) -> float:
     return float(len(archspec.cpu.TARGETS[target].ancestors))
 
@@ -173,7 +158,7 @@ def context_features(*, app: str, workload: str, params: Mapping[str, Any], clus
         row["host.microarchitecture"] = host
         row["host.family"] = str(archspec.cpu.TARGETS[host].family)
         row["host.depth"] = _depth(host)
-        row["host.simd"] = _simd(host) or 0.0
+        row["host.simd"] = float(archs.vector_width(host) or 0)
         vendor = _vendor(host)
         if vendor and vendor != "generic":
             row["host.vendor"] = vendor
@@ -228,24 +213,29 @@ def choice_features(*, app: str, cluster: Mapping[str, Any], variant: Mapping[st
 
 
 def _cpu(row: Features, cluster: Mapping[str, Any], variant: Mapping[str, Any]) -> None:
-    target = archs.normalize(variant.get("io.archspec.cpu.target"))
     host = _host_target(cluster)
-    if target is None:
+    found = archs.target(variant.get("io.archspec.cpu.target"), host)
+    if found is None:
         return
-    row["cpu.target"] = target
-    row["cpu.generic"] = float(archs.vendor(target) == "generic")
-    row["cpu.depth"] = _depth(target)
-    row["cpu.simd"] = _simd(target) or 0.0
+    row["cpu.target"] = found.name
+    if found.archspec:
+        row["cpu.generic"] = float(archs.vendor(found.name) == "generic")
+        row["cpu.depth"] = _depth(found.name)
+    width = archs.vector_width(found.name, host)
+    if width is not None:
+        row["cpu.simd"] = float(width)
     if host is None:
         return
-    runs = archs.can_run(host, target)
-    row["cpu.can_run"] = float(bool(runs))
-    row["cpu.same_family"] = float(archs.family(host) == archs.family(target))
-    row["cpu.distance"] = float(archs.distance(host, target) or 0) if runs else -1.0
-    row["cpu.exact"] = float(host == target)
+    runs = archs.can_run(host, found.name)
+    # -1 cannot run, 0 not known before running (another branch of archspec's tree, native), 1 can
+    row["cpu.can_run"] = {True: 1.0, None: 0.0, False: -1.0}[runs]
+    row["cpu.same_family"] = float(archs.family(host) == found.family)
+    row["cpu.distance"] = float(archs.distance(host, found.name) or 0) if runs else -1.0
+    row["cpu.exact"] = float(host == found.name or found.name == archs.NATIVE)
     # vector width the build leaves unused on this host (0: uses all of it)
-    row["cpu.simd_gap"] = ((_simd(host) or 0.0) - (_simd(target) or 0.0)) if runs else -1.0
-    host_vendor, target_vendor = _vendor(host), _vendor(target, variant.get("io.archspec.cpu.vendor"))
+    host_width = archs.vector_width(host) or 0
+    row["cpu.simd_gap"] = float(host_width - (width or 0)) if runs is not False else -1.0
+    host_vendor, target_vendor = _vendor(host), _vendor(found.name, variant.get("io.archspec.cpu.vendor"))
     if host_vendor and target_vendor:
         row["cpu.same_vendor"] = float(host_vendor == target_vendor)
 

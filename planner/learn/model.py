@@ -15,9 +15,10 @@ import numpy as np
 from sklearn.feature_extraction import DictVectorizer
 from threadpoolctl import threadpool_limits
 
-from planner.learn import estimators, validation
+from planner.core.metrics import goal_of
+from planner.learn import baselines, estimators, ranker, validation
 from planner.learn.catalog import Catalog
-from planner.learn.dataset import Runs
+from planner.learn.dataset import Choice, Runs
 from planner.learn.estimators import FomModel, Models
 from planner.learn.features import CONTEXT_GROUPS, Features, group_of
 from planner.learn.table import Interval
@@ -117,8 +118,29 @@ def _fit_fom(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design, X:
     residuals = scores.residuals if scores is not None else validation.DEFAULT_RESIDUALS
     measured = {runs.contexts[c]: float(levels[c]) for c in np.unique(ctx)}
     level, level_mean, level_error = _fit_level(catalog, measured)
-    model = FomModel(metric, relative, level, measured, level_mean, Interval(*residuals, level_error))
+    ranking, priors = _fit_ranking(runs, catalog, metric, d, X, y, ctx, point)
+    model = FomModel(metric, relative, level, measured, level_mean, Interval(*residuals, level_error), ranking,
+                     priors)
     return model, FomReport(len(usable), len(np.unique(point)), level_error, scores)
+
+
+def _fit_ranking(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design, X: np.ndarray, y: np.ndarray,
+                 ctx: np.ndarray, point: np.ndarray) -> tuple[Any, ranker.Priors]:
+    """The ranking model (planner.learn.ranker) on each point's normalized median log FOM."""
+    sign = -1.0 if goal_of(metric) == "min" else 1.0
+    points = np.unique(point)
+    point_ctx = np.array([d.points[p][0] for p in points], dtype=np.int64)
+    target = ranker.normalized(point_ctx, ranker.medians(point, y), sign)
+    mask = np.zeros(len(runs), dtype=bool)
+    mask[d.runs] = True
+    items: dict[int, list[tuple[Choice, Any]]] = {}
+    for (c, k), found in runs.measured(metric, mask).items():
+        items.setdefault(c, []).append((runs.choices[k], found))
+    clusters = {runs.contexts[c].cluster: catalog.cluster_attrs(runs.contexts[c].cluster) for c in items}
+    priors = ranker.Priors(baselines.history([(runs.contexts[c], clusters[runs.contexts[c].cluster], found)
+                                              for c, found in items.items()], sign), clusters)
+    P = priors.matrix([(runs.contexts[d.points[p][0]], runs.choices[d.points[p][1]]) for p in points])
+    return ranker.estimator(len(points)).fit(np.hstack([X[points], P]), target), priors
 
 
 def _fit_level(catalog: Catalog, measured: dict[Any, float]) -> tuple[Any, float, float]:

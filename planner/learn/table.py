@@ -44,6 +44,8 @@ class Predictions:
     low: np.ndarray | None = None
     high: np.ndarray | None = None
     known: np.ndarray | None = None
+    #: the ranking model's score (planner.learn.ranker), higher is better; None without one
+    score: np.ndarray | None = None
 
     @staticmethod
     def join(parts: list[tuple[list[int], Predictions]]) -> Predictions:
@@ -56,7 +58,7 @@ class Predictions:
 
         p_ok = stack("p_ok")
         assert p_ok is not None
-        return Predictions(p_ok, stack("mid"), stack("low"), stack("high"), stack("known"))
+        return Predictions(p_ok, stack("mid"), stack("low"), stack("high"), stack("known"), stack("score"))
 
 
 @dataclass
@@ -78,6 +80,8 @@ class Table:
     excluded: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int32))
     #: (app, variant) of every variant with stored runs at fit time
     measured: set[tuple[str, str]] = field(default_factory=set)
+    #: per metric, per row: the ranking model's score
+    rank: dict[str, np.ndarray] = field(default_factory=dict)
 
     def lookup(self, wanted: set[Context]) -> dict[tuple[Context, Choice], int]:
         """Row of every tabulated point in these contexts."""
@@ -99,7 +103,8 @@ class Table:
         mid = self.mid[metric][index].astype(float)
         known = self.known[metric][self.ctx[index]].astype(bool)
         low, high = self.intervals[metric].around(mid, known)
-        return Predictions(p_ok, mid, low, high, known)
+        score = self.rank[metric][index].astype(float) if metric in self.rank else None
+        return Predictions(p_ok, mid, low, high, known, score)
 
     def with_excluded(self, points: list[tuple[Context, Choice]]) -> Table:
         """This table remembering points the hard rules excluded, so recommend can say so without finding
@@ -118,7 +123,7 @@ class Table:
         known = {metric: np.append(flags, np.zeros(added, dtype=bool)) for metric, flags in self.known.items()}
         rows = np.array([(c_index[c], k_index[k]) for c, k in points], dtype=np.int32).reshape(-1, 2)
         return Table(contexts, choices, self.ctx, self.choice, self.p_ok, self.mid, known, self.intervals,
-                     self.cluster_attrs, self.variant_attrs, rows, self.measured)
+                     self.cluster_attrs, self.variant_attrs, rows, self.measured, self.rank)
 
     # ------------------------------------------------------------------------------------------ arrays
 
@@ -139,6 +144,8 @@ class Table:
             arrays[f"mid:{metric}"] = self.mid[metric]
             arrays[f"known:{metric}"] = self.known[metric]
             arrays[f"interval:{metric}"] = np.array([interval.low, interval.high, interval.level_error])
+        for metric, score in self.rank.items():
+            arrays[f"rank:{metric}"] = score
         return arrays
 
     @classmethod
@@ -153,4 +160,5 @@ class Table:
                    {metric: Interval(*values.tolist()) for metric, values in per_metric("interval:").items()},
                    {name: json.loads(text) for name, text in arrays["cluster_attrs"].tolist()},
                    {(app, name): json.loads(text) for app, name, text in arrays["variant_attrs"].tolist()},
-                   arrays["excluded"], {(app, name) for app, name in arrays["measured"].tolist()})
+                   arrays["excluded"], {(app, name) for app, name in arrays["measured"].tolist()},
+                   per_metric("rank:"))

@@ -19,7 +19,7 @@ from planner.learn.catalog import Catalog
 from tests.conftest import planner
 from tests.learn.conftest import EXPERIMENT, METRIC, REAXFF_OMP, copy_store, record
 
-KEYS = {"groups", "top1", "mean_regret", "max_regret", "incompatible_picks"}
+KEYS = {"groups", "top1", "mean_regret", "max_regret", "incompatible_picks", "failed_picks"}
 
 
 def test_leave_one_cluster_out_prints_one_json_object_and_beats_the_baselines(synthetic_store: Path) -> None:
@@ -27,16 +27,17 @@ def test_leave_one_cluster_out_prints_one_json_object_and_beats_the_baselines(sy
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert set(result) >= KEYS
-    assert set(result["baselines"]) == {"random", "arch_match", "most_often_best"}
+    assert set(result["baselines"]) == {"rules_random", "most_often_best", "family_mean", "nearest_cluster",
+                                        "heuristic"}
     for baseline in result["baselines"].values():
         assert KEYS - {"groups"} <= set(baseline)
     assert result["groups"] == 8 and result["metric"] == "timesteps_per_s" and result["goal"] == "max"
     for baseline in result["baselines"].values():
         assert result["mean_regret"] < baseline["mean_regret"]
-        assert result["incompatible_picks"] < baseline["incompatible_picks"]
     # the hard rules hold on clusters never seen: a failed pick (if any) is one only data could teach
-    assert len(result["failed_picks"]) == result["incompatible_picks"]
-    assert {pick["reason"] for pick in result["failed_picks"]} <= {"mpi"}
+    assert result["incompatible_picks"] == 0
+    assert len(result["failures"]) == result["failed_picks"]
+    assert {pick["reason"] for pick in result["failures"]} <= {"mpi", "killed"}
     assert 1.0 <= result["mean_regret"] <= result["max_regret"]
 
 
@@ -83,7 +84,7 @@ def test_leave_one_workload_out_on_a_local_store(local_store: Path, local_evalua
     regret = {group["group"]: group["mean_regret"] for group in result["per_group"]}
     assert regret == {"lammps/chain": 1.0, "lammps/eam": 1.0, "lammps/lj": 1.0, "lammps/rhodo": 1.0,
                       "lammps/reaxff": pytest.approx(REAXFF_OMP)}
-    for baseline in ("random", "arch_match"):
+    for baseline in ("rules_random", "heuristic"):
         assert result["mean_regret"] < result["baselines"][baseline]["mean_regret"]
 
 

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Every learning target of issue 9 in one table: quality on real and synthetic data, and speed.
+
+- real data: `evaluate --group-by cluster` (leave-one-cluster-out) on the HPCG study's 14 clusters
+  (`../shared/data/hpcg-dev.csv`, imported into a scratch store, never copied into the repository):
+  0 incompatible picks and a mean regret below every baseline's; the evaluate wall time (< 60 s);
+- synthetic data (`benchmarks/synthetic.py`) at 10% and 25% noise, 4 seeds each: the model's excess
+  regret (mean regret - 1) over the best baseline's, summed over the seeds (target <= 0.7);
+- speed at ~100,000 stored runs (`benchmarks/learn_speed.py`'s store): `fit` (< 60 s), `recommend
+  --cluster C` (< 0.2 s) and `recommend` for every cluster (< 0.5 s), whole processes, median of 5.
+
+Each row prints the measured figure, the target and the ratio (below 1 meets it); exit 1 if one is missed.
+
+    python benchmarks/learning.py [--real PATH] [--skip-speed] [--seeds 4] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import learn_speed  # noqa: E402 - the helpers live beside this script
+import synthetic  # noqa: E402
+
+REAL = REPO / ".." / "shared" / "data" / "hpcg-dev.csv"
+EXCESS_TARGET = 0.7
+EVALUATE_TARGET, FIT_TARGET, ONE_CLUSTER_TARGET, EVERY_CLUSTER_TARGET = 60.0, 60.0, 0.2, 0.5
+
+
+def row(what: str, measured: str, target: str, ratio: float | None) -> tuple[str, str, str, str, bool]:
+    met = ratio is not None and ratio <= 1.0
+    return what, measured, target, "-" if ratio is None else f"{ratio:.2f}", met
+
+
+def real(path: Path, where: Path) -> list[tuple[str, str, str, str, bool]]:
+    store = where / "hpcg.sqlite"
+    store.unlink(missing_ok=True)
+    _, _, done = learn_speed.planner("import", str(path), "--store", str(store))
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    wall, _, done = learn_speed.planner("evaluate", "--group-by", "cluster", "--metric", "fom", "--json",
+                                        "--store", str(store))
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    result = json.loads(done.stdout)
+    name, best = min(result["baselines"].items(), key=lambda item: item[1]["mean_regret"])
+    print(f"hpcg-dev: model {result['mean_regret']:.4f} (max {result['max_regret']:.3f}); " +
+          ", ".join(f"{n} {b['mean_regret']:.4f}" for n, b in result["baselines"].items()))
+    picks = result["incompatible_picks"] + result["failed_picks"]
+    return [row("hpcg-dev: mean regret (leave-one-cluster-out)", f"{result['mean_regret']:.4f}",
+                f"< {name} {best['mean_regret']:.4f}",
+                (result["mean_regret"] - 1) / max(best["mean_regret"] - 1, 1e-9)),
+            row("hpcg-dev: incompatible + failed picks", f"{picks:g}", "0", 0.0 if picks == 0 else None),
+            row("hpcg-dev: evaluate wall time", f"{wall:.1f} s", f"< {EVALUATE_TARGET:.0f} s", wall / EVALUATE_TARGET)]
+
+
+def noisy(noise: float, seeds: int, where: Path) -> tuple[str, str, str, str, bool]:
+    model, best = [], []
+    for seed in range(1, seeds + 1):
+        csv_path, store = where / f"synthetic-{noise}-{seed}.csv", where / f"synthetic-{noise}-{seed}.sqlite"
+        store.unlink(missing_ok=True)
+        synthetic.write_csv(csv_path, 24, 120, 2, seed, noise)
+        result = synthetic.evaluate(csv_path, store, quiet=True)
+        if result is None:
+            raise SystemExit(1)
+        model.append(result["mean_regret"] - 1)
+        best.append(min(b["mean_regret"] for b in result["baselines"].values()) - 1)
+        print(f"synthetic noise {noise:.0%} seed {seed}: model {result['mean_regret']:.4f}, " +
+              ", ".join(f"{n} {b['mean_regret']:.4f}" for n, b in result["baselines"].items()) +
+              f"; incompatible picks {result['incompatible_picks']}")
+    ratio = sum(model) / max(sum(best), 1e-9)
+    return row(f"synthetic {noise:.0%} noise, {seeds} seeds: excess regret / best baseline's",
+               f"{statistics.mean(model):.4f} / {statistics.mean(best):.4f}", f"<= {EXCESS_TARGET}",
+               ratio / EXCESS_TARGET)
+
+
+def speed(where: Path) -> list[tuple[str, str, str, str, bool]]:
+    csv_path, store = where / "large.csv", where / "large.sqlite"
+    if not store.exists():
+        synthetic.write_csv(csv_path, 64, 230, 2, 11)
+        _, _, done = learn_speed.planner("import", str(csv_path), "--store", str(store))
+        if done.returncode:
+            raise SystemExit(done.stderr)
+    fit_wall, _, done = learn_speed.planner("fit", "--store", str(store), "--json")
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    runs = json.loads(done.stdout)["runs"]
+    cluster = sorted({line.split(",", 1)[0] for line in csv_path.read_text().splitlines()[1:]})[0]
+    rows = [row(f"fit on {runs} runs", f"{fit_wall:.1f} s", f"< {FIT_TARGET:.0f} s", fit_wall / FIT_TARGET)]
+    for label, extra, target in (("recommend --cluster C", ["--cluster", cluster], ONE_CLUSTER_TARGET),
+                                 ("recommend (every cluster)", [], EVERY_CLUSTER_TARGET)):
+        walls = []
+        for _ in range(5):
+            wall, _, done = learn_speed.planner("recommend", "lammps", "reaxff", *extra, "--store", str(store))
+            if done.returncode:
+                raise SystemExit(done.stderr)
+            walls.append(wall)
+        median = statistics.median(walls)
+        rows.append(row(f"{label}, {runs} runs", f"{median:.2f} s", f"< {target} s", median / target))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", type=Path, default=REAL, help="the HPCG study's CSV (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--skip-speed", action="store_true", help="leave out the 100,000-run speed rows")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the CSVs and stores in this directory")
+    args = parser.parse_args()
+    rows: list[Any] = []
+    with tempfile.TemporaryDirectory(prefix="compat-lab-learning-") as tmp:
+        where = args.keep or Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        if args.real.is_file():
+            rows += real(args.real, where)
+        else:
+            print(f"{args.real} not found: real-data rows left out")
+        rows += [noisy(noise, args.seeds, where) for noise in (0.10, 0.25)]
+        if not args.skip_speed:
+            rows += speed(where)
+    widths = [max(len(str(r[i])) for r in [("what", "measured", "target", "ratio"), *rows]) for i in range(4)]
+    print()
+    for cells in [("what", "measured", "target", "ratio", "")] + [(*r[:4], "ok" if r[4] else "MISSED") for r in rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(cells, [*widths, 6], strict=True)).rstrip())
+    return 0 if all(r[4] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

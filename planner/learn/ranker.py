@@ -1,0 +1,101 @@
+"""The ranking model: how close a choice comes to the best of its context, learnt robustly.
+
+Recommendations are judged by regret (best FOM / FOM of the pick). The ranking model learns the
+*normalized* log FOM of each point (the log of its median FOM minus the log of the best median in
+its context, sign-adjusted for minimized metrics) with the absolute loss (a median regression: a
+repeat 3x slower, or a cluster where one build collapsed, moves it little), from two kinds of
+features:
+
+- the attributes of the point (`planner.learn.features`), which carry over to choices and clusters
+  never measured;
+- **priors**: how the same choice did elsewhere, as the rules-aware baselines see it
+  (`planner.learn.baselines`): its mean, lower quartile and minimum normalized FOM over the other
+  contexts of the same workload on clusters of the same architecture family, and its mean over the
+  most similar clusters. A training row's priors never include its own context, as a new cluster's
+  cannot.
+
+Measured leave-one-cluster-out on the 14 clusters of hpcg-dev.csv (docs/learning.md): mean regret
+about 1.08 against 1.10 to 1.22 for the baselines; the attributes alone (1.11 to 1.15, varying with
+the trees' random seed) did not beat them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from planner.learn import baselines
+from planner.learn.dataset import Choice, Context
+
+EXACT_BELOW = 2_000
+PRIORS = ("prior.family_mean", "prior.family_q25", "prior.family_min", "prior.nearest_mean")
+#: Stands for "never measured in such a context" (normalized FOMs are in [0, 1]).
+UNKNOWN = -1.0
+
+
+def estimator(n: int) -> Any:
+    from sklearn import ensemble
+
+    if n < EXACT_BELOW:
+        return ensemble.GradientBoostingRegressor(loss="absolute_error", n_estimators=100, learning_rate=0.1,
+                                                  max_depth=3, min_samples_leaf=min(5, max(1, n // 4)),
+                                                  random_state=0)
+    return ensemble.HistGradientBoostingRegressor(loss="absolute_error", max_iter=200, learning_rate=0.1,
+                                                  min_samples_leaf=5, max_bins=64, early_stopping=True,
+                                                  random_state=0)
+
+
+def medians(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The median of the values of each group, in the order of np.unique(group)."""
+    order = np.lexsort((values, group))
+    sorted_groups, sorted_values = group[order], values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    ends = np.r_[starts[1:], len(sorted_groups)]
+    return (sorted_values[(starts + ends - 1) // 2] + sorted_values[(starts + ends) // 2]) / 2
+
+
+def normalized(ctx: np.ndarray, value: np.ndarray, sign: float) -> np.ndarray:
+    """Per point: sign x (log FOM - log of the best FOM among the points of its context), <= 0."""
+    score = sign * value
+    best = np.full(int(ctx.max()) + 1 if len(ctx) else 0, -np.inf)
+    np.maximum.at(best, ctx, score)
+    return score - best[ctx]
+
+
+@dataclass
+class Priors:
+    """The training contexts the prior features are computed from (saved with the model)."""
+
+    seen: list[baselines.Seen]
+    clusters: dict[str, dict[str, Any]]
+
+    def matrix(self, points: list[tuple[Context, Choice]]) -> np.ndarray:
+        """One row of `PRIORS` per point; `UNKNOWN` where the choice was measured in no such context."""
+        out = np.full((len(points), len(PRIORS)), UNKNOWN)
+        by_context: dict[Context, list[int]] = defaultdict(list)
+        for i, (context, _) in enumerate(points):
+            by_context[context].append(i)
+        for context, rows in by_context.items():
+            others = [item for item in self.seen if item.context != context]
+            cluster = self.clusters.get(context.cluster, {})
+            family = _values(baselines.family_contexts(others, context, cluster))
+            nearest = _values(baselines.nearest_contexts(others, context, cluster))
+            for i in rows:
+                choice = points[i][1]
+                if choice in family:
+                    values = family[choice]
+                    out[i, :3] = (float(np.mean(values)), float(np.percentile(values, 25)), float(np.min(values)))
+                if choice in nearest:
+                    out[i, 3] = float(np.mean(nearest[choice]))
+        return out
+
+
+def _values(seen: list[baselines.Seen]) -> dict[Choice, list[float]]:
+    values: dict[Choice, list[float]] = defaultdict(list)
+    for item in seen:
+        for choice, value in item.normalized.items():
+            values[choice].append(value)
+    return values
