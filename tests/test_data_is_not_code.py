@@ -23,6 +23,7 @@ import pytest
 from rich.console import Console
 
 from planner.cli import main
+from planner.core.errors import WorkError
 from planner.core.experiment import load_experiment, parse_experiment
 from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.store import Store
@@ -196,7 +197,7 @@ def test_a_package_requirement_reaches_pip_as_it_is(tmp_path: Path) -> None:
                                     f"packages: [{json.dumps(pipe(m[0]))}]", 1)
     exp = parse_experiment(text, "payload.yaml")
     ws = Workspace.load(exp, cache=tmp_path / "cache")
-    with pytest.raises(RuntimeError, match="installing variants failed") as failed:
+    with pytest.raises(WorkError, match=r"^installing variants lammps-2023-mpich failed: ") as failed:
         materialize(ws, ["lammps-2023-mpich"], Console(quiet=True))
     no_marker(tmp_path)
     assert "lookup('pipe'" in str(failed.value)  # pip's complaint quotes the requirement it was given
