@@ -122,7 +122,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
         runs = datasets.read(store.db, [metric.name], app=request.app, workload=request.workload,
                              cluster=request.cluster)
-        model = recommend.ModelInfo(str(directory), meta.runs, meta.fingerprint != store.fingerprint())
+        checks = {name: fom["ranking"] for name, fom in meta.report.get("foms", {}).items() if "ranking" in fom}
+        model = recommend.ModelInfo(str(directory), meta.runs, meta.fingerprint != store.fingerprint(), checks)
         stored = every_choice(datasets.choices_by_cluster(store.db, request.app))
     result = recommend.recommend(request, metric, catalog, runs, table, model, stored, predict_missing, notes)
     print(json.dumps(result.as_dict(), indent=2) if args.json else recommendation(result))
@@ -173,6 +174,10 @@ def _evaluation_text(result: Evaluation) -> str:
     for name, row in [("model", result.model), *result.baselines.items()]:
         lines.append(f"{name:18}{_fmt(row.top1):>8}{_fmt(row.mean_regret):>14}{_fmt(row.max_regret):>12}"
                      f"{row.incompatible_picks:>14}{row.failed_picks:>8}")
+    if set(result.ranked_by) != {"model"}:
+        lines.append("ranked as `fit` ranks: by " + ", ".join(f"{name} in {count} of {result.groups} folds"
+                                                               for name, count in result.ranked_by.items()) +
+                     " (a simple rule where it beat the model on the training clusters)")
     if result.no_pick:
         lines.append(f"{result.no_pick} context(s) had no candidate to pick (the hard rules or the classifier left "
                      "none, or no FOM model): no pick")
@@ -284,7 +289,9 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser(
         "evaluate", help="leave-one-group-out quality of the recommendations against rules-aware baselines",
         description="For each cluster (or workload), fit the models on every run outside it, rank in each of "
-                    "its contexts the choices measured there, and score the ranking against the "
+                    "its contexts the choices measured there as `recommend` would (with the simple rule `fit` falls "
+                    "back to where it ranked better than the model on the training clusters), and score the "
+                    "ranking against the "
                     "measurements: top-1 share, mean and max regret (best / what the user runs; 1.0 is perfect; "
                     "a pick that failed or was incompatible scores as the next success down the ranking, and "
                     "is counted). Baselines, all obeying the hard rules: rules_random, most_often_best (by "

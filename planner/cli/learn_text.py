@@ -33,6 +33,13 @@ def fit_summary(report: dict[str, Any], directory: Path) -> str:
                      f"x{cv['median_factor']:.3f}, mean |log error| {cv['mae_log']:.3f}; where nothing was measured "
                      f"in a context its level is predicted with mean |log error| {cv['level_error_log']:.3f} "
                      f"(x{math.exp(cv['level_error_log']):.2f})")
+        if "ranking" in cv:
+            check = cv["ranking"]
+            regrets = ", ".join(f"{name} {value:.3f}" for name, value in check["mean_regret"].items())
+            lines.append(f"{metric} ranking, first pick in {check['contexts']} contexts of held-out "
+                         f"{check['held_out']}s ({check['folds']} folds), mean regret: {regrets}; ranked by "
+                         f"{check['ranked_by']}" + ("" if check["ranked_by"] == "model" else
+                                                     " (the model did not beat it: recommend uses the rule)"))
     lines.append(f"saved to {directory}")
     return "\n".join(lines)
 
@@ -58,6 +65,9 @@ def recommendation(result: Recommendation) -> str:
             assert row.predicted is not None
             p = row.predicted
             value = f"predicted {p.value:.4g} ({p.low:.4g}..{p.high:.4g})"
+            if row.share_of_best is not None:
+                s = row.share_of_best
+                value += f"; {s.value:.0%} of the best here ({s.low:.0%}..{s.high:.0%})"
         lines.append(f"{row.rank:>2}. {cluster}{row.variant}  {options}")
         lines.append(f"    {value}" + ("" if row.confidence == "high" else
                                         f"  LOW CONFIDENCE: {', '.join(row.low_confidence_because)}"))

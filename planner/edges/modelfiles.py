@@ -28,7 +28,7 @@ import numpy as np
 from planner.core.errors import InputError
 from planner.learn.table import Table
 
-MODEL_FORMAT = 2
+MODEL_FORMAT = 3
 META, MODELS, TABLE = "meta.json", "models.joblib", "table.npz"
 
 

@@ -32,7 +32,7 @@ from planner.learn import ranker
 from planner.learn.catalog import Catalog
 from planner.learn.dataset import Choice, Context, Runs
 from planner.learn.features import Features
-from planner.learn.table import Interval, Table
+from planner.learn.table import Interval, RankedBy, Table
 
 #: Below this many rows the trees are grown exactly, above on histograms.
 EXACT_BELOW = 2_000
@@ -120,6 +120,28 @@ def fit_level(rows: list[Features], levels: np.ndarray) -> Pipeline:
 
 
 @dataclass
+class Ranking:
+    """What orders the candidates of a context: the ranking model (planner.learn.ranker) on the shared
+    columns + priors, or the simple rule that ranked better than it on held-out clusters at fit time."""
+
+    model: Any
+    priors: ranker.Priors
+    by: str = "model"  # one of ranker.SCORERS
+    #: held-out errors of the estimate of log normalized FOM: 10%, 90% quantiles and sd (None: not checked)
+    residuals: tuple[float, float, float] | None = None
+
+    def score(self, X: np.ndarray, points: list[tuple[Context, Choice]], attrs: ranker.ClusterAttrs) -> tuple[
+            np.ndarray, np.ndarray]:
+        """Per point: the key it is ranked by (higher first) and the estimate of its log normalized FOM."""
+        if not len(points):
+            return np.zeros(0), np.zeros(0)
+        if self.by != "model":
+            return self.priors.rule(self.by, points, attrs)
+        estimate = self.model.predict(np.hstack([X, self.priors.matrix(points, attrs)]))
+        return estimate, estimate
+
+
+@dataclass
 class FomModel:
     """log(FOM) = level of the context + what the choice adds there."""
 
@@ -129,14 +151,7 @@ class FomModel:
     offsets: dict[Context, float]  # measured levels
     level_mean: float
     interval: Interval
-    #: the normalized-FOM model choices are ranked by, on the shared columns + priors (planner.learn.ranker)
-    ranking: Any = None
-    priors: ranker.Priors | None = None
-
-    def rank(self, X: np.ndarray, points: list[tuple[Context, Choice]]) -> np.ndarray | None:
-        if self.ranking is None or self.priors is None:
-            return None
-        return self.ranking.predict(np.hstack([X, self.priors.matrix(points)])) if len(X) else np.zeros(0)
+    ranking: Ranking | None = None
 
     def levels(self, contexts: list[Context], context_rows: list[Features]) -> tuple[np.ndarray, np.ndarray]:
         """Level of each context (measured, else predicted) and whether it was measured."""
@@ -202,14 +217,15 @@ class Models:
         X = self.matrix([catalog.features(c, k) for c, k in points])
         context_rows = [catalog.context_features(c) for c in contexts]
         ctx = np.array([c_index[c] for c, _ in points], dtype=np.int32)
-        mid, known, rank = {}, {}, {}
+        mid, known, rank, normalized, ranked_by = {}, {}, {}, {}, {}
         for metric, model in self.foms.items():
             levels, measured = model.levels(contexts, context_rows)
             relative = model.relative.predict(X) if len(X) else np.zeros(0)
             mid[metric] = relative + levels[ctx]
             known[metric] = measured
-            score = model.rank(X, points)
-            if score is not None:
-                rank[metric] = score
+            if model.ranking is not None:
+                rank[metric], normalized[metric] = model.ranking.score(X, points, catalog.cluster_attrs)
+                ranked_by[metric] = RankedBy(model.ranking.by, model.ranking.residuals)
         return Table(contexts, choices, ctx, np.array([k_index[k] for _, k in points], dtype=np.int32),
-                     self.p_ok(X), mid, known, {m: f.interval for m, f in self.foms.items()}, rank=rank)
+                     self.p_ok(X), mid, known, {m: f.interval for m, f in self.foms.items()}, rank=rank,
+                     normalized=normalized, ranked_by=ranked_by)

@@ -12,6 +12,8 @@ model), and the ranking is scored against the measurements (`planner.learn.basel
   than half of its runs) scores as the next pick down the ranking that succeeded, and counts in
   `failed_picks` or `incompatible_picks` (each listed in `failures` with its reason).
 
+The models are fitted as `fit` fits them: where a simple rule ranked better than the ranking model on
+clusters held out of the training data, the rule ranks (`ranked_by` counts the groups where each did).
 The baselines (`baselines.NAMES`) rank the same candidates with the same hard rules and training
 data; random ones are scored by expectation, so no seed makes them lucky.
 """
@@ -76,6 +78,8 @@ class Evaluation:
     failures: list[FailedPick]
     baselines: dict[str, Summary]
     per_group: dict[str, Summary]
+    #: per scorer (the model, or a simple rule it fell back to), in how many held-out groups it ranked
+    ranked_by: dict[str, int]
     picks: list[Pick]  # not printed: what each held-out context got
 
     def as_dict(self) -> dict[str, Any]:
@@ -83,7 +87,8 @@ class Evaluation:
         return {"group_by": self.group_by, "metric": self.metric, "goal": self.goal, "groups": self.groups,
                 **asdict(self.model), "no_pick": self.no_pick, "failures": [asdict(p) for p in self.failures],
                 "baselines": {name: asdict(score) for name, score in self.baselines.items()},
-                "per_group": [{"group": group, **asdict(score)} for group, score in self.per_group.items()]}
+                "per_group": [{"group": group, **asdict(score)} for group, score in self.per_group.items()],
+                "ranked_by": self.ranked_by}
 
 
 def group_key(context: Context, group_by: str) -> str:
@@ -108,9 +113,14 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric) -> Eva
     per_group: dict[str, Summary] = {}
     failures: list[FailedPick] = []
     picks: list[Pick] = []
+    ranked_by: dict[str, int] = defaultdict(int)
     for group in groups:
         train = group_of_run != group
-        models, _ = model.fit(runs, catalog, [metric.name], mask=train, cv=False)
+        # fitted as `fit` does (the ranking checked against the simple rules, and one of them used where it
+        # ranked better), so the picks are the ones `recommend` would show
+        models, _ = model.fit(runs, catalog, [metric.name], mask=train, cv=False, check_ranking=True)
+        fom = models.foms.get(metric.name)
+        ranked_by[fom.ranking.by if fom is not None and fom.ranking is not None else "model"] += 1
         seen = baselines.history([(runs.contexts[c], catalog.cluster_attrs(runs.contexts[c].cluster),
                                    [(runs.choices[k], m) for k, m in items])
                                   for c, items in by_context.items() if group_key(runs.contexts[c], group_by) != group],
@@ -141,7 +151,8 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric) -> Eva
         per_group[group] = Summary(**group_score.as_dict())
     return Evaluation(group_by, metric.name, metric.goal, len(groups), Summary(**model_score.as_dict()),
                       sum(p.choice is None for p in picks), failures,
-                      {name: Summary(**score.as_dict()) for name, score in baseline_scores.items()}, per_group, picks)
+                      {name: Summary(**score.as_dict()) for name, score in baseline_scores.items()}, per_group,
+                      dict(sorted(ranked_by.items())), picks)
 
 
 def _model_ranking(models: model.Models, catalog: Catalog, context: Context, choices: list[Choice],

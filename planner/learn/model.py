@@ -35,10 +35,14 @@ class FomReport:
     points: int
     level_error_log: float
     scores: validation.FomScores | None = None  # None: too few points to cross-validate
+    ranking: validation.RankingCheck | None = None  # None: too few clusters or contexts to check the ranking
 
     def as_dict(self) -> dict[str, Any]:
-        return {"runs": self.runs, "points": self.points, **(self.scores.as_dict() if self.scores else {}),
-                "level_error_log": self.level_error_log}
+        out = {"runs": self.runs, "points": self.points, **(self.scores.as_dict() if self.scores else {}),
+               "level_error_log": self.level_error_log}
+        if self.ranking is not None:
+            out["ranking"] = self.ranking.as_dict()
+        return out
 
 
 @dataclass
@@ -80,9 +84,11 @@ class FitReport:
 
 
 def fit(runs: Runs, catalog: Catalog, metrics: list[str], *, mask: np.ndarray | None = None,
-        cv: bool = True) -> tuple[Models, FitReport]:
+        cv: bool = True, check_ranking: bool | None = None) -> tuple[Models, FitReport]:
     """Fit the classifier and a FOM regressor per metric on the selected runs (all by default); with `cv`,
-    cross-validate them and measure importances."""
+    cross-validate them and measure importances; with `check_ranking` (`cv` unless said), check the ranking
+    model against the simple rules on held-out clusters and rank with whichever did best."""
+    check_ranking = cv if check_ranking is None else check_ranking
     selected = len(runs) if mask is None else int(mask.sum())
     # OpenMP threads cost more than they give on small data (much more on a busy machine)
     with threadpool_limits(limits=None if selected >= SMALL else 1, user_api="openmp"):
@@ -93,7 +99,7 @@ def fit(runs: Runs, catalog: Catalog, metrics: list[str], *, mask: np.ndarray | 
         foms: dict[str, FomModel] = {}
         reports: dict[str, FomReport] = {}
         for metric in metrics:
-            fitted = _fit_fom(runs, catalog, metric, d, X, cv=cv)
+            fitted = _fit_fom(runs, catalog, metric, d, X, cv=cv, check_ranking=check_ranking)
             if fitted is not None:
                 foms[metric], reports[metric] = fitted
         models = Models(vectorizer, success, foms)
@@ -104,7 +110,7 @@ def fit(runs: Runs, catalog: Catalog, metrics: list[str], *, mask: np.ndarray | 
 
 
 def _fit_fom(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design, X: np.ndarray, *,
-             cv: bool) -> tuple[FomModel, FomReport] | None:
+             cv: bool, check_ranking: bool) -> tuple[FomModel, FomReport] | None:
     value = runs.values[metric][d.runs]
     with np.errstate(invalid="ignore"):
         usable = np.flatnonzero(runs.ok[d.runs] & np.isfinite(value) & (value > 0))
@@ -118,15 +124,16 @@ def _fit_fom(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design, X:
     residuals = scores.residuals if scores is not None else validation.DEFAULT_RESIDUALS
     measured = {runs.contexts[c]: float(levels[c]) for c in np.unique(ctx)}
     level, level_mean, level_error = _fit_level(catalog, measured)
-    ranking, priors = _fit_ranking(runs, catalog, metric, d, X, y, ctx, point)
-    model = FomModel(metric, relative, level, measured, level_mean, Interval(*residuals, level_error), ranking,
-                     priors)
-    return model, FomReport(len(usable), len(np.unique(point)), level_error, scores)
+    ranking, check = _fit_ranking(runs, catalog, metric, d, X, y, ctx, point, check=check_ranking)
+    model = FomModel(metric, relative, level, measured, level_mean, Interval(*residuals, level_error), ranking)
+    return model, FomReport(len(usable), len(np.unique(point)), level_error, scores, check)
 
 
 def _fit_ranking(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design, X: np.ndarray, y: np.ndarray,
-                 ctx: np.ndarray, point: np.ndarray) -> tuple[Any, ranker.Priors]:
-    """The ranking model (planner.learn.ranker) on each point's normalized median log FOM."""
+                 ctx: np.ndarray, point: np.ndarray, *, check: bool) -> tuple[estimators.Ranking,
+                                                                            validation.RankingCheck | None]:
+    """The ranking model (planner.learn.ranker) on each point's normalized median log FOM; with `cv`, checked
+    against the simple rules on held-out clusters, and replaced by the rule that ranked best there if one did."""
     sign = -1.0 if goal_of(metric) == "min" else 1.0
     points = np.unique(point)
     point_ctx = np.array([d.points[p][0] for p in points], dtype=np.int64)
@@ -137,10 +144,35 @@ def _fit_ranking(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design
     for (c, k), found in runs.measured(metric, mask).items():
         items.setdefault(c, []).append((runs.choices[k], found))
     clusters = {runs.contexts[c].cluster: catalog.cluster_attrs(runs.contexts[c].cluster) for c in items}
-    priors = ranker.Priors(baselines.history([(runs.contexts[c], clusters[runs.contexts[c].cluster], found)
-                                              for c, found in items.items()], sign), clusters)
-    P = priors.matrix([(runs.contexts[d.points[p][0]], runs.choices[d.points[p][1]]) for p in points])
-    return ranker.estimator(len(points)).fit(np.hstack([X[points], P]), target), priors
+    pairs = [(runs.contexts[d.points[p][0]], runs.choices[d.points[p][1]]) for p in points]
+
+    def priors_of(contexts: set[int] | None) -> ranker.Priors:
+        return ranker.Priors(baselines.history([(runs.contexts[c], clusters[runs.contexts[c].cluster], found)
+                                                for c, found in items.items() if contexts is None or c in contexts],
+                                               sign), clusters)
+
+    def fit_on(train: np.ndarray, priors: ranker.Priors) -> tuple[Any, np.ndarray]:
+        P = priors.matrix(pairs, catalog.cluster_attrs)
+        return ranker.estimator(int(train.sum())).fit(np.hstack([X[points][train], P[train]]), target[train]), P
+
+    def score_fold(train: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        priors = priors_of(set(point_ctx[train].tolist()))
+        fitted, P = fit_on(train, priors)
+        estimate = fitted.predict(np.hstack([X[points], P]))
+        rules = {name: priors.rule(name, pairs, catalog.cluster_attrs) for name in ranker.RULES}
+        return {"model": (estimate, estimate), **rules}
+
+    checked = None
+    if check:
+        cluster_of = np.array([runs.contexts[c].cluster for c in point_ctx], dtype=object)
+        several = len(set(cluster_of.tolist())) > 1
+        checked = validation.ranking(target, point_ctx, cluster_of if several else point_ctx,
+                                     "cluster" if several else "context", score_fold)
+    priors = priors_of(None)
+    fitted, _ = fit_on(np.ones(len(points), dtype=bool), priors)
+    if checked is None:
+        return estimators.Ranking(fitted, priors), None
+    return estimators.Ranking(fitted, priors, checked.ranked_by, checked.residuals), checked
 
 
 def _fit_level(catalog: Catalog, measured: dict[Any, float]) -> tuple[Any, float, float]:

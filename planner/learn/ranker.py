@@ -14,13 +14,19 @@ two kinds of features:
   cannot.
 
 Measured leave-one-cluster-out on the 14 clusters of hpcg-dev.csv (docs/learning.md): mean regret
-1.087 against 1.10 to 1.22 for the baselines (1.082 with the absolute loss, which did worse on small
-stores); the attributes alone (1.11 to 1.15, varying with the trees' random seed) did not beat them.
+1.095 against 1.101 to 1.22 for the baselines; the attributes alone (1.11 to 1.15, varying with the
+trees' random seed) did not beat them. (An earlier 1.087 came from a bug: a cluster absent from the
+training data got no priors, as if nothing were known of its family.)
+
+`fit` checks this model against the simple rules it is built from (`RULES`, `Priors.rule`) on
+held-out clusters, and where one of them ranks better beyond chance, that rule ranks instead
+(`planner.learn.validation.ranking`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +35,21 @@ import numpy as np
 from planner.learn import baselines
 from planner.learn.dataset import Choice, Context
 
+#: A cluster's attributes by name (`Catalog.cluster_attrs`).
+ClusterAttrs = Callable[[str], dict[str, Any]]
+
 EXACT_BELOW = 2_000
 PRIORS = ("prior.family_mean", "prior.family_q25", "prior.family_min", "prior.nearest_mean")
 #: Stands for "never measured in such a context" (normalized FOMs are in [0, 1]).
 UNKNOWN = -1.0
+#: The simple rules `fit` checks the model against, and falls back to when one ranks better
+#: (`planner.learn.baselines`; the others need what a prediction table does not keep).
+RULES = ("family_mean", "nearest_cluster", "most_often_best")
+#: What ranks, in order of preference: the model, or one of the rules.
+SCORERS = ("model", *RULES)
+#: The key a rule ranks a choice by when it failed wherever it ran (0) or never ran in such a context
+#: (UNKNOWN): below anything that ran.
+_FAILED, _NEVER = -7.0, -9.0
 
 
 def estimator(n: int) -> Any:
@@ -71,15 +88,16 @@ class Priors:
     seen: list[baselines.Seen]
     clusters: dict[str, dict[str, Any]]
 
-    def matrix(self, points: list[tuple[Context, Choice]]) -> np.ndarray:
-        """One row of `PRIORS` per point; `UNKNOWN` where the choice was measured in no such context."""
+    def matrix(self, points: list[tuple[Context, Choice]], attrs: ClusterAttrs) -> np.ndarray:
+        """One row of `PRIORS` per point; `UNKNOWN` where the choice was measured in no such context. `attrs`:
+        the attributes of the points' clusters, which the training contexts may not include."""
         out = np.full((len(points), len(PRIORS)), UNKNOWN)
         by_context: dict[Context, list[int]] = defaultdict(list)
         for i, (context, _) in enumerate(points):
             by_context[context].append(i)
         for context, rows in by_context.items():
             others = [item for item in self.seen if item.context != context]
-            cluster = self.clusters.get(context.cluster, {})
+            cluster = self.clusters.get(context.cluster) or attrs(context.cluster)
             family = _values(baselines.family_contexts(others, context, cluster))
             nearest = _values(baselines.nearest_contexts(others, context, cluster))
             for i in rows:
@@ -90,6 +108,37 @@ class Priors:
                 if choice in nearest:
                     out[i, 3] = float(np.mean(nearest[choice]))
         return out
+
+    def rule(self, name: str, points: list[tuple[Context, Choice]], attrs: ClusterAttrs) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
+        """One simple rule's ranking of these points: the key it orders by (higher first) and its estimate
+        of each point's log normalized FOM (what it expects the point to reach of its context's best; NaN
+        where it has none)."""
+        if name in ("family_mean", "nearest_cluster"):
+            column = self.matrix(points, attrs)[:, 0 if name == "family_mean" else 3]
+            return as_key(column), as_log(column)
+        if name != "most_often_best":
+            raise ValueError(name)
+        wins: dict[Choice, int] = defaultdict(int)
+        for item in self.seen:
+            wins[item.best] += 1
+        means = {choice: float(np.mean(values)) for choice, values in _values(self.seen).items()}
+        column = np.array([means.get(choice, UNKNOWN) for _, choice in points])
+        # wins first, the mean normalized FOM (in [0, 1]) breaking ties, as baselines.rank does
+        key = np.array([wins.get(choice, 0) for _, choice in points], dtype=float) + 0.5 * np.maximum(column, 0)
+        return np.where(column == UNKNOWN, _NEVER, key), as_log(column)
+
+
+def as_log(normalized: np.ndarray) -> np.ndarray:
+    """Mean normalized FOMs as log normalized FOMs (<= 0); NaN where there is no estimate: the choice failed
+    wherever it ran (0) or never ran in such a context (UNKNOWN)."""
+    with np.errstate(divide="ignore"):
+        return np.where(normalized > 0, np.log(np.maximum(normalized, 1e-300)), np.nan)
+
+
+def as_key(normalized: np.ndarray) -> np.ndarray:
+    """What a rule ranks by: the log normalized FOM, below which what failed, then what never ran."""
+    return np.where(normalized > 0, as_log(normalized), np.where(normalized == 0, _FAILED, _NEVER))
 
 
 def _values(seen: list[baselines.Seen]) -> dict[Choice, list[float]]:

@@ -5,8 +5,9 @@
 2. a choice that failed in most of its runs in its context is left out, with how often;
 3. the rest are predicted; the classifier leaves out an unmeasured one it gives less than `P_OK`;
 4. choices measured in their context rank first, by their measured median (first-hand), then the
-   others by the ranking model's score (`planner.learn.ranker`; by predicted FOM where there is no
-   ranking model); an unmeasured choice without a FOM prediction is not ranked.
+   others by the ranking's key: the ranking model's (`planner.learn.ranker`), or the simple rule's
+   that ranked better on held-out clusters when `fit` checked them (`validation.ranking`); by
+   predicted FOM where there is no ranking; an unmeasured choice without a FOM prediction is not ranked.
 
 `evaluate` ranks a held-out context exactly like this with its measurements hidden, and scores the
 first row: the pick `recommend` would show first for a context nothing was measured in.
@@ -45,7 +46,8 @@ class Candidate:
     known_level: bool = True
     excluded: str | None = None  # rules | measured | classifier
     reason: str | None = None
-    score: float | None = None  # the ranking model's, higher is better
+    score: float | None = None  # the ranking's key, higher is better
+    normalized: float | None = None  # the ranking's estimate of its log share of the context's best
 
     def rank_key(self, sign: float) -> float:
         """What orders it within its tier, higher first: the measured median, else the ranking score."""
@@ -99,7 +101,10 @@ def _apply(candidates: list[Candidate], predictions: Predictions) -> None:
                                                             float(predictions.high[i]))
             candidate.known_level = bool(predictions.known[i])
         if predictions.score is not None:
+            assert predictions.normalized is not None
             candidate.score = float(predictions.score[i])
+            normalized = float(predictions.normalized[i])
+            candidate.normalized = normalized if math.isfinite(normalized) else None
         if candidate.tier == 1 and candidate.p_ok < P_OK:
             candidate.excluded, candidate.reason = "classifier", \
                 f"predicted to fail (P(success) = {candidate.p_ok:.2f})"

@@ -29,10 +29,10 @@ from planner.learn.catalog import Catalog
 from planner.learn.dataset import Choice, Context, Runs
 from planner.learn.features import CHOICE_GROUPS
 from planner.learn.ranking import Candidate
-from planner.learn.table import Predictions, Table
+from planner.learn.table import Predictions, RankedBy, Table
 
-#: A prediction whose 80% interval spans more than this factor is flagged as low confidence.
-WIDE_INTERVAL = 2.0
+#: A predicted candidate that one ranked below it beats by 5% or more with this chance is low confidence.
+IN_DOUBT = 0.5
 #: Below this probability of success a prediction is flagged as low confidence.
 SURE_OK = 0.8
 #: Measured runs whose range exceeds this fraction of their median are flagged as low confidence.
@@ -57,6 +57,11 @@ class ModelInfo:
     directory: str
     fitted_on_runs: int | None
     stale: bool  # the store changed since the fit
+    #: per metric, the fit's check of its ranking on held-out clusters (`fit --json`'s foms.METRIC.ranking)
+    report: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"directory": self.directory, "fitted_on_runs": self.fitted_on_runs, "stale": self.stale}
 
 
 @dataclass
@@ -76,6 +81,15 @@ class PredictedValue:
 
 
 @dataclass
+class Share:
+    """What a predicted candidate reaches of the best in its context, and the range of that (0..1]."""
+
+    value: float
+    low: float
+    high: float
+
+
+@dataclass
 class Row:
     rank: int
     cluster: str
@@ -84,6 +98,7 @@ class Row:
     source: str  # measured | predicted
     measured: MeasuredValue | None
     predicted: PredictedValue | None
+    share_of_best: Share | None  # predicted candidates: the ranking's estimate, from held-out clusters
     p_success: float | None
     command: str | None
     command_note: str | None  # why there is no command (left out of the JSON when there is one)
@@ -125,6 +140,7 @@ class Recommendation:
     def as_dict(self) -> dict[str, Any]:
         """What `recommend --json` prints."""
         out = asdict(self)
+        out["model"] = self.model.as_dict()
         out["recommendations"] = [row.as_dict() for row in self.recommendations]
         return out
 
@@ -149,9 +165,12 @@ def recommend(request: Request, metric: Metric, catalog: Catalog, runs: Runs, ta
         predict = None
     else:
         predict = _predictor(table, catalog, metric.name, predict_missing, notes)
+    ranked_by = table.ranked_by.get(metric.name) if table is not None else None
     ranked = ranking.rank(candidates, catalog, metric, predict)
+    if ranked_by is not None and any(c.tier == 1 for c in ranked):
+        notes.append(_ranking_note(ranked_by, model.report.get(metric.name)))
     measured_variants = (table.measured if table is not None else set()) | {(k.app, k.variant) for k in runs.choices}
-    rows = [_row(i + 1, c, ranked, catalog, metric.sign, model, measured_variants)
+    rows = [_row(i + 1, c, ranked, catalog, metric.sign, model, measured_variants, ranked_by)
             for i, c in enumerate(ranked[:request.top])]
     if ranked and ranked[0].tier == 1:
         notes.append("nothing was measured for this workload on this cluster: the ranking is the model's")
@@ -249,8 +268,23 @@ def _predictor(table: Table, catalog: Catalog, metric: str, predict_missing: Pre
     return predict
 
 
+def _ranking_note(ranked_by: RankedBy, check: dict[str, Any] | None) -> str:
+    """Which ranking orders the predicted candidates, and why: how each did on clusters held out at fit time."""
+    if check is None:
+        return "predicted candidates are ranked by the model (too few clusters or contexts to check it against " \
+               "simple rules at fit time)"
+    regrets = check["mean_regret"]
+    others = ", ".join(f"{name} {value:.3f}" for name, value in regrets.items() if name != ranked_by.by)
+    where = f"{check['contexts']} contexts of held-out {check['held_out']}s"
+    if ranked_by.by == "model":
+        return f"predicted candidates are ranked by the model: mean regret {regrets['model']:.3f} on {where} at " \
+               f"fit time, against {others}"
+    return f"predicted candidates are ranked by the simple rule {ranked_by.by}, not the model: it did better on " \
+           f"{where} at fit time (mean regret {regrets[ranked_by.by]:.3f}, against {others})"
+
+
 def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float,
-         model: ModelInfo, measured_variants: set[tuple[str, str]]) -> Row:
+         model: ModelInfo, measured_variants: set[tuple[str, str]], ranked_by: RankedBy | None) -> Row:
     measured = candidate.measured
     value = None
     if measured is not None and measured.values:
@@ -260,10 +294,20 @@ def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Cata
     if candidate.mid is not None:
         predicted = PredictedValue(math.exp(candidate.mid), math.exp(candidate.low or candidate.mid),
                                    math.exp(candidate.high or candidate.mid))
+    share = None
+    interval = ranked_by.interval(candidate.normalized) if ranked_by is not None and candidate.tier == 1 and \
+        candidate.normalized is not None else None
+    if interval is not None:
+        assert candidate.normalized is not None
+        share = Share(round(math.exp(min(candidate.normalized, 0.0)), 4), round(math.exp(interval[0]), 4),
+                      round(math.exp(interval[1]), 4))
     command = catalog.command(candidate.context, candidate.choice)
     doubts = _doubts(candidate, model, measured_variants)
+    p_beaten = _p_beaten(candidate, ranked, ranked_by)
+    if p_beaten is not None and p_beaten > IN_DOUBT:
+        doubts.append(f"ranking in doubt (P = {p_beaten:.2f} that a candidate ranked below beats it by 5% or more)")
     return Row(rank, candidate.context.cluster, candidate.choice.variant, candidate.choice.options(),
-               "measured" if candidate.tier == 0 else "predicted", value, predicted,
+               "measured" if candidate.tier == 0 else "predicted", value, predicted, share,
                None if candidate.p_ok is None else round(candidate.p_ok, 3), command,
                "unavailable: the experiment does not declare this cluster, variant and workload" if command is None
                else None, "low" if doubts else "high", doubts, _why(candidate, ranked, catalog, sign))
@@ -282,18 +326,25 @@ def _doubts(candidate: Candidate, model: ModelInfo, measured_variants: set[tuple
         if spread > NOISY:
             doubts.append(f"runs disagree ({min(measured.values):.4g}..{max(measured.values):.4g})")
         return doubts
-    if not candidate.known_level:
-        doubts.append("nothing measured for this workload on this cluster")
+    # what every candidate of the context shares (its level unmeasured, the interval that brings) does not
+    # put their order in doubt, and is said once in the notes
     if (candidate.choice.app, candidate.choice.variant) not in measured_variants:
         doubts.append("variant never measured anywhere")
-    if candidate.low is not None and candidate.high is not None and \
-            math.exp(candidate.high - candidate.low) > WIDE_INTERVAL:
-        doubts.append(f"wide interval (x{math.exp(candidate.high - candidate.low):.1f})")
     if candidate.p_ok is not None and candidate.p_ok < SURE_OK:
         doubts.append(f"success uncertain (P = {candidate.p_ok:.2f})")
     if model.stale:
         doubts.append("model older than the store")
     return doubts
+
+
+def _p_beaten(candidate: Candidate, ranked: list[Candidate], ranked_by: RankedBy | None) -> float | None:
+    """The chance a predicted candidate ranked below this one in its context beats it by 5% or more."""
+    if ranked_by is None or candidate.tier != 1 or candidate.normalized is None:
+        return None
+    position = next(i for i, c in enumerate(ranked) if c is candidate)
+    below = [c.normalized for c in ranked[position + 1:]
+             if c.context == candidate.context and c.tier == 1 and c.normalized is not None]
+    return ranked_by.p_beaten(candidate.normalized, np.array(below))
 
 
 def _why(candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float) -> str:

@@ -8,7 +8,8 @@ without importing scikit-learn. `planner.edges.modelfiles` saves and loads it as
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from planner.learn.dataset import Choice, Context
 
 #: z of the interval's quantiles under a normal law, to widen it by the level model's error
 _Z = 1.2816
+#: A candidate ranked below beats one above only if by this factor or more (closer ones are as good).
+MARGIN = 1.05
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,36 @@ class Interval:
         return mid + self.low - widen, mid + self.high + widen
 
 
+@dataclass(frozen=True)
+class RankedBy:
+    """What ranks a metric's candidates (`planner.learn.ranker.SCORERS`: the model, or the simple rule that
+    ranked better on clusters held out at fit time) and how far its estimate of a candidate's share of
+    its context's best strays: held-out residuals (estimate - measured, log) at 10% and 90%, and their sd."""
+
+    by: str
+    residuals: tuple[float, float, float] | None = None
+
+    def interval(self, estimate: float) -> tuple[float, float] | None:
+        """The range of the log share of the context's best a candidate estimated at `estimate` reaches: the
+        held-out residuals' 10-90% range, widened by half their sd on each side (those quantiles come from
+        few held-out clusters), capped at the best itself."""
+        if self.residuals is None:
+            return None
+        low, high, sd = self.residuals
+        return estimate - high - sd / 2, min(0.0, estimate - low + sd / 2)
+
+    def p_beaten(self, estimate: float, below: np.ndarray) -> float | None:
+        """The chance that a candidate ranked below one estimated at `estimate` (log share of the best) in
+        fact beats it by `MARGIN` or more, the estimates' errors taken as independent normal with the
+        residuals' sd: whether the ranking itself is in doubt there. None when it was not checked."""
+        if self.residuals is None:
+            return None
+        sd = max(self.residuals[2], 1e-9) * math.sqrt(2)
+        gaps = (np.asarray(below, dtype=float) - estimate - math.log(MARGIN)) / sd
+        stays = np.prod([1 - 0.5 * math.erfc(-gap / math.sqrt(2)) for gap in gaps.tolist()]) if len(gaps) else 1.0
+        return float(1 - stays)
+
+
 @dataclass
 class Predictions:
     """Predictions for some points, in the order they were asked for."""
@@ -44,8 +77,10 @@ class Predictions:
     low: np.ndarray | None = None
     high: np.ndarray | None = None
     known: np.ndarray | None = None
-    #: the ranking model's score (planner.learn.ranker), higher is better; None without one
+    #: the ranking's key (planner.learn.ranker), higher is better, and its estimate of the log share of the
+    #: context's best; None without a ranking
     score: np.ndarray | None = None
+    normalized: np.ndarray | None = None
 
     @staticmethod
     def join(parts: list[tuple[list[int], Predictions]]) -> Predictions:
@@ -58,7 +93,8 @@ class Predictions:
 
         p_ok = stack("p_ok")
         assert p_ok is not None
-        return Predictions(p_ok, stack("mid"), stack("low"), stack("high"), stack("known"), stack("score"))
+        return Predictions(p_ok, stack("mid"), stack("low"), stack("high"), stack("known"), stack("score"),
+                           stack("normalized"))
 
 
 @dataclass
@@ -80,8 +116,11 @@ class Table:
     excluded: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int32))
     #: (app, variant) of every variant with stored runs at fit time
     measured: set[tuple[str, str]] = field(default_factory=set)
-    #: per metric, per row: the ranking model's score
+    #: per metric, per row: the ranking's key and its estimate of the log share of the context's best
     rank: dict[str, np.ndarray] = field(default_factory=dict)
+    normalized: dict[str, np.ndarray] = field(default_factory=dict)
+    #: per metric: what ranks (the model or a rule) and its held-out error
+    ranked_by: dict[str, RankedBy] = field(default_factory=dict)
 
     def lookup(self, wanted: set[Context]) -> dict[tuple[Context, Choice], int]:
         """Row of every tabulated point in these contexts."""
@@ -103,8 +142,10 @@ class Table:
         mid = self.mid[metric][index].astype(float)
         known = self.known[metric][self.ctx[index]].astype(bool)
         low, high = self.intervals[metric].around(mid, known)
-        score = self.rank[metric][index].astype(float) if metric in self.rank else None
-        return Predictions(p_ok, mid, low, high, known, score)
+        if metric not in self.rank:
+            return Predictions(p_ok, mid, low, high, known)
+        return Predictions(p_ok, mid, low, high, known, self.rank[metric][index].astype(float),
+                           self.normalized[metric][index].astype(float))
 
     def with_excluded(self, points: list[tuple[Context, Choice]]) -> Table:
         """This table remembering points the hard rules excluded, so recommend can say so without finding
@@ -122,8 +163,7 @@ class Table:
         added = len(contexts) - len(self.contexts)
         known = {metric: np.append(flags, np.zeros(added, dtype=bool)) for metric, flags in self.known.items()}
         rows = np.array([(c_index[c], k_index[k]) for c, k in points], dtype=np.int32).reshape(-1, 2)
-        return Table(contexts, choices, self.ctx, self.choice, self.p_ok, self.mid, known, self.intervals,
-                     self.cluster_attrs, self.variant_attrs, rows, self.measured, self.rank)
+        return replace(self, contexts=contexts, choices=choices, known=known, excluded=rows)
 
     # ------------------------------------------------------------------------------------------ arrays
 
@@ -146,6 +186,10 @@ class Table:
             arrays[f"interval:{metric}"] = np.array([interval.low, interval.high, interval.level_error])
         for metric, score in self.rank.items():
             arrays[f"rank:{metric}"] = score
+            arrays[f"normalized:{metric}"] = self.normalized[metric]
+            ranked_by = self.ranked_by[metric]
+            arrays[f"ranked_by:{metric}"] = np.array(json.dumps({"by": ranked_by.by,
+                                                                 "residuals": ranked_by.residuals}))
         return arrays
 
     @classmethod
@@ -161,4 +205,11 @@ class Table:
                    {name: json.loads(text) for name, text in arrays["cluster_attrs"].tolist()},
                    {(app, name): json.loads(text) for app, name, text in arrays["variant_attrs"].tolist()},
                    arrays["excluded"], {(app, name) for app, name in arrays["measured"].tolist()},
-                   per_metric("rank:"))
+                   per_metric("rank:"), per_metric("normalized:"),
+                   {metric: _ranked_by(json.loads(str(text))) for metric, text in per_metric("ranked_by:").items()})
+
+
+def _ranked_by(data: dict[str, Any]) -> RankedBy:
+    residuals = data["residuals"]
+    return RankedBy(str(data["by"]), None if residuals is None else (float(residuals[0]), float(residuals[1]),
+                                                                     float(residuals[2])))

@@ -5,12 +5,17 @@ the group, so a point's repeats are never on both sides. The out-of-fold residua
 the prediction interval (split-conformal: their 10% and 90% quantiles); the classifier is scored by
 (balanced) accuracy at the `P_OK` threshold; the level model by its error on held-out contexts.
 Cross-validation runs on at most `CV_SAMPLE` runs (whole points drawn at random), to keep `fit` fast.
+
+The ranking is checked apart (`ranking`), the way `evaluate` scores it: whole clusters are held out,
+and in each of their contexts the first pick of the ranking model and of each simple rule it could
+fall back to is scored by its regret. What ranks best there is what `fit` saves to rank with.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +23,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GroupKFold, KFold
 
-from planner.learn import estimators
+from planner.learn import estimators, ranker
 from planner.learn.features import Features
 from planner.learn.ranking import P_OK
 
@@ -132,3 +137,77 @@ def level_error(rows: list[Features], levels: np.ndarray) -> float:
         model = estimators.fit_level([rows[i] for i in train], levels[train])
         errors.append(np.abs(model.predict([rows[i] for i in test]) - levels[test]))
     return float(np.mean(np.concatenate(errors)))
+
+
+@dataclass
+class RankingCheck:
+    """How each scorer's first pick did in contexts held out of its fit (JSON keys as `fit --json` prints)."""
+
+    folds: int
+    held_out: str  # cluster, or context where the store has one cluster
+    contexts: int
+    mean_regret: dict[str, float]  # per scorer (ranker.SCORERS)
+    #: the model, unless a rule's mean regret is lower beyond chance (`CLEARLY`), then the lowest rule
+    ranked_by: str
+    #: the chosen scorer's held-out errors of log normalized FOM (estimate - measured): 10%, 90% quantiles, sd
+    residuals: tuple[float, float, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        low, high, sd = self.residuals
+        return {"folds": self.folds, "held_out": self.held_out, "contexts": self.contexts,
+                "mean_regret": self.mean_regret, "ranked_by": self.ranked_by,
+                "residuals": {"q10": low, "q90": high, "sd": sd}}
+
+
+#: A rule replaces the model only when, context by context, it ranked better by more than this many
+#: standard errors of the mean difference: picking the best of four on a dozen contexts favours luck.
+CLEARLY = 2.0
+
+
+def _clearly_better(rule: np.ndarray, model: np.ndarray) -> bool:
+    """Whether the rule's regrets are lower than the model's in the same contexts beyond chance."""
+    gain = model - rule
+    if len(gain) < 2:
+        return False
+    spread = float(np.std(gain, ddof=1)) / math.sqrt(len(gain))
+    return float(gain.mean()) > CLEARLY * spread
+
+
+#: What a fold's scorers say of every point, learnt from the training points only: per scorer, the key it
+#: ranks by (higher first) and its estimate of the log normalized FOM.
+ScoreFold = Callable[[np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
+
+
+def ranking(target: np.ndarray, point_ctx: np.ndarray, groups: np.ndarray, held_out: str,
+            score_fold: ScoreFold) -> RankingCheck | None:
+    """Hold out whole groups (clusters) in up to `CV_FOLDS` folds; in each held-out context with two or more
+    points, score every scorer's first pick (ties: their mean) by its regret exp(-normalized log FOM).
+    `target`, `point_ctx` and `groups` have a value per point. None with fewer than two groups."""
+    if len(np.unique(groups)) < 2:
+        return None
+    folds = min(CV_FOLDS, len(np.unique(groups)))
+    regrets: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, list[np.ndarray]] = defaultdict(list)
+    for train_rows, test in GroupKFold(folds, shuffle=True, random_state=0).split(target, groups=groups):
+        train = np.zeros(len(target), dtype=bool)
+        train[train_rows] = True
+        for name, (key, estimate) in score_fold(train).items():
+            known = test[np.isfinite(estimate[test])]  # a rule has no estimate where the choice never ran
+            errors[name].append(estimate[known] - target[known])
+            for context in np.unique(point_ctx[test]):
+                rows = test[point_ctx[test] == context]
+                if len(rows) >= 2:
+                    top = rows[key[rows] == key[rows].max()]
+                    regrets[name].append(float(np.mean(np.exp(-target[top]))))
+    if not regrets:
+        return None
+    means = {name: float(np.mean(values)) for name, values in regrets.items()}
+    chosen = min(means, key=lambda name: (round(means[name], 6), ranker.SCORERS.index(name)))
+    if chosen != "model" and not _clearly_better(np.array(regrets[chosen]), np.array(regrets["model"])):
+        chosen = "model"
+    residuals = np.concatenate(errors[chosen])
+    if not len(residuals):
+        return None
+    return RankingCheck(folds, held_out, len(regrets[chosen]), {k: round(v, 4) for k, v in means.items()}, chosen,
+                        (float(np.quantile(residuals, INTERVAL[0])), float(np.quantile(residuals, INTERVAL[1])),
+                         float(np.std(residuals))))

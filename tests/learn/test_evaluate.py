@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,10 +47,10 @@ def test_the_held_out_group_never_reaches_the_model(synthetic_store: Path, monke
     real_fit = model.fit
 
     def spy(runs: dataset.Runs, catalog: Catalog, metrics: list[str], *, mask: np.ndarray | None = None,
-            cv: bool = True) -> tuple[model.Models, model.FitReport]:
+            **options: Any) -> tuple[model.Models, model.FitReport]:
         assert mask is not None
         seen.append({runs.contexts[c].cluster for c in np.unique(runs.ctx[mask])})
-        return real_fit(runs, catalog, metrics, mask=mask, cv=cv)
+        return real_fit(runs, catalog, metrics, mask=mask, **options)
 
     monkeypatch.setattr(model, "fit", spy)
     with Store(synthetic_store) as store:
