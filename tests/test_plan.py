@@ -81,10 +81,11 @@ def test_the_original_experiment_command_on_one_and_two_nodes(ws: Workspace) -> 
     plan = expand(ws.exp, ws.clusters, ws.variants, cluster="eks-arm64", only_variants=["mpich-ubuntu-22.04-arm64"])
     commands = {(r.options.nodes, r.parameters["x"]): ws.launch(r).shell() for r in plan.runs}
     sif = "/tmp/compat-lab/sif/lammps-matrix_mpich-ubuntu-22.04-arm64.sif"
-    assert commands[(2, 1)] == ("flux run -N 2 -n 128 -o cpu-affinity=per-task singularity exec --pwd "
+    # the original command, with the PMI service the MPICH launch rule makes explicit (Flux's default)
+    assert commands[(2, 1)] == ("flux run -N 2 -n 128 -o cpu-affinity=per-task -o pmi=simple singularity exec --pwd "
                                 f"/opt/lammps/examples/reaxff/HNS {sif} lmp -v x 1 -v y 1 -v z 1 -in in.reaxc.hns "
                                 "-nocite")
-    assert commands[(1, 1)].startswith("flux run -N 1 -n 64 -o cpu-affinity=per-task singularity exec")
+    assert commands[(1, 1)].startswith("flux run -N 1 -n 64 -o cpu-affinity=per-task -o pmi=simple singularity exec")
 
 
 def test_local_command_binds_the_variant_mpi_and_stages_inputs(ws: Workspace) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from planner.cli import args as cli_args
@@ -35,7 +37,8 @@ def _plan_rows(ws: Any, plan: Any, stored: set[str], unknown: dict[str, list[str
         launch = ws.launch(run)
         rows.append({"id": run.id, "cluster": run.cluster, "workload": run.workload, "variant": run.variant,
                      "options": run.key()["options"], "repeat": run.repeat, "stored": run.id in stored,
-                     "command": launch.shell(), "unknown": unknown.get(run.id, [])})
+                     "command": launch.shell(), "unknown": unknown.get(run.id, []),
+                     "rules": [dataclasses.asdict(rule) for rule in run.rules], "warnings": list(run.warnings)})
     return rows
 
 
@@ -79,6 +82,12 @@ def _print_plan(rows: list[dict[str, Any]], excluded: list[dict[str, Any]], ws: 
         console.print(f"  [cyan]{workload}[/] {variant}  {options}  "
                       f"[dim]x{len(group)} repeats, {done} stored[/]", soft_wrap=True)
         console.print(f"    $ {group[0]['command']}", soft_wrap=True, markup=False)
+        for rule in group[0]["rules"]:
+            kept = f" (kept {rule['kept']})" if rule["kept"] else ""
+            console.print(f"    rule {rule['name']}: {rule['why']} -> {rule['adds']}{kept}", soft_wrap=True,
+                          markup=False)
+        for warning in group[0]["warnings"]:
+            console.print(f"    [yellow]warning[/]: {escape(warning)}", soft_wrap=True)
     if excluded:
         console.print(f"[bold]Excluded on {cluster}[/]:")
         reasons: dict[tuple[str, str], list[str]] = {}
@@ -250,7 +259,7 @@ def cmd_parse_log(args: argparse.Namespace) -> int:
     out = []
     for name in args.files:
         text = files.read_text(name, "log", MAX_LOG_BYTES, errors="replace")
-        out.append({"file": name, **lammps_log.parse(text).as_dict()})
+        out.append({"file": name, **lammps_log.parse(text, tasks=args.tasks).as_dict()})
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -368,4 +377,6 @@ def add_commands(sub: Any) -> None:
                                    "reason say so. Reasons: " + ", ".join(lammps_log.REASONS))
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON: one object per file {file, status, reason, foms}")
+    p.add_argument("--tasks", type=cli_args.positive, metavar="N",
+                   help="the MPI tasks the run asked for: a log of fewer procs (singleton runs) is failed, reason mpi")
     p.set_defaults(func=cmd_parse_log)

@@ -32,6 +32,8 @@ def _kind(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, worklo
             return f"workload {workload_name} has no native input"
         if options.bind:
             return "bind mounts need a container variant; native variants bind libraries through env"
+        if options.pmi is not None or options.shell:
+            return "pmi and shell are Flux options; native variants are launched with mpiexec"
         return None
     if cluster.kind == "local" and not cluster.container_runtime:
         return f"container variant {variant.name} needs singularity or apptainer, not installed on {cluster.name}"

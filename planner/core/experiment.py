@@ -253,8 +253,41 @@ class Cluster(_Strict):
         return self
 
 
+#: Flux's PMI services (flux-shell-options(7), `pmi=LIST`): simple is built in (pmi1 and pmi2 are its
+#: aliases), pmix comes from the flux-pmix plugin, cray-pals from flux-coral2; off disables PMI.
+PMI_SERVICES = ("simple", "pmi1", "pmi2", "pmix", "cray-pals", "off")
+#: a Flux shell option's name, as `-o NAME=VALUE` takes it (`pmi-simple.exchange.k`, `hwloc.xmlfile`)
+SHELL_OPTION = re.compile(r"[a-z][a-z0-9_.-]*")
+#: shell options with an option of their own here, so a rule or a sweep sets them in one place
+_OWN_SHELL_OPTIONS = {"pmi": "pmi", "cpu-affinity": "affinity"}
+
+
+def check_pmi(value: str | None) -> str | None:
+    if value is None:
+        return value
+    services = value.split(",")
+    unknown = [name for name in services if name not in PMI_SERVICES]
+    if unknown or not value:
+        raise ValueError(f"pmi {value!r}: a comma-separated list of {', '.join(PMI_SERVICES)}")
+    if "off" in services and len(services) > 1:
+        raise ValueError(f"pmi {value!r}: `off` stands alone")
+    return value
+
+
+def check_shell(options: dict[str, str]) -> dict[str, str]:
+    for name in options:
+        if name in _OWN_SHELL_OPTIONS:
+            raise ValueError(f"shell option {name!r} has an option of its own: use `{_OWN_SHELL_OPTIONS[name]}`")
+        if not SHELL_OPTION.fullmatch(name):
+            raise ValueError(f"shell option name {name!r} is not [a-z][a-z0-9_.-]* (flux run -o NAME=VALUE)")
+    return options
+
+
 class Options(_Strict):
-    """One launch of a variant. Unknown keys are workload parameters, checked against the workload."""
+    """One launch of a variant. Unknown keys are workload parameters, checked against the workload.
+
+    `pmi` and `shell` are Flux options (`-o pmi=LIST`, `-o NAME=VALUE`), `args` are app flags added to
+    the command line, `skip_rules` names launch rules this point does without (see `LaunchRule`)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -266,8 +299,14 @@ class Options(_Strict):
     env: dict[str, str] = {}
     preload: str | None = None
     bind: tuple[str, ...] = ()
+    pmi: str | None = None
+    shell: dict[str, str] = {}
+    args: tuple[str, ...] = ()
+    skip_rules: tuple[Name, ...] = ()
 
     _env = field_validator("env")(check_env)
+    _pmi = field_validator("pmi")(check_pmi)
+    _shell = field_validator("shell")(check_shell)
 
     @model_validator(mode="after")
     def _tasks_cover_nodes(self) -> Options:
@@ -286,6 +325,52 @@ class Options(_Strict):
 
 
 OPTION_NAMES = tuple(name for name in Options.model_fields)
+
+
+class RuleMatch(_Strict):
+    """What a launch rule applies to. Each key names an attribute (a variant's compspec attribute such as
+    `mpi.implementation`, a cluster's `kind`, `launcher`, `arch`, ...) and gives a value or a list of values,
+    any of which matches; values compare as text, case-insensitively, with `*` and `?` as wildcards. An
+    attribute the variant or cluster does not have matches nothing."""
+
+    app: tuple[Name, ...] = ()
+    variant: dict[str, Scalar | list[Scalar]] = {}
+    cluster: dict[str, Scalar | list[Scalar]] = {}
+
+
+class RuleAdds(_Strict):
+    """What a rule adds to the launch. Options a point sets itself win: `pmi`, `affinity` and `preload`
+    are taken from a rule only where the point leaves them unset; `bind`, `args`, `env` and `shell` are
+    added to (the point's own `env` and `shell` keys win)."""
+
+    pmi: str | None = None
+    affinity: Literal["default", "on", "per-task", "off"] | None = None
+    preload: str | None = None
+    bind: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = {}
+    shell: dict[str, str] = {}
+
+    _env = field_validator("env")(check_env)
+    _pmi = field_validator("pmi")(check_pmi)
+    _shell = field_validator("shell")(check_shell)
+
+
+class LaunchRule(_Strict):
+    """Compatibility metadata turned into how to launch: when `match` holds for a run's variant and
+    cluster, `add` goes into the run's options (and so into its command, its id and the model's features)."""
+
+    name: Name
+    description: str = ""
+    match: RuleMatch
+    add: RuleAdds
+
+    @model_validator(mode="after")
+    def _adds_something(self) -> LaunchRule:
+        if not self.add.model_fields_set:
+            raise ValueError(f"launch rule {self.name} adds nothing; `add` takes "
+                             f"{', '.join(RuleAdds.model_fields)}")
+        return self
 
 
 class OptionMatrix(_Strict):
@@ -372,6 +457,8 @@ class Experiment(_Strict):
     variants: dict[Name, Variant]
     clusters: dict[Name, Cluster]
     sweeps: tuple[Sweep, ...] = Field(min_length=1)
+    #: applied in this order; see `LaunchRule` and planner.core.launch.apply_rules
+    launch_rules: tuple[LaunchRule, ...] = ()
     #: the file it came from and a map of YAML paths to line numbers, for error messages
     source: str = ""
     lines: dict[tuple[Any, ...], int] = Field(default_factory=dict, exclude=True, repr=False)
@@ -532,6 +619,7 @@ def _check_references(exp: Experiment) -> None:
                                 "it must end at a variant that installs LAMMPS itself",
                                 "variants", name, "native", "lammps_from")
             chain.append(native.lammps_from)
+    _check_rules(exp)
     for index, sweep in enumerate(exp.sweeps):
         where = ("sweeps", index)
         if sweep.app not in exp.apps:
@@ -555,6 +643,26 @@ def _check_references(exp: Experiment) -> None:
         _check_option_values(exp, sweep, where, [workloads[w] for w in sweep.workloads])
 
 
+def _check_rules(exp: Experiment) -> None:
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(exp.launch_rules):
+        if rule.name in seen:
+            raise exp.error(f"launch rule {rule.name!r} is already defined (launch_rules[{seen[rule.name]}]); "
+                            "names must be unique: `skip_rules` refers to them", "launch_rules", index, "name")
+        seen[rule.name] = index
+        for i, app in enumerate(rule.match.app):
+            if app not in exp.apps:
+                raise exp.error(f"unknown app {app!r}; known: {', '.join(exp.apps)}",
+                                "launch_rules", index, "match", "app", i)
+
+
+def _skipped_rules(exp: Experiment, value: Any, loc: tuple[Any, ...]) -> None:
+    for name in value if isinstance(value, list | tuple) else [value]:
+        if not any(rule.name == name for rule in exp.launch_rules):
+            known = ", ".join(rule.name for rule in exp.launch_rules) or "none"
+            raise exp.error(f"skip_rules names {name!r}, which is not a launch rule; known: {known}", *loc)
+
+
 def _check_option_names(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], parameters: set[str]) -> None:
     accepted = set(OPTION_NAMES) | parameters
     matrix = sweep.options
@@ -572,7 +680,7 @@ def _check_option_names(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], p
 
 
 #: launch options whose values reach a command line or an environment as text
-_TEXT_OPTIONS = ("env", "preload", "bind")
+_TEXT_OPTIONS = ("env", "preload", "bind", "pmi", "shell", "args", "skip_rules")
 
 
 def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], workloads: list[Workload]) -> None:
@@ -592,6 +700,8 @@ def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], 
                         Options.model_validate({key: value})
                     except ValidationError as err:
                         raise exp.error(_friendly(err.errors()[0]), *loc) from None
+                    if key == "skip_rules":
+                        _skipped_rules(exp, value, loc)
                     continue
                 for workload in workloads:
                     if key in workload.parameters:

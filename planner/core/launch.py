@@ -6,20 +6,27 @@ Ansible roles execute it as data and never re-assemble command lines.
 - local (native variants): `mpiexec -n T [-bind-to ...] lmp -in IN -v k v ... [-sf S -pk omp N] -nocite`,
   the variant's MPI library bound through LD_LIBRARY_PATH; the input's files are staged (linked) into
   the run's own directory from the adapted copy written by `planner.core.inputs`.
-- MiniCluster (container variants): `flux run -N n -n T [-c t] [-o cpu-affinity=A] singularity exec
-  [--bind B] [--env K=V] --pwd WORKDIR SIF lmp -v k v ... -in IN [-sf S] -nocite`.
+- MiniCluster (container variants): `flux run -N n -n T [-c t] [-o cpu-affinity=A] [-o pmi=P] [-o K=V]
+  singularity exec [--bind B] [--env K=V] --pwd WORKDIR SIF lmp -v k v ... -in IN [-sf S] [ARGS] -nocite`.
+
+Launch rules (the experiment's `launch_rules`) are applied before rendering, by `apply_rules`: what a
+matching rule adds goes into the run's options, so the command, the run id and the model's features all
+see it, and `plan` shows which rules fired and why.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
-from planner.core.experiment import App, Source, check_env
+from planner.core.experiment import App, LaunchRule, Options, RuleAdds, Scalar, Source, check_env
 from planner.core.inputs import staged_dir
-from planner.core.types import ClusterInfo, Run, VariantInfo
+from planner.core.types import ClusterInfo, FiredRule, Run, VariantInfo
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,119 @@ def sif_path(cluster: ClusterInfo, image: str) -> str:
     return str(PurePosixPath(cluster.sif_dir) / f"{name}.sif")
 
 
+# ------------------------------------------------------------------------------------------ launch rules
+
+#: options a rule sets only where the point (or an earlier rule) left them unset
+_SCALAR_ADDS = ("pmi", "affinity", "preload")
+_TRUE, _FALSE = frozenset({"yes", "true", "1", "on"}), frozenset({"no", "false", "0", "off"})
+
+
+def launcher(variant: VariantInfo) -> str:
+    """What starts a variant's ranks: a cluster attribute rules can match (`launcher: flux`)."""
+    return "mpiexec" if variant.kind == "native" else "flux"
+
+
+def _text(value: Any) -> str:
+    """Attribute values as rules compare them: text, lower case, yes/no spellings as true/false (YAML reads
+    an unquoted `no` as false, compspec artifacts write "no")."""
+    text = str(value).strip().lower()
+    return "true" if text in _TRUE else "false" if text in _FALSE else text
+
+
+def _wanted(wanted: Scalar | list[Scalar]) -> list[Scalar]:
+    return wanted if isinstance(wanted, list) else [wanted]
+
+
+def _why(rule: LaunchRule, app: str, cluster: Mapping[str, Any], variant: Mapping[str, Any]) -> str | None:
+    """Why the rule applies (the attributes it matched, as `group.name=value`), or None when it does not."""
+    if rule.match.app and app not in rule.match.app:
+        return None
+    reasons = [f"app={app}"] if rule.match.app else []
+    for group, attributes, wanted_by_name in (("variant", variant, rule.match.variant),
+                                              ("cluster", cluster, rule.match.cluster)):
+        for name, wanted in wanted_by_name.items():
+            value = attributes.get(name)
+            if value is None or not any(fnmatch.fnmatchcase(_text(value), _text(item)) for item in _wanted(wanted)):
+                return None
+            reasons.append(f"{group} {name}={value}")
+    return ", ".join(reasons) or "matches every run"
+
+
+def _describe(name: str, value: Any) -> str:
+    if name == "pmi":
+        return f"-o pmi={value}"
+    if name == "affinity":
+        return f"-o cpu-affinity={value}"
+    if name == "shell":
+        return " ".join(f"-o {key}={item}" if item else f"-o {key}" for key, item in value.items())
+    if name == "bind":
+        return " ".join(f"--bind {item}" for item in value)
+    if name == "env":
+        return " ".join(f"{key}={item}" for key, item in value.items())
+    if name == "args":
+        return "app flags " + " ".join(value)
+    return f"{name}={value}"
+
+
+def _merge(name: str, value: Any, data: dict[str, Any], given: set[str], taken: dict[str, str]) -> tuple[Any, Any]:
+    """(what the rule adds, what it leaves as the point or an earlier rule set it) for one `add` field."""
+    if name in _SCALAR_ADDS:
+        if value is None:
+            return None, None
+        if name in given or name in taken:
+            return None, f"{name}={data[name]} ({'the point' if name in given else 'rule ' + taken[name]})"
+        data[name] = value
+        return value, None
+    if isinstance(value, tuple):  # bind, args: added once each, in order
+        new = tuple(item for item in value if item not in data[name])
+        data[name] = (*data[name], *new)
+        return new or None, None
+    new = {key: item for key, item in value.items() if key not in data[name]}  # env, shell: set keys win
+    kept = {key: data[name][key] for key in value if key in data[name]}
+    data[name] = {**data[name], **new}
+    return new or None, ", ".join(f"{name} {key}={item}" for key, item in kept.items()) or None
+
+
+def apply_rules(rules: Sequence[LaunchRule], app: str, cluster: ClusterInfo, variant: VariantInfo,
+                options: Options) -> tuple[Options, tuple[FiredRule, ...], tuple[str, ...]]:
+    """The run's options with what the matching rules add, the rules that fired, and the plan's warnings.
+
+    Rules named in the point's `skip_rules` are left out, so a sweep can compare a launch with and without
+    one (e.g. the container's MPI through Flux's PMI against a host MPI bound in)."""
+    cluster_attrs = {**cluster.attributes(), "name": cluster.name, "launcher": launcher(variant)}
+    variant_attrs = {**variant.attributes, "name": variant.name, "kind": variant.kind}
+    data, given = options.model_dump(), set(options.model_fields_set)
+    taken: dict[str, str] = {}
+    fired, mpi_rule = [], False
+    for rule in rules:
+        why = None if rule.name in options.skip_rules else _why(rule, app, cluster_attrs, variant_attrs)
+        if why is None:
+            continue
+        adds, kept = [], []
+        for name in RuleAdds.model_fields:
+            if name not in rule.add.model_fields_set:
+                continue
+            added, left = _merge(name, getattr(rule.add, name), data, given, taken)
+            if added is not None:
+                adds.append(_describe(name, added))
+                if name in _SCALAR_ADDS:
+                    taken[name] = rule.name
+            if left:
+                kept.append(left)
+        fired.append(FiredRule(rule.name, why, "; ".join(adds) or "nothing new", "; ".join(kept)))
+        mpi_rule = mpi_rule or "mpi.implementation" in rule.match.variant
+    warnings = []
+    if launcher(variant) == "flux" and options.tasks > 1 and not mpi_rule:
+        implementation = variant.attributes.get("mpi.implementation", "unknown")
+        warnings.append(f"no launch rule for mpi.implementation={implementation}: nothing here connects the "
+                        f"image's MPI to Flux's PMI, so the {options.tasks} tasks may run as {options.tasks} "
+                        "singleton LAMMPS runs (the run then fails with reason mpi)")
+    return Options.model_validate(data), tuple(fired), tuple(warnings)
+
+
+# --------------------------------------------------------------------------------------------- render
+
+
 def _app_args(run: Run, app: App, source: Source) -> list[str]:
     uses = source.uses if source.uses is not None else tuple(run.parameters)
     args: list[str] = []
@@ -62,7 +182,7 @@ def _app_args(run: Run, app: App, source: Source) -> list[str]:
         args += ["-sf", run.options.suffix]
         if run.options.suffix == "omp":
             args += ["-pk", "omp", str(run.options.threads)]
-    return args + list(app.args)
+    return args + list(run.options.args) + list(app.args)
 
 
 def _env(run: Run, variant: VariantInfo) -> dict[str, str]:
@@ -107,6 +227,10 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
         argv += ["-c", str(run.options.threads)]
     if run.options.affinity != "default":
         argv += ["-o", f"cpu-affinity={run.options.affinity}"]
+    if run.options.pmi is not None:
+        argv += ["-o", f"pmi={run.options.pmi}"]
+    for name, value in run.options.shell.items():
+        argv += ["-o", f"{name}={value}" if value else name]
     argv += ["singularity", "exec"]
     for bind in run.options.bind:
         argv += ["--bind", bind]

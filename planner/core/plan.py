@@ -2,7 +2,8 @@
 
 The inputs are the validated `Experiment`, the clusters as `ClusterInfo` (attributes detected by
 the edges) and the variants as `VariantInfo` (declared compspec attributes merged with the facts a
-materialized variant reports). Compatibility rules live in `compat`.
+materialized variant reports). Compatibility rules live in `compat`; the experiment's launch rules are
+applied to each point's options (`launch.apply_rules`) before those rules judge it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from planner.core import compat
 from planner.core.errors import InputError
 from planner.core.experiment import Experiment, Options, Sweep
 from planner.core.inputs import digest as input_digest
+from planner.core.launch import apply_rules
 from planner.core.types import ClusterInfo, Excluded, Plan, Run, VariantInfo
 
 
@@ -54,6 +56,7 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
                             plan.excluded.append(Excluded(*common, dict(point), "excluded",
                                                           f"matches exclude rule {rule}"))
                             continue
+                        options, fired, warnings = apply_rules(exp.launch_rules, sweep.app, info, variant, options)
                         why = compat.check(info, variant, workload_name, workload, options)
                         if why is not None:
                             plan.excluded.append(Excluded(*common, dict(point), "incompatible", why))
@@ -63,7 +66,7 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
                             parameters = {k: v for k, v in parameters.items() if k in source.uses}
                         read = input_digest(source, inputs.get((variant_name, workload_name)))
                         for repeat in range(repeats or sweep.repeats):
-                            run = Run(*common, options, parameters, repeat, sweep.timeout, read)
+                            run = Run(*common, options, parameters, repeat, sweep.timeout, read, fired, warnings)
                             if run.id in seen:
                                 continue
                             seen.add(run.id)

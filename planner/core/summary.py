@@ -35,7 +35,7 @@ class ConfigSummary:
 def options_label(options: dict[str, Any]) -> str:
     parts = []
     for key, value in sorted(options.items()):
-        if isinstance(value, dict | list):
+        if isinstance(value, dict | list | tuple):
             value = json.dumps(value, separators=(",", ":"))
         parts.append(f"{key.removeprefix('param.')}={value}")
     return " ".join(parts) or "(defaults)"

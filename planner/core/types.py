@@ -83,6 +83,17 @@ def gpu_needed(attributes: Mapping[str, Any]) -> bool:
 
 
 @dataclass(frozen=True)
+class FiredRule:
+    """A launch rule that applied to a run: why it matched and what it added (what it would have set but
+    the point set itself is `kept`)."""
+
+    name: str
+    why: str
+    adds: str
+    kept: str = ""
+
+
+@dataclass(frozen=True)
 class Run:
     """One point of a plan and one repeat; its ids follow from its key, so they cannot disagree with it."""
 
@@ -97,6 +108,10 @@ class Run:
     timeout: float
     #: `inputs.digest` of the input the run reads: a changed input file or substitution is another run
     input: str | None = None
+    #: the launch rules that went into `options`, and what the plan should warn about (not in the key:
+    #: what the rules added is, through the options)
+    rules: tuple[FiredRule, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def key(self) -> dict[str, Any]:
         return run_key(self.cluster, self.app, self.workload, self.variant,

@@ -180,7 +180,7 @@ def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], 
     """
     app = ws.exp.apps[run.app]
     parsed = lammps_log.parse(result.get("output", ""), exit_code=result.get("rc"),
-                              timed_out=bool(result.get("timed_out")), success=app.success)
+                              timed_out=bool(result.get("timed_out")), success=app.success, tasks=run.options.tasks)
     return RunRecord(
         id=run.id, config_id=run.config_id, cluster=run.cluster, app=run.app, workload=run.workload,
         variant=run.variant, options=run.key()["options"], repeat=run.repeat, status=parsed.status,
