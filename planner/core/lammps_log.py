@@ -59,7 +59,7 @@ _FAILURE_PATTERNS = (
     ("missing-input", r"ERROR: Cannot open (input script|file|data file|restart file|\S+ potential file)|"
                       r"ERROR on proc \d+: Cannot open|Cannot open input script|"
                       r"ERROR: .*(No such file or directory)|FATAL:.*(image|file).*(not found|does not exist)|"
-                      r"could not open image|Failed to open input"),
+                      r"could not open image|Failed to open input|mount source \S+ doesn't exist"),
     ("killed", r"KILLED BY SIGNAL|Killed$|oom[-_ ]kill|Out of memory|signal 9\b|SIGKILL|"
                r"Segmentation fault|BAD TERMINATION .*(EXIT CODE: 13[79]|signal)"),
     ("mpi", _MISSING_MPI_LIBRARY.pattern + r"|Fatal error in (P?MPI|internal)|MPI_Init|PMI[x2]?_?\w*.*(fail|error)|"

@@ -4,8 +4,15 @@ They log every call as a JSON list of its arguments (FAKE_FLUX_LOG) and do what 
 what the tests observe: `flux exec -r all CMD` runs CMD once per node (FAKE_FLUX_NODES, default 2) and
 fails if any node fails; `flux run -N n -n t [-c c] [-o opt] CMD` checks n against the nodes and runs
 CMD once; `flux resource info` reports the nodes; `singularity pull DEST URI` writes DEST;
-`singularity exec [--bind B] [--env K=V] --pwd DIR SIF CMD` needs SIF, enters DIR (under FAKE_ROOT) and
-runs CMD with the environment; `lmp` prints the LAMMPS lines the planner parses.
+`singularity exec [--bind B] [--env K=V] --pwd DIR SIF CMD` needs SIF (and each bind's source, under
+FAKE_HOST_ROOT where that is set), enters DIR (under FAKE_ROOT) and runs CMD with the environment.
+
+`lmp` stands for all the ranks `flux run` started and prints what real LAMMPS prints: one banner and
+"Loop time of ... on N procs" when the ranks joined one MPI job, else one banner and "on 1 procs" per
+rank (each rank a singleton run of the whole input). They join only through a PMI the image's MPI can
+use (see `pmi_joins`): the PMI_FD service Flux's shell sets up for `-o pmi=simple` (its default) for
+MPICH and Intel MPI; for Open MPI 4 also Flux's libpmi.so, named by FLUX_PMI_LIBRARY_PATH, which must
+be visible inside the container (bound in, with the install tree the operator's view links into).
 
 `install(directory)` writes the three commands as executables there, with this interpreter.
 """
@@ -16,9 +23,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 CORES_PER_NODE = 64
+#: where the operator's Flux installs libpmi.so: its spack install tree, which the view at /mnt/flux/view
+#: links into and the application container gets a copy of (flux-operator pkg/flux/view.go)
+FLUX_PMI_LIBRARY = "/opt/software/linux-ubuntu22.04-aarch64/gcc-11.4.0/flux-core-0.61.2/lib/flux/libpmi.so"
+#: the PMI services `-o pmi=LIST` may name that the operator's Flux has (flux-pmix is not in its views)
+SIMPLE_PMI = {"simple", "pmi1", "pmi2"}
 
 
 def log(name: str, args: list[str]) -> None:
@@ -49,9 +61,31 @@ def flux(args: list[str]) -> int:
             print(f"flux-run: ERROR: unsatisfiable request: {wanted} nodes, {nodes()} up", file=sys.stderr)
             return 1
         env = {**os.environ, "FLUX_JOB_NNODES": str(wanted), "FLUX_JOB_SIZE": options.get("-n", ["1"])[0]}
-        return subprocess.call(rest, env=env)
+        return subprocess.call(rest, env={**env, **pmi_env(options.get("-o", []), env["FLUX_JOB_SIZE"])})
     print(f"flux: the fake does not know `{' '.join(args)}`", file=sys.stderr)
     return 1
+
+
+def pmi_env(shell_options: list[str], size: str) -> dict[str, str]:
+    """What Flux's shell gives each task for its `-o pmi=LIST` (flux-core src/shell/pmi.c, t/t3002-pmi.t):
+    the simple service (the default) sets PMI_FD, PMI_RANK and PMI_SIZE and names Flux's libpmi.so;
+    `off`, or only services this Flux lacks, set nothing."""
+    services = {"simple"}
+    for option in shell_options:
+        if option.startswith("pmi="):
+            services = set(option.removeprefix("pmi=").split(","))
+    if not services & SIMPLE_PMI:
+        return {}
+    return {"PMI_FD": "3", "PMI_RANK": "0", "PMI_SIZE": size, "FLUX_PMI_LIBRARY_PATH": FLUX_PMI_LIBRARY}
+
+
+def _binds(values: list[str]) -> list[tuple[str, str]]:
+    """`--bind SRC[:DEST[:OPTS]]` as (source on the host, destination in the container)."""
+    pairs = []
+    for value in values:
+        parts = value.split(":")
+        pairs.append((parts[0], parts[1] if len(parts) > 1 and parts[1] else parts[0]))
+    return pairs
 
 
 def singularity(args: list[str]) -> int:
@@ -60,7 +94,7 @@ def singularity(args: list[str]) -> int:
         Path(rest[0]).write_text(f"image of {rest[1]}\n")
         return 0
     if args[:1] == ["exec"]:
-        rest, env, pwd = args[1:], dict(os.environ), None
+        rest, env, pwd, binds = args[1:], dict(os.environ), None, []
         while rest[0].startswith("--"):
             flag, value, rest = rest[0], rest[1], rest[2:]
             if flag == "--env":
@@ -68,21 +102,60 @@ def singularity(args: list[str]) -> int:
                 env[key] = val
             elif flag == "--pwd":
                 pwd = value
+            elif flag == "--bind":
+                binds.append(value)
         image, command = rest[0], rest[1:]
         if not Path(image).is_file():
             print(f"FATAL:   could not open image {image}: failed to retrieve path for {image}", file=sys.stderr)
             return 255
+        host = os.environ.get("FAKE_HOST_ROOT")
+        for source, dest in _binds(binds):
+            if host is not None and not (Path(host) / source.lstrip("/")).exists():
+                print(f"FATAL:   container creation failed: mount hook function failure: mount {source}->{dest} "
+                      f"error: while mounting {source}: mount source {source} doesn't exist", file=sys.stderr)
+                return 255
         workdir = Path(os.environ["FAKE_ROOT"]) / (pwd or "/").lstrip("/")
         workdir.mkdir(parents=True, exist_ok=True)
+        env.update(FAKE_CONTAINER_IMAGE=Path(image).read_text().split()[-1], FAKE_CONTAINER_BINDS=json.dumps(binds))
         return subprocess.call(command, cwd=workdir, env=env)
     print(f"singularity: the fake does not know `{' '.join(args)}`", file=sys.stderr)
     return 1
 
 
+def visible(path: str, depth: int = 0) -> bool:
+    """Whether a path exists inside the container: under a bind's destination, with its source (and, for a
+    link such as the view's libpmi.so, its target) present on the host (FAKE_HOST_ROOT)."""
+    binds = _binds(json.loads(os.environ.get("FAKE_CONTAINER_BINDS", "[]")))
+    for source, dest in binds:
+        if path == dest or path.startswith(dest.rstrip("/") + "/"):
+            real = Path(os.environ.get("FAKE_HOST_ROOT", "/")) / (source + path[len(dest):]).lstrip("/")
+            if real.is_symlink():
+                target = os.readlink(real)
+                target = target if target.startswith("/") else str(PurePosixPath(path).parent / target)
+                return depth < 8 and visible(target, depth + 1)
+            return real.exists()
+    return False
+
+
+def pmi_joins() -> bool:
+    """Whether the image's MPI finds a PMI that joins the ranks into one job (the module docstring says how)."""
+    tag = os.environ.get("FAKE_CONTAINER_IMAGE", "").rsplit(":", 1)[-1]
+    if "PMI_FD" not in os.environ:
+        return False
+    if tag.startswith("openmpi"):
+        return visible(os.environ.get("FLUX_PMI_LIBRARY_PATH", ""))
+    return True
+
+
 def lmp(args: list[str]) -> int:
-    print("LAMMPS (29 Sep 2021 - Update 2)")
-    print(f"lmp {' '.join(args)} on {os.environ.get('FLUX_JOB_SIZE', '1')} procs")
-    print("Total wall time: 0:00:01")
+    size = int(os.environ.get("FLUX_JOB_SIZE", "1"))
+    procs, runs = (size, 1) if size == 1 or pmi_joins() else (1, size)
+    for _ in range(runs):
+        print("LAMMPS (29 Sep 2021 - Update 2)")
+        print(f"  {procs} by 1 by 1 MPI processor grid")
+        print(f"Loop time of 1.25 on {procs} procs for 100 steps with 304 atoms")
+        print("Performance: 0.691 ns/day, 34.722 hours/ns, 80.000 timesteps/s")
+        print("Total wall time: 0:00:01")
     return 0
 
 
