@@ -91,3 +91,55 @@ def test_logs_of_real_runs_parse_like_the_store_says(tiny_sweep: Path, capsys: p
         assert item["foms"]["atoms"] == record.foms["atoms"]
         assert item["foms"]["timesteps_per_s"] > 0
         assert item["foms"]["mpi_tasks"] * item["foms"]["omp_threads"] == 2
+
+
+# ------------------------------------------------------------------------------- runs that are what they claim
+
+
+def test_singleton_ranks_are_a_failed_mpi_run_not_an_ok_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """8 ranks that never joined one MPI job: each printed its banner and "on 1 procs", and each succeeded."""
+    log = str(LOGS / "flux-minicluster-singletons.log")
+    assert main(["parse-log", log, "--json", "--tasks", "8"]) == 0
+    [item] = json.loads(capsys.readouterr().out)
+    assert (item["status"], item["reason"]) == ("failed", "mpi")
+    assert item["detail"] == "8 singleton runs, not one 8-rank run (the ranks never joined one MPI job)"
+    assert item["foms"]["procs"] == 1.0  # the figures are kept, and say what ran
+    [unasked] = _parse_log(capsys, log)  # the banners alone tell, without the tasks asked for
+    assert (unasked["status"], unasked["reason"]) == ("failed", "mpi")
+    assert unasked["detail"] == "8 LAMMPS banners in one log: 8 separate runs on 1 procs each, not one run"
+
+
+def test_fewer_procs_than_tasks_fails_and_the_right_count_passes() -> None:
+    text = (LOGS / "flux-minicluster-reaxff.log").read_text()  # one LAMMPS on 128 procs
+    assert lammps_log.parse(text, tasks=128).status == "ok"
+    short = lammps_log.parse(text, tasks=256)
+    assert (short.status, short.reason, short.detail) == ("failed", "mpi",
+                                                          "LAMMPS ran on 128 procs, not the 256 tasks asked for")
+
+
+def test_a_wrapper_helper_failing_is_not_the_apps_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    """The operator's wait helper is an amd64 binary on an arm64 node (Exec format error) while LAMMPS
+    itself could not find its MPI library: the run failed on the latter."""
+    [item] = _parse_log(capsys, str(LOGS / "flux-minicluster-wrapper-noise.log"))
+    assert (item["status"], item["reason"]) == ("failed", "mpi")
+    assert item["detail"].startswith("lmp: error while loading shared libraries: libmpi.so.40")
+
+
+@pytest.mark.parametrize(("line", "app"), [
+    ("/flux_operator/wait-0.sh: line 23: /usr/bin/goshare-wait-fs: cannot execute binary file: Exec format error",
+     False),
+    ("broker.err[0]: sched-fluxion-resource: status_request_cb: resource not ready", False),
+    ("flux-shell[0]: FATAL: doom: rank 1 exited and exit-timeout=30s has expired", False),
+    ("/mnt/flux/view/bin/flux: /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.34' not found", False),
+    ("lmp: /lib/aarch64-linux-gnu/libc.so.6: version `GLIBC_2.34' not found (required by "
+     "/mnt/flux/view/lib/flux/libpmi.so)", True),
+    ("FATAL:   While performing image check: exec /usr/bin/lmp: exec format error", True),
+    ("ERROR: Unrecognized pair style 'reaxff' (src/force.cpp:279)", True),
+])
+def test_which_lines_are_the_apps(line: str, app: bool) -> None:
+    assert lammps_log.is_app_line(line) is app
+
+
+def test_the_wrappers_failure_is_reported_when_the_app_said_nothing() -> None:
+    log = "/flux_operator/wait-0.sh: line 23: /usr/bin/goshare-wait-fs: cannot execute binary file: Exec format error\n"
+    assert lammps_log.parse(log, exit_code=126).reason == "exec-format"

@@ -36,7 +36,7 @@ _BANNER = re.compile(r"LAMMPS \((\d{1,2} [A-Z][a-z]+ \d{4})")
 #: helper binaries (`/flux_operator/wait-0.sh: line 9: /usr/bin/goshare-wait-fs: ...`), not by the app
 _FLUX_LINE = re.compile(r"^\s*(?:broker\.\w+\[\d+\]:|flux-(?:shell|job|run|submit|broker|exec)\b|"
                         r"Flux Operator\b)")
-_OPERATOR_SPEAKER = re.compile(r"/flux_operator/|goshare|wait-fs|flux-view\.sh|flux-connect\.sh")
+_OPERATOR_SPEAKER = re.compile(r"/flux_operator/|goshare|wait-fs|flux-view\.sh|flux-connect\.sh|^/mnt/flux/")
 #: a shared library the dynamic loader cannot find; MPI's own libraries make it an `mpi` failure
 _MISSING_MPI_LIBRARY = re.compile(r"error while loading shared libraries: (?:libmpi|libpmi|libmpich|libopen-(?:rte|pal)|"
                                   r"libfabric|libucp|libucs|libpmix|libhwloc)\S*: cannot open", re.IGNORECASE)
