@@ -34,6 +34,12 @@ def _mutate(old: str, new: str) -> str:
     return GOOD.replace(old, new, 1)
 
 
+def _rules(add: str, match: str = "match: {variant: {mpi.implementation: mpich}}", sweep: str = "") -> str:
+    """The tiny experiment with one launch rule `r1` (and its sweep's `set` replaced where `sweep` is given)."""
+    text = _mutate("set: {affinity: per-task}", sweep) if sweep else GOOD
+    return text + f"\nlaunch_rules:\n  - name: r1\n    {match}\n    {add}\n"
+
+
 CASES = [
     ("bad-yaml", _mutate("name: lammps-tiny", "name: [lammps-tiny"), r"not valid YAML"),
     ("unknown-field", _mutate("    repeats: 1", "    repeats: 1\n    colour: blue"),
@@ -63,6 +69,23 @@ CASES = [
      r"lammps_from names 'lammps-1999', which is not a native variant"),
     ("not-a-mapping", "- just\n- a list\n", r"an experiment file is a mapping"),
     ("negative-timeout", _mutate("timeout: 120", "timeout: -5"), r"sweeps\[0\]\.timeout: .*greater than 0"),
+    ("rule-unknown-field", _rules("add: {pmi: simple, colour: blue}"), r"launch_rules\[0\]\.add\.colour: unknown field"),
+    ("rule-bad-pmi", _rules("add: {pmi: pmix2}"),
+     r"launch_rules\[0\]\.add\.pmi: pmi 'pmix2': a comma-separated list of simple, pmi1, pmi2, pmix"),
+    ("rule-pmi-off-and-more", _rules("add: {pmi: 'off,simple'}"), r"`off` stands alone"),
+    ("rule-adds-nothing", _rules("add: {}"), r"launch_rules\[0\]: .*adds nothing; `add` takes pmi, affinity"),
+    ("rule-without-match", _rules("add: {pmi: simple}", match=""), r"launch_rules\[0\]\.match: required field"),
+    ("rule-shell-pmi", _rules("add: {shell: {pmi: simple}}"), r"shell option 'pmi' has an option of its own: use `pmi`"),
+    ("rule-shell-name", _rules("add: {shell: {'--exclusive': ''}}"), r"shell option name '--exclusive' is not"),
+    ("rule-bad-env", _rules("add: {env: {'A B': x}}"), r"environment variable name 'A B'"),
+    ("rule-duplicate-name", _rules("add: {pmi: simple}\n  - name: r1\n    match: {}\n    add: {pmi: off}"),
+     r"launch_rules\[1\]\.name: launch rule 'r1' is already defined \(launch_rules\[0\]\)"),
+    ("rule-unknown-app", _rules("add: {pmi: simple}", match="match: {app: [gromacs]}"),
+     r"launch_rules\[0\]\.match\.app\[0\]: unknown app 'gromacs'"),
+    ("skip-unknown-rule", _rules("add: {pmi: simple}", sweep="set: {affinity: per-task, skip_rules: [r2]}"),
+     r"sweeps\[0\]\.options\.set\.skip_rules: skip_rules names 'r2', which is not a launch rule; known: r1"),
+    ("option-bad-pmi", _mutate("set: {affinity: per-task}", "set: {affinity: per-task, pmi: slurm}"),
+     r"sweeps\[0\]\.options\.set\.pmi: pmi 'slurm'"),
 ]
 
 
@@ -95,3 +118,18 @@ def test_cli_exit_code_is_2_for_a_missing_file(tmp_path: Path, capsys: pytest.Ca
     assert code == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope.yaml'}: experiment file not found"
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_bad_rule_names_its_line(tmp_path: Path) -> None:
+    text = _rules("add: {pmi: pmix2}")
+    line = text.splitlines().index("    add: {pmi: pmix2}") + 1
+    with pytest.raises(InputError) as err:
+        parse_experiment(text, "x.yaml")
+    assert (err.value.line, err.value.field) == (line, "launch_rules[0].add.pmi")
+
+
+def test_the_default_rules_cover_the_three_mpi_families_on_flux() -> None:
+    rules = load_experiment(REPO / "experiments" / "lammps.yaml").launch_rules
+    covered = {str(value).lower() for rule in rules for value in rule.match.variant.get("mpi.implementation", [])}
+    assert {"mpich", "openmpi", "intel-mpi"} <= covered  # the spellings of lammps-matrix's artifacts
+    assert all(rule.match.cluster == {"launcher": "flux"} for rule in rules)

@@ -95,6 +95,15 @@ def _not_bool(value: Any) -> Any:
 Count = Annotated[int, BeforeValidator(_not_bool)]
 
 
+def _on_off(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted `off` as false and `on` as true; `pmi: off` and `affinity: off` mean the words
+    return ("on" if value else "off") if isinstance(value, bool) else value
+
+
+Affinity = Annotated[Literal["default", "on", "per-task", "off"], BeforeValidator(_on_off)]
+Pmi = Annotated[str | None, BeforeValidator(_on_off)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -294,12 +303,12 @@ class Options(_Strict):
     nodes: Count = Field(1, ge=1, le=4096)
     tasks: Count = Field(1, ge=1, le=1_000_000)
     threads: Count = Field(1, ge=1, le=1024)
-    affinity: Literal["default", "on", "per-task", "off"] = "default"
+    affinity: Affinity = "default"
     suffix: Literal["none", "omp", "opt", "intel", "gpu", "kk"] = "none"
     env: dict[str, str] = {}
     preload: str | None = None
     bind: tuple[str, ...] = ()
-    pmi: str | None = None
+    pmi: Pmi = None
     shell: dict[str, str] = {}
     args: tuple[str, ...] = ()
     skip_rules: tuple[Name, ...] = ()
@@ -343,8 +352,8 @@ class RuleAdds(_Strict):
     are taken from a rule only where the point leaves them unset; `bind`, `args`, `env` and `shell` are
     added to (the point's own `env` and `shell` keys win)."""
 
-    pmi: str | None = None
-    affinity: Literal["default", "on", "per-task", "off"] | None = None
+    pmi: Pmi = None
+    affinity: Affinity | None = None
     preload: str | None = None
     bind: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
