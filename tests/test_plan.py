@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import pytest
 from planner.cli import main
 from planner.core import compat
 from planner.core.errors import InputError
-from planner.core.experiment import OptionMatrix, Options, load_experiment
+from planner.core.experiment import Experiment, OptionMatrix, Options, load_experiment, parse_experiment
 from planner.core.launch import render
 from planner.core.plan import expand
+from planner.edges.compspec_cache import cache_path
 from planner.edges.importer import read_csv
 from planner.edges.sweep import Workspace
 from planner.learn.features import choice_features
@@ -163,3 +165,101 @@ def test_gpu_spellings_mean_the_same_to_the_rules_and_the_features(ws: Workspace
     assert "needs a GPU" in compat.check(cluster, gpu, "reaxff", workload, Options())
     row = choice_features(app="lammps", cluster=cluster.attributes(), variant=gpu.attributes, launch={})
     assert (row["gpu.needed"], row["gpu.missing"]) == (1.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------ launch rules
+
+
+def _plan_json(store: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    warm_cache(cache_path(store))
+    assert main(["plan", "--cluster", "eks-arm64", "--store", str(store), "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_plan_on_eks_arm64_shows_the_rules_each_run_fired_and_why(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _plan_json(tmp_path / "p.sqlite", capsys)["runs"]
+    fired = {row["variant"]: [(rule["name"], rule["why"]) for rule in row["rules"]] for row in rows}
+    assert fired["mpich-ubuntu-22.04-arm64"] == [
+        ("mpich-flux-pmi", "variant mpi.implementation=mpich, cluster launcher=flux")]
+    assert fired["openmpi-ubuntu-20.04-arm64"] == [
+        ("openmpi-flux-pmi-library", "variant mpi.implementation=OpenMPI, cluster launcher=flux")]
+    openmpi = next(row for row in rows if row["variant"] == "openmpi-ubuntu-22.04-arm64")
+    assert "-o pmi=simple singularity exec --bind /mnt/flux:/mnt/flux --bind /opt/software:/opt/software" \
+        in openmpi["command"]
+    assert openmpi["options"]["bind"] == ["/mnt/flux:/mnt/flux", "/opt/software:/opt/software"]
+    assert all(row["warnings"] == [] for row in rows)
+
+    assert main(["plan", "--cluster", "eks-arm64", "--store", str(tmp_path / "p.sqlite")]) == 0
+    text = capsys.readouterr().out
+    assert ("rule openmpi-flux-pmi-library: variant mpi.implementation=OpenMPI, cluster launcher=flux -> "
+            "-o pmi=simple; --bind /mnt/flux:/mnt/flux --bind /opt/software:/opt/software") in text
+    assert "rule mpich-flux-pmi: variant mpi.implementation=mpich, cluster launcher=flux -> -o pmi=simple" in text
+
+
+def test_a_flux_run_no_mpi_rule_covers_is_planned_with_a_warning(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    text = (REPO / "experiments" / "lammps.yaml").read_text()
+    start, end = text.index("launch_rules:"), text.index("sweeps:")
+    path = tmp_path / "no-rules.yaml"
+    path.write_text(text[:start] + text[end:])
+    rows = _plan_json(tmp_path / "p.sqlite", capsys, "-e", str(path))["runs"]
+    assert rows and all(row["rules"] == [] for row in rows)
+    warned = next(row for row in rows if row["variant"] == "openmpi-ubuntu-22.04-arm64" and "tasks" in row["options"])
+    tasks = warned["options"]["tasks"]
+    assert warned["warnings"] == [
+        f"no launch rule for mpi.implementation=OpenMPI: nothing here connects the image's MPI to Flux's PMI, so "
+        f"the {tasks} tasks may run as {tasks} singleton LAMMPS runs (the run then fails with reason mpi)"]
+    assert main(["plan", "--cluster", "eks-arm64", "--store", str(tmp_path / "p.sqlite"), "-e", str(path)]) == 0
+    assert "warning: no launch rule for mpi.implementation=mpich" in capsys.readouterr().out
+
+
+def _rules_experiment(rules: str, options: str) -> Experiment:
+    text = (REPO / "experiments" / "lammps.yaml").read_text()
+    start, end = text.index("launch_rules:"), text.index("sweeps:")
+    text = text[:start] + rules + text[end:]
+    text = text.replace("      vary: {x: [1, 2]}\n", options)
+    return parse_experiment(text, "rules.yaml")
+
+
+def test_the_sweep_can_compare_with_and_without_a_rule_and_its_own_options_win(ws: Workspace) -> None:
+    rules = """launch_rules:
+  - name: flux-view
+    match: {variant: {mpi.implementation: openmpi, os.version: '22.*'}, cluster: {launcher: flux, arch: ARM64}}
+    add: {pmi: simple, bind: [/mnt/flux:/mnt/flux], env: {A: rule, B: rule}, shell: {pmi-simple.nomap: ''},
+          args: [-k, 'off'], affinity: per-task}
+  - name: later
+    match: {variant: {hardware.gpu.available: no}}
+    add: {pmi: pmix, env: {B: later, C: later}}
+"""
+    # with and without the first rule, with and without an env of the point's own (not both: excluded)
+    options = ("      vary: {x: [1], skip_rules: [[], [flux-view]], env: [{}, {A: mine}]}\n"
+               "      exclude: [{skip_rules: [[flux-view]], env: {A: mine}}]\n")
+    exp = _rules_experiment(rules, options)
+    plan = expand(exp, ws.clusters, ws.variants, cluster="eks-arm64", only_variants=["openmpi-ubuntu-22.04-arm64"])
+    runs = [run for run in plan.runs if run.options.nodes == 1 and run.repeat == 0]
+    assert len(runs) == 3 and len({run.id for run in runs}) == 3
+    plain = next(run for run in runs if not run.options.skip_rules and run.options.env.get("A") == "rule")
+    mine = next(run for run in runs if run.options.env.get("A") == "mine")
+    skipped = next(run for run in runs if run.options.skip_rules)
+    assert [rule.name for rule in plain.rules] == ["flux-view", "later"]
+    assert plain.rules[0].why == ("variant mpi.implementation=OpenMPI, variant os.version=22.04, "
+                                  "cluster launcher=flux, cluster arch=arm64")
+    assert plain.options.env == {"A": "rule", "B": "rule", "C": "later"}  # earlier rules win a key
+    assert plain.rules[1].kept == "pmi=simple (rule flux-view); env B=rule"
+    assert mine.options.env["A"] == "mine" and "env A=mine" in mine.rules[0].kept  # the point's own value wins
+    assert (skipped.options.pmi, [rule.name for rule in skipped.rules]) == ("pmix", ["later"])
+    argv = render(plain, ws.clusters["eks-arm64"], ws.variants[plain.variant], ws.exp.apps["lammps"]).argv
+    flux = argv[:argv.index("singularity")]
+    assert flux[-6:] == ["-o", "cpu-affinity=per-task", "-o", "pmi=simple", "-o", "pmi-simple.nomap"]
+    assert argv[-4:] == ["in.reaxc.hns", "-k", "off", "-nocite"]
+    assert plain.key()["options"]["shell"] == {"pmi-simple.nomap": ""}  # what the rules added is in the key
+
+
+def test_flux_options_on_a_native_variant_are_excluded_with_the_reason(ws: Workspace) -> None:
+    rules = "launch_rules:\n  - name: everywhere\n    match: {}\n    add: {pmi: simple}\n"
+    exp = _rules_experiment(rules, "      vary: {x: [1]}\n")
+    plan = expand(exp, ws.clusters, ws.variants, cluster="local", workloads=["lj"])
+    assert not plan.runs
+    assert {x.detail for x in plan.excluded if x.variant.startswith("lammps-")} == {
+        "pmi and shell are Flux options; native variants are launched with mpiexec"}
