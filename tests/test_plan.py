@@ -195,6 +195,9 @@ def test_plan_on_eks_arm64_shows_the_rules_each_run_fired_and_why(tmp_path: Path
     assert ("rule openmpi-flux-pmi-library: variant mpi.implementation=OpenMPI, cluster launcher=flux -> "
             "-o pmi=simple; --bind /mnt/flux:/mnt/flux --bind /opt/software:/opt/software") in text
     assert "rule mpich-flux-pmi: variant mpi.implementation=mpich, cluster launcher=flux -> -o pmi=simple" in text
+    assert main(["sweep", "--dry-run", "--cluster", "eks-arm64", "--store", str(tmp_path / "p.sqlite"), "--json"]) == 0
+    dry = json.loads(capsys.readouterr().out)["runs"]
+    assert [(row["id"], row["rules"]) for row in dry] == [(row["id"], row["rules"]) for row in rows]
 
 
 def test_a_flux_run_no_mpi_rule_covers_is_planned_with_a_warning(tmp_path: Path,

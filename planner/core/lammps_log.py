@@ -38,8 +38,9 @@ _FLUX_LINE = re.compile(r"^\s*(?:broker\.\w+\[\d+\]:|flux-(?:shell|job|run|submi
                         r"Flux Operator\b)")
 _OPERATOR_SPEAKER = re.compile(r"/flux_operator/|goshare|wait-fs|flux-view\.sh|flux-connect\.sh|^/mnt/flux/")
 #: a shared library the dynamic loader cannot find; MPI's own libraries make it an `mpi` failure
-_MISSING_MPI_LIBRARY = re.compile(r"error while loading shared libraries: (?:libmpi|libpmi|libmpich|libopen-(?:rte|pal)|"
-                                  r"libfabric|libucp|libucs|libpmix|libhwloc)\S*: cannot open", re.IGNORECASE)
+_MISSING_MPI_LIBRARY = re.compile(r"error while loading shared libraries: (?:libmpi|libpmi|libmpich|"
+                                  r"libopen-(?:rte|pal)|libfabric|libucp|libucs|libpmix|libhwloc)\S*: cannot open",
+                                  re.IGNORECASE)
 _PERF_KEYS = {"ns/day": "ns_per_day", "hours/ns": "hours_per_ns", "tau/day": "tau_per_day",
               "timesteps/s": "timesteps_per_s"}
 _ATOM_STEP_SCALE = {"": 1e-6, "k": 1e-3, "M": 1.0, "G": 1e3}
