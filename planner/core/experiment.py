@@ -100,8 +100,17 @@ def _on_off(value: Any) -> Any:
     return ("on" if value else "off") if isinstance(value, bool) else value
 
 
+def _numbers_as_text(value: Any) -> Any:
+    # a Flux shell option's value is text on the command line: `pmi-simple.exchange.k: 2` means "2"
+    if isinstance(value, dict):
+        return {key: str(item) if isinstance(item, int | float) and not isinstance(item, bool) else item
+                for key, item in value.items()}
+    return value
+
+
 Affinity = Annotated[Literal["default", "on", "per-task", "off"], BeforeValidator(_on_off)]
 Pmi = Annotated[str | None, BeforeValidator(_on_off)]
+ShellOptions = Annotated[dict[str, str], BeforeValidator(_numbers_as_text)]
 
 
 class _Strict(BaseModel):
@@ -309,7 +318,7 @@ class Options(_Strict):
     preload: str | None = None
     bind: tuple[str, ...] = ()
     pmi: Pmi = None
-    shell: dict[str, str] = {}
+    shell: ShellOptions = {}
     args: tuple[str, ...] = ()
     skip_rules: tuple[Name, ...] = ()
 
@@ -358,7 +367,7 @@ class RuleAdds(_Strict):
     bind: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     env: dict[str, str] = {}
-    shell: dict[str, str] = {}
+    shell: ShellOptions = {}
 
     _env = field_validator("env")(check_env)
     _pmi = field_validator("pmi")(check_pmi)

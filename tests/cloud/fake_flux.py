@@ -9,7 +9,8 @@ FAKE_HOST_ROOT where that is set), enters DIR (under FAKE_ROOT) and runs CMD wit
 
 `lmp` stands for all the ranks `flux run` started and prints what real LAMMPS prints: one banner and
 "Loop time of ... on N procs" when the ranks joined one MPI job, else one banner and "on 1 procs" per
-rank (each rank a singleton run of the whole input). They join only through a PMI the image's MPI can
+rank (each rank a singleton run of the whole input), after a line echoing its arguments for the tests.
+They join only through a PMI the image's MPI can
 use (see `pmi_joins`): the PMI_FD service Flux's shell sets up for `-o pmi=simple` (its default) for
 MPICH and Intel MPI; for Open MPI 4 also Flux's libpmi.so, named by FLUX_PMI_LIBRARY_PATH, which must
 be visible inside the container (bound in, with the install tree the operator's view links into).
@@ -150,6 +151,7 @@ def pmi_joins() -> bool:
 def lmp(args: list[str]) -> int:
     size = int(os.environ.get("FLUX_JOB_SIZE", "1"))
     procs, runs = (size, 1) if size == 1 or pmi_joins() else (1, size)
+    print(f"lmp {' '.join(args)}")  # not LAMMPS's: the tests check what reached it
     for _ in range(runs):
         print("LAMMPS (29 Sep 2021 - Update 2)")
         print(f"  {procs} by 1 by 1 MPI processor grid")
