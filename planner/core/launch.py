@@ -83,7 +83,7 @@ def _wanted(wanted: Scalar | list[Scalar]) -> list[Scalar]:
 
 
 def _why(rule: LaunchRule, app: str, cluster: Mapping[str, Any], variant: Mapping[str, Any]) -> str | None:
-    """Why the rule applies (the attributes it matched, as `group.name=value`), or None when it does not."""
+    """Why the rule applies (the attributes it matched: `variant mpi.implementation=OpenMPI, ...`), or None."""
     if rule.match.app and app not in rule.match.app:
         return None
     reasons = [f"app={app}"] if rule.match.app else []
@@ -91,7 +91,9 @@ def _why(rule: LaunchRule, app: str, cluster: Mapping[str, Any], variant: Mappin
                                               ("cluster", cluster, rule.match.cluster)):
         for name, wanted in wanted_by_name.items():
             value = attributes.get(name)
-            if value is None or not any(fnmatch.fnmatchcase(_text(value), _text(item)) for item in _wanted(wanted)):
+            # `*` and `?` are the wildcards; a `[` is itself (fnmatch would read a character class)
+            if value is None or not any(fnmatch.fnmatchcase(_text(value), _text(item).replace("[", "[[]"))
+                                        for item in _wanted(wanted)):
                 return None
             reasons.append(f"{group} {name}={value}")
     return ", ".join(reasons) or "matches every run"
