@@ -149,14 +149,17 @@ def test_a_read_only_store_is_refused_before_anything_runs_and_left_as_it_was(tm
 def test_the_input_text_and_its_substitutions_are_part_of_the_run_id(tmp_path: Path) -> None:
     exp = load_experiment(TINY)
     ws = Workspace.load(exp)
-    ids = {run.id for run in expand(exp, ws.clusters, ws.variants, cluster="local", inputs=ws.inputs).runs}
-    edited = {key: text + "\n# edited\n" for key, text in ws.inputs.items()}
+    # the texts the edges read from installed variants; given here, so the test needs no installed variant
+    inputs = {(variant, workload): f"# the {workload} input of {variant}\n" for variant in ws.variants
+              for workload in exp.apps["lammps"].workloads}
+    ids = {run.id for run in expand(exp, ws.clusters, ws.variants, cluster="local", inputs=inputs).runs}
+    edited = {key: text + "\n# edited\n" for key, text in inputs.items()}
     again = {run.id for run in expand(exp, ws.clusters, ws.variants, cluster="local", inputs=edited).runs}
     assert ids and not ids & again
     other = load_experiment(_one_run(tmp_path, extra="            - {pattern: 'zzz', replace: 'z'}"))
     one = load_experiment(_one_run(tmp_path, "same.yaml"))
-    [changed] = expand(other, ws.clusters, Workspace.load(other).variants, cluster="local", inputs=ws.inputs).runs
-    [same] = expand(one, ws.clusters, Workspace.load(one).variants, cluster="local", inputs=ws.inputs).runs
+    [changed] = expand(other, ws.clusters, Workspace.load(other).variants, cluster="local", inputs=inputs).runs
+    [same] = expand(one, ws.clusters, Workspace.load(one).variants, cluster="local", inputs=inputs).runs
     assert changed.id != same.id and same.id in ids
 
 
