@@ -4,7 +4,7 @@
 The executor contract, shared word for word with execute_run.sh (for hosts without Python) and
 written down in roles/run_matrix/README.md; tests/test_executors.py runs both against the same cases:
 
-    execute_run.py [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
+    execute_run.py [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
 
 - ID: the run id (letters, digits, `_ . -`); TIMEOUT: seconds, a positive number (required);
   RUN_DIR: the run's own directory (created); NENV: how many NAME=VALUE words follow; they are set
@@ -12,6 +12,10 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   ARGV: the command, executed as it is (no shell) with stdin from /dev/null.
 - `-g`: the files of STAGE_DIR are linked into RUN_DIR first; `-c`: the command's working directory
   (RUN_DIR by default); `-o`/`-s`: the run stops when the process OWNER_PID is gone or STOP_FILE exists.
+- `-p PROFILERS` (comma-separated: perf, ebpf): the profiling step, `profile_run.sh` beside this file,
+  runs the command (`-t ROOT`: `tree`, the default, or `flux-shell`) and keeps the raw profiles in
+  RUN_DIR/profile; the result gains "profile": {"status", "perf.csv", "ebpf.json"} (the files' texts,
+  those that exist). A profiler that cannot work here is said so in "status"; the run happens anyway.
 - A RUN_DIR whose result.json is a complete result of this ID is reported again with `"cached": true`
   and not run; any other result.json (another run's, a torn one) is replaced by running.
 - The command runs in its own process group: at TIMEOUT, or on a stop, the whole group gets SIGTERM,
@@ -42,13 +46,17 @@ import sys
 import time
 
 EXIT_REPORTED, EXIT_BAD_REQUEST, EXIT_STOPPED, EXIT_RUN_DIR = 0, 2, 3, 4
-USAGE = "usage: execute_run.py [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] ID TIMEOUT RUN_DIR NENV " \
-        "[NAME=VALUE]... ARGV..."
+USAGE = "usage: execute_run.py [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] " \
+        "ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV..."
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 POLL = 0.05
 GRACE = 5.0
 OUTPUT_CAP = 4 * 1024 * 1024
+PROFILERS = ("perf", "ebpf")
+PROFILE_ROOTS = ("tree", "flux-shell")
+#: the profiling step's files in RUN_DIR/profile that the result carries
+PROFILE_FILES = ("status", "perf.csv", "ebpf.json")
 
 
 class BadRequest(Exception):
@@ -58,7 +66,7 @@ class BadRequest(Exception):
 def parse(args):
     """The request from the command line, or BadRequest saying what is wrong."""
     try:
-        opts, rest = getopt.getopt(args, "o:s:g:c:")
+        opts, rest = getopt.getopt(args, "o:s:g:c:p:t:")
     except getopt.GetoptError as err:
         raise BadRequest(str(err)) from None
     options = dict(opts)
@@ -84,9 +92,39 @@ def parse(args):
     owner = options.get("-o")
     if owner is not None and not owner.isdigit():
         raise BadRequest(f"owner pid {owner!r} is not a number")
+    profile = options.get("-p")
+    if profile is not None and (not profile or not set(profile.split(",")) <= set(PROFILERS)):
+        raise BadRequest(f"profilers {profile!r} are not a comma-separated list of {', '.join(PROFILERS)}")
+    root = options.get("-t", "tree")
+    if root not in PROFILE_ROOTS:
+        raise BadRequest(f"profile root {root!r} is not one of {', '.join(PROFILE_ROOTS)}")
     return {"id": run_id, "timeout": seconds, "run_dir": os.path.abspath(run_dir), "env": env, "argv": rest[4 + int(nenv):],
             "owner_pid": int(owner) if owner else None, "stop_file": options.get("-s") or None,
-            "stage": options.get("-g") or None, "cwd": options.get("-c") or None}
+            "stage": options.get("-g") or None, "cwd": options.get("-c") or None, "profile": profile,
+            "profile_root": root}
+
+
+def profiled(spec):
+    """The command to start: the run's own, or the profiling step around it."""
+    if not spec["profile"]:
+        return spec["argv"]
+    step = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile_run.sh")
+    return ["sh", step, spec["profile"], os.path.join(spec["run_dir"], "profile"), spec["profile_root"],
+            *spec["argv"]]
+
+
+def profile_texts(spec):
+    """The raw profiles the profiling step left (their last 4 MiB each)."""
+    out = {}
+    for name in PROFILE_FILES:
+        try:
+            with open(os.path.join(spec["run_dir"], "profile", name), "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(handle.tell() - OUTPUT_CAP, 0))
+                out[name] = handle.read().decode("utf-8", "replace")
+        except OSError:
+            pass
+    return out
 
 
 def owner_alive(pid):
@@ -171,7 +209,7 @@ def execute(spec):
     timed_out = interrupted = False
     with open(log_path, "wb") as log, open(os.devnull, "rb") as devnull:
         try:
-            proc = subprocess.Popen(spec["argv"], cwd=spec["cwd"] or run_dir, env=env, stdin=devnull,
+            proc = subprocess.Popen(profiled(spec), cwd=spec["cwd"] or run_dir, env=env, stdin=devnull,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as err:
             log.write(f"{spec['argv'][0]}: {err.strerror}\n".encode())
@@ -211,6 +249,8 @@ def execute(spec):
         "started": started, "finished": time.time(), "host": socket.gethostname(), "log_path": log_path,
         "output": output,
     }
+    if spec["profile"]:
+        result["profile"] = profile_texts(spec)
     tmp = done + ".tmp"
     try:
         with open(tmp, "w") as handle:

@@ -3,7 +3,7 @@
 # one JSON line. The contract is execute_run.py's, word for word (see its docstring and
 # roles/run_matrix/README.md); tests/test_executors.py runs both against the same cases:
 #
-#   execute_run.sh [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
+#   execute_run.sh [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
 #
 # Exit codes: 0 a result was printed, 2 bad request, 3 stopped (nothing printed), 4 RUN_DIR unusable.
 # POSIX sh and awk. setsid (util-linux, busybox), where present, puts the run in its own process group
@@ -16,17 +16,19 @@ OUTPUT_CAP=4194304
 GRACE_TICKS=25 # 5 s of 0.2 s ticks between SIGTERM and SIGKILL
 
 bad() {
-    printf 'execute_run.sh: %s\nusage: execute_run.sh [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...\n' "$1" >&2
+    printf 'execute_run.sh: %s\nusage: execute_run.sh [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...\n' "$1" >&2
     exit "$EXIT_BAD_REQUEST"
 }
 
-owner="" stop="" stage="" cwd=""
-while getopts o:s:g:c: opt; do
+owner="" stop="" stage="" cwd="" profile="" profile_set="" root=tree
+while getopts o:s:g:c:p:t: opt; do
     case $opt in
     o) owner=$OPTARG ;;
     s) stop=$OPTARG ;;
     g) stage=$OPTARG ;;
     c) cwd=$OPTARG ;;
+    p) profile=$OPTARG profile_set=yes ;;
+    t) root=$OPTARG ;;
     *) bad "unknown option" ;;
     esac
 done
@@ -40,6 +42,15 @@ awk -v t="$timeout" 'BEGIN { exit !(t ~ /^[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?$/ &
 case $nenv in "" | *[!0-9]*) bad "NENV '$nenv' is not the number of NAME=VALUE words that follow" ;; esac
 [ "$#" -gt "$nenv" ] || bad "NENV '$nenv' is not the number of NAME=VALUE words that follow (then the command)"
 case $owner in *[!0-9]*) bad "owner pid '$owner' is not a number" ;; esac
+if [ -n "$profile_set" ]; then
+    ok=yes
+    case $profile in "" | ,* | *, | *,,*) ok="" ;; esac
+    for name in $(printf '%s' "$profile" | tr ',' ' '); do
+        case $name in perf | ebpf) ;; *) ok="" ;; esac
+    done
+    [ -n "$ok" ] || bad "profilers '$profile' are not a comma-separated list of perf, ebpf"
+fi
+case $root in tree | flux-shell) ;; *) bad "profile root '$root' is not one of tree, flux-shell" ;; esac
 i=0
 for pair in "$@"; do
     [ "$i" -lt "$nenv" ] || break
@@ -51,6 +62,7 @@ for pair in "$@"; do
 done
 
 case $run_dir in /*) ;; *) run_dir=$PWD/$run_dir ;; esac
+here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$run_dir" 2>/dev/null || { echo "execute_run.sh: cannot create $run_dir" >&2; exit "$EXIT_RUN_DIR"; }
 result=$run_dir/result.json
 log=$run_dir/output.log
@@ -120,6 +132,8 @@ deadline=$(awk -v ns="$(now_ns)" -v t="$timeout" 'BEGIN { printf "%.0f", ns + t 
         i=$((i + 1))
     done
     cd "$cwd" || exit 127
+    # the profiling step runs the command (see profile_run.sh beside this file)
+    [ -z "$profile" ] || set -- sh "$here/profile_run.sh" "$profile" "$run_dir/profile" "$root" "$@"
     [ -z "$rusage" ] || exec $group /usr/bin/time -o "$run_dir/.maxrss" -f %M "$@"
     exec $group "$@"
 ) </dev/null >"$log" 2>&1 &
@@ -202,9 +216,21 @@ if [ -s "$run_dir/.maxrss" ]; then
 fi
 rm -f "$ended" "$run_dir/.maxrss" "$run_dir/.times" "$run_dir/.before" "$run_dir/.after"
 
-{ printf '{"id": %s, "rc": %s, "timed_out": %s, "wall": %s, "user": %s, "sys": %s, "maxrss_kb": %s, "started": %s, "finished": %s, "host": %s, "log_path": %s, "output": %s}\n' \
+# The profiling step's raw profiles, those it left: "profile": {"status": ..., "perf.csv": ..., "ebpf.json": ...}
+profile_json=""
+if [ -n "$profile" ]; then
+    profile_json=', "profile": {'
+    sep=""
+    for name in status perf.csv ebpf.json; do
+        [ -f "$run_dir/profile/$name" ] || continue
+        profile_json="$profile_json$sep$(json_quote "$name"): $(json_string "$run_dir/profile/$name")"
+        sep=", "
+    done
+    profile_json="$profile_json}"
+fi
+{ printf '{"id": %s, "rc": %s, "timed_out": %s, "wall": %s, "user": %s, "sys": %s, "maxrss_kb": %s, "started": %s, "finished": %s, "host": %s, "log_path": %s, "output": %s%s}\n' \
     "$(json_quote "$id")" "$rc" "$timed_out" "$wall" "$user" "$sys" "$maxrss" "$started" "$finished" \
-    "$(json_quote "$(uname -n)")" "$(json_quote "$log")" "$(json_string "$log")" >"$result.tmp" &&
+    "$(json_quote "$(uname -n)")" "$(json_quote "$log")" "$(json_string "$log")" "$profile_json" >"$result.tmp" &&
     mv "$result.tmp" "$result"; } 2>/dev/null || { echo "execute_run.sh: cannot write $result" >&2; exit "$EXIT_RUN_DIR"; }
 cat "$result"
 exit "$EXIT_REPORTED"
