@@ -18,7 +18,7 @@ from rich.table import Table
 
 from planner.cli import args as cli_args
 from planner.cli import variants as variants_cli
-from planner.core import files, lammps_log
+from planner.core import files, lammps_log, profile
 from planner.core.errors import InputError
 from planner.core.experiment import load_experiment
 from planner.core.metrics import DEFAULT_METRIC
@@ -37,7 +37,7 @@ def _plan_rows(ws: Any, plan: Any, stored: set[str], unknown: dict[str, list[str
         launch = ws.launch(run)
         rows.append({"id": run.id, "cluster": run.cluster, "workload": run.workload, "variant": run.variant,
                      "options": run.key()["options"], "repeat": run.repeat, "stored": run.id in stored,
-                     "command": launch.shell(), "unknown": unknown.get(run.id, []),
+                     "command": launch.shell(), "profile": list(launch.profile), "unknown": unknown.get(run.id, []),
                      "rules": [dataclasses.asdict(rule) for rule in run.rules], "warnings": list(run.warnings)})
     return rows
 
@@ -88,6 +88,8 @@ def _print_plan(rows: list[dict[str, Any]], excluded: list[dict[str, Any]], ws: 
                           markup=False)
         for warning in group[0]["warnings"]:
             console.print(f"    [yellow]warning[/]: {escape(warning)}", soft_wrap=True)
+        if group[0]["profile"]:
+            console.print(f"    [dim]profiled: {', '.join(group[0]['profile'])}[/]")
     if excluded:
         console.print(f"[bold]Excluded on {cluster}[/]:")
         reasons: dict[tuple[str, str], list[str]] = {}
@@ -110,6 +112,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         INTERRUPTED,
         SweepReport,
         Workspace,
+        check_profiles,
         execute,
         prepare,
         recover,
@@ -121,12 +124,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     exp = load_experiment(args.experiment)
     path = cli_args.store_path(args)
     ws = Workspace.load(exp, artifacts=variants_cli.artifacts(args))
+    ws.profile_override = args.profile
+    plan, _ = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console, install=False)
+    check_profiles(ws, plan.runs)
     cluster = ws.clusters.get(args.cluster)
     if cluster is not None and cluster.kind != "local" and not args.dry_run:
         from planner.edges import cloud
 
         cloud.require_up(args.cluster)
-    plan, _ = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console, install=False)
     if args.dry_run:
         rows = show_plan(args, ws, plan)
         if not args.json:
@@ -182,6 +187,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             console.print(f"[red]error[/]: {failure}")
         return 1
     return 0
+
+
+def _profilers(text: str) -> tuple[str, ...]:
+    try:
+        return profile.parse_names(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(err.detail) from None
 
 
 def _refuse_unrunnable(args: argparse.Namespace, ws: Any, plan: Any) -> None:
@@ -331,6 +343,11 @@ def add_commands(sub: Any) -> None:
                    help="run again the runs stored as failed (killed, timed out, ...), replacing their records "
                         "(default: every stored run is skipped)")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    p.add_argument("--profile", type=_profilers, default=None, metavar="P[,P]...",
+                   help="record profiles beside the figures of merit, for this sweep's runs: rusage (per rank), "
+                        "perf (perf stat software events), ebpf (bpftrace: run-queue wait, on-CPU, futex and "
+                        "poll waits); default: the sweep's `profile:` (none). What the kernel denies is recorded "
+                        "as unavailable, and the runs go on")
     cli_args.store_arg(p)
     p.set_defaults(func=cmd_sweep)
 

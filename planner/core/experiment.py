@@ -457,6 +457,11 @@ def _matches(value: Any, wanted: Any) -> bool:
     return value in wanted if isinstance(wanted, list) else value == wanted
 
 
+#: What a sweep can record beside the figures of merit (planner.core.profile): per-rank rusage, perf stat
+#: software events, eBPF scheduler/futex/poll profiles.
+Profiler = Literal["rusage", "perf", "ebpf"]
+
+
 class Sweep(_Strict):
     name: Name
     clusters: tuple[Name, ...] = Field(min_length=1)
@@ -466,6 +471,8 @@ class Sweep(_Strict):
     options: OptionMatrix = OptionMatrix()
     repeats: Count = Field(1, ge=1, le=MAX_REPEATS)
     timeout: float = Field(600, gt=0, le=7 * 24 * 3600)
+    #: recorded for every run of the sweep (off by default; `sweep --profile` chooses for one sweep)
+    profile: tuple[Profiler, ...] = ()
 
 
 class Experiment(_Strict):

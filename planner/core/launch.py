@@ -38,6 +38,12 @@ class Launch:
     #: image to pull before the launch (container variants)
     image: str | None = None
     sif: str | None = None
+    #: where in `argv` the command each rank runs starts (after the launcher's words), for per-rank wrappers
+    rank_start: int | None = None
+    #: profilers of the run (`planner.core.profile.wrap` sets them, with GNU time around each rank for
+    #: rusage): the executor's profiling step runs perf and ebpf around the launch, watching `profile_root`
+    profile: tuple[str, ...] = ()
+    profile_root: str = "tree"
 
     def __post_init__(self) -> None:
         # names were validated where they entered (experiment, CSV); one that was not is a bug, and must
@@ -218,9 +224,10 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
         assert source is not None
         flags, pin_env = _mpiexec_binding(run, variant)
         env = {"LD_LIBRARY_PATH": variant.layout["libdir"], **pin_env, **_env(run, variant)}
-        argv = [variant.layout["mpiexec"], "-n", str(run.options.tasks), *flags, variant.layout["lmp"],
-                *_app_args(run, app, source)]
-        return Launch(argv, env, stage=str(staged_dir(variant.layout["prefix"], run.workload, source)))
+        mpiexec = [variant.layout["mpiexec"], "-n", str(run.options.tasks), *flags]
+        argv = [*mpiexec, variant.layout["lmp"], *_app_args(run, app, source)]
+        return Launch(argv, env, stage=str(staged_dir(variant.layout["prefix"], run.workload, source)),
+                      rank_start=len(mpiexec))
     source = workload.container
     assert source is not None and variant.image is not None
     sif = sif_path(cluster, variant.image)
@@ -233,6 +240,7 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
         argv += ["-o", f"pmi={run.options.pmi}"]
     for name, value in run.options.shell.items():
         argv += ["-o", f"{name}={value}" if value else name]
+    rank_start = len(argv)
     argv += ["singularity", "exec"]
     for bind in run.options.bind:
         argv += ["--bind", bind]
@@ -240,4 +248,4 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
         if key != "OMP_NUM_THREADS" or run.options.threads > 1:
             argv += ["--env", f"{key}={value}"]
     argv += ["--pwd", source.workdir, sif, executable, *_app_args(run, app, source)]
-    return Launch(argv, {}, image=variant.image, sif=sif)
+    return Launch(argv, {}, image=variant.image, sif=sif, rank_start=rank_start)

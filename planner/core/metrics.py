@@ -10,10 +10,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from planner.core.errors import InputError
+from planner.core.profile import is_profile_metric
 
 #: The figure of merit ranked by default: comparable across variants and options within a workload.
 DEFAULT_METRIC = "timesteps_per_s"
-#: Figures of merit where less is better (also any `*_time` or `*_seconds`); any other is maximized.
+#: Figures of merit where less is better (also any `*_time` or `*_seconds`, and every profile: waits,
+#: switches, faults); any other is maximized.
 MINIMIZED = frozenset({"loop_time", "wall_time", "wall", "hours_per_ns", "process_wall", "price", "cost"})
 GOALS = ("max", "min")
 
@@ -30,7 +32,7 @@ class Metric:
 
 
 def goal_of(name: str) -> str:
-    return "min" if name in MINIMIZED or name.endswith(("_time", "_seconds")) else "max"
+    return "min" if name in MINIMIZED or name.endswith(("_time", "_seconds")) or is_profile_metric(name) else "max"
 
 
 def resolve_metric(metric: str | None, goal: str | None, measured: Collection[str], *,

@@ -202,3 +202,5 @@ class RunRecord:
     cluster_attrs: dict[str, Any] = field(default_factory=dict)
     source: str = "sweep"
     foms: dict[str, float] = field(default_factory=dict)
+    #: per profiler the run was profiled with: "ok" or "unavailable: why" (its numbers are among `foms`)
+    profiles: dict[str, str] = field(default_factory=dict)

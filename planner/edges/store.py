@@ -2,7 +2,9 @@
 
 Every run is keyed by its stable id (cluster, app, workload, variant, options, input, repeat), so a
 sweep that is interrupted and started again finds what it already has. Figures of merit live in their
-own table, one row per (run, metric). A database of another schema version is refused, never changed.
+own table, one row per (run, metric) (profiles' numbers among them); which profilers ran for a run, or
+why one could not, in `profiles`. A database of a newer or unknown schema version is refused, never
+changed; one of an older version this planner knows is migrated in one transaction when it is opened.
 
 A store has side files named after its full resolved name (`planner.sqlite` -> `planner.sqlite.runs/`,
 `.lock`, `.stop`), so two stores never share them and a store reached through a symlink shares them
@@ -25,7 +27,7 @@ from typing import Any
 from planner.core.errors import InputError, StoreError
 from planner.core.types import RunRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Bytes written into the runs directory before a sweep: room for a few run logs.
 WRITE_PROBE_BYTES = 1 << 20
 
@@ -64,12 +66,24 @@ CREATE TABLE IF NOT EXISTS foms (
     value REAL NOT NULL,
     PRIMARY KEY (run_id, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS profiles (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    profiler TEXT NOT NULL,
+    status TEXT NOT NULL,           -- ok | unavailable: why
+    PRIMARY KEY (run_id, profiler)
+) WITHOUT ROWID;
 """
+
+#: From each older schema version to the next: the statements, run in one transaction.
+_MIGRATIONS = {
+    # 1 -> 2: which profilers ran for each run (none for the runs stored before)
+    "1": _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS profiles"):],
+}
 
 
 _JSON_COLUMNS = ("options", "variant_attrs", "cluster_attrs")
-_COLUMNS = [name for name in RunRecord.__dataclass_fields__ if name != "foms"]
-_TABLES = {"meta", "runs", "foms"}
+_COLUMNS = [name for name in RunRecord.__dataclass_fields__ if name not in {"foms", "profiles"}]
+_TABLES = {"meta", "runs", "foms", "profiles"}
 
 #: Files the planner keeps beside a store (its runs, the sweep lock, the stop file, the compspec artifacts
 #: `variants fetch` pulled) and SQLite's own.
@@ -210,6 +224,9 @@ class Store:
         if "meta" in tables:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = row[0] if row else None
+            if str(version) in _MIGRATIONS and _TABLES - tables <= {"profiles"}:
+                self._migrate(str(version))
+                return
             if str(version) != str(SCHEMA_VERSION):
                 raise StoreError(f"store schema version {version} is not {SCHEMA_VERSION}, the version this "
                                  "planner reads; use the planner that wrote it or another --store", file=str(self.path))
@@ -225,6 +242,16 @@ class Store:
                 if statement.strip():
                     self._db.execute(statement)
             self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _migrate(self, version: str) -> None:
+        """An older store brought to this version, all steps in one transaction (a crash leaves it as it was)."""
+        with self.transaction():
+            while version in _MIGRATIONS:
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                version = str(int(version) + 1)
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -263,6 +290,8 @@ class Store:
         if cursor.rowcount:
             db.executemany("INSERT INTO foms VALUES (?, ?, ?)",
                            [(record.id, name, float(value)) for name, value in record.foms.items()])
+            db.executemany("INSERT INTO profiles VALUES (?, ?, ?)",
+                           [(record.id, name, status) for name, status in record.profiles.items()])
 
     def add(self, record: RunRecord, *, replace: bool = True) -> None:
         """Store one finished run in its own transaction."""
@@ -323,6 +352,10 @@ class Store:
             for run_id, name, value in self._db.execute(
                     f"SELECT f.run_id, f.name, f.value FROM foms f JOIN runs r ON r.id = f.run_id{where}", args):
                 by_id[run_id].foms[name] = value
+            for run_id, name, status in self._db.execute(
+                    f"SELECT p.run_id, p.profiler, p.status FROM profiles p JOIN runs r ON r.id = p.run_id{where}",
+                    args):
+                by_id[run_id].profiles[name] = status
         return records
 
     def matching(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from planner.core import lammps_log
+from planner.core import lammps_log, profile
 from planner.core.errors import InputError, WorkError
 from planner.core.experiment import Experiment
 from planner.core.launch import Launch, render
@@ -54,6 +54,8 @@ class Workspace:
     artifacts: ArtifactCache | None = None  # compspec artifacts (default: beside the default store)
     #: the text of each (variant, workload) input an installed native variant holds: part of the run ids
     inputs: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: profilers for every run (`sweep --profile`); None: each run's sweep says (`profile:`, none by default)
+    profile_override: tuple[str, ...] | None = None
 
     @classmethod
     def load(cls, exp: Experiment, cache: Path | None = None, artifacts: ArtifactCache | None = None) -> Workspace:
@@ -66,7 +68,31 @@ class Workspace:
         self.inputs = staging.originals(self.exp, self.variants)
 
     def launch(self, run: Run) -> Launch:
-        return render(run, self.clusters[run.cluster], self.variants[run.variant], self.exp.apps[run.app])
+        """The run's command as it is executed: rendered, with its profiling (if any) around it."""
+        cluster = self.clusters[run.cluster]
+        launch = render(run, cluster, self.variants[run.variant], self.exp.apps[run.app])
+        return profile.wrap(launch, self.profilers(run), cluster.kind)
+
+    def profilers(self, run: Run) -> tuple[str, ...]:
+        if self.profile_override is not None:
+            return self.profile_override
+        return next(sweep.profile for sweep in self.exp.sweeps if sweep.name == run.sweep)
+
+
+def check_profiles(ws: Workspace, runs: list[Run]) -> None:
+    """Exit 2, before anything runs, when a run asks for a profile its cluster cannot provide. (What the
+    kernel denies, such as BPF or tracefs, is found when the run starts: the run goes on without it.)"""
+    for run in runs:
+        cluster = ws.clusters[run.cluster]
+        wanted = ws.profilers(run)
+        why = profile.unsupported(wanted, cluster.kind)
+        if cluster.kind == "local" and "rusage" in wanted and not os.access(profile.RUSAGE_TIME, os.X_OK):
+            why["rusage"] = f"each rank is timed with GNU time, and {profile.RUSAGE_TIME} is missing (Debian package time)"
+        if why:
+            name, reason = next(iter(why.items()))
+            field_name = "--profile" if ws.profile_override is not None else f"sweeps.{run.sweep}.profile"
+            raise InputError(f"cluster {run.cluster} cannot provide the {name} profile: {reason}", file=ws.exp.source,
+                             field=field_name)
 
 
 @dataclass
@@ -181,6 +207,9 @@ def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], 
     app = ws.exp.apps[run.app]
     parsed = lammps_log.parse(result.get("output", ""), exit_code=result.get("rc"),
                               timed_out=bool(result.get("timed_out")), success=app.success, tasks=run.options.tasks)
+    profiled = profile.parse(launch.profile, result.get("profile"), result.get("output", ""))
+    if launch.profile:
+        _keep_raw_profile(directory, result.get("profile") or {})
     return RunRecord(
         id=run.id, config_id=run.config_id, cluster=run.cluster, app=run.app, workload=run.workload,
         variant=run.variant, options=run.key()["options"], repeat=run.repeat, status=parsed.status,
@@ -189,7 +218,18 @@ def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], 
         sys_time=result.get("sys"), maxrss_kb=result.get("maxrss_kb"), host=result.get("host"),
         command=launch.shell(), log_path=str(directory / "output.log"),
         variant_attrs=ws.variants[run.variant].attributes, cluster_attrs=ws.clusters[run.cluster].attributes(),
-        source="sweep", foms=parsed.foms)
+        source="sweep", foms={**parsed.foms, **profiled.metrics}, profiles=profiled.status)
+
+
+def _keep_raw_profile(directory: Path, raw: dict[str, Any]) -> None:
+    """The raw profiles (histograms included) in the run's directory on this machine: a MiniCluster's
+    are brought back in the result; a local run's are there already."""
+    for name, text in raw.items():
+        path = directory / "profile" / Path(str(name)).name
+        if isinstance(text, str) and not path.exists():
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
 
 
 def recover(ws: Workspace, store: Store, pending: list[Run]) -> list[Run]:
@@ -233,9 +273,11 @@ def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_f
         directory = run_dir(store, run.id)
         if directory.exists():  # a run interrupted mid-way starts again from a clean directory
             shutil.rmtree(directory)
+        step = ",".join(name for name in launch.profile if name in profile.STEP_PROFILERS)
         items.append({"id": run.id, "argv": launch.argv, "env": launch.env, "cwd": None, "stage": launch.stage,
                       "timeout": run.timeout, "run_dir": str(directory), "image": launch.image, "sif": launch.sif,
-                      "owner_pid": os.getpid(), "stop_file": str(stop_file)})
+                      "owner_pid": os.getpid(), "stop_file": str(stop_file), "profile": step or None,
+                      "profile_root": launch.profile_root})
     return items
 
 

@@ -62,7 +62,9 @@ fi
 
 # Per command name (the launcher's processes are told apart from the app's afterwards, by the planner),
 # for the tasks in the tree only: run-queue wait (wakeup or preemption to switch-in), on-CPU time,
-# futex waits (FUTEX_WAIT, FUTEX_WAIT_BITSET), time in poll/select/epoll waits, sched_yield calls.
+# futex waits (FUTEX_WAIT, FUTEX_WAIT_BITSET), time in poll/select/epoll waits, sched_yield calls. Each
+# wait: its histogram in microseconds (bpftrace 0.17 writes buckets past 2^31 wrongly in JSON) and its
+# exact total in nanoseconds.
 # shellcheck disable=SC2016  # bpftrace's own $ variables
 program='
 BEGIN { if ($1 > 0) { @tree[$1] = 1; } printf("ready\n"); }
@@ -80,18 +82,23 @@ tracepoint:sched:sched_switch {
     }
     if (@tree[args->next_pid]) {
         $q = @queued[args->next_pid];
-        if ($q > 0) { @runq_ns[args->next_comm] = hist(nsecs - $q); delete(@queued[args->next_pid]); }
+        if ($q > 0) {
+            @runq_us[args->next_comm] = hist((nsecs - $q) / 1000); @runq_ns[args->next_comm] = sum(nsecs - $q);
+            delete(@queued[args->next_pid]);
+        }
         @oncpu[args->next_pid] = nsecs;
     }
 }
 tracepoint:syscalls:sys_enter_futex /@tree[tid] && ((args->op & 0x7f) == 0 || (args->op & 0x7f) == 9)/ {
     @futex[tid] = nsecs;
 }
-tracepoint:syscalls:sys_exit_futex /@futex[tid]/ { @futex_ns[comm] = hist(nsecs - @futex[tid]); delete(@futex[tid]); }
+tracepoint:syscalls:sys_exit_futex /@futex[tid]/ {
+    $d = nsecs - @futex[tid]; @futex_us[comm] = hist($d / 1000); @futex_ns[comm] = sum($d); delete(@futex[tid]);
+}
 tracepoint:syscalls:sys_enter_*poll, tracepoint:syscalls:sys_enter_epoll_*wait*, tracepoint:syscalls:sys_enter_*select*
     /@tree[tid]/ { @poll[tid] = nsecs; }
 tracepoint:syscalls:sys_exit_*poll, tracepoint:syscalls:sys_exit_epoll_*wait*, tracepoint:syscalls:sys_exit_*select*
-    /@poll[tid]/ { @poll_ns[comm] = hist(nsecs - @poll[tid]); delete(@poll[tid]); }
+    /@poll[tid]/ { $d = nsecs - @poll[tid]; @poll_us[comm] = hist($d / 1000); @poll_ns[comm] = sum($d); delete(@poll[tid]); }
 tracepoint:syscalls:sys_enter_sched_yield /@tree[tid]/ { @yields[comm] = count(); }
 END { clear(@tree); clear(@queued); clear(@oncpu); clear(@futex); clear(@poll); }
 '
