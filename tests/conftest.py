@@ -54,3 +54,16 @@ def tiny_sweep(native_variants: Path, tmp_path_factory: pytest.TempPathFactory) 
     done = planner("sweep", "-e", str(TINY), store=store)
     assert done.returncode == 0, done.stdout + done.stderr
     return store
+
+
+@pytest.fixture(scope="session")
+def bpf() -> None:
+    """For tests marked `bpf`: real bpftrace and perf, which need root (CI here is root and .ci/run installs
+    both); elsewhere the test is skipped, saying what is missing."""
+    import shutil
+
+    missing = [tool for tool in ("bpftrace", "perf") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {' and '.join(missing)} (Debian packages bpftrace, linux-perf)")
+    if os.geteuid() != 0:
+        pytest.skip("needs root for BPF")

@@ -5,9 +5,12 @@ is stopped; a result kept from an earlier attempt (of this run or of another); a
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -32,12 +35,12 @@ def execute(executor: str, *args: str, wait: bool = True) -> subprocess.Complete
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
-def reported(done: subprocess.CompletedProcess[str]) -> dict:
+def reported(done: subprocess.CompletedProcess[str], profiled: bool = False) -> dict:
     assert done.returncode == REPORTED, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 1, done.stdout
     result = json.loads(lines[0])
-    assert set(result) - {"cached"} == KEYS
+    assert set(result) - {"cached"} == KEYS | ({"profile"} if profiled else set())
     return result
 
 
@@ -123,6 +126,9 @@ def test_a_run_without_a_valid_timeout_is_refused_unrun(executor: str, timeout: 
     ["../up", "30", "RUN", "0", "true"],
     ["run-1", "30", "RUN"],
     ["-o", "me", "run-1", "30", "RUN", "0", "true"],
+    ["-p", "perf,bogus", "run-1", "30", "RUN", "0", "true"],
+    ["-p", "", "run-1", "30", "RUN", "0", "true"],
+    ["-p", "perf", "-t", "everything", "run-1", "30", "RUN", "0", "true"],
 ])
 def test_a_malformed_request_is_refused_unrun(executor: str, args: list[str], tmp_path: Path) -> None:
     args = [arg.replace("RUN", str(tmp_path / "run")) for arg in args]
@@ -206,3 +212,76 @@ def test_a_run_stops_with_its_process_group_when_asked_orphaned_or_ended(executo
     assert time.monotonic() - started < 10
     assert not processes_with(f"sleep\0{token}")
     assert not (tmp_path / "run" / "result.json").exists()
+
+
+# ------------------------------------------------------------------------------------- profiling step
+
+
+@pytest.mark.bpf
+def test_a_profiled_run_is_the_commands_own_run_with_its_profiles_beside(executor: str, tmp_path: Path,
+                                                                        bpf: None) -> None:
+    """Real perf and bpftrace (marked bpf): the result is the command's (its exit status, its output and
+    nothing else), and the profiles count the command's process tree only, not a process of the same
+    name outside it."""
+    insider = tmp_path / "cl-insider"  # the command name the kernel keeps for both processes below
+    insider.symlink_to(Path(sys.executable).resolve())
+    busy = "import time\nend = time.process_time() + {}\nwhile time.process_time() < end: pass\n"
+    outside = subprocess.Popen([str(insider), "-c", busy.format(60)])
+    try:
+        run_dir = tmp_path / "run"
+        script = f"{insider} -c '{busy.format(0.3)}' & {insider} -c '{busy.format(0.3)}'; wait; echo done; kill -9 $$"
+        result = reported(execute(executor, "-p", "perf,ebpf", "run-1", "60", str(run_dir), "0", "sh", "-c", script),
+                          profiled=True)
+        outside_cpu = sum(int(x) for x in Path(f"/proc/{outside.pid}/stat").read_text().split()[13:15]) / 100
+    finally:
+        outside.kill()
+        outside.wait()
+    assert result["rc"] == 128 + 9 and result["output"] == "done\n"
+    assert set(result["profile"]) == {"status", "perf.csv", "ebpf.json"}
+    assert sorted(result["profile"]["status"].splitlines()) == ["ebpf ok", "perf ok"]
+    assert result["profile"]["ebpf.json"] == (run_dir / "profile" / "ebpf.json").read_text()
+    from planner.core import profile
+
+    numbers = profile.parse(["perf", "ebpf"], result["profile"], result["output"]).metrics
+    # two 0.3 s CPU loops in the tree, while the outsider of the same name burned more than that outside it
+    assert outside_cpu > 1.0
+    assert 0.5 < numbers["perf.task_clock_seconds"] < min(outside_cpu, 5.0)
+    assert 0.5 < numbers["ebpf.oncpu_seconds"] < min(outside_cpu, 5.0)
+    assert numbers["ebpf.runq_waits"] > 0 and numbers["ebpf.runq_wait_p99_us"] >= numbers["ebpf.runq_wait_median_us"]
+    assert numbers["ebpf.launcher_oncpu_seconds"] < numbers["ebpf.oncpu_seconds"]
+    assert not processes_with("bpftrace") and not processes_with(f"perf\0stat\0-x")
+
+
+def test_a_profile_the_machine_denies_is_recorded_unavailable_and_the_run_goes_on(executor: str,
+                                                                                 tmp_path: Path) -> None:
+    """The denial path, for real: without privilege (root drops to nobody) bpftrace cannot trace, and with
+    no perf nor bpftrace on PATH each profiler says it is not installed; the run happens either way."""
+    tools = tmp_path / "bin"  # this machine's tools, less the profilers
+    tools.mkdir()
+    for directory in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for tool in Path(directory).iterdir():
+            if tool.name not in {"perf", "bpftrace"} and not (tools / tool.name).exists():
+                (tools / tool.name).symlink_to(tool)
+    drop = []
+    nobodys = Path(tempfile.mkdtemp(prefix="compat-lab-test-"))  # pytest's tmp_path is closed to others
+    try:
+        if os.geteuid() == 0:
+            drop = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+            nobodys.chmod(0o755)
+            os.chown(nobodys, 65534, 65534)
+        unprivileged = subprocess.run([*drop, *EXECUTORS[executor], "-p", "ebpf", "run-1", "60", str(nobodys / "a"),
+                                       "0", "sh", "-c", "echo ran"], capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(nobodys)
+    missing = subprocess.run([*EXECUTORS[executor], "-p", "perf,ebpf", "run-2", "60", str(tmp_path / "b"), "0",
+                              "sh", "-c", "echo ran; exit 3"], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PATH": str(tools)})
+    first, second = reported(unprivileged, profiled=True), reported(missing, profiled=True)
+    assert (first["rc"], first["output"]) == (0, "ran\n") and (second["rc"], second["output"]) == (3, "ran\n")
+    assert first["profile"]["status"].startswith("ebpf unavailable ")
+    assert second["profile"]["status"].splitlines() == [
+        "perf unavailable perf is not installed (Debian package linux-perf)",
+        "ebpf unavailable bpftrace is not installed (Debian package bpftrace)"]
+    from planner.core import profile
+
+    assert profile.parse(["ebpf"], first["profile"], first["output"]).status["ebpf"].startswith("unavailable: ")
