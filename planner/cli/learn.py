@@ -94,7 +94,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from planner.cli.learn_text import recommendation
     from planner.edges import datasets, modelfiles
     from planner.edges.store import Store
-    from planner.learn import recommend
+    from planner.learn import profiles, recommend
     from planner.learn.catalog import every_choice
 
     if args.top < 1:
@@ -120,8 +120,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             return training.predict_missing(directory, meta, catalog, points)
 
         # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
+        # with the profiles measured there: they explain a measured row's rank (never predict one)
+        measured_profiles = [p for p in profiles.names(datasets.metrics(store.db, request.app)) if p != metric.name]
         runs = datasets.read(store.db, [metric.name], app=request.app, workload=request.workload,
-                             cluster=request.cluster)
+                             cluster=request.cluster, explain=measured_profiles)
         checks = {name: fom["ranking"] for name, fom in meta.report.get("foms", {}).items() if "ranking" in fom}
         model = recommend.ModelInfo(str(directory), meta.runs, meta.fingerprint != store.fingerprint(), checks)
         stored = every_choice(datasets.choices_by_cluster(store.db, request.app))
@@ -195,6 +197,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from planner.cli.learn_text import fit_summary
     from planner.edges import datasets, modelfiles, report, training
     from planner.edges.store import Store
+    from planner.learn import profiles
 
     path = cli_args.store_path(args)
     catalog = cli_args.catalog(args)
@@ -206,7 +209,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                                 of=apps[0] if len(apps) == 1 else None)
         notes: list[str] = []
         meta, _ = training.ensure(store, catalog, metric.name, notes)
-        runs = datasets.read(store.db, [metric.name])
+        runs = datasets.read(store.db, [metric.name], explain=profiles.names(datasets.metrics(store.db)))
     model_text = fit_summary(meta.report, modelfiles.model_dir(path)) if meta.report.get("seconds") else ""
     result = report.write(runs, out, metric, meta.report, model_text, notes)
     if args.json:

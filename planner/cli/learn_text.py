@@ -40,6 +40,12 @@ def fit_summary(report: dict[str, Any], directory: Path) -> str:
                          f"{check['held_out']}s ({check['folds']} folds), mean regret: {regrets}; ranked by "
                          f"{check['ranked_by']}" + ("" if check["ranked_by"] == "model" else
                                                      " (the model did not beat it: recommend uses the rule)"))
+    for metric, found in report.get("profiles", {}).items():
+        for link in found:
+            way = "higher" if link["rho"] > 0 else "lower"
+            lines.append(f"why (profiles, measured only, never features): {metric} is {way} where {link['profile']} "
+                         f"is higher (rank correlation {link['rho']:+.2f} over {link['configurations']} "
+                         f"configurations in {link['contexts']} context(s))")
     lines.append(f"saved to {directory}")
     return "\n".join(lines)
 

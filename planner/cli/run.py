@@ -21,7 +21,7 @@ from planner.cli import variants as variants_cli
 from planner.core import files, lammps_log, profile
 from planner.core.errors import InputError
 from planner.core.experiment import load_experiment
-from planner.core.metrics import DEFAULT_METRIC
+from planner.core.metrics import DEFAULT_METRIC, resolve_metric
 from planner.core.summary import options_label, summarize
 from planner.edges.store import FILTERS, Store
 
@@ -228,26 +228,36 @@ def _why_not(ws: Any, cluster: str, variant: str) -> str:
 # --------------------------------------------------------------------------------------------- results
 
 
-def _print_summary(console: Console, records: list[Any], title: str) -> None:
+def _print_summary(console: Console, records: list[Any], title: str, name: str = DEFAULT_METRIC) -> None:
     summaries = summarize(records)
     table = Table(title=title)
-    for column in ("workload", "variant", "options", "ok/n", f"median {DEFAULT_METRIC}", "spread", "loop s",
-                   "failures"):
+    for column in ("workload", "variant", "options", "ok/n", f"median {name}", "spread", "loop s", "failures"):
         table.add_column(column, overflow="fold")
     for item in summaries:
-        metric = item.median.get(DEFAULT_METRIC)
+        metric = item.median.get(name)
         table.add_row(item.workload, item.variant, options_label(item.options), f"{item.ok}/{item.runs}",
                       f"{metric:.4g}" if metric is not None else "-",
-                      f"{item.spread.get(DEFAULT_METRIC, 0) * 100:.1f}%" if metric is not None else "-",
+                      f"{item.spread.get(name, 0) * 100:.1f}%" if metric is not None else "-",
                       f"{item.median['loop_time']:.3g}" if "loop_time" in item.median else "-",
-                      ", ".join(f"{k} x{v}" for k, v in item.reasons.items()))
+                      ", ".join([*(f"{k} x{v}" for k, v in item.reasons.items()), *_unprofiled(item)]))
     console.print(table)
+
+
+def _unprofiled(item: Any) -> list[str]:
+    """What a profiler could not record, as the failures column says it."""
+    return [f"no {profiler} x{n}: {why}" for profiler, counts in item.profiles.items()
+            for why, n in counts["unavailable"].items()]
 
 
 def cmd_results(args: argparse.Namespace) -> int:
     with Store(cli_args.store_path(args), create=False) as store:
         records = store.records(app=args.app, workload=args.workload, cluster=args.cluster)
     summaries = summarize(records)
+    metric = DEFAULT_METRIC
+    if args.metric is not None:
+        measured = {name for s in summaries for name in s.median}
+        metric = resolve_metric(args.metric, None, measured).name
+        summaries = [s.only(metric) for s in summaries]
     if args.json:
         print(json.dumps([s.as_dict() for s in summaries], indent=2))
     elif args.csv:
@@ -260,7 +270,7 @@ def cmd_results(args: argparse.Namespace) -> int:
                                  name, f"{value:.6g}", f"{s.spread[name]:.4f}"])
     else:
         title = f"Stored results: {len(records)} runs, {len(summaries)} configurations"
-        _print_summary(cli_args.console(), records, title)
+        _print_summary(cli_args.console(), records, title, metric)
     return 0
 
 
@@ -368,6 +378,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--app", default=None, help="only this app")
     p.add_argument("--workload", default=None, help="only this workload")
     p.add_argument("--cluster", default=None, help="only this cluster")
+    p.add_argument("--metric", default=None, metavar="M",
+                   help=f"show this figure of merit or profile (e.g. ebpf.runq_wait_p99_us); with --json or "
+                        f"--csv, only it (default: {DEFAULT_METRIC} in the table, every metric in JSON and CSV)")
     cli_args.store_arg(p)
     p.set_defaults(func=cmd_results)
 

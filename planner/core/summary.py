@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from collections import defaultdict
@@ -25,11 +26,18 @@ class ConfigSummary:
     reasons: dict[str, int] = field(default_factory=dict)
     median: dict[str, float] = field(default_factory=dict)
     spread: dict[str, float] = field(default_factory=dict)  # (max - min) / median, over ok runs
+    #: per profiler: how many runs it profiled ("ok") and why it could not profile the others
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"config_id": self.config_id, "cluster": self.cluster, "app": self.app, "workload": self.workload,
                 "variant": self.variant, "options": self.options, "runs": self.runs, "ok": self.ok,
-                "failures": self.reasons, "median": self.median, "spread": self.spread}
+                "failures": self.reasons, "median": self.median, "spread": self.spread, "profiles": self.profiles}
+
+    def only(self, metric: str) -> ConfigSummary:
+        """This summary with one metric's figures alone."""
+        return dataclasses.replace(self, median={k: v for k, v in self.median.items() if k == metric},
+                                   spread={k: v for k, v in self.spread.items() if k == metric})
 
 
 def options_label(options: dict[str, Any]) -> str:
@@ -53,6 +61,13 @@ def summarize(records: list[RunRecord]) -> list[ConfigSummary]:
         for run in runs:
             if run.status != "ok":
                 item.reasons[run.reason or "unknown"] = item.reasons.get(run.reason or "unknown", 0) + 1
+            for profiler, status in run.profiles.items():
+                counts = item.profiles.setdefault(profiler, {"ok": 0, "unavailable": {}})
+                if status == "ok":
+                    counts["ok"] += 1
+                else:
+                    why = status.removeprefix("unavailable: ")
+                    counts["unavailable"][why] = counts["unavailable"].get(why, 0) + 1
         values: dict[str, list[float]] = defaultdict(list)
         for run in runs:
             if run.status == "ok":

@@ -25,9 +25,11 @@ from planner.learn.features import split_options
 
 
 def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None = None,
-         workload: str | None = None, cluster: str | None = None) -> Runs:
-    """Every run matching the filters, with each metric's value where it was measured (NaN elsewhere)."""
-    metrics = list(metrics)
+         workload: str | None = None, cluster: str | None = None, explain: Iterable[str] = ()) -> Runs:
+    """Every run matching the filters, with each metric's value where it was measured (NaN elsewhere);
+    `explain` metrics (profiles) are read beside them as they are: a zero count is no reason to leave a run out."""
+    learned = list(metrics)
+    metrics = learned + [name for name in explain if name not in learned]
     where, args = _filters(app=app, workload=workload, cluster=cluster, prefix="r.")
     joins = "".join(f" LEFT JOIN foms f{i} ON f{i}.run_id = r.id AND f{i}.name = ?" for i in range(len(metrics)))
     values = "".join(f", f{i}.value" for i in range(len(metrics)))
@@ -44,7 +46,7 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
     unusable = _Unusable()
     for row in db.execute(sql, [*metrics, *args]):
         c_name, a_name, w_name, v_name, options, st, why, v_attrs, c_attrs = row[:9]
-        if not unusable.check(row, parsed, st == "ok", len(metrics)):
+        if not unusable.check(row, parsed, st == "ok", len(learned)):
             continue
         if options not in split:
             launch, params = split_options(parsed[options])

@@ -6,7 +6,10 @@
   there (geometric mean over workloads; x: never ran successfully);
 - `failures.png`: failed and incompatible runs by reason;
 - `predicted_vs_measured.png`: out-of-fold predictions of the cross-validation `fit` reports;
-- `importances.png`: how much predictions move when one group of attributes is shuffled.
+- `importances.png`: how much predictions move when one group of attributes is shuffled;
+- `profiles.png`, where runs were profiled: the metric against the profiles that explain it best (the
+  fit's strongest links, else run-queue wait, futex wait, context switches), one point per variant and
+  launch options in a context, coloured by variant.
 """
 
 from __future__ import annotations
@@ -20,10 +23,15 @@ from typing import Any
 import numpy as np
 
 from planner.core.metrics import Metric
+from planner.learn import profiles
 from planner.learn.dataset import Measured, Runs
 
 #: At most this many bars per workload figure, rows and columns in the heatmap, workload figures.
 MAX_BARS, MAX_ROWS, MAX_COLUMNS, MAX_WORKLOADS = 25, 40, 30, 8
+#: Profiles plotted against the metric when the fit found no link: the HPCG study's ground truths first.
+DEFAULT_PROFILES = ("ebpf.runq_wait_p99_us", "ebpf.futex_wait_seconds", "perf.context_switches",
+                    "rusage.rank_maxrss_max_kb")
+MAX_PROFILE_PANELS = 4
 
 
 def write(runs: Runs, out: Path, metric: Metric, fit_report: dict[str, Any], model_text: str,
@@ -56,6 +64,12 @@ def write(runs: Runs, out: Path, metric: Metric, fit_report: dict[str, Any], mod
         _importances(out / "importances.png", fit_report["importances"], metric.name)
         figures.append(("importances.png", "attribute groups: how far predictions move when a group is shuffled "
                                            "across points (log FOM; P(success) for the classifier)"))
+    shown = _profile_panels(runs, metric.name, fit_report)
+    if shown:
+        _profiles(out / "profiles.png", runs, metric.name, shown)
+        figures.append(("profiles.png", f"{metric.name} against the profiles measured beside it (one point per "
+                                        "variant and launch options in a context, median of its runs; "
+                                        "profiles explain, they never feed predictions)"))
     _page(out / "index.html", runs, measured, metric.name, sign, figures, model_text, notes)
     return {"out": str(out), "index": str(out / "index.html"), "figures": [name for name, _ in figures],
             "metric": metric.name}
@@ -210,6 +224,37 @@ def _importances(path: Path, importances: dict[str, dict[str, float]], metric: s
         ax.set_title("success classifier" if name == "success" else f"{name} regressor")
         ax.set_xlabel("mean |change| in P(success)" if name == "success" else "mean |change| in log FOM")
     fig.suptitle("attribute groups that drive the predictions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _profile_panels(runs: Runs, metric: str, fit_report: dict[str, Any]) -> list[str]:
+    measured = [name for name in profiles.names(list(runs.values)) if not np.isnan(runs.values[name]).all()]
+    linked = [link["profile"] for link in fit_report.get("profiles", {}).get(metric, [])]
+    order = [*linked, *DEFAULT_PROFILES, *sorted(measured)]
+    return [name for name in dict.fromkeys(order) if name in measured][:MAX_PROFILE_PANELS]
+
+
+def _profiles(path: Path, runs: Runs, metric: str, shown: list[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    points = profiles.medians(runs, [metric, *shown])
+    variants = sorted({choice.variant for _, choice in points})
+    colors = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(variants)}
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 4.4), squeeze=False)
+    for ax, name in zip(axes[0], shown, strict=True):
+        for variant in variants:
+            xy = [(values[name], values[metric]) for (_, choice), values in points.items()
+                  if choice.variant == variant and name in values and metric in values]
+            if xy:
+                ax.scatter(*zip(*xy, strict=True), s=22, color=colors[variant], label=variant, alpha=0.8)
+        ax.locator_params(axis="x", nbins=4)
+        ax.set_xlabel(f"{name} (lower is better)")
+        ax.set_ylabel(metric)
+        ax.set_title(name, fontsize=9)
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{metric} against its profiles, per variant")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -17,7 +17,7 @@ from sklearn.exceptions import InconsistentVersionWarning
 from planner.edges import datasets, modelfiles
 from planner.edges.modelfiles import ModelMeta
 from planner.edges.store import Store
-from planner.learn import model
+from planner.learn import model, profiles
 from planner.learn.catalog import Catalog, choice_sets
 from planner.learn.dataset import Choice, Context, Runs
 from planner.learn.estimators import Models
@@ -35,9 +35,14 @@ class Fitted:
 def train(store: Store, catalog: Catalog, metrics: list[str], *, cv: bool = True) -> Fitted:
     """Fit on every stored run, tabulate predictions for every known point, save beside the store."""
     started = time.perf_counter()
-    runs = datasets.read(store.db, metrics)
+    measured_profiles = profiles.names(datasets.metrics(store.db))
+    # the profiles are read to explain (report.profiles), never handed to the model as features
+    runs = datasets.read(store.db, metrics, explain=measured_profiles)
     catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs)
     models, report = model.fit(runs, catalog, metrics, cv=cv)
+    report.profiles = {metric: [link.as_dict() for link in profiles.links(runs, metric, measured_profiles)]
+                       for metric in metrics if not profiles.names([metric])}
+    report.profiles = {metric: found for metric, found in report.profiles.items() if found}
     fitted = time.perf_counter()
     points, excluded = known_points(runs, catalog)
     table = models.tabulate(catalog, points).with_excluded(excluded)

@@ -71,6 +71,8 @@ class FitReport:
     #: per model (metric, or "success"), per attribute group: how far predictions move when it is shuffled
     importances: dict[str, dict[str, float]] | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # set by whoever times the fit
+    #: per metric: the profiles that move most with it (measured explanations, never features)
+    profiles: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"runs": self.runs, "points": self.points, "features": self.features,
@@ -80,6 +82,8 @@ class FitReport:
             out["importances"] = self.importances
         if self.seconds:
             out["seconds"] = self.seconds
+        if self.profiles:
+            out["profiles"] = self.profiles
         return out
 
 

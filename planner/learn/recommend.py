@@ -24,7 +24,7 @@ import numpy as np
 
 from planner.core.errors import InputError
 from planner.core.metrics import Metric
-from planner.learn import ranking
+from planner.learn import profiles, ranking
 from planner.learn.catalog import Catalog
 from planner.learn.dataset import Choice, Context, Runs
 from planner.learn.features import CHOICE_GROUPS
@@ -170,7 +170,8 @@ def recommend(request: Request, metric: Metric, catalog: Catalog, runs: Runs, ta
     if ranked_by is not None and any(c.tier == 1 for c in ranked):
         notes.append(_ranking_note(ranked_by, model.report.get(metric.name)))
     measured_variants = (table.measured if table is not None else set()) | {(k.app, k.variant) for k in runs.choices}
-    rows = [_row(i + 1, c, ranked, catalog, metric.sign, model, measured_variants, ranked_by)
+    profiled = profiles.medians(runs, profiles.names(list(runs.values)))
+    rows = [_row(i + 1, c, ranked, catalog, metric.sign, model, measured_variants, ranked_by, profiled)
             for i, c in enumerate(ranked[:request.top])]
     if ranked and ranked[0].tier == 1:
         notes.append("nothing was measured for this workload on this cluster: the ranking is the model's")
@@ -284,7 +285,8 @@ def _ranking_note(ranked_by: RankedBy, check: dict[str, Any] | None) -> str:
 
 
 def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float,
-         model: ModelInfo, measured_variants: set[tuple[str, str]], ranked_by: RankedBy | None) -> Row:
+         model: ModelInfo, measured_variants: set[tuple[str, str]], ranked_by: RankedBy | None,
+         profiled: dict[tuple[Context, Choice], dict[str, float]]) -> Row:
     measured = candidate.measured
     value = None
     if measured is not None and measured.values:
@@ -310,7 +312,7 @@ def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Cata
                "measured" if candidate.tier == 0 else "predicted", value, predicted, share,
                None if candidate.p_ok is None else round(candidate.p_ok, 3), command,
                "unavailable: the experiment does not declare this cluster, variant and workload" if command is None
-               else None, "low" if doubts else "high", doubts, _why(candidate, ranked, catalog, sign))
+               else None, "low" if doubts else "high", doubts, _why(candidate, ranked, catalog, sign, profiled))
 
 
 def _doubts(candidate: Candidate, model: ModelInfo, measured_variants: set[tuple[str, str]]) -> list[str]:
@@ -347,9 +349,22 @@ def _p_beaten(candidate: Candidate, ranked: list[Candidate], ranked_by: RankedBy
     return ranked_by.p_beaten(candidate.normalized, np.array(below))
 
 
-def _why(candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float) -> str:
+def _why(candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float,
+         profiled: dict[tuple[Context, Choice], dict[str, float]]) -> str:
     """The attributes whose candidates do best: mean of those sharing it over the mean of all, among the
-    candidates on the same cluster (and the cluster itself when several are ranked)."""
+    candidates on the same cluster (and the cluster itself when several are ranked); for a measured one,
+    the profile where it differs most from the others measured here (measured only: never predicted)."""
+    text = _attribute_why(candidate, ranked, catalog, sign)
+    point = profiled.get((candidate.context, candidate.choice))
+    if candidate.tier != 0 or not point:
+        return text
+    peers = [profiled[(c.context, c.choice)] for c in ranked
+             if c.context == candidate.context and (c.context, c.choice) in profiled]
+    stands = profiles.standout(point, peers)
+    return f"{text}; profile: {stands}" if stands else text
+
+
+def _attribute_why(candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float) -> str:
     peers = [c for c in ranked if c.context.cluster == candidate.context.cluster]
     values = np.array([c.log_value for c in peers])
     effects = []
