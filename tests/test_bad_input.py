@@ -21,7 +21,9 @@ from planner.core.errors import InputError
 from planner.core.experiment import parse_experiment
 from planner.edges.modelfiles import library_versions
 from planner.edges.store import RunRecord, Store
-from tests.conftest import TINY
+from tests.conftest import REPO, TINY
+
+EXPERIMENTS = REPO / "experiments" / "lammps.yaml"
 
 GOOD = TINY.read_text()
 
@@ -130,10 +132,10 @@ CASES = [
     # --- the store's content ---------------------------------------------------------------------------------
     Case("schema-version-abc",
          lambda t: ["results", "--store", str(_sql(_store(t), "UPDATE meta SET value='abc'"))], 2,
-         r"store schema version abc is not 1"),
+         r"store schema version abc is not 2"),
     Case("schema-version-missing",
          lambda t: ["results", "--store", str(_sql(_store(t), "DELETE FROM meta"))], 2,
-         r"store schema version None is not 1"),
+         r"store schema version None is not 2"),
     Case("missing-table-foms", lambda t: ["results", "--store", str(_sql(_store(t), "DROP TABLE foms"))], 2,
          r"table\(s\) \['foms'\] missing"),
     Case("missing-table-runs",
@@ -240,6 +242,17 @@ CASES = [
          r"out: is not a directory; --out names the directory"),
     Case("report-out-unwritable", lambda t: ["report", "--store", str(_store(t)), "--out", "/proc/report"], 2,
          r"/proc/report: cannot write the report here"),
+    # --- profiles (issue 13) -----------------------------------------------------------------------------
+    Case("profile-unknown-in-experiment", _experiment(_mutate("    repeats: 1\n", "    repeats: 1\n    profile: [perf, flame]\n")),
+         2, rf"exp\.yaml:{GOOD.splitlines().index('    repeats: 1') + 2}: sweeps\[0\]\.profile\[1\]: Input should be "
+            r"'rusage', 'perf' or 'ebpf' \(got 'flame'\)"),
+    Case("profile-unknown-flag", lambda t: ["sweep", "-e", str(TINY), "--profile", "perf,flame", "--dry-run"], 2,
+         r"--profile: 'flame' is not a profiler; accepted: rusage, perf, ebpf"),
+    Case("profile-empty-flag", lambda t: ["sweep", "-e", str(TINY), "--profile", "", "--dry-run"], 2,
+         r"--profile: '' is not a profiler"),
+    Case("profile-the-cluster-cannot-give", lambda t: ["sweep", "-e", str(EXPERIMENTS), "--cluster", "eks-amd64", "--profile", "ebpf,perf",
+                                                        "--store", str(t / "s.sqlite")], 2,
+         r"--profile: cluster eks-amd64 cannot provide the perf profile: perf stat counts a process tree"),
 ]
 
 

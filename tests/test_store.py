@@ -46,13 +46,37 @@ def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path, capsys:
     db.commit()
     db.close()
     before = path.read_bytes()
-    with pytest.raises(StoreError, match="schema version 99 is not 1"):
+    with pytest.raises(StoreError, match="schema version 99 is not 2"):
         Store(path)
     assert main(["results", "--store", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 1" in err
+    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 2" in err
     assert len(err.strip().splitlines()) == 1
     assert path.read_bytes() == before
+
+
+def test_a_schema_1_store_is_migrated_keeping_its_runs_and_takes_profiles(tmp_path: Path) -> None:
+    """A store written before profiles (schema 1: no `profiles` table) is brought to schema 2 when opened,
+    in one transaction: its runs stay, and new runs keep which profilers ran."""
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.add(_record())
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("DROP TABLE profiles")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.close()
+    with Store(path) as store:
+        [old] = store.records()
+        new = _record("r2", profiles={"ebpf": "ok", "perf": "unavailable: perf is not installed"})
+        new.foms["ebpf.runq_wait_p99_us"] = 40.0
+        store.add(new)
+        [_, new] = store.records()
+    assert old.foms == {"timesteps_per_s": 10.0} and old.profiles == {}
+    assert new.foms["ebpf.runq_wait_p99_us"] == 40.0
+    assert new.profiles == {"ebpf": "ok", "perf": "unavailable: perf is not installed"}
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
 
 
 def test_corrupt_store_is_bad_input_and_left_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
