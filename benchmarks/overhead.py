@@ -4,7 +4,13 @@
 Runs the default local sweep (or -e FILE) into a fresh store, with the native variants installed
 beforehand so installation is reported separately, and prints the figures and the ratio (target <= 1.10).
 
-    python benchmarks/overhead.py [-e experiments/lammps.yaml] [--repeats N]
+With `--profile perf|ebpf|rusage`: the cost of profiling instead. The same sweep runs unprofiled and
+profiled (workload by workload, alternating, so that a machine that gets busier meanwhile weighs on both
+alike) and the ratio of profiled to unprofiled LAMMPS time (its own `Total wall time`, summed over the
+runs, which have the same ids in both stores) is printed, with the median of the per-run ratios and what
+the profiler costs outside the app (its start, bpftrace's compilation). Targets: perf <= 1.03, ebpf <= 1.05.
+
+    python benchmarks/overhead.py [-e experiments/lammps.yaml] [--repeats N] [--profile P] [--workload W]...
 """
 
 from __future__ import annotations
@@ -18,14 +24,21 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+#: Most profiled / unprofiled LAMMPS time accepted, per profiler.
+PROFILE_TARGETS = {"perf": 1.03, "ebpf": 1.05, "rusage": 1.03}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-e", "--experiment", default=str(REPO / "experiments" / "lammps.yaml"))
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--profile", choices=sorted(PROFILE_TARGETS), default=None,
+                        help="measure what this profiler costs LAMMPS instead of the orchestration")
+    parser.add_argument("--workload", action="append", default=[], help="with --profile: only these workloads")
     args = parser.parse_args()
     extra = ["--repeats", str(args.repeats)] if args.repeats else []
+    if args.profile:
+        return profile_overhead(args.experiment, args.profile, args.workload, extra)
     with tempfile.TemporaryDirectory(prefix="compat-lab-overhead-") as tmp:
         warm = Path(tmp) / "warm.sqlite"
         started = time.monotonic()
@@ -52,6 +65,56 @@ def main() -> int:
     print(f"orchestration overhead      {sweep - app:8.1f} s   ({(sweep - app) / runs * 1000:.0f} ms per run)")
     print(f"ratio sweep / app processes {sweep / app:8.3f}   (target <= 1.10)")
     return 0 if sweep / app <= 1.10 else 1
+
+
+def _sweep(experiment: str, store: Path, *extra: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "planner", "sweep", "-e", experiment, "--store", str(store), *extra],
+                          cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"sweep failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+
+def _times(store: Path) -> dict[str, tuple[float, float]]:
+    """Per ok run: (LAMMPS's own total wall time, the executor's process wall time)."""
+    with sqlite3.connect(store) as db:
+        return {run_id: (lammps, wall) for run_id, lammps, wall in db.execute(
+            "SELECT r.id, f.value, r.wall FROM runs r JOIN foms f ON f.run_id = r.id AND f.name = 'wall_time' "
+            "WHERE r.status = 'ok'")}
+
+
+def profile_overhead(experiment: str, profiler: str, workloads: list[str], extra: list[str]) -> int:
+    import statistics
+
+    import yaml
+
+    if not workloads:
+        spec = yaml.safe_load(Path(experiment).read_text())
+        workloads = next(s for s in spec["sweeps"] if "local" in s["clusters"])["workloads"]
+    with tempfile.TemporaryDirectory(prefix="compat-lab-profile-overhead-") as tmp:
+        plain, profiled = Path(tmp) / "plain.sqlite", Path(tmp) / "profiled.sqlite"
+        _sweep(experiment, Path(tmp) / "warm.sqlite", "--workload", "lj", "--repeats", "1")  # installs, warms caches
+        for workload in workloads:
+            _sweep(experiment, plain, "--workload", workload, *extra)
+            _sweep(experiment, profiled, "--workload", workload, "--profile", profiler, *extra)
+        before, after = _times(plain), _times(profiled)
+        with sqlite3.connect(profiled) as db:
+            statuses = db.execute("SELECT status, COUNT(*) FROM profiles GROUP BY status").fetchall()
+    both = sorted(set(before) & set(after))
+    if not both:
+        print("no run succeeded both unprofiled and profiled")
+        return 1
+    lammps = sum(after[r][0] for r in both) / sum(before[r][0] for r in both)
+    wall = sum(after[r][1] for r in both) / sum(before[r][1] for r in both)
+    per_run = statistics.median(after[r][0] / before[r][0] for r in both)
+    target = PROFILE_TARGETS[profiler]
+    print(f"runs (ok both ways)               {len(both)} over {', '.join(workloads)}")
+    print(f"profiles recorded                 {', '.join(f'{n} {s}' for s, n in statuses) or 'none'}")
+    print(f"LAMMPS total wall time, summed    {sum(before[r][0] for r in both):8.1f} s unprofiled, "
+          f"{sum(after[r][0] for r in both):8.1f} s with {profiler}")
+    print(f"median per-run ratio              {per_run:8.3f}")
+    print(f"process wall ratio                {wall:8.3f}   (the profiler's start and stop included)")
+    print(f"ratio profiled / unprofiled       {lammps:8.3f}   (LAMMPS time; target <= {target})")
+    return 0 if lammps <= target else 1
 
 
 if __name__ == "__main__":
