@@ -243,15 +243,16 @@ CASES = [
     Case("report-out-unwritable", lambda t: ["report", "--store", str(_store(t)), "--out", "/proc/report"], 2,
          r"/proc/report: cannot write the report here"),
     # --- profiles (issue 13) -----------------------------------------------------------------------------
-    Case("profile-unknown-in-experiment", _experiment(_mutate("    repeats: 1\n", "    repeats: 1\n    profile: [perf, flame]\n")),
+    Case("profile-unknown-in-experiment",
+         _experiment(_mutate("    repeats: 1\n", "    repeats: 1\n    profile: [perf, flame]\n")),
          2, rf"exp\.yaml:{GOOD.splitlines().index('    repeats: 1') + 2}: sweeps\[0\]\.profile\[1\]: Input should be "
             r"'rusage', 'perf' or 'ebpf' \(got 'flame'\)"),
     Case("profile-unknown-flag", lambda t: ["sweep", "-e", str(TINY), "--profile", "perf,flame", "--dry-run"], 2,
          r"--profile: 'flame' is not a profiler; accepted: rusage, perf, ebpf"),
     Case("profile-empty-flag", lambda t: ["sweep", "-e", str(TINY), "--profile", "", "--dry-run"], 2,
          r"--profile: '' is not a profiler"),
-    Case("profile-the-cluster-cannot-give", lambda t: ["sweep", "-e", str(EXPERIMENTS), "--cluster", "eks-amd64", "--profile", "ebpf,perf",
-                                                        "--store", str(t / "s.sqlite")], 2,
+    Case("profile-the-cluster-cannot-give", lambda t: ["sweep", "-e", str(EXPERIMENTS), "--cluster", "eks-amd64",
+                                                        "--profile", "ebpf,perf", "--store", str(t / "s.sqlite")], 2,
          r"--profile: cluster eks-amd64 cannot provide the perf profile: perf stat counts a process tree"),
 ]
 

@@ -249,7 +249,7 @@ def test_a_profiled_run_is_the_commands_own_run_with_its_profiles_beside(executo
     assert 0.5 < numbers["ebpf.oncpu_seconds"] < min(outside_cpu, 5.0)
     assert numbers["ebpf.runq_waits"] > 0 and numbers["ebpf.runq_wait_p99_us"] >= numbers["ebpf.runq_wait_median_us"]
     assert numbers["ebpf.launcher_oncpu_seconds"] < numbers["ebpf.oncpu_seconds"]
-    assert not processes_with("bpftrace") and not processes_with(f"perf\0stat\0-x")
+    assert not processes_with("bpftrace") and not processes_with("perf\0stat\0-x")
 
 
 def test_a_profile_the_machine_denies_is_recorded_unavailable_and_the_run_goes_on(executor: str,

@@ -57,7 +57,8 @@ def test_a_profiled_local_sweep_stores_profiles_beside_the_foms(native_variants:
         assert log.count("compat-lab-rusage ") == tasks and "Total wall time" in log
     assert not processes_with("bpftrace") and not processes_with("perf\0stat")
     shown = planner("results", "--metric", "ebpf.runq_wait_p99_us", "--json", store=store)
-    assert shown.returncode == 0 and all(set(s["median"]) == {"ebpf.runq_wait_p99_us"} for s in json.loads(shown.stdout))
+    assert shown.returncode == 0
+    assert all(set(s["median"]) == {"ebpf.runq_wait_p99_us"} for s in json.loads(shown.stdout))
 
 
 @pytest.mark.lammps
@@ -113,13 +114,15 @@ def test_the_profilers_own_formats_become_numbers() -> None:
         {"type": "hist", "data": {"@runq_us": {
             "lmp": [{"min": 4, "max": 7, "count": 50}, {"min": 8, "max": 15, "count": 49}],
             "mpiexec": [{"min": 1024, "max": 2047, "count": 1000}],
-            "async": [{"min": 1073741824, "max": 2147483647, "count": 0}, {"min": -2147483648, "max": 0, "count": 10}]}}},
+            "async": [{"min": 1073741824, "max": 2147483647, "count": 0},
+                      {"min": -2147483648, "max": 0, "count": 10}]}}},
         {"type": "map", "data": {"@runq_ns": {"lmp": 800000, "async": 3_000_000_000_000, "mpiexec": 10**9}}},
         {"type": "map", "data": {"@oncpu_ns": {"lmp": 2_000_000_000, "hydra_pmi_proxy": 1_000_000}}},
         {"type": "map", "data": {"@yields": {"lmp": 12}}}])
     output = ("LAMMPS (22 Jul 2025)\ncompat-lab-rusage wall=2.00 user=1.50 sys=0.10 maxrss_kb=40000 major_faults=0 "
               "minor_faults=900 vol_switches=10 invol_switches=5\ncompat-lab-rusage wall=2.10 user=1.70 sys=0.20 "
-              "maxrss_kb=42000 major_faults=1 minor_faults=950 vol_switches=12 invol_switches=7\nTotal wall time: 0:00:02\n")
+              "maxrss_kb=42000 major_faults=1 minor_faults=950 vol_switches=12 invol_switches=7\n"
+              "Total wall time: 0:00:02\n")
     parsed = profile.parse(["rusage", "perf", "ebpf"], {"status": "perf ok\nebpf ok\n", "perf.csv": perf,
                                                         "ebpf.json": ebpf}, output)
     m = parsed.metrics

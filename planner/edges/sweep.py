@@ -87,7 +87,8 @@ def check_profiles(ws: Workspace, runs: list[Run]) -> None:
         wanted = ws.profilers(run)
         why = profile.unsupported(wanted, cluster.kind)
         if cluster.kind == "local" and "rusage" in wanted and not os.access(profile.RUSAGE_TIME, os.X_OK):
-            why["rusage"] = f"each rank is timed with GNU time, and {profile.RUSAGE_TIME} is missing (Debian package time)"
+            why["rusage"] = (f"each rank is timed with GNU time, and {profile.RUSAGE_TIME} is missing "
+                             "(Debian package time)")
         if why:
             name, reason = next(iter(why.items()))
             field_name = "--profile" if ws.profile_override is not None else f"sweeps.{run.sweep}.profile"

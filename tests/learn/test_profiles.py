@@ -70,7 +70,7 @@ def test_results_and_report_show_profiles_beside_the_fom(tmp_path: Path) -> None
     assert rows[0].startswith("cluster,app,workload,variant,options,runs,ok,metric,median,spread")
     assert len(rows) > 10 and all(",ebpf.runq_wait_p99_us," in row for row in rows[1:])
     as_json = json.loads(planner("results", "--json", "--store", str(store)).stdout)
-    assert {"ebpf": {"ok": 2, "unavailable": {}}, "perf": {"ok": 2, "unavailable": {}}} == as_json[0]["profiles"]
+    assert as_json[0]["profiles"] == {"ebpf": {"ok": 2, "unavailable": {}}, "perf": {"ok": 2, "unavailable": {}}}
     table = planner("results", "--metric", "perf.context_switches", "--store", str(store)).stdout
     assert "median perf.context_switches" in table
     done = planner("report", "--json", "--out", str(tmp_path / "report"), "--store", str(store))
