@@ -3,7 +3,8 @@
 They log every call as a JSON list of its arguments (FAKE_FLUX_LOG) and do what the real commands do to
 what the tests observe: `flux exec -r all CMD` runs CMD once per node (FAKE_FLUX_NODES, default 2) and
 fails if any node fails; `flux run -N n -n t [-c c] [-o opt] CMD` checks n against the nodes and runs
-CMD once; `flux resource info` reports the nodes; `singularity pull DEST URI` writes DEST;
+CMD once, under a `flux-shell` as Flux does (there the broker starts it, here `flux run`); `flux resource
+info` reports the nodes; `singularity pull DEST URI` writes DEST;
 `singularity exec [--bind B] [--env K=V] --pwd DIR SIF CMD` needs SIF (and each bind's source, under
 FAKE_HOST_ROOT where that is set), enters DIR (under FAKE_ROOT) and runs CMD with the environment.
 
@@ -15,15 +16,17 @@ use (see `pmi_joins`): the PMI_FD service Flux's shell sets up for `-o pmi=simpl
 MPICH and Intel MPI; for Open MPI 4 also Flux's libpmi.so, named by FLUX_PMI_LIBRARY_PATH, which must
 be visible inside the container (bound in, with the install tree the operator's view links into).
 
-`install(directory)` writes the three commands as executables there, with this interpreter.
+`install(directory)` writes the four commands (flux-shell too) as executables there, with this interpreter.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path, PurePosixPath
 
 CORES_PER_NODE = 64
@@ -62,7 +65,8 @@ def flux(args: list[str]) -> int:
             print(f"flux-run: ERROR: unsatisfiable request: {wanted} nodes, {nodes()} up", file=sys.stderr)
             return 1
         env = {**os.environ, "FLUX_JOB_NNODES": str(wanted), "FLUX_JOB_SIZE": options.get("-n", ["1"])[0]}
-        return subprocess.call(rest, env={**env, **pmi_env(options.get("-o", []), env["FLUX_JOB_SIZE"])})
+        env = {**env, **pmi_env(options.get("-o", []), env["FLUX_JOB_SIZE"])}
+        return subprocess.call([shutil.which("flux-shell") or "flux-shell", *rest], env=env)
     print(f"flux: the fake does not know `{' '.join(args)}`", file=sys.stderr)
     return 1
 
@@ -148,7 +152,14 @@ def pmi_joins() -> bool:
     return True
 
 
+def flux_shell(args: list[str]) -> int:
+    return subprocess.call(args)
+
+
 def lmp(args: list[str]) -> int:
+    end = time.process_time() + float(os.environ.get("FAKE_LMP_SECONDS", "0"))  # CPU a profile can see
+    while time.process_time() < end:
+        pass
     size = int(os.environ.get("FLUX_JOB_SIZE", "1"))
     procs, runs = (size, 1) if size == 1 or pmi_joins() else (1, size)
     print(f"lmp {' '.join(args)}")  # not LAMMPS's: the tests check what reached it
@@ -163,7 +174,7 @@ def lmp(args: list[str]) -> int:
 
 def install(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    for name in ("flux", "singularity", "lmp"):
+    for name in ("flux", "flux-shell", "singularity", "lmp"):
         path = directory / name
         path.write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).resolve()} {name} \"$@\"\n")
         path.chmod(0o755)
@@ -171,5 +182,6 @@ def install(directory: Path) -> None:
 
 if __name__ == "__main__":
     name, arguments = sys.argv[1], sys.argv[2:]
-    log(name, arguments)
-    sys.exit({"flux": flux, "singularity": singularity, "lmp": lmp}[name](arguments))
+    if name != "flux-shell":  # Flux starts it, not the role: the calls logged are the role's and the job's
+        log(name, arguments)
+    sys.exit({"flux": flux, "flux-shell": flux_shell, "singularity": singularity, "lmp": lmp}[name](arguments))

@@ -23,7 +23,7 @@ from rich.console import Console
 from planner.core.experiment import load_experiment
 from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.store import Store
-from planner.edges.sweep import Workspace, prepare, run_items
+from planner.edges.sweep import Workspace, prepare, record_for, run_items
 from tests.cloud.fake_flux import install
 from tests.conftest import REPO
 
@@ -158,3 +158,34 @@ def test_execute_run_py_reports_alike_where_the_pod_has_python(broker) -> None:
     swept = sweep(broker, odd_runs(broker[0]), "python")
     assert swept.ok, swept.failures
     assert_odd_runs_reported(reported(swept))
+
+
+@pytest.mark.bpf
+def test_an_ebpf_profile_runs_in_the_pod_around_flux_run_following_the_jobs_flux_shell(broker, bpf: None) -> None:
+    """`sweep --profile ebpf` on a MiniCluster: the profiling step is installed beside the executor and
+    runs around `flux run` with real bpftrace (this machine stands in for the privileged pod), following the
+    tasks of the flux-shell (`-t flux-shell`); the raw profile comes back to the controller's run directory."""
+    tmp_path = broker[0]
+    ws = Workspace.load(load_experiment(REPO / "experiments" / "lammps.yaml"))
+    ws.clusters["eks-arm64"] = dataclasses.replace(ws.clusters["eks-arm64"], sif_dir=str(tmp_path / "sif"))
+    ws.profile_override = ("ebpf",)
+    plan, _ = prepare(ws, "eks-arm64", ["reaxff"], [VARIANT], 1, Console(quiet=True), install=False)
+    run = next(run for run in plan.runs if run.parameters.get("x") == 1 and run.options.nodes == 1)
+    [item] = run_items(Store(tmp_path / "results" / "planner.sqlite"), [run], {run.id: ws.launch(run)},
+                       tmp_path / "stop")
+    assert (item["profile"], item["profile_root"]) == ("ebpf", "flux-shell")
+    os.environ["FAKE_LMP_SECONDS"] = "0.4"
+    try:
+        swept = sweep(broker, [item], "sh")
+    finally:
+        os.environ.pop("FAKE_LMP_SECONDS")
+    assert swept.ok, swept.failures
+    installed = (tmp_path / "pod" / "profile_run.sh").read_text()  # (Ansible's file lookup drops the last newline)
+    assert installed == (REPO / "roles/run_matrix/files/profile_run.sh").read_text().rstrip("\n")
+    result = reported(swept)[run.id]
+    assert result["rc"] == 0 and "Total wall time" in result["output"]
+    assert result["profile"]["status"] == "ebpf ok\n"
+    record = record_for(ws, run, ws.launch(run), result, Path(item["run_dir"]))
+    assert record.profiles == {"ebpf": "ok"}
+    assert 0.3 < record.foms["ebpf.oncpu_seconds"] < 5  # the fake lmp's 0.4 s, under the job's flux-shell
+    assert (Path(item["run_dir"]) / "profile" / "ebpf.json").read_text() == result["profile"]["ebpf.json"]
