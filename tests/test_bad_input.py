@@ -254,6 +254,11 @@ CASES = [
     Case("profile-the-cluster-cannot-give", lambda t: ["sweep", "-e", str(EXPERIMENTS), "--cluster", "eks-amd64",
                                                         "--profile", "ebpf,perf", "--store", str(t / "s.sqlite")], 2,
          r"--profile: cluster eks-amd64 cannot provide the perf profile: perf stat counts a process tree"),
+    Case("profile-declared-the-cluster-cannot-give",
+         lambda t: ["sweep", "--cluster", "eks-arm64", "--store", str(t / "s.sqlite"), "-e", _file(
+             t, "exp.yaml", EXPERIMENTS.read_text().replace("    timeout: 3600\n",
+                                                            "    timeout: 3600\n    profile: [rusage]\n"))],
+         2, r"exp\.yaml:\d+: sweeps\[1\]\.profile: cluster eks-arm64 cannot provide the rusage profile: Flux starts"),
 ]
 
 

@@ -91,9 +91,11 @@ def check_profiles(ws: Workspace, runs: list[Run]) -> None:
                              "(Debian package time)")
         if why:
             name, reason = next(iter(why.items()))
-            field_name = "--profile" if ws.profile_override is not None else f"sweeps.{run.sweep}.profile"
-            raise InputError(f"cluster {run.cluster} cannot provide the {name} profile: {reason}", file=ws.exp.source,
-                             field=field_name)
+            message = f"cluster {run.cluster} cannot provide the {name} profile: {reason}"
+            if ws.profile_override is not None:
+                raise InputError(message, file=ws.exp.source, field="--profile")
+            index = next(i for i, sweep in enumerate(ws.exp.sweeps) if sweep.name == run.sweep)
+            raise ws.exp.error(message, "sweeps", index, "profile")
 
 
 @dataclass
