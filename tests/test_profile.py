@@ -138,5 +138,7 @@ def test_the_profilers_own_formats_become_numbers() -> None:
                                                                   "unshare failed\n"}, "no rank line\n")
     assert denied.metrics == {}
     assert denied.status == {"rusage": "unavailable: no rank reported its rusage (no rank ended?)",
-                             "perf": "unavailable: the executor ran no profiling step",
+                             "perf": "unavailable: the profiling step was ended before it reported (a timeout or "
+                                     "a kill)",
                              "ebpf": "unavailable: bpftrace cannot trace here: unshare failed"}
+    assert profile.parse(["perf"], None, "").status == {"perf": "unavailable: the executor ran no profiling step"}

@@ -124,7 +124,9 @@ def parse(profilers: Iterable[str], raw: dict[str, str] | None, output: str) -> 
                 profile.status[name] = said[name]
                 continue
             if name not in said:
-                profile.status[name] = "unavailable: the executor ran no profiling step"
+                profile.status[name] = ("unavailable: the profiling step was ended before it reported (a timeout "
+                                        "or a kill)" if "status" in raw else
+                                        "unavailable: the executor ran no profiling step")
                 continue
             metrics = _perf(raw.get("perf.csv", "")) if name == "perf" else _ebpf(raw.get("ebpf.json", ""))
             why = f"{name} wrote nothing that reads as a profile"
