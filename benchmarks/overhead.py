@@ -6,8 +6,9 @@ beforehand so installation is reported separately, and prints the figures and th
 
 With `--profile perf|ebpf|rusage`: the cost of profiling instead. The same sweep runs unprofiled and
 profiled (workload by workload, alternating, so that a machine that gets busier meanwhile weighs on both
-alike) and the ratio of profiled to unprofiled LAMMPS time (its own `Total wall time`, summed over the
-runs, which have the same ids in both stores) is printed, with the median of the per-run ratios and what
+alike) and the ratio of profiled to unprofiled LAMMPS time (its own loop time, to the microsecond: its
+`Total wall time` is in whole seconds; summed over the runs, which have the same ids in both stores) is
+printed, with the median of the per-run ratios and what
 the profiler costs outside the app (its start, bpftrace's compilation). Targets: perf <= 1.03, ebpf <= 1.05.
 
     python benchmarks/overhead.py [-e experiments/lammps.yaml] [--repeats N] [--profile P] [--workload W]...
@@ -75,10 +76,10 @@ def _sweep(experiment: str, store: Path, *extra: str) -> None:
 
 
 def _times(store: Path) -> dict[str, tuple[float, float]]:
-    """Per ok run: (LAMMPS's own total wall time, the executor's process wall time)."""
+    """Per ok run: (LAMMPS's own loop time, the executor's process wall time)."""
     with sqlite3.connect(store) as db:
         return {run_id: (lammps, wall) for run_id, lammps, wall in db.execute(
-            "SELECT r.id, f.value, r.wall FROM runs r JOIN foms f ON f.run_id = r.id AND f.name = 'wall_time' "
+            "SELECT r.id, f.value, r.wall FROM runs r JOIN foms f ON f.run_id = r.id AND f.name = 'loop_time' "
             "WHERE r.status = 'ok'")}
 
 
@@ -109,7 +110,7 @@ def profile_overhead(experiment: str, profiler: str, workloads: list[str], extra
     target = PROFILE_TARGETS[profiler]
     print(f"runs (ok both ways)               {len(both)} over {', '.join(workloads)}")
     print(f"profiles recorded                 {', '.join(f'{n} {s}' for s, n in statuses) or 'none'}")
-    print(f"LAMMPS total wall time, summed    {sum(before[r][0] for r in both):8.1f} s unprofiled, "
+    print(f"LAMMPS loop time, summed          {sum(before[r][0] for r in both):8.1f} s unprofiled, "
           f"{sum(after[r][0] for r in both):8.1f} s with {profiler}")
     print(f"median per-run ratio              {per_run:8.3f}")
     print(f"process wall ratio                {wall:8.3f}   (the profiler's start and stop included)")
