@@ -46,11 +46,11 @@ def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path, capsys:
     db.commit()
     db.close()
     before = path.read_bytes()
-    with pytest.raises(StoreError, match="schema version 99 is not 1"):
+    with pytest.raises(StoreError, match="schema version 99 is not 2"):
         Store(path)
     assert main(["results", "--store", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 1" in err
+    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 2" in err
     assert len(err.strip().splitlines()) == 1
     assert path.read_bytes() == before
 
@@ -70,3 +70,28 @@ def test_results_on_a_missing_store_says_to_sweep_first(tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'none.sqlite'}") and "run `python -m planner sweep`" in err
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_store_of_schema_version_1_is_upgraded_in_place_keeping_its_runs(tmp_path: Path) -> None:
+    """Version 2 added where a run's time went (queue wait) and whose resource use is recorded."""
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.add(_record("old"))
+    db = sqlite3.connect(path)  # what a version-1 planner wrote
+    for column in ("queue_wait", "rusage_of"):
+        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert [record.id for record in store.records()] == ["old"]
+        new = _record("new")
+        new.queue_wait, new.rusage_of = 2.5, "flux-client"
+        store.add(new)
+    with Store(path) as store:
+        kept = {record.id: record for record in store.records()}
+    assert (kept["new"].queue_wait, kept["new"].rusage_of) == (2.5, "flux-client")
+    assert (kept["old"].queue_wait, kept["old"].rusage_of) == (None, None)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    db.close()

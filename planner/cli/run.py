@@ -176,6 +176,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if report.interrupted:
         console.print(f"[yellow]interrupted[/]: {report.executed} run(s) stored this time; "
                       "run the same command again to resume")
+        for failure in report.cancel_failures:
+            console.print(f"[red]the sweep's jobs on {args.cluster} may still run[/] (cancelling them failed: "
+                          f"{failure}); the next sweep cancels a job of the same run before it starts it again")
         return INTERRUPTED
     if report.playbook_failures:
         for failure in report.playbook_failures:

@@ -25,7 +25,11 @@ from typing import Any
 from planner.core.errors import InputError, StoreError
 from planner.core.types import RunRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: what each older schema version lacks, added in place when such a store is opened (one transaction)
+_UPGRADES = {
+    "1": ["ALTER TABLE runs ADD COLUMN queue_wait REAL", "ALTER TABLE runs ADD COLUMN rusage_of TEXT"],
+}
 #: Bytes written into the runs directory before a sweep: room for a few run logs.
 WRITE_PROBE_BYTES = 1 << 20
 
@@ -50,6 +54,8 @@ CREATE TABLE IF NOT EXISTS runs (
     user_time REAL,
     sys_time REAL,
     maxrss_kb INTEGER,
+    queue_wait REAL,                -- seconds in the cluster's queue before the run ran (not in wall)
+    rusage_of TEXT,                 -- whose user_time/sys_time/maxrss_kb: command | flux-client
     host TEXT,
     command TEXT,                   -- the launch command as a person would type it
     log_path TEXT,
@@ -210,6 +216,9 @@ class Store:
         if "meta" in tables:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = row[0] if row else None
+            if str(version) in _UPGRADES and not _TABLES - tables:
+                self._upgrade(str(version))
+                version = SCHEMA_VERSION
             if str(version) != str(SCHEMA_VERSION):
                 raise StoreError(f"store schema version {version} is not {SCHEMA_VERSION}, the version this "
                                  "planner reads; use the planner that wrote it or another --store", file=str(self.path))
@@ -225,6 +234,15 @@ class Store:
                 if statement.strip():
                     self._db.execute(statement)
             self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _upgrade(self, version: str) -> None:
+        """A store of an older version this planner knows gets what it lacks, its runs untouched."""
+        with self.transaction():
+            while version in _UPGRADES:
+                for statement in _UPGRADES[version]:
+                    self._db.execute(statement)
+                version = str(int(version) + 1)
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,7 @@ def test_sweep_refuses_a_cluster_that_is_not_up_but_dry_run_shows_its_commands(t
     dry = planner("sweep", "--cluster", "eks-arm64", "--dry-run", store=tmp_path / "planner.sqlite", env=env,
                   timeout=120)
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert ("$ flux run -N 2 -n 128 -o cpu-affinity=per-task singularity exec --pwd /opt/lammps/examples/reaxff/HNS "
-            "/tmp/compat-lab/sif/lammps-matrix_mpich-ubuntu-22.04-arm64.sif lmp -v x 1 -v y 1 -v z 1 -in in.reaxc.hns "
-            "-nocite") in dry.stdout
+    assert re.search(r"\$ flux run --job-name=[0-9a-f]{16} -t 3600s -N 2 -n 128 -o cpu-affinity=per-task "
+                     r"singularity exec --pwd /opt/lammps/examples/reaxff/HNS /tmp/compat-lab/sif/lammps-matrix_"
+                     r"mpich-ubuntu-22\.04-arm64\.sif lmp -v x 1 -v y 1 -v z 1 -in in\.reaxc\.hns -nocite",
+                     dry.stdout), dry.stdout
