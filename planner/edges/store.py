@@ -78,8 +78,8 @@ _COLUMNS = [name for name in RunRecord.__dataclass_fields__ if name != "foms"]
 _TABLES = {"meta", "runs", "foms"}
 
 #: Files the planner keeps beside a store (its runs, the sweep lock, the stop file, the compspec artifacts
-#: `variants fetch` pulled) and SQLite's own.
-SIDE_SUFFIXES = (".runs", ".lock", ".stop", ".compspec", "-wal", "-shm", "-journal")
+#: `variants fetch` pulled, the decisions of adaptive sweeps) and SQLite's own.
+SIDE_SUFFIXES = (".runs", ".lock", ".stop", ".compspec", ".adaptive", "-wal", "-shm", "-journal")
 #: Filters `forget` accepts, each a column of `runs`.
 FILTERS = ("id", "cluster", "app", "workload", "variant", "source", "status")
 

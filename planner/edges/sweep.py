@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from planner.core import lammps_log
 from planner.core.errors import InputError, WorkError
@@ -249,15 +257,22 @@ def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_f
     return items
 
 
-def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, report: SweepReport) -> None:
-    """Hand the runs to playbooks/sweep.yml; store each one as its loop item finishes."""
+def progress_bar(console: Console) -> Progress:
+    """The sweep's progress bar: runs done of the total, elapsed time and ETA."""
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, report: SweepReport,
+            bar: tuple[Progress, TaskID] | None = None) -> None:
+    """Hand the runs to playbooks/sweep.yml; store each one as its loop item finishes. `bar`: a progress bar
+    (and its task) that outlives this call, as an adaptive sweep's batches share one."""
     by_id = {run.id: run for run in runs}
     stop_file = store.side(".stop")
     stop_file.unlink(missing_ok=True)
     launches = {run.id: ws.launch(run) for run in runs}
     items = run_items(store, runs, launches, stop_file)
-    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     unstored: list[str] = []  # a run that could not be stored (a full disk) stops the sweep
     stopping: list[float] = []  # when the executors were asked to stop
     cluster = ws.clusters[runs[0].cluster]
@@ -293,9 +308,9 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
 
     started = time.monotonic()
     try:
-        with Progress(*columns, console=console, transient=False) as progress, \
+        with (contextlib.nullcontext(bar[0]) if bar else progress_bar(console)) as progress, \
                 cancel_on_sigint(stop) as cancelled:
-            task = progress.add_task("sweep", total=len(runs))
+            task = bar[1] if bar else progress.add_task("sweep", total=len(runs))
 
             def on_item(task_name: str, res: dict[str, Any]) -> None:
                 line = next((ln for ln in (res.get("stdout") or "").splitlines() if ln.startswith("{")), None)
@@ -335,7 +350,7 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
                 thread.join()
     finally:
         stop_file.unlink(missing_ok=True)
-    report.run_seconds = time.monotonic() - started
+    report.run_seconds += time.monotonic() - started
     if unstored:
         raise WorkError(unstored[0])
     if not result.ok and not report.interrupted:
