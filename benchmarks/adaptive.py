@@ -195,10 +195,16 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     fractions = sorted(r["runs_to_5pct"] / r["runs"] if r["runs_to_5pct"] is not None else math.inf for r in rows)
     median = statistics.median(fractions) if fractions else None
     return {"groups": len(rows),
-            "within_5pct_at_budget": round(sum(r["regret_at_budget"] <= WITHIN + 1e-9 for r in rows) / len(rows), 4),
+            "within_5pct_at_budget": round(sum(_inf(r["regret_at_budget"]) <= WITHIN + 1e-9 for r in rows) / len(rows),
+                                           4),
             "median_fraction_to_5pct": None if median is None or math.isinf(median) else round(median, 4),
-            "mean_regret_at_10pct": _round(np.mean([r["regret_at_10pct"] for r in rows])),
-            "mean_regret_at_budget": _round(np.mean([r["regret_at_budget"] for r in rows]))}
+            "mean_regret_at_10pct": _round(np.mean([_inf(r["regret_at_10pct"]) for r in rows])),
+            "mean_regret_at_budget": _round(np.mean([_inf(r["regret_at_budget"]) for r in rows]))}
+
+
+def _inf(regret: float | None) -> float:
+    """A regret printed as null (no pick: nothing succeeded yet) counts as infinitely bad."""
+    return math.inf if regret is None else regret
 
 
 def _round(value: float) -> float | None:
@@ -245,7 +251,9 @@ def replay(store: Path, group_by: str, budget: float, metric_name: str | None = 
             shuffled.append(_row(group, truths, replay_order(truths, order, allowed), budget))
         orders["random"].append(_mean_row(shuffled))
         if progress:
-            print(f"{group}: {per_group[-1]}", file=sys.stderr)
+            row = per_group[-1]
+            print(f"{group}: {row['runs_used']} of {row['runs']} runs, within 5% after {row['runs_to_5pct']}, "
+                  f"regret at the budget {row['regret_at_budget']} (fit {fits[-1]:.1f} s)", file=sys.stderr, flush=True)
     return {**summary(per_group), "budget": budget, "group_by": group_by, "metric": metric.name,
             "per_group": per_group,
             "baselines": {name: {**summary(rows), "per_group": rows} for name, rows in orders.items()},
@@ -258,8 +266,8 @@ def _mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The expected row of a random order: mean regrets, mean runs to 5% (None if a shuffle never got there)."""
     reached = [r["runs_to_5pct"] for r in rows]
     return {**rows[0], "runs_to_5pct": None if None in reached else round(statistics.mean(reached), 1),
-            "regret_at_10pct": _round(np.mean([r["regret_at_10pct"] for r in rows])),
-            "regret_at_budget": _round(np.mean([r["regret_at_budget"] for r in rows]))}
+            "regret_at_10pct": _round(np.mean([_inf(r["regret_at_10pct"]) for r in rows])),
+            "regret_at_budget": _round(np.mean([_inf(r["regret_at_budget"]) for r in rows]))}
 
 
 def text(result: dict[str, Any]) -> str:
@@ -305,7 +313,7 @@ def main() -> int:
     if not 0 < args.budget <= 1:
         parser.error(f"--budget {args.budget} is not a share of the runs in (0, 1]")
     try:
-        result = replay(args.store, args.group_by, args.budget, args.metric, progress=not args.json)
+        result = replay(args.store, args.group_by, args.budget, args.metric, progress=True)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -203,9 +203,9 @@ def _sweep_end(console: Console, report: Any, plan: Any, cluster: str) -> int:
 
 def _check_adaptive_args(args: argparse.Namespace) -> None:
     if args.budget is not None and not args.adaptive:
-        raise InputError("--budget sets how many runs an adaptive sweep may do: add --adaptive", field="--budget")
+        raise InputError("sets how many runs an adaptive sweep may do: add --adaptive", field="--budget")
     if args.adaptive and args.retry_failed:
-        raise InputError("--retry-failed runs every failed run again, which an adaptive sweep would choose among: "
+        raise InputError("--retry-failed runs every failed run again, while an adaptive sweep chooses its runs: "
                          "use one or the other", field="--adaptive")
 
 
@@ -241,7 +241,7 @@ def _adaptive_dry_run(args: argparse.Namespace, ws: Any, plan: Any, console: Con
                           "first_batch": rows, "stopped": result.stopped}, indent=2))
         return 0
     console.print(f"[bold]Adaptive sweep on {args.cluster}[/] (dry run): budget {result.budget} of the plan's "
-                  f"{result.plan_runs} runs ({budget}), {result.spent} spent before; prior: {result.prior}")
+                  f"{result.plan_runs} runs ({budget}), {result.spent} spent before; {result.prior}")
     if not rows:
         console.print(f"nothing to run: {_stopped_text(result.stopped)}")
     for row in rows:

@@ -67,7 +67,7 @@ class Result:
     budget: int
     plan_runs: int
     spent: int  #: runs of this selection the adaptive sweeps spent, earlier ones included
-    prior: str  #: where the prior came from, in words
+    prior: str  #: where the prior came from (or that there is none), in words
     first: list[Chosen] = field(default_factory=list)  #: the first batch (what --dry-run shows)
     stopped: str | None = None  #: budget | confident | exhausted; None when interrupted or a dry run
     outcomes: list[adaptive.Outcome] = field(default_factory=list)
@@ -190,10 +190,10 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
     if predictions is not None:
         clusters = len({runs.contexts[c].cluster for c in set(runs.ctx[train].tolist())})
         workloads = len({runs.contexts[c].workload for c in set(runs.ctx[train].tolist())})
-        result.prior = (f"the model fitted on {usable} stored runs outside this selection ({clusters} cluster(s), "
+        result.prior = (f"prior: the model fitted on {usable} stored runs outside this selection ({clusters} cluster(s), "
                         f"{workloads} workload(s)) in {result.fit_seconds:.1f} s")
     else:
-        result.prior = "no prior: nothing stored the model could learn from; starting with one point per variant"
+        result.prior = "no prior (nothing stored the model could learn from): starting with one point per variant"
     loop = adaptive.start(items, catalog, runs, train, METRIC, predictions, budget=allowed,
                           batch=adaptive.batch_size(allowed), spent=spent)
     return loop, found, result, records
@@ -233,7 +233,7 @@ def run(ws: Workspace, store: Store, plan: Plan, budget: adaptive.Budget, consol
     decided = log.decided()
     loop, found, result, records = start(ws, store, plan, budget, decided)
     console.print(f"adaptive sweep on {plan.runs[0].cluster}: budget {result.budget} of the plan's {result.plan_runs} "
-                  f"runs ({budget}); {result.spent} spent before; prior: {result.prior}")
+                  f"runs ({budget}); {result.spent} spent before; {result.prior}")
     by_id = {run.id: (k, run) for k, candidate in enumerate(found) for run in candidate.runs}
     stored = set(records)
     pending = [Chosen(by_id[i][1], "decided before the last adaptive sweep stopped") for i in decided

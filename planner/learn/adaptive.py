@@ -306,8 +306,8 @@ class Adaptive:
             self.stopped = "confident" if not open_contexts else "exhausted"
             return []
         size = min(self.batch, left)
-        if not self.informed:
-            first = self._one_per_variant([c for c in open_contexts if beliefs[c].best is None], size)
+        if not self.informed:  # the first batch takes one point per variant, whatever the batch size
+            first = self._one_per_variant([c for c in open_contexts if beliefs[c].best is None], left)
             if first:
                 return first
         decisions: list[Decision] = []
