@@ -59,8 +59,8 @@ DEFAULT_NOISE = 0.1
 MIN_SPREAD = 0.02
 #: Prior variance of the context's level: flat (only differences between points matter).
 LEVEL_VARIANCE = 100.0
-#: Weight of a point's own term in the covariance, against one per shared attribute group.
-OWN_WEIGHT = 1.0
+#: Share of a point's variance that is its own, not shared with points of the same attributes.
+OWN_SHARE = 0.5
 #: How many measured points the prior guess of the noise is worth.
 PRIOR_WEIGHT = 4.0
 #: The model's spread between points may be off by about this factor (sd of its scale, prior mean 1).
@@ -148,18 +148,22 @@ class Outcome:
 
 
 def kernel(labels: Sequence[tuple[str, ...]]) -> np.ndarray:
-    """Correlation of points through what they share: a point's own term plus one per attribute group whose
-    label varies among them (equal labels correlate); 1 on the diagonal. A sum of equality kernels: PSD."""
+    """Correlation of points through what they share, 1 on the diagonal: half of a point's variance is its
+    own (interactions no single attribute explains: a release that is slow on one OS only), half is shared
+    equally among the attribute groups whose label varies among the points (equal labels correlate). A sum
+    of equality kernels: positive semi-definite."""
     n = len(labels)
-    out = OWN_WEIGHT * np.eye(n)
+    shared = np.zeros((n, n))
     groups = 0
     for g in range(len(labels[0]) if n else 0):
         column = [row[g] for row in labels]
         if len(set(column)) > 1:
             codes = np.unique(np.array(column, dtype=object).astype(str), return_inverse=True)[1]
-            out += codes[:, None] == codes[None, :]
+            shared += codes[:, None] == codes[None, :]
             groups += 1
-    return out / (OWN_WEIGHT + groups)
+    if not groups:
+        return np.eye(n)
+    return OWN_SHARE * np.eye(n) + (1 - OWN_SHARE) * shared / groups
 
 
 def _normal_cdf(z: np.ndarray) -> np.ndarray:
@@ -211,14 +215,13 @@ class Adaptive:
         self._version += 1
 
     def _noise2(self, idx: list[int]) -> float:
-        """Run-to-run variance: the prior guess, updated with the repeats measured here."""
-        dof, squares = 0, 0.0
-        for i in idx:
-            values = self.points[i].values
-            if len(values) > 1:
-                dof += len(values) - 1
-                squares += float(np.var(values) * len(values))
-        return (PRIOR_WEIGHT * self.noise2 + squares) / (PRIOR_WEIGHT + dof)
+        """Run-to-run variance: the prior guess, updated with the repeats measured here (each point with
+        repeats counts as one observation of it, read robustly as `pooled_noise` does)."""
+        repeated = [self.points[i].values for i in idx if len(self.points[i].values) > 1]
+        own = pooled_noise(repeated)
+        if own is None:
+            return self.noise2
+        return (PRIOR_WEIGHT * self.noise2 + len(repeated) * own * own) / (PRIOR_WEIGHT + len(repeated))
 
     def _covariance(self, context: Context, spread2: float) -> np.ndarray:
         """Prior covariance of the context's points: what they share (the kernel), scaled by the spread, plus
