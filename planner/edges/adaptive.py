@@ -68,7 +68,7 @@ class Result:
     plan_runs: int
     spent: int  #: runs of this selection the adaptive sweeps spent, earlier ones included
     prior: str  #: where the prior came from (or that there is none), in words
-    first: list[Chosen] = field(default_factory=list)  #: the first batch (what --dry-run shows)
+    first: list[Chosen] = field(default_factory=list)  #: the first batch a dry run shows
     stopped: str | None = None  #: budget | confident | exhausted; None when interrupted or a dry run
     outcomes: list[adaptive.Outcome] = field(default_factory=list)
     fit_seconds: float = 0.0
@@ -188,10 +188,10 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
                 list(range(len(found))), METRIC.name)
         result.fit_seconds = time.perf_counter() - started
     if predictions is not None:
-        clusters = len({runs.contexts[c].cluster for c in set(runs.ctx[train].tolist())})
-        workloads = len({runs.contexts[c].workload for c in set(runs.ctx[train].tolist())})
-        result.prior = (f"prior: the model fitted on {usable} stored runs outside this selection ({clusters} cluster(s), "
-                        f"{workloads} workload(s)) in {result.fit_seconds:.1f} s")
+        seen = [runs.contexts[c] for c in set(runs.ctx[train].tolist())]
+        result.prior = (f"prior: the model fitted on {usable} stored runs outside this selection "
+                        f"({len({c.cluster for c in seen})} cluster(s), {len({c.workload for c in seen})} workload(s)) "
+                        f"in {result.fit_seconds:.1f} s")
     else:
         result.prior = "no prior (nothing stored the model could learn from): starting with one point per variant"
     loop = adaptive.start(items, catalog, runs, train, METRIC, predictions, budget=allowed,
@@ -199,8 +199,8 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
     return loop, found, result, records
 
 
-def _next_runs(loop: adaptive.Adaptive, found: list[Candidate], decisions: list[adaptive.Decision],
-               taken: set[str], stored: set[str]) -> list[Chosen]:
+def _next_runs(found: list[Candidate], decisions: list[adaptive.Decision], taken: set[str],
+               stored: set[str]) -> list[Chosen]:
     """Each decision's run: the candidate's first repeat neither stored nor already taken."""
     out = []
     for decision in decisions:
@@ -220,7 +220,7 @@ def first_batch(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive
     if pending:
         result.first = [Chosen(run, "decided before the last adaptive sweep stopped: runs first") for run in pending]
         return result
-    result.first = _next_runs(loop, found, loop.next_batch(), set(), set(records))
+    result.first = _next_runs(found, loop.next_batch(), set(), set(records))
     result.stopped = loop.stopped
     result.outcomes = loop.outcomes()
     return result
@@ -250,11 +250,9 @@ def run(ws: Workspace, store: Store, plan: Plan, budget: adaptive.Budget, consol
                 result.refit_seconds.append(time.perf_counter() - started)
                 if not decisions:
                     break
-                chosen = _next_runs(loop, found, decisions, set(), stored)
+                chosen = _next_runs(found, decisions, set(), stored)
                 batch += 1
                 log.write([{"batch": batch, "run": c.run.id, "why": c.why} for c in chosen])
-            if not result.first:
-                result.first = chosen
             for item in chosen:
                 k, run = by_id[item.run.id]
                 progress.console.print(f"[bold]batch {batch}[/] {loop.points[k].label()} repeat {run.repeat}: "
@@ -287,7 +285,7 @@ def median_wall(result: Result) -> float | None:
 
 
 def describe(outcome: adaptive.Outcome) -> dict[str, Any]:
-    """One context's end state as `sweep --adaptive --json` and the text print it."""
+    """One context's end state, as the end of `sweep --adaptive` tells it."""
     best = outcome.best
     value = None
     if best is not None:
