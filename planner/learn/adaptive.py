@@ -286,11 +286,9 @@ class Adaptive:
         measured = [k for k, p in enumerate(points) if p.measured]
         best = max(measured, key=lambda k: (mean[k], -k)) if measured else None
         reference = float(mean[best]) if best is not None else float(mean.max())
-        chance = {}
-        for k, p in enumerate(points):
-            if not p.values and not p.out and p.runs_left > 0:
-                z = (reference + MARGIN - mean[k]) / math.sqrt(var[k])
-                chance[idx[k]] = p.p_ok * (1.0 - 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))))
+        unmeasured = [k for k, p in enumerate(points) if not p.values and not p.out and p.runs_left > 0]
+        beats = 1.0 - _normal_cdf((reference + MARGIN - mean[unmeasured]) / np.sqrt(var[unmeasured]))
+        chance = {idx[k]: points[k].p_ok * float(b) for k, b in zip(unmeasured, beats, strict=True)}
         return Belief(idx, mean, var, None if best is None else idx[best], reference, chance)
 
     # ------------------------------------------------------------------------------------------ choosing
