@@ -160,7 +160,10 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
     found = candidates(plan)
     total = len(plan.runs)
     allowed = budget.of(total)
-    runs = datasets.read(store.db, [METRIC.name]) if store is not None else _empty_runs()
+    # the plan's app's runs only (another app's choices teach nothing about this one's)
+    apps = {run.app for run in plan.runs}
+    runs = datasets.read(store.db, [METRIC.name], app=apps.pop() if len(apps) == 1 else None) \
+        if store is not None else _empty_runs()
     catalog = Catalog(ws.exp, ws.clusters, ws.variants).with_stored(runs.cluster_attrs, runs.variant_attrs)
     contexts = {c.context for c in found}
     in_selection = np.array([c in contexts for c in runs.contexts], dtype=bool)
@@ -179,7 +182,7 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
                                    [v for v in values if v is not None], sum(v is None for v in values)))
     result.run_walls = [r.wall for r in records.values() if r.wall]
     predictions = None
-    usable = int((train & runs.ok).sum())
+    usable = int((train & runs.ok & np.isfinite(runs.values[METRIC.name])).sum())
     if usable >= 2:
         started = time.perf_counter()
         models, _ = model.fit(runs, catalog, [METRIC.name], mask=train, cv=False)
