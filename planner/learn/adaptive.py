@@ -469,13 +469,16 @@ def start(items: list[Item], catalog: Catalog, runs: Runs, train: np.ndarray, me
           predictions: Predictions | None, *, budget: int, batch: int, spent: int = 0) -> Adaptive:
     """The adaptive loop over these candidates, its prior from `predictions` (the model fitted on the `train`
     runs, which hold nothing of the candidates' contexts; None: no model) and the noise of the `train` runs."""
-    informed = predictions is not None and (predictions.score is not None or predictions.mid is not None)
+    # the ranking's estimate of each point's log share of its context's best (log units, unlike a rule's key)
+    share = None if predictions is None else \
+        predictions.normalized if predictions.normalized is not None else predictions.score
+    informed = predictions is not None and (share is not None or predictions.mid is not None)
     prior = np.zeros(len(items))
     if informed:
         assert predictions is not None
         mid = metric.sign * predictions.mid if predictions.mid is not None else None
-        if predictions.score is not None:
-            prior = predictions.score.astype(float).copy()
+        if share is not None:
+            prior = share.astype(float).copy()
             if mid is not None:  # the score is relative to the context's best: add the predicted level back
                 for context in {item.context for item in items}:
                     rows = [i for i, item in enumerate(items) if item.context == context]
