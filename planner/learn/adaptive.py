@@ -41,6 +41,7 @@ import numpy as np
 
 from planner.core import archs
 from planner.core.metrics import Metric
+from planner.learn import baselines
 from planner.learn.baselines import SUCCESS_SHARE
 from planner.learn.catalog import Catalog
 from planner.learn.dataset import Choice, Context, Runs
@@ -67,6 +68,10 @@ PRIOR_WEIGHT = 4.0
 SCALE_SD = 0.5
 #: Spreads tried (factors of the prior guess) and how far from the guess they are believed (sd of log2 factor).
 SPREAD_GRID = (1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0)
+#: How much of the `nearest_cluster` rule's view the truth may follow beyond the model's (sd of its weight).
+RULE_SD = 0.5
+#: The lowest share of the best a rule's estimate is read as (a choice that failed there counts as 0).
+RULE_FLOOR = 0.05
 SPREAD_PRIOR_SD = 1.0
 
 
@@ -83,6 +88,8 @@ class Point:
     values: list[float] = field(default_factory=list)  #: sign x log FOM of its successful runs
     failed: int = 0  #: runs that failed
     note: str | None = None  #: what else makes it uncertain (e.g. never measured on this architecture)
+    #: the log share of the best the `nearest_cluster` rule gives it (None: the rule never saw it)
+    rule: float | None = None
 
     @property
     def runs(self) -> int:
@@ -232,6 +239,11 @@ class Adaptive:
             prior = np.array([self.points[i].prior for i in idx])
             centred = prior - prior.mean()
             cov = cov + SCALE_SD**2 * np.outer(centred, centred)
+        # the truth may lean towards what the most similar clusters measured, where the model disagrees
+        rule = np.array([np.nan if self.points[i].rule is None else self.points[i].rule for i in idx])
+        if np.isfinite(rule).sum() > 1:
+            centred = np.where(np.isfinite(rule), rule - np.nanmean(rule), 0.0)
+            cov = cov + RULE_SD**2 * np.outer(centred, centred)
         return cov
 
     def _spread2(self, context: Context, noise2: float) -> float:
@@ -486,6 +498,7 @@ def start(items: list[Item], catalog: Catalog, runs: Runs, train: np.ndarray, me
         elif mid is not None:
             prior = mid.copy()
     where = measured_families(runs, train)
+    rules = nearest_shares(items, catalog, runs, train, metric)
     points = []
     for i, item in enumerate(items):
         labels = tuple(catalog.describe(group, item.context, item.choice) for group in CHOICE_GROUPS)
@@ -495,7 +508,7 @@ def start(items: list[Item], catalog: Catalog, runs: Runs, train: np.ndarray, me
         note = "variant never measured anywhere" if not found else \
             f"never measured on {family}" if family and family not in found else None
         points.append(Point(item.context, item.choice, labels, float(prior[i]), p_ok, item.runs_left,
-                            list(item.values), item.failed, note))
+                            list(item.values), item.failed, note, rules[i]))
     by_point: dict[tuple[int, int], list[float]] = defaultdict(list)
     value = runs.values[metric.name]
     for r in np.flatnonzero(train & runs.ok):
@@ -504,6 +517,29 @@ def start(items: list[Item], catalog: Catalog, runs: Runs, train: np.ndarray, me
     noise = pooled_noise(list(by_point.values())) or DEFAULT_NOISE
     spread = prior_spread(prior) if informed else DEFAULT_SPREAD
     return Adaptive(points, budget=budget, batch=batch, noise=noise, spread=spread, informed=informed, spent=spent)
+
+
+def nearest_shares(items: list[Item], catalog: Catalog, runs: Runs, train: np.ndarray,
+                   metric: Metric) -> list[float | None]:
+    """Per item: the log of its mean share of the best over the training contexts on the most similar
+    clusters (`baselines.nearest_contexts`, what the `nearest_cluster` rule ranks by); None where unseen."""
+    by_context: dict[int, list[tuple[Choice, Any]]] = defaultdict(list)
+    for (c, k), found in runs.measured(metric.name, train).items():
+        by_context[c].append((runs.choices[k], found))
+    seen = baselines.history([(runs.contexts[c], catalog.cluster_attrs(runs.contexts[c].cluster), found)
+                              for c, found in by_context.items()], metric.sign)
+    nearest: dict[Context, dict[Choice, list[float]]] = {}
+    for context in {item.context for item in items}:
+        shares: dict[Choice, list[float]] = defaultdict(list)
+        for other in baselines.nearest_contexts(seen, context, catalog.cluster_attrs(context.cluster)):
+            for choice, share in other.normalized.items():
+                shares[choice].append(share)
+        nearest[context] = shares
+    out: list[float | None] = []
+    for item in items:
+        shares = nearest[item.context].get(item.choice)
+        out.append(math.log(max(float(np.mean(shares)), RULE_FLOOR)) if shares else None)
+    return out
 
 
 def measured_families(runs: Runs, mask: np.ndarray) -> dict[tuple[str, str], set[str]]:
