@@ -191,7 +191,7 @@ def _sweep_end(console: Console, report: Any, plan: Any, cluster: str) -> int:
         console.print(f"[yellow]interrupted[/]: {report.executed} run(s) stored this time; "
                       "run the same command again to resume")
         for failure in report.cancel_failures:
-            console.print(f"[red]the sweep's jobs on {args.cluster} may still run[/] (cancelling them failed: "
+            console.print(f"[red]the sweep's jobs on {cluster} may still run[/] (cancelling them failed: "
                           f"{failure}); the next sweep cancels a job of the same run before it starts it again")
         return INTERRUPTED
     if report.playbook_failures:
