@@ -109,9 +109,9 @@ def main(args: list[str]) -> int:
     inside = [POD_PATH.sub(lambda m: f"{directory}/{m.group(1)}", arg) for arg in command]
     done = subprocess.run(inside, cwd=directory, env={**POD_ENV, "HOME": str(directory / "root")},
                           stdin=sys.stdin.buffer, capture_output=True, check=False)
-    prefix = str(directory).encode()
-    sys.stdout.buffer.write(done.stdout.replace(prefix, b""))
-    sys.stderr.buffer.write(done.stderr.replace(prefix, b""))
+    root = str(directory).encode()
+    for stream, data in ((sys.stdout, done.stdout), (sys.stderr, done.stderr)):
+        stream.buffer.write(data.replace(root + b"/", b"/").replace(root, b"/"))
     return done.returncode
 
 

@@ -52,8 +52,10 @@ def pod_calls(pod_dir: Path) -> list[list[str]]:
 
 
 def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path: Path) -> None:
+    # The pods' image directory is not the experiment's default: the sweep must take it from the state file.
     up = playbook(CLUSTER, "-e", "arch=arm64", "-e", "confirm=true", *eksctl_args(fake_eksctl),
-                  *operator_manifest_args("arm64", OPERATOR_MANIFEST), env=kube.env)
+                  *operator_manifest_args("arm64", OPERATOR_MANIFEST), "-e", "minicluster_sif_dir=/tmp/images",
+                  env=kube.env)
     assert up.rc == 0, up
 
     # Kubernetes holds what the roles applied, as the operator and the MiniCluster left it.
@@ -84,7 +86,8 @@ def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path
     experiment = small_experiment(tmp_path / "experiment.yaml")
     swept = planner("sweep", "-e", str(experiment), "--cluster", "eks-arm64", store=store, env=env, timeout=300)
     assert swept.returncode == 0, swept.stdout + swept.stderr
-    sif = f"{state['sif_dir']}/lammps-matrix_{VARIANT}.sif"
+    assert state["sif_dir"] == "/tmp/images"
+    sif = f"/tmp/images/lammps-matrix_{VARIANT}.sif"
     runs = [call[1:] for call in pod_calls(lead_dir) if call[:2] == ["flux", "run"]]
     assert runs == [["run", "-N", "2", "-n", "128", "-o", "cpu-affinity=per-task", "singularity", "exec", "--pwd",
                      "/opt/lammps/examples/reaxff/HNS", sif, "lmp", "-v", "x", "1", "-v", "y", "1", "-v", "z", "1",
