@@ -178,15 +178,22 @@ OPERATOR_MANIFEST = REPO / "tests" / "data" / "flux-operator" / "flux-operator-a
 EKSCTL_SCHEMA = REPO / "tests" / "data" / "eksctl" / "schema.json"
 
 
-def operator_manifest_args(arch: str = "arm64", manifest: Path = CRD) -> list[str]:
-    """Extra variables giving flux_operator a local manifest, checksum-verified as the upstream one is.
+#: The controller image flux_operator pins in the tests: a stand-in digest, as no registry can resolve the tag here.
+CONTROLLER_IMAGE = ("ghcr.io/flux-framework/flux-operator@sha256:"
+                    + hashlib.sha256(b"stand-in controller image").hexdigest())
 
-    A vendored file stands in for the download from GitHub (the CRD alone, or the whole upstream manifest),
-    and the role's get_url still verifies the file's sha256.
+
+def operator_manifest_args(arch: str = "arm64", manifest: Path = OPERATOR_MANIFEST) -> list[str]:
+    """Extra variables giving flux_operator a local manifest, checksum-verified as the upstream one is,
+    and its controller image pinned (CONTROLLER_IMAGE).
+
+    The vendored upstream manifest stands in for the download from GitHub, and the role's get_url still
+    verifies the file's sha256.
     """
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
     return ["-e", f"flux_operator_manifest_url=file://{manifest}",
-            "-e", json.dumps({"flux_operator_manifest_checksums": {arch: f"sha256:{digest}"}})]
+            "-e", json.dumps({"flux_operator_manifest_checksums": {arch: f"sha256:{digest}"},
+                              "flux_operator_controller_images": {arch: CONTROLLER_IMAGE}})]
 
 
 @dataclass

@@ -136,12 +136,23 @@ def delete(name: str, region: str) -> int:
     return 0
 
 
+#: the flags eksctl 0.225 takes for each command the role runs (the ones used here); others are refused
+KNOWN_FLAGS = {
+    ("create", "cluster"): {"config-file", "timeout", "write-kubeconfig"},
+    ("utils", "write-kubeconfig"): {"cluster", "region", "kubeconfig"},
+    ("delete", "cluster"): {"name", "region", "wait", "force", "disable-nodegroup-eviction", "timeout", "parallel"},
+}
+
+
 def main(argv: list[str]) -> int:
     if log := os.environ.get("FAKE_EKSCTL_LOG"):
         with open(log, "a") as handle:
             handle.write(" ".join(argv) + "\n")
     words = [arg for arg in argv if not arg.startswith("--")]
     options = flags(argv)
+    unknown = sorted(set(options) - KNOWN_FLAGS.get(tuple(words[:2]), set(options)))
+    if unknown:
+        return fail(f"unknown flag: --{unknown[0]}")
     if words[:1] == ["version"]:
         print(VERSION)
         return 0

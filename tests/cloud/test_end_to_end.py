@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cloud.conftest import OPERATOR_MANIFEST, client, eksctl_args, operator_manifest_args
+from tests.cloud.conftest import CONTROLLER_IMAGE, client, eksctl_args, operator_manifest_args
 from tests.conftest import REPO, planner
 
 pytestmark = pytest.mark.cloud_e2e
@@ -54,13 +54,15 @@ def pod_calls(pod_dir: Path) -> list[list[str]]:
 def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path: Path) -> None:
     # The pods' image directory is not the experiment's default: the sweep must take it from the state file.
     up = playbook(CLUSTER, "-e", "arch=arm64", "-e", "confirm=true", *eksctl_args(fake_eksctl),
-                  *operator_manifest_args("arm64", OPERATOR_MANIFEST), "-e", "minicluster_sif_dir=/tmp/images",
+                  *operator_manifest_args("arm64"), "-e", "minicluster_sif_dir=/tmp/images",
                   env=kube.env)
     assert up.rc == 0, up
 
     # Kubernetes holds what the roles applied, as the operator and the MiniCluster left it.
     (deployment,) = kube.objects("apps", "deployments", "operator-system")
     assert {c["type"]: c["status"] for c in deployment["status"]["conditions"]}["Available"] == "True"
+    assert [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "manager"] == [
+        CONTROLLER_IMAGE], "the controller image is pinned by digest"
     (minicluster,) = kube.objects("flux-framework.org", "miniclusters", "compat-lab")
     assert minicluster["spec"]["size"] == 2 and minicluster["spec"]["interactive"] is True
     pods = kube.objects("", "pods", "compat-lab")
@@ -99,10 +101,13 @@ def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path
 
     # Teardown: the state file first, then the MiniCluster, the operator and the cluster.
     down = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent",
-                    *operator_manifest_args("arm64", OPERATOR_MANIFEST), env=kube.env)
+                    *operator_manifest_args("arm64"), env=kube.env)
     assert down.rc == 0, down
     assert "Could not delete" not in down.out, down
     assert not (up.state_dir / "clusters" / "eks-arm64.json").exists()
     assert kube.objects("flux-framework.org", "miniclusters") == [] and kube.objects("", "pods") == []
     assert kube.objects("apps", "deployments") == [] and kube.objects("", "namespaces") == []
     assert client(aws, "eks").list_clusters()["clusters"] == []
+    deleted = (tmp_path / "eksctl.log").read_text().splitlines()[-1].split()
+    assert deleted[:2] == ["delete", "cluster"]
+    assert {"--wait", "--disable-nodegroup-eviction", "--force"} <= set(deleted), "a blocked drain cannot stall it"

@@ -147,7 +147,8 @@ def test_the_stand_in_kubectl_execs_in_the_pods_own_directory_and_refuses_what_k
     assert (pod_dir / "tmp" / "compat-lab" / "f").read_text() == "hi\n"
 
     missing = kubectl(kube, *base, "compat-lab-0-nope", "--", "true")
-    assert missing.returncode == 1 and 'Error from server (NotFound): pods "compat-lab-0-nope" not found' in missing.stderr
+    assert missing.returncode == 1
+    assert 'Error from server (NotFound): pods "compat-lab-0-nope" not found' in missing.stderr
     no_container = kubectl(kube, *base, lead.metadata.name, "-c", "other", "--", "true")
     assert no_container.returncode == 1 and "container other not found" in no_container.stderr
 
