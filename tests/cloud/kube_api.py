@@ -155,7 +155,6 @@ class Cluster:
     objects: dict[tuple[str, str, str, str], dict] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     version: int = 0
-    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) in order
     rolling_out: dict[str, int] = field(default_factory=dict)  # deployment uid -> generation being rolled out
 
     # --- kinds ----------------------------------------------------------------------------------
@@ -204,7 +203,7 @@ class Cluster:
         if kind.namespaced and ("", "namespaces", "", namespace) not in self.objects:
             raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
         if kind.schema is not None:
-            errors = sorted(jsonschema.Draft7Validator(kind.schema).iter_errors(obj), key=lambda e: list(e.path))
+            errors = sorted(jsonschema.Draft7Validator(kind.schema).iter_errors(obj), key=lambda e: str(list(e.path)))
             if errors:
                 causes = "; ".join(f"{'.'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors)
                 raise ApiError(422, "Invalid", f'{kind.kind}.{kind.group} "{meta["name"]}" is invalid: {causes}')
@@ -384,7 +383,6 @@ class Handler(BaseHTTPRequestHandler):
         query = dict(urllib.parse.parse_qsl(url.query))
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        cluster.requests.append((self.command, url.path))
         try:
             if cluster.token and self.headers.get("Authorization") != f"Bearer {cluster.token}":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
