@@ -91,9 +91,10 @@ def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path
     assert state["sif_dir"] == "/tmp/images"
     sif = f"/tmp/images/lammps-matrix_{VARIANT}.sif"
     runs = [call[1:] for call in pod_calls(lead_dir) if call[:2] == ["flux", "run"]]
-    assert runs == [["run", "-N", "2", "-n", "128", "-o", "cpu-affinity=per-task", "singularity", "exec", "--pwd",
-                     "/opt/lammps/examples/reaxff/HNS", sif, "lmp", "-v", "x", "1", "-v", "y", "1", "-v", "z", "1",
-                     "-in", "in.reaxc.hns", "-nocite"]]
+    # the planner's command, with what the MPICH launch rule adds (-o pmi=simple), and the recorded image directory
+    assert runs == [["run", "-N", "2", "-n", "128", "-o", "cpu-affinity=per-task", "-o", "pmi=simple",
+                     "singularity", "exec", "--pwd", "/opt/lammps/examples/reaxff/HNS", sif,
+                     "lmp", "-v", "x", "1", "-v", "y", "1", "-v", "z", "1", "-in", "in.reaxc.hns", "-nocite"]]
     assert (lead_dir / sif.lstrip("/")).is_file(), "the image was pulled into the pod's image directory"
     with sqlite3.connect(store) as db:
         stored = db.execute("SELECT cluster, variant, status FROM runs").fetchall()
