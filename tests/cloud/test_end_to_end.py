@@ -91,14 +91,16 @@ def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path
     assert state["sif_dir"] == "/tmp/images"
     sif = f"/tmp/images/lammps-matrix_{VARIANT}.sif"
     runs = [call[1:] for call in pod_calls(lead_dir) if call[:2] == ["flux", "run"]]
-    # the planner's command, with what the MPICH launch rule adds (-o pmi=simple), and the recorded image directory
-    assert runs == [["run", "-N", "2", "-n", "128", "-o", "cpu-affinity=per-task", "-o", "pmi=simple",
+    with sqlite3.connect(store) as db:
+        stored = db.execute("SELECT id, cluster, variant, status FROM runs").fetchall()
+    assert [row[1:] for row in stored] == [("eks-arm64", VARIANT, "ok")]
+    # the planner's command (the run id as Flux's job name, the sweep's time limit), with what the MPICH
+    # launch rule adds (-o pmi=simple), and the image directory the state file records
+    assert runs == [["run", f"--job-name={stored[0][0]}", "-t", "60s", "-N", "2", "-n", "128",
+                     "-o", "cpu-affinity=per-task", "-o", "pmi=simple",
                      "singularity", "exec", "--pwd", "/opt/lammps/examples/reaxff/HNS", sif,
                      "lmp", "-v", "x", "1", "-v", "y", "1", "-v", "z", "1", "-in", "in.reaxc.hns", "-nocite"]]
     assert (lead_dir / sif.lstrip("/")).is_file(), "the image was pulled into the pod's image directory"
-    with sqlite3.connect(store) as db:
-        stored = db.execute("SELECT cluster, variant, status FROM runs").fetchall()
-    assert stored == [("eks-arm64", VARIANT, "ok")]
 
     # Teardown: the state file first, then the MiniCluster, the operator and the cluster.
     down = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent",
