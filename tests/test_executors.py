@@ -21,8 +21,8 @@ from tests.conftest import REPO
 
 FILES = REPO / "roles" / "run_matrix" / "files"
 EXECUTORS = {"python": [sys.executable, str(FILES / "execute_run.py")], "sh": ["sh", str(FILES / "execute_run.sh")]}
-KEYS = {"id", "rc", "timed_out", "wall", "user", "sys", "maxrss_kb", "started", "finished", "host", "log_path",
-        "output"}
+KEYS = {"id", "rc", "timed_out", "wall", "queue", "user", "sys", "maxrss_kb", "rusage_of", "started", "finished",
+        "host", "log_path", "output"}
 REPORTED, BAD_REQUEST, STOPPED = 0, 2, 3
 
 pytestmark = pytest.mark.parametrize("executor", sorted(EXECUTORS))
@@ -80,6 +80,8 @@ def test_a_run_that_ends_is_reported_with_its_output_environment_and_resources(e
     assert result["log_path"] == str(run_dir / "output.log")
     assert 0 <= result["wall"] < 30 and result["finished"] >= result["started"]
     assert result["maxrss_kb"] is None or result["maxrss_kb"] > 0
+    # no Flux job (-j): the time is the command's, and so are the resources
+    assert (result["queue"], result["rusage_of"]) == (None, "command")
 
 
 def test_a_failing_command_is_reported_not_an_executor_failure(executor: str, tmp_path: Path) -> None:
@@ -285,3 +287,27 @@ def test_a_profile_the_machine_denies_is_recorded_unavailable_and_the_run_goes_o
     from planner.core import profile
 
     assert profile.parse(["ebpf"], first["profile"], first["output"]).status["ebpf"].startswith("unavailable: ")
+def test_a_second_executor_in_a_run_directory_waits_for_the_first_and_runs_nothing(executor: str,
+                                                                                 tmp_path: Path) -> None:
+    """One executor per run directory (a sweep resumed while an earlier one's executor still works there)."""
+    counter = tmp_path / "count"
+    args = ["run-1", "30", str(tmp_path / "run"), "0", "sh", "-c", f"echo ran >> {counter}; sleep 2; echo done"]
+    first = execute("python", *args, wait=False)
+    wait_for(counter.exists)
+    second = reported(execute(executor, *args))
+    out, _ = first.communicate(timeout=60)
+    assert second == {**json.loads(out), "cached": True}
+    assert counter.read_text() == "ran\n"
+
+
+def test_a_stop_while_waiting_for_another_executor_runs_nothing(executor: str, tmp_path: Path) -> None:
+    stop, marker = tmp_path / "stop", tmp_path / "ran"
+    first = execute("python", "run-1", "30", str(tmp_path / "run"), "0", "sleep", "3", wait=False)
+    wait_for(lambda: (tmp_path / "run" / "output.log").exists())
+    waiting = execute(executor, "-s", str(stop), "run-1", "30", str(tmp_path / "run"), "0", "touch", str(marker),
+                      wait=False)
+    time.sleep(0.5)
+    stop.touch()
+    out, _ = waiting.communicate(timeout=30)
+    assert (waiting.returncode, out) == (STOPPED, "") and not marker.exists()
+    first.communicate(timeout=30)

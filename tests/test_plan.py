@@ -81,13 +81,18 @@ def test_cores_packages_and_suffix_rules() -> None:
 
 def test_the_original_experiment_command_on_one_and_two_nodes(ws: Workspace) -> None:
     plan = expand(ws.exp, ws.clusters, ws.variants, cluster="eks-arm64", only_variants=["mpich-ubuntu-22.04-arm64"])
-    commands = {(r.options.nodes, r.parameters["x"]): ws.launch(r).shell() for r in plan.runs}
+    runs = {(r.options.nodes, r.parameters["x"], r.repeat): r for r in plan.runs}
+    commands = {point: ws.launch(run).shell() for point, run in runs.items()}
     sif = "/tmp/compat-lab/sif/lammps-matrix_mpich-ubuntu-22.04-arm64.sif"
-    # the original command, with the PMI service the MPICH launch rule makes explicit (Flux's default)
-    assert commands[(2, 1)] == ("flux run -N 2 -n 128 -o cpu-affinity=per-task -o pmi=simple singularity exec --pwd "
-                                f"/opt/lammps/examples/reaxff/HNS {sif} lmp -v x 1 -v y 1 -v z 1 -in in.reaxc.hns "
-                                "-nocite")
-    assert commands[(1, 1)].startswith("flux run -N 1 -n 64 -o cpu-affinity=per-task -o pmi=simple singularity exec")
+    # the original command, with the PMI service the MPICH launch rule makes explicit (Flux's default), the
+    # job named after the run (a stop or a later sweep finds it in Flux) and Flux enforcing the timeout
+    assert commands[(2, 1, 0)] == (f"flux run --job-name={runs[(2, 1, 0)].id} -t 3600s -N 2 -n 128 "
+                                   "-o cpu-affinity=per-task -o pmi=simple singularity exec --pwd "
+                                   f"/opt/lammps/examples/reaxff/HNS {sif} lmp -v x 1 -v y 1 -v z 1 -in in.reaxc.hns "
+                                   "-nocite")
+    assert commands[(1, 1, 0)].startswith(f"flux run --job-name={runs[(1, 1, 0)].id} -t 3600s -N 1 -n 64 "
+                                          "-o cpu-affinity=per-task -o pmi=simple singularity exec")
+    assert len({run.id for run in runs.values()}) == len(runs)  # every repeat its own job name
 
 
 def test_local_command_binds_the_variant_mpi_and_stages_inputs(ws: Workspace) -> None:

@@ -46,17 +46,17 @@ def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path, capsys:
     db.commit()
     db.close()
     before = path.read_bytes()
-    with pytest.raises(StoreError, match="schema version 99 is not 2"):
+    with pytest.raises(StoreError, match="schema version 99 is not 3"):
         Store(path)
     assert main(["results", "--store", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 2" in err
+    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 3" in err
     assert len(err.strip().splitlines()) == 1
     assert path.read_bytes() == before
 
 
-def test_a_schema_1_store_is_migrated_keeping_its_runs_and_takes_profiles(tmp_path: Path) -> None:
-    """A store written before profiles (schema 1: no `profiles` table) is brought to schema 2 when opened,
+def test_a_schema_2_store_is_migrated_keeping_its_runs_and_takes_profiles(tmp_path: Path) -> None:
+    """A store written before profiles (schema 2: no `profiles` table) is brought to schema 3 when opened,
     in one transaction: its runs stay, and new runs keep which profilers ran."""
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
@@ -64,7 +64,7 @@ def test_a_schema_1_store_is_migrated_keeping_its_runs_and_takes_profiles(tmp_pa
     db = sqlite3.connect(path)
     with db:
         db.execute("DROP TABLE profiles")
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     db.close()
     with Store(path) as store:
         [old] = store.records()
@@ -76,7 +76,7 @@ def test_a_schema_1_store_is_migrated_keeping_its_runs_and_takes_profiles(tmp_pa
     assert new.foms["ebpf.runq_wait_p99_us"] == 40.0
     assert new.profiles == {"ebpf": "ok", "perf": "unavailable: perf is not installed"}
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
 
 
 def test_corrupt_store_is_bad_input_and_left_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,3 +94,30 @@ def test_results_on_a_missing_store_says_to_sweep_first(tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'none.sqlite'}") and "run `python -m planner sweep`" in err
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_store_of_schema_version_1_is_upgraded_in_place_keeping_its_runs(tmp_path: Path) -> None:
+    """Version 2 added where a run's time went (queue wait) and whose resource use is recorded, version 3
+    which profilers ran: a version-1 store gets both."""
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.add(_record("old"))
+    db = sqlite3.connect(path)  # what a version-1 planner wrote
+    for column in ("queue_wait", "rusage_of"):
+        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    db.execute("DROP TABLE profiles")
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert [record.id for record in store.records()] == ["old"]
+        new = _record("new")
+        new.queue_wait, new.rusage_of = 2.5, "flux-client"
+        store.add(new)
+    with Store(path) as store:
+        kept = {record.id: record for record in store.records()}
+    assert (kept["new"].queue_wait, kept["new"].rusage_of) == (2.5, "flux-client")
+    assert (kept["old"].queue_wait, kept["old"].rusage_of) == (None, None) and kept["old"].profiles == {}
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    db.close()

@@ -14,6 +14,7 @@ from planner.core.metrics import DEFAULT_METRIC, GOALS
 from planner.edges.store import check_path, default_path
 
 if TYPE_CHECKING:
+    from planner.learn.adaptive import Budget
     from planner.learn.catalog import Catalog
 
 DEFAULT_EXPERIMENT = "experiments/lammps.yaml"
@@ -61,6 +62,15 @@ def repeats(text: str) -> int:
     if positive(text) > MAX_REPEATS:
         raise argparse.ArgumentTypeError(f"{text} is more than {MAX_REPEATS}, the most repeats a sweep takes")
     return int(text)
+
+
+def budget(text: str) -> Budget:
+    from planner.learn.adaptive import Budget
+
+    try:
+        return Budget.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def store_path(args: argparse.Namespace) -> Path:

@@ -8,6 +8,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from planner.core.metrics import DEFAULT_METRIC, resolve_metric
 from planner.core.summary import options_label, summarize
 from planner.edges.store import FILTERS, Store
 
+#: Share of the plan an adaptive sweep may run without --budget.
+DEFAULT_BUDGET = 0.25
 #: Bytes of a log `parse-log` reads (a long LAMMPS run's thermo output included).
 MAX_LOG_BYTES = 512 << 20
 
@@ -109,7 +112,6 @@ def _print_plan(rows: list[dict[str, Any]], excluded: list[dict[str, Any]], ws: 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from planner.edges.sweep import (
-        INTERRUPTED,
         SweepReport,
         Workspace,
         check_profiles,
@@ -125,13 +127,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     path = cli_args.store_path(args)
     ws = Workspace.load(exp, artifacts=variants_cli.artifacts(args))
     ws.profile_override = args.profile
+    _check_adaptive_args(args)
     plan, _ = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console, install=False)
-    check_profiles(ws, plan.runs)
+    check_profiles(ws, plan.runs)  # what the experiment asks of the cluster, before whether it is up
     cluster = ws.clusters.get(args.cluster)
     if cluster is not None and cluster.kind != "local" and not args.dry_run:
         from planner.edges import cloud
 
         cloud.require_up(args.cluster)
+    if args.dry_run and args.adaptive:
+        return _adaptive_dry_run(args, ws, plan, console)
     if args.dry_run:
         rows = show_plan(args, ws, plan)
         if not args.json:
@@ -146,6 +151,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                         install=True)
         _refuse_unrunnable(args, ws, plan)
         report = SweepReport(install_seconds=install_seconds)
+        if args.adaptive:
+            return _adaptive_sweep(args, ws, store, plan, console, report)
         stored = store.ids(run.id for run in plan.runs)
         retry = store.ids((run.id for run in plan.runs), status="failed") if args.retry_failed else set()
         report.stored_before = len(stored) - len(retry)
@@ -167,6 +174,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         planned = {run.id for run in plan.runs}
         records = [r for r in store.records(cluster=args.cluster) if r.id in planned]
     _print_summary(console, records, f"Sweep results on {args.cluster}")
+    return _sweep_end(console, report, plan, args.cluster)
+
+
+def _sweep_end(console: Console, report: Any, plan: Any, cluster: str) -> int:
+    """What every sweep says at its end (runs, time, failures, what next) and its exit code."""
+    from planner.edges.sweep import INTERRUPTED
+
     if report.executed:
         overhead = report.run_seconds / report.app_seconds if report.app_seconds else float("nan")
         console.print(f"executed {report.executed} runs ({report.ok} ok, {report.failed} failed) in "
@@ -177,10 +191,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       "exit 0); `sweep --retry-failed` runs them again")
     if report.executed and not report.interrupted:
         console.print(f"next: python -m planner fit && python -m planner recommend "
-                      f"{plan.runs[0].app} {plan.runs[0].workload} --cluster {args.cluster}")
+                      f"{plan.runs[0].app} {plan.runs[0].workload} --cluster {cluster}")
     if report.interrupted:
         console.print(f"[yellow]interrupted[/]: {report.executed} run(s) stored this time; "
                       "run the same command again to resume")
+        for failure in report.cancel_failures:
+            console.print(f"[red]the sweep's jobs on {cluster} may still run[/] (cancelling them failed: "
+                          f"{failure}); the next sweep cancels a job of the same run before it starts it again")
         return INTERRUPTED
     if report.playbook_failures:
         for failure in report.playbook_failures:
@@ -194,6 +211,106 @@ def _profilers(text: str) -> tuple[str, ...]:
         return profile.parse_names(text)
     except InputError as err:
         raise argparse.ArgumentTypeError(err.detail) from None
+
+
+def _check_adaptive_args(args: argparse.Namespace) -> None:
+    if args.budget is not None and not args.adaptive:
+        raise InputError("sets how many runs an adaptive sweep may do: add --adaptive", field="--budget")
+    if args.adaptive and args.retry_failed:
+        raise InputError("--retry-failed runs every failed run again, while an adaptive sweep chooses its runs: "
+                         "use one or the other", field="--adaptive")
+
+
+def _budget(args: argparse.Namespace, plan: Any) -> Any:
+    from planner.learn.adaptive import Budget
+
+    budget = args.budget or Budget(share=DEFAULT_BUDGET)
+    try:
+        budget.of(len(plan.runs))
+    except ValueError as err:
+        raise InputError(str(err), field="--budget") from None
+    return budget
+
+
+def _adaptive_dry_run(args: argparse.Namespace, ws: Any, plan: Any, console: Console) -> int:
+    from planner.edges import adaptive
+
+    _refuse_unrunnable(args, ws, plan)
+    budget = _budget(args, plan)
+    path = cli_args.store_path(args)
+    store = Store(path, create=False) if path.exists() else None
+    try:
+        result = adaptive.first_batch(ws, store, plan, budget)
+    finally:
+        if store is not None:
+            store.close()
+    rows = [{"id": c.run.id, "workload": c.run.workload, "variant": c.run.variant,
+             "options": c.run.key()["options"], "repeat": c.run.repeat, "command": ws.launch(c.run).shell(),
+             "why": c.why} for c in result.first]
+    if args.json:
+        print(json.dumps({"adaptive": True, "cluster": args.cluster, "budget": result.budget,
+                          "plan_runs": result.plan_runs, "spent": result.spent, "prior": result.prior,
+                          "first_batch": rows, "stopped": result.stopped}, indent=2))
+        return 0
+    console.print(f"[bold]Adaptive sweep on {args.cluster}[/] (dry run): budget {result.budget} of the plan's "
+                  f"{result.plan_runs} runs ({budget}), {result.spent} spent before; {result.prior}")
+    if not rows:
+        console.print(f"nothing to run: {_stopped_text(result.stopped)}")
+    for row in rows:
+        console.print(f"  [cyan]{row['workload']}[/] {row['variant']} {options_label(row['options'])} repeat "
+                      f"{row['repeat']}: {row['why']}", soft_wrap=True)
+        console.print(f"    $ {row['command']}", soft_wrap=True, markup=False)
+    console.print(f"dry run: the first batch of {len(rows)} run(s); later batches depend on what these measure")
+    return 0
+
+
+def _stopped_text(stopped: str | None) -> str:
+    from planner.learn.adaptive import CHANCE, MARGIN
+
+    return {"budget": "the budget is spent",
+            "confident": f"the chance that an unmeasured point beats the best measured one by "
+                         f"{math.exp(MARGIN) - 1:.0%} or more fell below {CHANCE:.0%}",
+            "exhausted": "every planned run is done"}.get(stopped or "", "interrupted")
+
+
+def _adaptive_sweep(args: argparse.Namespace, ws: Any, store: Store, plan: Any, console: Console,
+                    report: Any) -> int:
+    from planner.edges import adaptive
+
+    result = adaptive.run(ws, store, plan, _budget(args, plan), console, report)
+    planned = {run.id for run in plan.runs}
+    records = [r for r in store.records(cluster=args.cluster) if r.id in planned]
+    _print_summary(console, records, f"Adaptive sweep results on {args.cluster}")
+    console.print(f"adaptive sweep: {result.spent} of {result.budget} budgeted runs spent ({result.plan_runs} in "
+                  f"the plan); stopped: {_stopped_text(result.stopped)}")
+    for outcome in result.outcomes:
+        item = adaptive.describe(outcome)
+        best = item["best"]
+        if best is None:
+            console.print(f"  {item['workload']}: nothing measured successfully yet")
+            continue
+        likeliest = item["likeliest"]
+        also = f" (likeliest: {likeliest['variant']} {options_label(likeliest['options'])}, " \
+               f"{likeliest['chance']:.0%})" if likeliest and likeliest["chance"] >= 0.005 else ""
+        console.print(f"  {item['workload']}: best {best['variant']} {options_label(best['options'])}: "
+                      f"{adaptive.METRIC.name} {best['median']:.4g} (median of {best['runs']} run(s)); chance an "
+                      f"unmeasured point beats it by 5% or more: {item['chance_unmeasured_beats_by_5pct']:.0%}{also}",
+                      soft_wrap=True)
+    left = sum(outcome.runs_left for outcome in result.outcomes)
+    wall = adaptive.median_wall(result)
+    cost = f" (~{_duration(left * wall)} at the median {wall:.1f} s per run here)" if wall else ""
+    console.print(f"an exhaustive sweep would still run {left} of the plan's {result.plan_runs} runs{cost}")
+    refits = sum(result.refit_seconds)
+    if report.run_seconds:
+        console.print(f"model: prior fitted in {result.fit_seconds:.2f} s, {len(result.refit_seconds)} refit(s) in "
+                      f"{refits:.3f} s: {(result.fit_seconds + refits) / report.run_seconds:.1%} of the "
+                      f"{report.run_seconds:.1f} s the runs took ({refits / report.run_seconds:.2%} for the refits)")
+    return _sweep_end(console, report, plan, args.cluster)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
 
 
 def _refuse_unrunnable(args: argparse.Namespace, ws: Any, plan: Any) -> None:
@@ -352,7 +469,16 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the runs stored as failed (killed, timed out, ...), replacing their records "
                         "(default: every stored run is skipped)")
-    p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    p.add_argument("--adaptive", action="store_true",
+                   help="model-guided: start from what the store and the model know (other clusters, other "
+                        "workloads), run first the points that can change the answer, refit after each batch, stop "
+                        "at the budget or when no unmeasured point has a 10%% chance of beating the best by 5%%; "
+                        "an interrupted adaptive sweep resumes its decisions")
+    p.add_argument("--budget", type=cli_args.budget, default=None, metavar="N|P%",
+                   help=f"with --adaptive: at most N runs, or P%% of the plan's runs (default: "
+                        f"{DEFAULT_BUDGET:.0%}%); repeats count like any run")
+    p.add_argument("--json", action="store_true",
+                   help="with --dry-run: print the plan (with --adaptive: the first batch) as JSON")
     p.add_argument("--profile", type=_profilers, default=None, metavar="P[,P]...",
                    help="record profiles beside the figures of merit, for this sweep's runs: rusage (per rank), "
                         "perf (perf stat software events), ebpf (bpftrace: run-queue wait, on-CPU, futex and "

@@ -6,8 +6,10 @@ Ansible roles execute it as data and never re-assemble command lines.
 - local (native variants): `mpiexec -n T [-bind-to ...] lmp -in IN -v k v ... [-sf S -pk omp N] -nocite`,
   the variant's MPI library bound through LD_LIBRARY_PATH; the input's files are staged (linked) into
   the run's own directory from the adapted copy written by `planner.core.inputs`.
-- MiniCluster (container variants): `flux run -N n -n T [-c t] [-o cpu-affinity=A] [-o pmi=P] [-o K=V]
-  singularity exec [--bind B] [--env K=V] --pwd WORKDIR SIF lmp -v k v ... -in IN [-sf S] [ARGS] -nocite`.
+- MiniCluster (container variants): `flux run --job-name=RUN_ID -t TIMEOUTs -N n -n T [-c t]
+  [-o cpu-affinity=A] [-o pmi=P] [-o K=V] singularity exec [--bind B] [--env K=V] --pwd WORKDIR SIF lmp
+  -v k v ... -in IN [-sf S] [ARGS] -nocite` (`recommend` describes a configuration, not a run: without the
+  job name and limit).
 
 Launch rules (the experiment's `launch_rules`) are applied before rendering, by `apply_rules`: what a
 matching rule adds goes into the run's options, so the command, the run id and the model's features all
@@ -44,6 +46,9 @@ class Launch:
     #: rusage): the executor's profiling step runs perf and ebpf around the launch, watching `profile_root`
     profile: tuple[str, ...] = ()
     profile_root: str = "tree"
+    #: the Flux job the command submits (`flux run --job-name`): the executor cancels it on a stop and asks
+    #: Flux for its run time; None for commands that are not Flux jobs
+    job: str | None = None
 
     def __post_init__(self) -> None:
         # names were validated where they entered (experiment, CSV); one that was not is a bug, and must
@@ -231,7 +236,12 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
     source = workload.container
     assert source is not None and variant.image is not None
     sif = sif_path(cluster, variant.image)
-    argv = ["flux", "run", "-N", str(run.options.nodes), "-n", str(run.options.tasks)]
+    # The run id names the job, so a stop or a later sweep finds it in Flux (`flux jobs --name`), and Flux's
+    # own time limit ends it: a timeout frees the nodes inside Flux instead of only ending the client. A run
+    # without a timeout is no execution but a configuration described (`recommend`): it gets neither.
+    executed = run.timeout > 0
+    argv = ["flux", "run", *([f"--job-name={run.id}", "-t", flux_duration(run.timeout)] if executed else []),
+            "-N", str(run.options.nodes), "-n", str(run.options.tasks)]
     if run.options.threads > 1:
         argv += ["-c", str(run.options.threads)]
     if run.options.affinity != "default":
@@ -248,4 +258,10 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
         if key != "OMP_NUM_THREADS" or run.options.threads > 1:
             argv += ["--env", f"{key}={value}"]
     argv += ["--pwd", source.workdir, sif, executable, *_app_args(run, app, source)]
-    return Launch(argv, {}, image=variant.image, sif=sif, rank_start=rank_start)
+    return Launch(argv, {}, image=variant.image, sif=sif, rank_start=rank_start,
+                  job=run.id if executed else None)
+
+
+def flux_duration(seconds: float) -> str:
+    """Seconds as a Flux standard duration (RFC 23; a bare number would be minutes to `flux run -t`)."""
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds}s"

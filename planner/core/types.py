@@ -195,6 +195,11 @@ class RunRecord:
     user_time: float | None = None
     sys_time: float | None = None
     maxrss_kb: int | None = None
+    #: seconds the run waited in the cluster's queue before it ran (Flux); `wall` excludes it
+    queue_wait: float | None = None
+    #: whose user/sys time and max RSS these are: "command" (the launched command and what it waited for:
+    #: mpiexec and its ranks on this machine) or "flux-client" (the `flux run` client, not the app's tasks)
+    rusage_of: str | None = None
     host: str | None = None
     command: str | None = None
     log_path: str | None = None

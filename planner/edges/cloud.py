@@ -77,5 +77,8 @@ def require_up(name: str, state_dir: Path | None = None) -> dict[str, Any]:
 
 def sweep_vars(name: str, state_dir: Path | None = None) -> dict[str, Any]:
     """Extra variables with which playbooks/sweep.yml reaches the cluster's lead broker (minicluster's
-    `connect` entry point, which reads <state dir>/clusters/<name>.json)."""
-    return {"minicluster_cluster_name": name, "minicluster_state_dir": str(state_dir or default_state_dir())}
+    `connect` entry point, which reads <state dir>/clusters/<name>.json) and sources the Flux environment
+    script the state file records."""
+    found = {"minicluster_cluster_name": name, "minicluster_state_dir": str(state_dir or default_state_dir())}
+    env_script = (cluster_status(name, state_dir).get("flux") or {}).get("env_script")
+    return found | ({"run_matrix_flux_env_script": env_script} if env_script else {})

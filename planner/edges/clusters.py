@@ -2,20 +2,26 @@
 
 The local cluster is this machine: archspec names its microarchitecture, the scheduler affinity
 gives its cores, /proc/meminfo its memory, and containers can run where singularity or apptainer is
-installed. EKS clusters are described by the experiment (instance type, nodes, cores per node).
+installed. An EKS cluster that is up is what its state file says (planner.edges.cloud: the nodes and
+cores Flux reported at bring-up, the instance type, the pods' image directory); the experiment's values
+describe it only until then, for planning, and one that disagrees with the state file is bad input.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
+from pathlib import Path
+from typing import Any
 
 import archspec.cpu
 
 from planner.core import archs
 from planner.core.experiment import Cluster, Experiment
 from planner.core.types import ClusterInfo
+from planner.edges import cloud
 
 
 @functools.cache
@@ -46,5 +52,26 @@ def cluster_info(name: str, cluster: Cluster) -> ClusterInfo:
                        cluster.price_per_hour, None, cluster.sif_dir, "singularity")
 
 
-def cluster_infos(exp: Experiment) -> dict[str, ClusterInfo]:
-    return {name: cluster_info(name, cluster) for name, cluster in exp.clusters.items()}
+def as_brought_up(exp: Experiment, name: str, info: ClusterInfo, state: dict[str, Any]) -> ClusterInfo:
+    """The cluster as its state file records it; InputError where the experiment says otherwise."""
+    flux = state.get("flux") or {}
+    actual = {"arch": state.get("arch"), "nodes": flux.get("nodes"), "cores_per_node": state.get("cores_per_node"),
+              "instance_type": state.get("instance_type"), "sif_dir": state.get("sif_dir")}
+    declared = exp.clusters[name]
+    for key, value in actual.items():
+        typed = getattr(declared, key)
+        if value is not None and key in declared.model_fields_set and typed != value:
+            raise exp.error(f"{typed} in the experiment, but cluster {name} has {value} (what Flux and EKS reported "
+                            f"at bring-up, {state['state_file']}): remove or correct it", "clusters", name, key)
+    found = {key: value for key, value in actual.items() if value is not None and key != "arch"}
+    return dataclasses.replace(info, **found)
+
+
+def cluster_infos(exp: Experiment, state_dir: Path | None = None) -> dict[str, ClusterInfo]:
+    """Every cluster of the experiment; an EKS cluster that is up as its state file says (`as_brought_up`)."""
+    infos = {}
+    for name, cluster in exp.clusters.items():
+        infos[name] = cluster_info(name, cluster)
+        if cluster.kind == "eks" and (status := cloud.cluster_status(name, state_dir))["up"]:
+            infos[name] = as_brought_up(exp, name, infos[name], status)
+    return infos

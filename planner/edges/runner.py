@@ -15,6 +15,8 @@ with `-e @FILE`. That also keeps a large matrix off the command line (one argume
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shlex
 import subprocess
@@ -61,8 +63,11 @@ ItemHandler = Callable[[str, dict[str, Any]], None]
 
 def run_playbook(request: PlaybookRequest, *, on_item: ItemHandler | None = None,
                  on_task: Callable[[str], None] | None = None,
-                 cancel: Callable[[], bool] | None = None) -> PlaybookResult:
-    """Run a playbook; `on_item(task_name, result)` is called as each loop item finishes."""
+                 cancel: Callable[[], bool] | None = None,
+                 on_death: PlaybookRequest | None = None) -> PlaybookResult:
+    """Run a playbook; `on_item(task_name, result)` is called as each loop item finishes. Should this
+    process die meanwhile, the watchdog ends what it started here, then runs `on_death` (what stops the
+    work elsewhere, e.g. a sweep's jobs on a cluster)."""
     failures: list[str] = []
 
     def handle(event: dict[str, Any]) -> bool:
@@ -81,14 +86,22 @@ def run_playbook(request: PlaybookRequest, *, on_item: ItemHandler | None = None
 
     bindir = str(Path(sys.executable).parent)
     # ansible-playbook and everything it starts carry our PID; the watchdog stops them if we die uncleanly
-    watchdog = subprocess.Popen([sys.executable, "-m", "planner.edges.watchdog", str(os.getpid())],
-                                cwd=str(REPO), start_new_session=True, stdin=subprocess.DEVNULL,
+    argv = [sys.executable, "-m", "planner.edges.watchdog", str(os.getpid())]
+    orders = None
+    if on_death is not None:  # run by the watchdog with this module's entry point below, from a file (it may be large)
+        fd, orders = tempfile.mkstemp(prefix="compat-lab-on-death-", suffix=".json")
+        with os.fdopen(fd, "w") as orders_file:
+            json.dump(dataclasses.asdict(on_death), orders_file)
+        argv += [sys.executable, "-m", "planner.edges.runner", orders]
+    watchdog = subprocess.Popen(argv, cwd=str(REPO), start_new_session=True, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         result = _run(request, handle, cancel, failures, bindir)
     finally:
         watchdog.terminate()
         watchdog.wait()
+        if orders is not None:
+            Path(orders).unlink(missing_ok=True)
     if result.status == "canceled":
         _settle(os.getpid())
     return result
@@ -158,3 +171,12 @@ def unsafe_vars(variables: dict[str, Any]) -> str:
     """A vars file (YAML) that gives Ansible each variable's value as data it never templates."""
     return yaml.dump({name: _Unsafe(value) for name, value in variables.items()}, Dumper=_UnsafeDumper,
                      allow_unicode=True, width=1 << 30, sort_keys=False)
+
+
+if __name__ == "__main__":
+    # `python -m planner.edges.runner FILE`: how the watchdog runs a PlaybookRequest (on_death), kept as JSON
+    # in FILE, which it removes once read
+    order = Path(sys.argv[1])
+    request = PlaybookRequest(**json.loads(order.read_text()))
+    order.unlink()
+    sys.exit(0 if run_playbook(request).ok else 1)

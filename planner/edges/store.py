@@ -27,7 +27,7 @@ from typing import Any
 from planner.core.errors import InputError, StoreError
 from planner.core.types import RunRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Bytes written into the runs directory before a sweep: room for a few run logs.
 WRITE_PROBE_BYTES = 1 << 20
 
@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS runs (
     user_time REAL,
     sys_time REAL,
     maxrss_kb INTEGER,
+    queue_wait REAL,                -- seconds in the cluster's queue before the run ran (not in wall)
+    rusage_of TEXT,                 -- whose user_time/sys_time/maxrss_kb: command | flux-client
     host TEXT,
     command TEXT,                   -- the launch command as a person would type it
     log_path TEXT,
@@ -74,10 +76,14 @@ CREATE TABLE IF NOT EXISTS profiles (
 ) WITHOUT ROWID;
 """
 
-#: From each older schema version to the next: the statements, run in one transaction.
-_MIGRATIONS = {
-    # 1 -> 2: which profilers ran for each run (none for the runs stored before)
-    "1": _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS profiles"):],
+#: From each older schema version to the next, what it lacks, added in place when such a store is opened
+#: (all steps in one transaction)
+_UPGRADES = {
+    # 1 -> 2: Flux's queue wait apart from the run time, and whose resource use user/sys/RSS are
+    "1": ["ALTER TABLE runs ADD COLUMN queue_wait REAL", "ALTER TABLE runs ADD COLUMN rusage_of TEXT"],
+    # 2 -> 3: which profilers ran for each run (none for the runs stored before)
+    "2": [statement for statement in _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS profiles"):].split(";")
+          if statement.strip()],
 }
 
 
@@ -86,8 +92,8 @@ _COLUMNS = [name for name in RunRecord.__dataclass_fields__ if name not in {"fom
 _TABLES = {"meta", "runs", "foms", "profiles"}
 
 #: Files the planner keeps beside a store (its runs, the sweep lock, the stop file, the compspec artifacts
-#: `variants fetch` pulled) and SQLite's own.
-SIDE_SUFFIXES = (".runs", ".lock", ".stop", ".compspec", "-wal", "-shm", "-journal")
+#: `variants fetch` pulled, the decisions of adaptive sweeps) and SQLite's own.
+SIDE_SUFFIXES = (".runs", ".lock", ".stop", ".compspec", ".adaptive", "-wal", "-shm", "-journal")
 #: Filters `forget` accepts, each a column of `runs`.
 FILTERS = ("id", "cluster", "app", "workload", "variant", "source", "status")
 
@@ -224,8 +230,8 @@ class Store:
         if "meta" in tables:
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = row[0] if row else None
-            if str(version) in _MIGRATIONS and _TABLES - tables <= {"profiles"}:
-                self._migrate(str(version))
+            if str(version) in _UPGRADES and _TABLES - tables <= {"profiles"}:
+                self._upgrade(str(version))
                 return
             if str(version) != str(SCHEMA_VERSION):
                 raise StoreError(f"store schema version {version} is not {SCHEMA_VERSION}, the version this "
@@ -243,13 +249,13 @@ class Store:
                     self._db.execute(statement)
             self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
-    def _migrate(self, version: str) -> None:
-        """An older store brought to this version, all steps in one transaction (a crash leaves it as it was)."""
+    def _upgrade(self, version: str) -> None:
+        """An older store brought to this version, its runs untouched, all steps in one transaction (a crash
+        leaves it as it was)."""
         with self.transaction():
-            while version in _MIGRATIONS:
-                for statement in _MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+            while version in _UPGRADES:
+                for statement in _UPGRADES[version]:
+                    self._db.execute(statement)
                 version = str(int(version) + 1)
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
 

@@ -3,19 +3,22 @@
 Flow: experiment -> (local) materialize missing native variants with roles/local_cluster -> plan ->
 collect runs that finished after a previous sweep was killed (their result.json) -> hand only the
 pending runs to playbooks/sweep.yml through the runner adapter (as data Ansible never templates; see
-planner.edges.runner) -> each loop-item event is parsed and stored in its own transaction, and advances
-the progress bar. Only one sweep runs on a store at a time.
+planner.edges.runner) -> each loop-item event is parsed and stored in its own transaction (a log kept on a
+cluster is copied beside the store then), and advances the progress bar. Only one sweep runs on a store
+at a time. On a cluster, Ctrl-C, and the watchdog when the planner dies, cancel the sweep's jobs there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
 import shutil
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from planner.core import lammps_log, profile
 from planner.core.errors import InputError, WorkError
@@ -41,6 +52,9 @@ from planner.edges.variants import cache_dir, materialization_order, recipe_dige
 INTERRUPTED = 130
 #: Seconds the executors get to stop their runs after the stop file is written, before Ansible is killed.
 STOP_GRACE = 15.0
+#: Seconds an executor gives a Flux job beyond the run's timeout, which Flux enforces itself (`flux run -t`):
+#: its kill-timeout, the client's exit and a wait in Flux's queue. Past it the executor cancels the job.
+FLUX_BACKSTOP = 60.0
 
 
 @dataclass
@@ -110,6 +124,8 @@ class SweepReport:
     app_seconds: float = 0.0
     interrupted: bool = False
     playbook_failures: list[str] = field(default_factory=list)
+    #: why the sweep's jobs on a cluster could not be cancelled after an interruption (they may still run)
+    cancel_failures: list[str] = field(default_factory=list)
 
 
 def run_dir(store: Store, run_id: str) -> Path:
@@ -218,7 +234,8 @@ def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], 
         variant=run.variant, options=run.key()["options"], repeat=run.repeat, status=parsed.status,
         reason=parsed.reason, detail=parsed.detail, exit_code=result.get("rc"), started=result.get("started"),
         finished=result.get("finished"), wall=result.get("wall"), user_time=result.get("user"),
-        sys_time=result.get("sys"), maxrss_kb=result.get("maxrss_kb"), host=result.get("host"),
+        sys_time=result.get("sys"), maxrss_kb=result.get("maxrss_kb"), queue_wait=result.get("queue"),
+        rusage_of=result.get("rusage_of"), host=result.get("host"),
         command=launch.shell(), log_path=str(directory / "output.log"),
         variant_attrs=ws.variants[run.variant].attributes, cluster_attrs=ws.clusters[run.cluster].attributes(),
         source="sweep", foms={**parsed.foms, **profiled.metrics}, profiles=profiled.status)
@@ -278,28 +295,55 @@ def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_f
             shutil.rmtree(directory)
         step = ",".join(name for name in launch.profile if name in profile.STEP_PROFILERS)
         items.append({"id": run.id, "argv": launch.argv, "env": launch.env, "cwd": None, "stage": launch.stage,
-                      "timeout": run.timeout, "run_dir": str(directory), "image": launch.image, "sif": launch.sif,
-                      "owner_pid": os.getpid(), "stop_file": str(stop_file), "profile": step or None,
-                      "profile_root": launch.profile_root})
+                      "timeout": run.timeout + (FLUX_BACKSTOP if launch.job else 0.0), "run_dir": str(directory),
+                      "image": launch.image, "sif": launch.sif, "job": launch.job, "owner_pid": os.getpid(),
+                      "stop_file": str(stop_file), "profile": step or None, "profile_root": launch.profile_root})
     return items
 
 
-def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, report: SweepReport) -> None:
-    """Hand the runs to playbooks/sweep.yml; store each one as its loop item finishes."""
+def progress_bar(console: Console) -> Progress:
+    """The sweep's progress bar: runs done of the total, elapsed time and ETA."""
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, report: SweepReport,
+            bar: tuple[Progress, TaskID] | None = None) -> None:
+    """Hand the runs to playbooks/sweep.yml; store each one as its loop item finishes. `bar`: a progress bar
+    (and its task) that outlives this call, as an adaptive sweep's batches share one."""
     by_id = {run.id: run for run in runs}
     stop_file = store.side(".stop")
     stop_file.unlink(missing_ok=True)
     launches = {run.id: ws.launch(run) for run in runs}
     items = run_items(store, runs, launches, stop_file)
-    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     unstored: list[str] = []  # a run that could not be stored (a full disk) stops the sweep
-    stopping: list[float] = []  # when the stop file was written
+    stopping: list[float] = []  # when the executors were asked to stop
+    cluster = ws.clusters[runs[0].cluster]
+    request = sweep_request(cluster, items)
+    extravars = request.extravars
+    # On a cluster the executors and the runs' jobs are out of this machine's reach: a stop reaches them
+    # through the same playbook's cancel action (a stop file on the lead broker, `flux cancel` of the jobs),
+    # run here on Ctrl-C and by the watchdog should this process die.
+    halt = (dataclasses.replace(request, extravars={**extravars, "run_matrix_action": "cancel"})
+            if cluster.kind != "local" else None)
+    halting: list[threading.Thread] = []
 
     def stop() -> None:
-        stopping.append(time.monotonic())
         with contextlib.suppress(OSError):
             stop_file.touch()
+        if halt is None:
+            stopping.append(time.monotonic())
+        elif not halting:
+            halting.append(threading.Thread(target=cancel_on_cluster, daemon=True))
+            halting[0].start()
+
+    def cancel_on_cluster() -> None:
+        assert halt is not None
+        done = run_playbook(halt)
+        if not done.ok:
+            report.cancel_failures.extend(done.failures or [f"ansible-playbook ended {done.status}"])
+        stopping.append(time.monotonic())
 
     def cancel() -> bool:
         # the executors see the stop file and end their runs (each in a session of its own) within a
@@ -308,9 +352,9 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
 
     started = time.monotonic()
     try:
-        with Progress(*columns, console=console, transient=False) as progress, \
+        with (contextlib.nullcontext(bar[0]) if bar else progress_bar(console)) as progress, \
                 cancel_on_sigint(stop) as cancelled:
-            task = progress.add_task("sweep", total=len(runs))
+            task = bar[1] if bar else progress.add_task("sweep", total=len(runs))
 
             def on_item(task_name: str, res: dict[str, Any]) -> None:
                 line = next((ln for ln in (res.get("stdout") or "").splitlines() if ln.startswith("{")), None)
@@ -320,7 +364,14 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
                 run = by_id.get(result.get("id"))
                 if run is None:
                     return
-                record = record_for(ws, run, launches[run.id], result, run_dir(store, run.id))
+                directory = run_dir(store, run.id)
+                if Path(result.get("log_path") or "").resolve() != (directory / "output.log").resolve():
+                    # the log was kept on the cluster: its copy here is written as the run ends (the run is
+                    # stored even where the copy cannot be written: the store has its output parsed)
+                    with contextlib.suppress(OSError):
+                        directory.mkdir(parents=True, exist_ok=True)
+                        (directory / "output.log").write_text(result.get("output", ""))
+                record = record_for(ws, run, launches[run.id], result, directory)
                 try:
                     _store(store, record)
                 except WorkError as err:
@@ -337,27 +388,29 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
                                            f"{record.reason}: {record.detail}")
                 progress.update(task, advance=1, description=f"{run.workload} {run.variant}")
 
-            cluster = ws.clusters[runs[0].cluster]
-            extravars: dict[str, Any] = {"run_matrix_runs": items,
-                                         "run_matrix_launcher": "local" if cluster.kind == "local" else "flux"}
-            if cluster.kind != "local":
-                from planner.edges import cloud
-
-                extravars.update(cloud.sweep_vars(cluster.name), sweep_hosts="flux_lead_broker")
-            result = run_playbook(PlaybookRequest("playbooks/sweep.yml", _inventory(cluster), extravars),
-                                  on_item=on_item, cancel=cancel)
+            result = run_playbook(request, on_item=on_item, cancel=cancel, on_death=halt)
             report.interrupted = cancelled()
+            for thread in halting:
+                thread.join()
     finally:
         stop_file.unlink(missing_ok=True)
-    report.run_seconds = time.monotonic() - started
+    report.run_seconds += time.monotonic() - started
     if unstored:
         raise WorkError(unstored[0])
     if not result.ok and not report.interrupted:
         report.playbook_failures = result.failures or [f"ansible-playbook ended {result.status} (rc {result.rc})"]
 
 
-def _inventory(cluster: ClusterInfo) -> str:
-    return "inventories/local" if cluster.kind == "local" else "inventories/eks"
+def sweep_request(cluster: ClusterInfo, items: list[dict[str, Any]]) -> PlaybookRequest:
+    """playbooks/sweep.yml with these run items, on the cluster's hosts."""
+    extravars: dict[str, Any] = {"run_matrix_runs": items,
+                                 "run_matrix_launcher": "local" if cluster.kind == "local" else "flux"}
+    if cluster.kind == "local":
+        return PlaybookRequest("playbooks/sweep.yml", "inventories/local", extravars)
+    from planner.edges import cloud
+
+    extravars.update(cloud.sweep_vars(cluster.name), sweep_hosts="flux_lead_broker")
+    return PlaybookRequest("playbooks/sweep.yml", "inventories/eks", extravars)
 
 
 def prepare(ws: Workspace, cluster: str, workloads: list[str], variants: list[str], repeats: int | None,

@@ -1,8 +1,10 @@
 """Stops what a planner started when the planner dies without cleaning up (kill -9, a lost session).
 
-`python -m planner.edges.watchdog PID` polls PID; when it is gone, it terminates every process whose
-environment carries COMPAT_LAB_OWNER_PID=PID (ansible-playbook, its workers, the runs they execute),
-then exits. An orphaned ansible-playbook otherwise waits forever on the events nobody reads.
+`python -m planner.edges.watchdog PID [COMMAND...]` polls PID; when it is gone, it terminates every
+process whose environment carries COMPAT_LAB_OWNER_PID=PID (ansible-playbook, its workers, the runs they
+execute), then runs COMMAND (what stops the work elsewhere, such as a sweep's jobs on a cluster, which no
+local process table shows: planner.edges.runner passes its own request runner), then exits. An orphaned
+ansible-playbook otherwise waits forever on the events nobody reads.
 The runner adapter starts one per playbook and stops it when the playbook ends normally.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,6 +62,8 @@ def main(argv: list[str]) -> int:
     while alive(owner):
         time.sleep(0.5)
     reap(owner)
+    if len(argv) > 2:
+        subprocess.run(argv[2:], stdin=subprocess.DEVNULL, check=False)
     return 0
 
 

@@ -1,9 +1,11 @@
-"""A small HTTP front for a moto server: forwards every AWS call, and adds two things moto lacks.
+"""A small HTTP front for a moto server: forwards every AWS call, and adds what moto lacks.
 
 - Throttling on demand: the next N calls of an action (e.g. ``DescribeInstanceTypeOfferings``) get the
   error AWS sends when it throttles (EC2 ``RequestLimitExceeded`` with HTTP 503, ``ThrottlingException``
   for JSON APIs, ``Throttling`` for STS). moto never throttles, so the tests produce it here, in front
   of it, and count what was throttled and what reached moto.
+- Expired credentials on demand (``config.expired``): every call gets AWS's ``ExpiredToken`` refusal,
+  which moto (accepting any credentials) never sends.
 - EC2 vCPU quotas: moto's Service Quotas knows only VPC quotas, so ``GetServiceQuota`` for
   ``ServiceCode=ec2`` is answered from a seeded table (an unseeded code gets the same
   ``NoSuchResourceException`` AWS sends for a quota without an applied value).
@@ -30,6 +32,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 class FrontConfig:
     quotas: dict[str, float] = field(default_factory=dict)  # ec2 quota code -> applied value
     throttle: dict[str, int] = field(default_factory=dict)  # action -> calls still to throttle
+    expired: bool = False  # every call is refused as made with expired credentials
     throttled: Counter[str] = field(default_factory=Counter)
     forwarded: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -40,6 +43,7 @@ class FrontConfig:
             self.throttle.clear()
             self.throttled.clear()
             self.forwarded.clear()
+            self.expired = False
 
 
 def action_of(headers: dict[str, str], path: str, body: bytes) -> tuple[str, str]:
@@ -65,6 +69,17 @@ def throttling_reply(protocol: str, action: str, service: str) -> tuple[int, dic
         return 503, {"Content-Type": "text/xml"}, body
     body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
     return 400, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": "ThrottlingException"}, body
+
+
+def expired_reply(protocol: str) -> tuple[int, dict[str, str], bytes]:
+    """What AWS answers a call signed with expired session credentials (not retried by botocore)."""
+    if protocol == "query":
+        body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>The security token "
+                b"included in the request is expired</Message></Error><RequestId>expired</RequestId></ErrorResponse>")
+        return 403, {"Content-Type": "text/xml"}, body
+    body = json.dumps({"__type": "ExpiredTokenException",
+                       "message": "The security token included in the request is expired"}).encode()
+    return 403, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": "ExpiredTokenException"}, body
 
 
 class Front(ThreadingHTTPServer):
@@ -104,7 +119,9 @@ class Handler(BaseHTTPRequestHandler):
         service = credential[3] if len(credential) > 3 else ""
         config = self.server.config
         with config.lock:
-            if config.throttle.get(action, 0) > 0:
+            if config.expired:
+                reply = expired_reply(protocol)
+            elif config.throttle.get(action, 0) > 0:
                 config.throttle[action] -= 1
                 config.throttled[action] += 1
                 reply = throttling_reply(protocol, action, service)

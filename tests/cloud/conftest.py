@@ -5,8 +5,10 @@ repository's playbooks run as a user types them (ansible.cfg's inventory, -e), t
 archive being downloaded and checksum-verified. What is faked, because it cannot run here: eksctl itself
 (tests/cloud/fake_eksctl.py acts on the emulator instead of AWS), the throttling and the EC2 vCPU quotas
 moto lacks (tests/cloud/aws_front.py), Kubernetes (the fake eksctl's kubeconfig names a loopback port
-nothing listens on, so every Kubernetes call is refused), and in test_flux_runs.py the `flux` and
-`singularity` commands of a MiniCluster pod. No test touches DNS or a non-loopback address.
+nothing listens on, so every Kubernetes call is refused, unless a test starts the loopback stand-in API
+server of tests/cloud/kube_api.py with the `kube` fixture, whose pods the stand-in kubectl of
+tests/cloud/fake_kubectl.py execs into), and the `flux`, `singularity` and `lmp` commands of a MiniCluster
+pod (tests/cloud/fake_flux.py). No test touches DNS or a non-loopback address.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -27,8 +30,10 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.cloud import fake_flux, fake_kubectl
 from tests.cloud.aws_front import Front
 from tests.cloud.fake_eksctl import package
+from tests.cloud.kube_api import Cluster, KubeAPI
 from tests.conftest import REPO
 
 BIN = Path(sys.executable).parent
@@ -167,16 +172,75 @@ def playbook(tmp_path: Path, aws: Front):
 
 #: The Flux Operator's MiniCluster CRD, vendored from upstream (tests/data/README.md).
 CRD = REPO / "tests" / "data" / "flux-operator" / "minicluster-crd.yaml"
+#: The Flux Operator's whole arm64 manifest (namespace, CRD, RBAC, controller Deployment), vendored from upstream.
+OPERATOR_MANIFEST = REPO / "tests" / "data" / "flux-operator" / "flux-operator-arm.yaml"
 #: eksctl's ClusterConfig JSON schema (the definitions the role's config reaches), vendored from upstream.
 EKSCTL_SCHEMA = REPO / "tests" / "data" / "eksctl" / "schema.json"
 
 
-def operator_manifest_args(arch: str = "arm64") -> list[str]:
-    """Extra variables giving flux_operator a local manifest, checksum-verified as the upstream one is.
+#: The controller image flux_operator pins in the tests: a stand-in digest, as no registry can resolve the tag here.
+CONTROLLER_IMAGE = ("ghcr.io/flux-framework/flux-operator@sha256:"
+                    + hashlib.sha256(b"stand-in controller image").hexdigest())
 
-    The vendored CRD stands in for the upstream manifest (it is its first resource): no download from
-    GitHub, and the role's get_url still verifies the file's sha256.
+
+def operator_manifest_args(arch: str = "arm64", manifest: Path = OPERATOR_MANIFEST) -> list[str]:
+    """Extra variables giving flux_operator a local manifest, checksum-verified as the upstream one is,
+    and its controller image pinned (CONTROLLER_IMAGE).
+
+    The vendored upstream manifest stands in for the download from GitHub, and the role's get_url still
+    verifies the file's sha256.
     """
-    digest = hashlib.sha256(CRD.read_bytes()).hexdigest()
-    return ["-e", f"flux_operator_manifest_url=file://{CRD}",
-            "-e", json.dumps({"flux_operator_manifest_checksums": {arch: f"sha256:{digest}"}})]
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return ["-e", f"flux_operator_manifest_url=file://{manifest}",
+            "-e", json.dumps({"flux_operator_manifest_checksums": {arch: f"sha256:{digest}"},
+                              "flux_operator_controller_images": {arch: CONTROLLER_IMAGE}})]
+
+
+@dataclass
+class Kube:
+    """The stand-in Kubernetes API of an EKS cluster, and what a test passes on to reach it."""
+
+    api: KubeAPI
+    pods: Path  # each pod's directory: pods/<namespace>/<pod>
+    env: dict[str, str]  # the fake eksctl's kubeconfig names the API; the stand-in kubectl comes first on PATH
+
+    def objects(self, group: str, plural: str, namespace: str | None = None) -> list[dict]:
+        with self.api.cluster.lock:
+            return self.api.cluster.list_of(group, plural, namespace)
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[Kube]:
+    """A loopback stand-in for the cluster's Kubernetes API (tests/cloud/kube_api.py), for one test.
+
+    Its pods hold what the Flux Operator puts in a MiniCluster pod for the runs: the Flux environment
+    script at /mnt/flux/flux-view.sh (in the pod's directory), which puts the fake flux, singularity and lmp
+    on PATH and tells them how many nodes the MiniCluster has and where to log their calls.
+    """
+    tools = tmp_path / "pod-tools"
+    fake_flux.install(tools)
+    bin_dir = tmp_path / "bin"
+    fake_kubectl.install(bin_dir)
+
+    def on_pod(directory: Path, minicluster: dict, index: int) -> None:
+        view = directory / "mnt" / "flux"
+        view.mkdir(parents=True)
+        (view / "flux-view.sh").write_text(
+            f"export PATH={shlex.quote(str(tools))}:$PATH\n"
+            f"export FAKE_FLUX_NODES={int(minicluster['spec']['size'])}"
+            f" FAKE_FLUX_LOG={shlex.quote(str(directory / 'flux-calls.jsonl'))}"
+            f" FAKE_ROOT={shlex.quote(str(directory / 'container'))}\n"
+            "fluxsocket=local:///mnt/flux/view/run/flux/local\n")
+
+    # the token the fake eksctl's kubeconfig carries for us-east-1: a request without it is refused
+    api = KubeAPI(free_port(), Cluster(tmp_path / "pods", on_pod, token="fake-eksctl-us-east-1"))
+    thread = threading.Thread(target=api.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Kube(api, tmp_path / "pods", {"FAKE_EKSCTL_KUBE_API": api.url,
+                                            "PATH": f"{bin_dir}{os.pathsep}{BIN}{os.pathsep}{os.environ['PATH']}",
+                                            "TMPDIR": str(tmp_path)})
+    finally:
+        api.shutdown()
+        api.server_close()
+        thread.join(timeout=10)

@@ -6,7 +6,8 @@ It understands the few commands roles/eks_cluster runs (`version`, `create clust
 to AWS, minus CloudFormation and the VPC: the EKS cluster, its managed node group and the node
 instances. It checks the ClusterConfig like eksctl would refuse one (API version, kind, a node group in
 zones of the config). FAKE_EKSCTL_FAIL=create makes `create cluster` fail after the cluster exists,
-like a node group that never becomes ready; FAKE_EKSCTL_LOG appends each command line to a file.
+like a node group that never becomes ready; FAKE_EKSCTL_LOG appends each command line to a file;
+FAKE_EKSCTL_KUBE_API is the Kubernetes API server the kubeconfig names (a loopback stand-in).
 
 `python fake_eksctl.py package DIR` writes DIR/eksctl_<OS>_<arch>.tar.gz holding this script as
 `eksctl`, and prints the archive's path and sha256 (for `eks_cluster_eksctl_url`/`_checksum`).
@@ -106,11 +107,13 @@ def write_kubeconfig(name: str, region: str, path: str) -> int:
     except eks.exceptions.ResourceNotFoundException:
         return not_found(name)
     # Unlike eksctl, not the cluster's endpoint (moto names a real *.eks.amazonaws.com host, which would be
-    # resolved) nor `aws eks get-token`: there is no Kubernetes here, so the API server is a loopback port
-    # nothing listens on, and the first Kubernetes call is refused as an unreachable cluster's would be.
+    # resolved) nor `aws eks get-token`: there is no Kubernetes here, so the API server is the loopback
+    # stand-in FAKE_EKSCTL_KUBE_API names (tests/cloud/kube_api.py), else a loopback port nothing listens
+    # on, and the first Kubernetes call is refused as an unreachable cluster's would be.
+    server = os.environ.get("FAKE_EKSCTL_KUBE_API") or API_SERVER
     Path(path).write_text(
         "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- cluster:\n    server: {API_SERVER}\n  name: {cluster['name']}\n"
+        f"clusters:\n- cluster:\n    server: {server}\n  name: {cluster['name']}\n"
         f"contexts:\n- context:\n    cluster: {name}\n    user: {name}\n  name: {name}\ncurrent-context: {name}\n"
         f"users:\n- name: {name}\n  user:\n    token: fake-eksctl-{region}\n")
     return 0
@@ -133,12 +136,23 @@ def delete(name: str, region: str) -> int:
     return 0
 
 
+#: the flags eksctl 0.225 takes for each command the role runs (the ones used here); others are refused
+KNOWN_FLAGS = {
+    ("create", "cluster"): {"config-file", "timeout", "write-kubeconfig"},
+    ("utils", "write-kubeconfig"): {"cluster", "region", "kubeconfig"},
+    ("delete", "cluster"): {"name", "region", "wait", "force", "disable-nodegroup-eviction", "timeout", "parallel"},
+}
+
+
 def main(argv: list[str]) -> int:
     if log := os.environ.get("FAKE_EKSCTL_LOG"):
         with open(log, "a") as handle:
             handle.write(" ".join(argv) + "\n")
     words = [arg for arg in argv if not arg.startswith("--")]
     options = flags(argv)
+    unknown = sorted(set(options) - KNOWN_FLAGS.get(tuple(words[:2]), set(options)))
+    if unknown:
+        return fail(f"unknown flag: --{unknown[0]}")
     if words[:1] == ["version"]:
         print(VERSION)
         return 0

@@ -2,10 +2,11 @@
 
 They log every call as a JSON list of its arguments (FAKE_FLUX_LOG) and do what the real commands do to
 what the tests observe: `flux exec -r all CMD` runs CMD once per node (FAKE_FLUX_NODES, default 2) and
-fails if any node fails; `flux run -N n -n t [-c c] [-o opt] CMD` checks n against the nodes and runs
-CMD once, under a `flux-shell` as Flux does (there the broker starts it, here `flux run`); `flux resource
-info` reports the nodes; `singularity pull DEST URI` writes DEST;
-`singularity exec [--bind B] [--env K=V] --pwd DIR SIF CMD` needs SIF (and each bind's source, under
+fails if any node fails; `flux run [-N n] [-n t] [-c c] [-o opt] [-t limit] [--job-name name] CMD` checks
+n against the nodes and runs CMD once as a job of the instance, under a `flux-shell` as Flux does (there the
+broker starts it, here the job's detached process), and `flux jobs` / `flux cancel` see and end such jobs
+(see "flux" below); `flux resource info` reports the nodes; `singularity pull DEST URI` writes
+DEST; `singularity exec [--bind B] [--env K=V] --pwd DIR SIF CMD` needs SIF (and each bind's source, under
 FAKE_HOST_ROOT where that is set), enters DIR (under FAKE_ROOT) and runs CMD with the environment.
 
 `lmp` stands for all the ranks `flux run` started and prints what real LAMMPS prints: one banner and
@@ -21,12 +22,18 @@ be visible inside the container (bound in, with the install tree the operator's 
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import fcntl
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 CORES_PER_NODE = 64
@@ -46,6 +53,274 @@ def nodes() -> int:
     return int(os.environ.get("FAKE_FLUX_NODES", "2"))
 
 
+# --- flux ----------------------------------------------------------------------------------------------
+# Jobs live in the instance, not in the `flux run` client that submitted them: the stand-in keeps its job
+# list in FAKE_ROOT/.flux/jobs.json (shared by every process, guarded by a lock file) and runs each job in
+# a detached "job shell" process, so a client killed with SIGTERM or SIGKILL leaves its job running, as a
+# real one does. What flux-core does and the stand-in copies (flux-core's src/modules/job-exec/job-exec.c,
+# src/cmd/job/attach.c, doc/man1/flux-jobs.rst, flux-cancel.rst, common/job-param-additional.rst):
+# - `-t/--time-limit` takes minutes or a Flux standard duration (a number with one suffix s, m, h or d);
+#   at the limit Flux raises a fatal `timeout` exception ("resource allocation expired") and sends the
+#   tasks SIGALRM, then SIGKILL after the kill-timeout (5 s); `flux run` then exits 142.
+# - `flux cancel JOBID...` raises a `cancel` exception: SIGTERM, then SIGKILL after the kill-timeout.
+# - the client prints `<t>s: job.exception type=T severity=0 NOTE` for an exception; one Ctrl-C only
+#   warns ("one more ctrl-C within 2s to cancel or ctrl-Z to detach"), a second within 2 s cancels.
+# - `flux jobs` lists active jobs (`-a`: all; `-f`: states or results; `--name`), with `-o` a Python
+#   format over its fields, `-n` no header.
+# Job ids are printed in decimal (the `{id}` field); the real default is F58.
+KILL_TIMEOUT = 5.0
+#: the planner's mark on the processes it owns (planner.edges.watchdog.ENV): a job runs in the pod, out of
+#: reach of the controller's watchdog, so the stand-in's jobs do not carry it
+OWNER_MARKER = "COMPAT_LAB_OWNER_PID"
+ACTIVE = ("SCHED", "RUN", "CLEANUP")
+FILTERS = {"depend": {"DEPEND"}, "priority": {"PRIORITY"}, "sched": {"SCHED"}, "run": {"RUN"},
+           "cleanup": {"CLEANUP"}, "inactive": {"INACTIVE"}, "pending": {"DEPEND", "PRIORITY", "SCHED"},
+           "running": {"RUN", "CLEANUP"}, "active": {"DEPEND", "PRIORITY", "SCHED", "RUN", "CLEANUP"}}
+RESULTS = ("completed", "failed", "canceled", "timeout")
+FSD = re.compile(r"(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:e[-+]?[0-9]+)?([smhd]?)")
+
+
+class FluxError(Exception):
+    """A refusal, printed as flux prints its own: `flux-<command>: ERROR: <message>`, exit 1."""
+
+
+def duration(text: str) -> float:
+    """Seconds of a --time-limit: minutes by default, else a Flux standard duration (RFC 23)."""
+    match = FSD.fullmatch(text)
+    if not match:
+        raise FluxError(f"invalid Flux standard duration '{text}'")
+    value = float(text.rstrip("smhd"))
+    return value * {"": 60, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(1)]
+
+
+@contextlib.contextmanager
+def jobs_db() -> Iterator[dict]:
+    """The instance's job list, locked for the time of one read-modify-write."""
+    state = Path(os.environ["FAKE_ROOT"]) / ".flux"
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / "jobs.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = state / "jobs.json"
+        db = json.loads(path.read_text()) if path.exists() else {"next": 1, "jobs": {}}
+        yield db
+        path.with_suffix(".tmp").write_text(json.dumps(db))
+        path.with_suffix(".tmp").replace(path)
+
+
+def job_output(job_id: str) -> Path:
+    return Path(os.environ["FAKE_ROOT"]) / ".flux" / f"{job_id}.out"
+
+
+def raise_exception(job: dict, kind: str, note: str) -> None:
+    if job["state"] in ACTIVE and not job.get("exception"):
+        job["exception"] = {"type": kind, "note": note, "t": time.time()}
+
+
+def job_shell(job_id: str, command: list[str], env: dict[str, str], limit: float | None) -> None:
+    """Runs in a detached process: starts the tasks, enforces the time limit and cancellations, and
+    records how the job ended."""
+    with open(job_output(job_id), "ab") as out:
+        try:
+            tasks = subprocess.Popen([shutil.which("flux-shell") or "flux-shell", *command], env=env,
+                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        except OSError as err:
+            out.write(f"flux-shell[0]: FATAL: task 0: start failed: {command[0]}: {err.strerror}\n".encode())
+            tasks = None
+    signalled: tuple[int, float] | None = None  # (signal, when) sent to the tasks
+    while tasks is not None and tasks.poll() is None:
+        time.sleep(0.05)
+        with jobs_db() as db:
+            job = db["jobs"][job_id]
+            if limit is not None and time.time() >= job["t_run"] + limit:
+                raise_exception(job, "timeout", "resource allocation expired")
+            exception = job.get("exception")
+        if exception and signalled is None:
+            signalled = (signal.SIGALRM if exception["type"] == "timeout" else signal.SIGTERM, time.monotonic())
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(tasks.pid, signalled[0])
+        elif signalled and time.monotonic() - signalled[1] >= KILL_TIMEOUT:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(tasks.pid, signal.SIGKILL)
+    code = 127 if tasks is None else (tasks.returncode if tasks.returncode >= 0 else 128 - tasks.returncode)
+    with jobs_db() as db:
+        job = db["jobs"][job_id]
+        now = time.time()
+        job.update(state="INACTIVE", t_cleanup=now, t_inactive=now, returncode=code)
+        kind = (job.get("exception") or {}).get("type")
+        job["result"] = {"timeout": "TIMEOUT", "cancel": "CANCELED"}.get(kind, "COMPLETED" if code == 0 else "FAILED")
+
+
+def submit(options: argparse.Namespace, limit: float | None) -> str:
+    env = {key: value for key, value in os.environ.items() if key != OWNER_MARKER}
+    env.update(FLUX_JOB_NNODES=str(options.nodes or 1), FLUX_JOB_SIZE=str(options.ntasks or 1))
+    env.update(pmi_env(options.setopt, env["FLUX_JOB_SIZE"]))
+    with jobs_db() as db:
+        job_id = str(db["next"])
+        db["next"] += 1
+        now = time.time()
+        db["jobs"][job_id] = {"id": int(job_id), "name": options.job_name or Path(options.command[0]).name,
+                              "state": "RUN", "result": "", "t_submit": now, "t_run": now, "t_cleanup": 0.0,
+                              "t_inactive": 0.0, "returncode": "", "ntasks": options.ntasks or 1,
+                              "nnodes": options.nodes or 1, "limit": limit, "exception": None}
+    env["FLUX_JOB_ID"] = job_id
+    job_output(job_id).write_bytes(b"")
+    if os.fork() == 0:  # the job shell: in a session and with files of its own, so the client's end is not the job's
+        os.setsid()
+        if os.fork() == 0:
+            try:
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)
+                os.closerange(3, 1 << 16)
+                job_shell(job_id, options.command, env, limit)
+            finally:
+                os._exit(0)
+        os._exit(0)
+    os.wait()
+    return job_id
+
+
+def attach(job_id: str) -> int:
+    """Copy the job's output until it ends, as `flux run` does; report its exception and exit code."""
+    interrupts: list[float] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if interrupts and time.monotonic() - interrupts[-1] <= 2:
+            with jobs_db() as db:
+                raise_exception(db["jobs"][job_id], "cancel", "interrupted by ctrl-C")
+        else:
+            print("flux-job: one more ctrl-C within 2s to cancel or ctrl-Z to detach", file=sys.stderr, flush=True)
+        interrupts.append(time.monotonic())
+
+    signal.signal(signal.SIGINT, on_sigint)
+    offset, done = 0, False
+    while True:
+        with jobs_db() as db:
+            job = dict(db["jobs"][job_id])
+        with open(job_output(job_id), "rb") as out:
+            out.seek(offset)
+            chunk = out.read()
+        offset += len(chunk)
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+        if done:
+            break
+        done = job["state"] == "INACTIVE"  # one more read after the end, for the last output
+        if not done:
+            time.sleep(0.05)
+    if job.get("exception"):
+        print(f"{job['exception']['t'] - job['t_submit']:.3f}s: job.exception type={job['exception']['type']} "
+              f"severity=0 {job['exception']['note']}", file=sys.stderr)
+    return job["returncode"] if job["returncode"] != "" else 1
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, as flux-core's Python commands use: an unknown option is refused with exit 2."""
+
+
+def run_parser() -> Parser:
+    parser = Parser(prog="flux-run")
+    parser.add_argument("-N", "--nodes", type=int)
+    parser.add_argument("-n", "--ntasks", type=int)
+    parser.add_argument("-c", "--cores-per-task", type=int)
+    parser.add_argument("-o", "--setopt", action="append", default=[])
+    parser.add_argument("-t", "--time-limit")
+    parser.add_argument("--job-name")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    return parser
+
+
+def flux_run(args: list[str]) -> int:
+    options = run_parser().parse_args(args)
+    if not options.command:
+        raise FluxError("job command and arguments are missing")
+    limit = duration(options.time_limit) if options.time_limit is not None else None
+    if options.job_name == "":
+        raise FluxError("--job-name: a job name may not be empty")
+    wanted = options.nodes or 1
+    if wanted > nodes():
+        print(f"flux-run: ERROR: unsatisfiable request: {wanted} nodes, {nodes()} up", file=sys.stderr)
+        return 1
+    return attach(submit(options, limit))
+
+
+class Fields:
+    """A job as `flux jobs -o` formats it (`{exception.type}` and the like reach into the exception)."""
+
+    def __init__(self, job: dict) -> None:
+        self.__dict__.update(job)
+        exception = job.get("exception") or {}
+        self.exception = argparse.Namespace(occurred=bool(exception), type=exception.get("type", ""),
+                                            note=exception.get("note", ""))
+        end = job["t_cleanup"] or (time.time() if job["state"] in ACTIVE else 0.0)
+        self.runtime = end - job["t_run"] if job["t_run"] else 0.0
+        self.status = job["result"] or {"RUN": "RUNNING", "CLEANUP": "RUNNING"}.get(job["state"], "PENDING")
+
+
+def flux_jobs(args: list[str]) -> int:
+    parser = Parser(prog="flux-jobs")
+    parser.add_argument("-a", action="store_true")
+    parser.add_argument("-A", action="store_true")
+    parser.add_argument("-n", "--no-header", action="store_true")
+    parser.add_argument("-f", "--filter")
+    parser.add_argument("--name")
+    parser.add_argument("-c", "--count", type=int, default=1000)
+    parser.add_argument("-o", "--format", default="{id} {name} {status} {ntasks} {nnodes} {runtime}")
+    parser.add_argument("jobids", nargs="*")
+    options = parser.parse_args(args)
+    states: set[str] = set()
+    results: set[str] = set()
+    for word in (options.filter or ("pending,running,inactive" if options.a else "pending,running")).split(","):
+        if word.lower() in FILTERS:
+            states |= FILTERS[word.lower()]
+        elif word.lower() in RESULTS:
+            results.add(word.upper())
+        else:
+            raise FluxError(f"Invalid filter specified: {word}")
+    sample = {"id": 0, "name": "", "state": "SCHED", "result": "", "t_submit": 0.0, "t_run": 0.0, "t_cleanup": 0.0,
+              "t_inactive": 0.0, "returncode": "", "ntasks": 1, "nnodes": 1, "limit": None, "exception": None}
+    formatted(options.format, sample)  # a bad format is refused whether or not a job matches
+    with jobs_db() as db:
+        jobs = sorted(db["jobs"].values(), key=lambda job: -job["id"])
+    shown = [job for job in jobs
+             if (job["state"] in states or job["result"] in results)
+             and (options.name is None or job["name"] == options.name)
+             and (not options.jobids or str(job["id"]) in options.jobids)][:options.count]
+    if not options.no_header:
+        print(options.format.replace("{", "").replace("}", "").upper())
+    for job in shown:
+        print(formatted(options.format, job))
+    return 0
+
+
+def formatted(form: str, job: dict) -> str:
+    try:
+        return form.format_map(vars(Fields(job)))
+    except (KeyError, AttributeError, ValueError) as err:
+        raise FluxError(f"Unknown format field: {err.args[0]}") from None
+
+
+def flux_cancel(args: list[str]) -> int:
+    parser = Parser(prog="flux-cancel")
+    parser.add_argument("-m", "--message", default="")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("jobids", nargs="+")
+    options = parser.parse_args(args)
+    failed = 0
+    with jobs_db() as db:
+        for job_id in options.jobids:
+            job = db["jobs"].get(job_id)
+            if job is None:
+                print(f"flux-cancel: ERROR: {job_id}: unknown job id", file=sys.stderr)
+                failed = 1
+            elif job["state"] not in ACTIVE:
+                print(f"flux-cancel: ERROR: {job_id}: job is inactive", file=sys.stderr)
+                failed = 1
+            else:
+                raise_exception(job, "cancel", options.message)
+    return failed
+
+
 def flux(args: list[str]) -> int:
     if not os.environ.get("FLUX_URI"):
         print("flux: FLUX_URI is not set: not connected to a Flux instance", file=sys.stderr)
@@ -55,18 +330,13 @@ def flux(args: list[str]) -> int:
     if args[:2] == ["resource", "info"]:
         print(f"{nodes()} Nodes, {nodes() * CORES_PER_NODE} Cores, 0 GPUs")
         return 0
-    if args[:1] == ["run"]:
-        rest, options = args[1:], {}
-        while rest and rest[0] in {"-N", "-n", "-c", "-o"}:
-            options.setdefault(rest[0], []).append(rest[1])
-            rest = rest[2:]
-        wanted = int(options.get("-N", ["1"])[0])
-        if wanted > nodes():
-            print(f"flux-run: ERROR: unsatisfiable request: {wanted} nodes, {nodes()} up", file=sys.stderr)
+    commands = {"run": flux_run, "jobs": flux_jobs, "cancel": flux_cancel}
+    if args[:1] and args[0] in commands:
+        try:
+            return commands[args[0]](args[1:])
+        except FluxError as err:
+            print(f"flux-{args[0]}: ERROR: {err}", file=sys.stderr)
             return 1
-        env = {**os.environ, "FLUX_JOB_NNODES": str(wanted), "FLUX_JOB_SIZE": options.get("-n", ["1"])[0]}
-        env = {**env, **pmi_env(options.get("-o", []), env["FLUX_JOB_SIZE"])}
-        return subprocess.call([shutil.which("flux-shell") or "flux-shell", *rest], env=env)
     print(f"flux: the fake does not know `{' '.join(args)}`", file=sys.stderr)
     return 1
 
@@ -153,7 +423,11 @@ def pmi_joins() -> bool:
 
 
 def flux_shell(args: list[str]) -> int:
-    return subprocess.call(args)
+    try:
+        return subprocess.call(args)
+    except OSError as err:
+        print(f"flux-shell[0]: FATAL: task 0: start failed: {args[0]}: {err.strerror}", file=sys.stderr)
+        return 127
 
 
 def lmp(args: list[str]) -> int:

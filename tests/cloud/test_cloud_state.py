@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,8 @@ def test_a_cluster_with_a_state_file_is_up(tmp_path: Path) -> None:
     assert status["up"] is True and status["state_file"] == str(path)
     assert status["lead_broker"]["pod"] == "compat-lab-0-x7k2p"
     assert cloud.sweep_vars("eks-arm64", tmp_path) == {"minicluster_cluster_name": "eks-arm64",
-                                                       "minicluster_state_dir": str(tmp_path)}
+                                                       "minicluster_state_dir": str(tmp_path),
+                                                       "run_matrix_flux_env_script": "/mnt/flux/flux-view.sh"}
 
 
 def test_a_cluster_without_one_is_refused_with_the_command_that_brings_it_up(tmp_path: Path) -> None:
@@ -79,6 +81,40 @@ def test_sweep_refuses_a_cluster_that_is_not_up_but_dry_run_shows_its_commands(t
     dry = planner("sweep", "--cluster", "eks-arm64", "--dry-run", store=tmp_path / "planner.sqlite", env=env,
                   timeout=120)
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert ("$ flux run -N 2 -n 128 -o cpu-affinity=per-task singularity exec --pwd /opt/lammps/examples/reaxff/HNS "
-            "/tmp/compat-lab/sif/lammps-matrix_mpich-ubuntu-22.04-arm64.sif lmp -v x 1 -v y 1 -v z 1 -in in.reaxc.hns "
-            "-nocite") in dry.stdout
+    assert re.search(r"\$ flux run --job-name=[0-9a-f]{16} -t 3600s -N 2 -n 128 -o cpu-affinity=per-task "
+                     r"singularity exec --pwd /opt/lammps/examples/reaxff/HNS /tmp/compat-lab/sif/lammps-matrix_"
+                     r"mpich-ubuntu-22\.04-arm64\.sif lmp -v x 1 -v y 1 -v z 1 -in in\.reaxc\.hns -nocite",
+                     dry.stdout), dry.stdout
+
+
+UP = {**STATE, "cores_per_node": 64, "sif_dir": "/scratch/compat-lab/sif"}
+
+
+def test_sweep_takes_the_image_directory_and_sizes_from_the_state_file(tmp_path: Path) -> None:
+    """The experiment declares no sif_dir: the one the pods were brought up with is used."""
+    write_state(tmp_path / "state", "eks-arm64", json.dumps(UP))
+    dry = planner("sweep", "--cluster", "eks-arm64", "--dry-run", store=tmp_path / "planner.sqlite",
+                  env={"COMPAT_LAB_STATE_DIR": str(tmp_path / "state")}, timeout=120)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "/scratch/compat-lab/sif/lammps-matrix_mpich-ubuntu-22.04-arm64.sif lmp -v x 1" in dry.stdout
+    assert "/tmp/compat-lab/sif" not in dry.stdout
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"cores_per_node": 48}, "clusters.eks-arm64.cores_per_node: 64 in the experiment, but cluster eks-arm64 has 48"),
+    ({"flux": {**STATE["flux"], "nodes": 1, "cores": 64}},
+     "clusters.eks-arm64.nodes: 2 in the experiment, but cluster eks-arm64 has 1"),
+    ({"instance_type": "c7g.16xlarge"},
+     "clusters.eks-arm64.instance_type: hpc7g.16xlarge in the experiment, but cluster eks-arm64 has c7g.16xlarge"),
+])
+@pytest.mark.parametrize("command", [["sweep", "--cluster", "eks-arm64", "--dry-run"],
+                                     ["recommend", "lammps", "reaxff", "--cluster", "eks-arm64"]])
+def test_an_experiment_that_disagrees_with_the_brought_up_cluster_is_refused(tmp_path: Path, change: dict,
+                                                                             message: str, command: list[str]) -> None:
+    write_state(tmp_path / "state", "eks-arm64", json.dumps({**UP, **change}))
+    done = planner(*command, store=tmp_path / "planner.sqlite", env={"COMPAT_LAB_STATE_DIR": str(tmp_path / "state")},
+                   timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert re.fullmatch(rf"error: experiments/lammps\.yaml:\d+: {re.escape(message)} \(what Flux and EKS reported at "
+                        rf"bring-up, {tmp_path}/state/clusters/eks-arm64\.json\): remove or correct it", line), line

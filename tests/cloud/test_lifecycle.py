@@ -10,6 +10,8 @@ downloaded from a file:// URL and checksum-verified like the upstream one.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.cloud.conftest import client, eksctl_args, operator_manifest_args
 
 CLUSTER = "playbooks/cluster.yml"
@@ -82,3 +84,37 @@ def test_kept_on_failure_then_torn_down_with_state_absent(aws, playbook, fake_ek
     assert client(aws, "eks").list_clusters()["clusters"] == []
     assert running_nodes(aws) == []
     assert not kubeconfig.exists()
+
+
+def recorded_up(state_dir) -> tuple:
+    """A cluster recorded as up: its state file and kubeconfig, as a bring-up leaves them."""
+    clusters = state_dir / "clusters"
+    clusters.mkdir(parents=True)
+    state = clusters / "eks-arm64.json"
+    state.write_text('{"name": "eks-arm64", "sif_dir": "/tmp/sif", "lead_broker": {}}')
+    kubeconfig = clusters / "eks-arm64.kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    return state, kubeconfig
+
+
+def test_a_teardown_with_expired_credentials_touches_nothing(aws, playbook, tmp_path) -> None:
+    state, kubeconfig = recorded_up(tmp_path / "state")
+    aws.config.expired = True
+    gone = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent")
+    assert gone.rc != 0
+    assert "Failed to retrieve caller identity" in final_error(gone), gone
+    assert "The security token included in the request is expired" in gone.out
+    assert state.exists() and kubeconfig.exists(), "the cluster is still recorded as up, as it is"
+    assert eksctl_calls(gone) == []
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_a_mistyped_region_is_refused_before_any_call(aws, playbook, fake_eksctl, tmp_path, state: str) -> None:
+    recorded, _ = recorded_up(tmp_path / "state")
+    played = playbook(*up_args(fake_eksctl, "-e", f"state={state}", "-e", "eks_cluster_region=us-eats-1"))
+    assert played.rc != 0
+    error = final_error(played)
+    assert "us-eats-1 is not an AWS region with EKS (eks_cluster_region); regions botocore knows: " in error, played
+    assert "us-east-1, us-east-2" in error
+    assert sum(aws.config.forwarded.values()) == 0, "no AWS call"
+    assert recorded.exists() and eksctl_calls(played) == []

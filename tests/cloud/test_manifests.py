@@ -18,8 +18,10 @@ import pytest
 import yaml
 
 from tests.cloud.conftest import (
+    CONTROLLER_IMAGE,
     CRD,
     EKSCTL_SCHEMA,
+    OPERATOR_MANIFEST,
     ansible_playbook,
     client,
     eksctl_args,
@@ -103,8 +105,16 @@ def test_minicluster_matches_the_architecture(brought_up: dict, target: str) -> 
     assert container["securityContext"] == {"privileged": True}
     assert ("vpc.amazonaws.com/efa" in container["resources"]["limits"]) is target.endswith("efa")
     assert spec["pod"]["nodeSelector"] == {"flux-operator": "true"}
-    # flux_operator downloaded, checksum-verified and wrote the manifest it would apply.
-    assert (brought_up[target]["render"] / "flux-operator.yaml").read_bytes() == CRD.read_bytes()
+    # flux_operator downloaded, checksum-verified and wrote the manifest it would apply: upstream's, with the
+    # controller image pinned by digest in place of the tag.
+    rendered, upstream = load(brought_up[target]["render"] / "flux-operator.yaml"), load(OPERATOR_MANIFEST)
+    (manager,) = [c for doc in rendered if doc["kind"] == "Deployment"
+                  for c in doc["spec"]["template"]["spec"]["containers"] if c["name"] == "manager"]
+    assert (manager["image"], manager["imagePullPolicy"]) == (CONTROLLER_IMAGE, "IfNotPresent")
+    for container in (c for doc in upstream if doc["kind"] == "Deployment"
+                      for c in doc["spec"]["template"]["spec"]["containers"] if c["name"] == "manager"):
+        container.update(image=CONTROLLER_IMAGE, imagePullPolicy="IfNotPresent")
+    assert rendered == upstream
 
 
 @pytest.mark.parametrize("target", list(TARGETS))

@@ -4,7 +4,7 @@
 The executor contract, shared word for word with execute_run.sh (for hosts without Python) and
 written down in roles/run_matrix/README.md; tests/test_executors.py runs both against the same cases:
 
-    execute_run.py [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
+    execute_run.py [-j] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
 
 - ID: the run id (letters, digits, `_ . -`); TIMEOUT: seconds, a positive number (required);
   RUN_DIR: the run's own directory (created); NENV: how many NAME=VALUE words follow; they are set
@@ -16,15 +16,25 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   runs the command (`-t ROOT`: `tree`, the default, or `flux-shell`) and keeps the raw profiles in
   RUN_DIR/profile; the result gains "profile": {"status", "perf.csv", "ebpf.json"} (the files' texts,
   those that exist). A profiler that cannot work here is said so in "status"; the run happens anyway.
+- One executor per RUN_DIR: it holds a lock on RUN_DIR/.lock (flock) while it works; another one for the
+  same RUN_DIR waits for it (or for a stop) first.
 - A RUN_DIR whose result.json is a complete result of this ID is reported again with `"cached": true`
   and not run; any other result.json (another run's, a torn one) is replaced by running.
+- `-j`: ARGV submits a Flux job named ID (`flux run --job-name=ID`; `flux` on PATH, FLUX_URI set). An
+  active job of that name (left by an earlier attempt whose executor is gone) is cancelled before the
+  start; on a stop or at TIMEOUT the job is cancelled in Flux (`flux cancel`) before the command's group
+  is ended. "wall" is then the job's run time in Flux and "queue" its wait before it ran, and
+  "timed_out" is also true when Flux ended the job at its own time limit.
 - The command runs in its own process group: at TIMEOUT, or on a stop, the whole group gets SIGTERM,
   then SIGKILL 5 s later. The executor itself ended by SIGTERM, SIGHUP or SIGINT is a stop too: it
   ends the run's group first.
 - Output (stdout and stderr) goes to RUN_DIR/output.log; the result is written atomically to
   RUN_DIR/result.json (so a planner killed meanwhile can still collect it) and printed:
-  {"id", "rc", "timed_out", "wall", "user", "sys", "maxrss_kb", "started", "finished", "host",
-  "log_path", "output"} (+ "cached": true), "id" first; "output" is the log's last 4 MiB.
+  {"id", "rc", "timed_out", "wall", "queue", "user", "sys", "maxrss_kb", "rusage_of", "started",
+  "finished", "host", "log_path", "output"} (+ "cached": true), "id" first; "output" is the log's last
+  4 MiB; "queue" is null without -j; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
+  command and what it waited for) or, with -j, "flux-client" (the `flux run` client, not the job's tasks).
+  With -j, a stop asked while the job ran reports nothing, even when the client ended meanwhile.
 
 - "rc" is the command's exit status: 128+N when signal N ended it, 127 when it could not be started.
 
@@ -33,6 +43,7 @@ message on stderr, nothing run); 3 stopped (owner gone or stop file; nothing pri
 the run stays pending); 4 RUN_DIR cannot be created or result.json written.
 """
 
+import fcntl
 import getopt
 import json
 import math
@@ -46,7 +57,7 @@ import sys
 import time
 
 EXIT_REPORTED, EXIT_BAD_REQUEST, EXIT_STOPPED, EXIT_RUN_DIR = 0, 2, 3, 4
-USAGE = "usage: execute_run.py [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] " \
+USAGE = "usage: execute_run.py [-j] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] " \
         "ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV..."
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -57,6 +68,8 @@ PROFILERS = ("perf", "ebpf")
 PROFILE_ROOTS = ("tree", "flux-shell")
 #: the profiling step's files in RUN_DIR/profile that the result carries
 PROFILE_FILES = ("status", "perf.csv", "ebpf.json")
+#: seconds to wait for Flux to end a cancelled job (its kill-timeout is 5 s)
+FLUX_SETTLE = 30.0
 
 
 class BadRequest(Exception):
@@ -66,7 +79,7 @@ class BadRequest(Exception):
 def parse(args):
     """The request from the command line, or BadRequest saying what is wrong."""
     try:
-        opts, rest = getopt.getopt(args, "o:s:g:c:p:t:")
+        opts, rest = getopt.getopt(args, "jo:s:g:c:p:t:")
     except getopt.GetoptError as err:
         raise BadRequest(str(err)) from None
     options = dict(opts)
@@ -101,7 +114,7 @@ def parse(args):
     return {"id": run_id, "timeout": seconds, "run_dir": os.path.abspath(run_dir), "env": env, "argv": rest[4 + int(nenv):],
             "owner_pid": int(owner) if owner else None, "stop_file": options.get("-s") or None,
             "stage": options.get("-g") or None, "cwd": options.get("-c") or None, "profile": profile,
-            "profile_root": root}
+            "profile_root": root, "flux_job": "-j" in options}
 
 
 def profiled(spec):
@@ -160,6 +173,56 @@ def stage(source, run_dir):
             os.symlink(os.path.join(source, name), link)
 
 
+def lock(run_dir, spec):
+    """The run directory's lock, once no other executor holds it; None when a stop came first."""
+    handle = open(os.path.join(run_dir, ".lock"), "a")
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if stop_requested(spec):
+                handle.close()
+                return None
+            time.sleep(POLL)
+
+
+def flux_jobs(name, *fields, every=False):
+    """Flux's jobs named `name` (active ones, or all with `every`), newest first, as tuples of `fields`."""
+    argv = ["flux", "jobs", "--name=" + name, "-no", " ".join("{%s}" % field for field in fields)]
+    try:
+        done = subprocess.run(argv + (["-a"] if every else []), stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [tuple(line.split()) for line in done.stdout.splitlines() if len(line.split()) == len(fields)]
+
+
+def flux_cancel(name, note):
+    """Cancel the active jobs named `name`; wait (a while) until Flux has ended them."""
+    deadline = time.monotonic() + FLUX_SETTLE
+    jobs = [job_id for (job_id,) in flux_jobs(name, "id")]
+    if jobs:
+        subprocess.run(["flux", "cancel", "-m", note, *jobs], stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=60)
+    while jobs and time.monotonic() < deadline:
+        time.sleep(POLL * 4)
+        jobs = flux_jobs(name, "id")
+
+
+def flux_times(name, since):
+    """(run time, queue wait, result) of the latest job named `name` submitted since `since`, else None."""
+    for job_id, result, submit, run, cleanup in flux_jobs(name, "id", "result", "t_submit", "t_run", "t_cleanup",
+                                                         every=True):
+        try:
+            submit, run, cleanup = float(submit), float(run), float(cleanup)
+        except ValueError:
+            continue
+        if submit >= since - 1.0 and run > 0 and cleanup >= run:
+            return cleanup - run, run - submit, result
+    return None
+
+
 def kill_group(proc):
     """SIGTERM to the run's process group, SIGKILL to what is left of it after the grace period."""
     try:
@@ -177,6 +240,13 @@ def kill_group(proc):
     proc.wait()
 
 
+def end_run(spec, proc, note):
+    """A Flux job is cancelled in Flux first (ending its client would leave it running), then the group goes."""
+    if spec["flux_job"]:
+        flux_cancel(spec["id"], note)
+    kill_group(proc)
+
+
 def exit_status(proc):
     """The shell's convention, as execute_run.sh reports it: 128+N for a command killed by signal N."""
     if proc is None:
@@ -192,12 +262,22 @@ def execute(spec):
     except OSError as err:
         print(f"execute_run.py: cannot create {run_dir}: {err.strerror}", file=sys.stderr)
         return EXIT_RUN_DIR
+    held = lock(run_dir, spec)
+    if held is None:
+        return EXIT_STOPPED
+    with held:
+        return execute_locked(spec, run_dir, done)
+
+
+def execute_locked(spec, run_dir, done):
     result = cached(done, spec["id"])
     if result is not None:
         print(json.dumps(dict(result, cached=True)))
         return EXIT_REPORTED
     if stop_requested(spec):
         return EXIT_STOPPED
+    if spec["flux_job"]:  # we hold the lock: a job of this name is an earlier attempt's that nobody awaits
+        flux_cancel(spec["id"], "compat-lab: an earlier attempt of this run, left running")
     if spec["stage"]:
         stage(spec["stage"], run_dir)
     env = dict(os.environ)
@@ -215,27 +295,37 @@ def execute(spec):
             log.write(f"{spec['argv'][0]}: {err.strerror}\n".encode())
             proc = None
         deadline = t0 + spec["timeout"]
-        while proc is not None:
-            try:
-                proc.wait(timeout=POLL)
-                break
-            except subprocess.TimeoutExpired:
+        # a stop signal may come at any point of the loop (in a check as well as in the wait): the whole
+        # loop is guarded, so the run's group is always ended with it
+        try:
+            while proc is not None:
+                try:
+                    proc.wait(timeout=POLL)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
                 if time.monotonic() >= deadline:
                     timed_out = True
-                    kill_group(proc)
+                    end_run(spec, proc, "compat-lab: the run's timeout")
                     break
                 if stop_requested(spec):
                     interrupted = True
-                    kill_group(proc)
+                    end_run(spec, proc, "compat-lab: the sweep was stopped")
                     break
-            except Stopped:
-                ignore_stops()
-                interrupted = True
-                kill_group(proc)
-                break
+        except Stopped:
+            ignore_stops()
+            interrupted = True
+            end_run(spec, proc, "compat-lab: the sweep was stopped")
     wall = time.monotonic() - t0
-    if interrupted:
+    # a Flux job cancelled by a stop (the cancel action's, on the lead broker) ends its client as if it ended
+    if interrupted or (spec["flux_job"] and stop_requested(spec)):
         return EXIT_STOPPED
+    queue = None
+    if spec["flux_job"]:
+        times = flux_times(spec["id"], started)
+        if times is not None:
+            wall, queue = times[0], times[1]
+            timed_out = timed_out or times[2] == "TIMEOUT"
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log_path, "rb") as log:
         log.seek(0, os.SEEK_END)
@@ -244,9 +334,10 @@ def execute(spec):
         output = log.read().decode("utf-8", "replace")
     result = {
         "id": spec["id"], "rc": exit_status(proc), "timed_out": timed_out,
-        "wall": round(wall, 6), "user": round(after.ru_utime - before.ru_utime, 6),
+        "wall": round(wall, 6), "queue": None if queue is None else round(queue, 6),
+        "user": round(after.ru_utime - before.ru_utime, 6),
         "sys": round(after.ru_stime - before.ru_stime, 6), "maxrss_kb": after.ru_maxrss,
-        "started": started, "finished": time.time(), "host": socket.gethostname(), "log_path": log_path,
+        "rusage_of": "flux-client" if spec["flux_job"] else "command", "started": started, "finished": time.time(), "host": socket.gethostname(), "log_path": log_path,
         "output": output,
     }
     if spec["profile"]:

@@ -3,12 +3,13 @@
 # one JSON line. The contract is execute_run.py's, word for word (see its docstring and
 # roles/run_matrix/README.md); tests/test_executors.py runs both against the same cases:
 #
-#   execute_run.sh [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
+#   execute_run.sh [-j] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
 #
 # Exit codes: 0 a result was printed, 2 bad request, 3 stopped (nothing printed), 4 RUN_DIR unusable.
 # POSIX sh and awk. setsid (util-linux, busybox), where present, puts the run in its own process group
 # so a timeout or a stop reaches every process of it (else only the command itself is signalled);
-# GNU time, where present, gives the max RSS (null otherwise).
+# GNU time, where present, gives the max RSS (null otherwise); flock (util-linux, busybox), where present,
+# keeps a second executor out of a run directory one already works in (else nothing does).
 
 set -u
 EXIT_REPORTED=0 EXIT_BAD_REQUEST=2 EXIT_STOPPED=3 EXIT_RUN_DIR=4
@@ -16,13 +17,14 @@ OUTPUT_CAP=4194304
 GRACE_TICKS=25 # 5 s of 0.2 s ticks between SIGTERM and SIGKILL
 
 bad() {
-    printf 'execute_run.sh: %s\nusage: execute_run.sh [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...\n' "$1" >&2
+    printf 'execute_run.sh: %s\nusage: execute_run.sh [-j] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...\n' "$1" >&2
     exit "$EXIT_BAD_REQUEST"
 }
 
-owner="" stop="" stage="" cwd="" profile="" profile_set="" root=tree
-while getopts o:s:g:c:p:t: opt; do
+owner="" stop="" stage="" cwd="" flux_job="" profile="" profile_set="" root=tree
+while getopts jo:s:g:c:p:t: opt; do
     case $opt in
+    j) flux_job=yes ;;
     o) owner=$OPTARG ;;
     s) stop=$OPTARG ;;
     g) stage=$OPTARG ;;
@@ -68,6 +70,23 @@ result=$run_dir/result.json
 log=$run_dir/output.log
 ended=$run_dir/.ended
 
+stop_requested() {
+    { [ -n "$stop" ] && [ -e "$stop" ]; } ||
+        { [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null && [ ! -d "/proc/$owner" ]; }
+}
+tick=0.2
+sleep 0.01 2>/dev/null || tick=1
+trap 'exit "$EXIT_STOPPED"' HUP INT TERM
+
+# One executor per run directory: wait for one still at work here (it reports or stops first).
+if command -v flock >/dev/null 2>&1; then
+    exec 9>>"$run_dir/.lock"
+    until flock -n 9; do
+        stop_requested && exit "$EXIT_STOPPED"
+        sleep "$tick"
+    done
+fi
+
 # A complete result of this run (written atomically, "id" first) is reported, not run again.
 if [ -s "$result" ] && [ "$(head -c $((${#id} + 10)) "$result")" = "{\"id\": \"$id\"," ] &&
     case $(tail -c 2 "$result") in *"}") true ;; *) false ;; esac then
@@ -75,12 +94,24 @@ if [ -s "$result" ] && [ "$(head -c $((${#id} + 10)) "$result")" = "{\"id\": \"$
     exit "$EXIT_REPORTED"
 fi
 
-stop_requested() {
-    { [ -n "$stop" ] && [ -e "$stop" ]; } ||
-        { [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null && [ ! -d "/proc/$owner" ]; }
-}
 stop_requested && exit "$EXIT_STOPPED"
-trap 'exit "$EXIT_STOPPED"' HUP INT TERM
+
+# -j: Flux's jobs named after the run. `flux_jobs FORMAT [-a]` lists them (active ones, or all with -a);
+# `flux_cancel NOTE` cancels the active ones and waits (30 s at most) until Flux has ended them.
+flux_jobs() { flux jobs --name="$id" -no "$1" ${2:+"$2"} </dev/null 2>/dev/null; }
+flux_cancel() {
+    jobs=$(flux_jobs '{id}')
+    [ -n "$jobs" ] || return 0
+    # shellcheck disable=SC2086  # job ids are words
+    flux cancel -m "$1" $jobs </dev/null >/dev/null 2>&1
+    n=0
+    while [ -n "$(flux_jobs '{id}')" ] && [ "$n" -lt 150 ]; do
+        sleep "$tick"
+        n=$((n + 1))
+    done
+}
+# We hold the lock: an active job of this name is an earlier attempt's that nobody awaits.
+[ -z "$flux_job" ] || flux_cancel "compat-lab: an earlier attempt of this run, left running"
 
 if [ -n "$stage" ]; then
     for file in "$stage"/* "$stage"/.[!.]*; do
@@ -115,8 +146,6 @@ group=""
 command -v setsid >/dev/null 2>&1 && group=setsid
 rusage=""
 [ -x /usr/bin/time ] && /usr/bin/time -f %M true >/dev/null 2>&1 && rusage=yes
-tick=0.2
-sleep 0.01 2>/dev/null || tick=1
 rm -f "$ended" "$run_dir/.maxrss"
 
 child_times >"$run_dir/.before"
@@ -136,15 +165,17 @@ deadline=$(awk -v ns="$(now_ns)" -v t="$timeout" 'BEGIN { printf "%.0f", ns + t 
     [ -z "$profile" ] || set -- sh "$here/profile_run.sh" "$profile" "$run_dir/profile" "$root" "$@"
     [ -z "$rusage" ] || exec $group /usr/bin/time -o "$run_dir/.maxrss" -f %M "$@"
     exec $group "$@"
-) </dev/null >"$log" 2>&1 &
+) </dev/null >"$log" 2>&1 9>&- &
 pid=$!
 
 # Signal the run's process group (its leader is $pid under setsid), or the command alone without setsid.
 signal_run() {
     if [ -n "$group" ]; then kill -s "$1" -- "-$pid" 2>/dev/null; else kill -s "$1" "$pid" 2>/dev/null; fi
 }
+# A Flux job is cancelled in Flux first: ending its client would leave it running.
 end_run() {
     echo "$1" >"$ended"
+    [ -z "$flux_job" ] || flux_cancel "compat-lab: $1"
     signal_run TERM
     n=0
     while kill -0 "$pid" 2>/dev/null && [ "$n" -lt "$GRACE_TICKS" ]; do
@@ -158,6 +189,7 @@ end_run() {
 stopped_by_signal() {
     trap '' HUP INT TERM
     [ -z "$watcher" ] || kill "$watcher" 2>/dev/null
+    [ -z "$flux_job" ] || flux_cancel "compat-lab: stopped"
     signal_run TERM
     (
         sleep "$((GRACE_TICKS / 5))"
@@ -197,7 +229,8 @@ kill "$watcher" 2>/dev/null
 wait "$watcher" 2>/dev/null
 finished=$(awk -v ns="$(now_ns)" 'BEGIN { printf "%.6f", ns / 1e9 }')
 child_times >"$run_dir/.after"
-if [ "$why" = stopped ]; then
+# a Flux job cancelled by a stop (the cancel action's, on the lead broker) ends its client as if it ended
+if [ "$why" = stopped ] || { [ -n "$flux_job" ] && stop_requested; }; then
     rm -f "$ended" "$run_dir/.maxrss" "$run_dir/.times" "$run_dir/.before" "$run_dir/.after"
     exit "$EXIT_STOPPED"
 fi
@@ -205,6 +238,20 @@ timed_out=false
 [ "$why" = timeout ] && timed_out=true
 
 wall=$(awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.6f", b - a }')
+queue=null rusage_of=command
+if [ -n "$flux_job" ]; then
+    rusage_of=flux-client
+    # the latest job of this name submitted since the start: its run time and wait, and whether Flux timed it out
+    times=$(flux_jobs '{id} {result} {t_submit} {t_run} {t_cleanup}' -a |
+        awk -v since="$started" 'NF == 5 && $3 >= since - 1 && $4 > 0 && $5 >= $4 && $3 > best {
+            best = $3; line = sprintf("%.6f %.6f %s", $5 - $4, $4 - $3, $2) } END { if (line) print line }')
+    if [ -n "$times" ]; then
+        # shellcheck disable=SC2086  # three words
+        set -- $times
+        wall=$1 queue=$2
+        [ "$3" = TIMEOUT ] && timed_out=true
+    fi
+fi
 # shellcheck disable=SC2046  # two numbers from each file
 set -- $(cat "$run_dir/.before" "$run_dir/.after")
 user=$(awk -v a="$1" -v b="$3" 'BEGIN { printf "%.6f", b - a }')
@@ -228,8 +275,8 @@ if [ -n "$profile" ]; then
     done
     profile_json="$profile_json}"
 fi
-{ printf '{"id": %s, "rc": %s, "timed_out": %s, "wall": %s, "user": %s, "sys": %s, "maxrss_kb": %s, "started": %s, "finished": %s, "host": %s, "log_path": %s, "output": %s%s}\n' \
-    "$(json_quote "$id")" "$rc" "$timed_out" "$wall" "$user" "$sys" "$maxrss" "$started" "$finished" \
+{ printf '{"id": %s, "rc": %s, "timed_out": %s, "wall": %s, "queue": %s, "user": %s, "sys": %s, "maxrss_kb": %s, "rusage_of": "%s", "started": %s, "finished": %s, "host": %s, "log_path": %s, "output": %s%s}\n' \
+    "$(json_quote "$id")" "$rc" "$timed_out" "$wall" "$queue" "$user" "$sys" "$maxrss" "$rusage_of" "$started" "$finished" \
     "$(json_quote "$(uname -n)")" "$(json_quote "$log")" "$(json_string "$log")" "$profile_json" >"$result.tmp" &&
     mv "$result.tmp" "$result"; } 2>/dev/null || { echo "execute_run.sh: cannot write $result" >&2; exit "$EXIT_RUN_DIR"; }
 cat "$result"

@@ -1,0 +1,158 @@
+"""The stand-ins for the Kubernetes API server (kube_api.py) and `kubectl exec` (fake_kubectl.py).
+
+They stand in because Kubernetes cannot run here; the end-to-end test relies on them refusing what a real
+API server and kubectl refuse, so these tests check that, through the real `kubernetes` client.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import kubernetes
+import pytest
+import yaml
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from tests.cloud.conftest import OPERATOR_MANIFEST
+from tests.cloud.kube_api import kubeconfig
+
+TOKEN = "fake-eksctl-us-east-1"
+MINICLUSTER = {"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
+               "metadata": {"name": "compat-lab", "namespace": "compat-lab"},
+               "spec": {"size": 2, "interactive": True, "containers": [{"image": "ghcr.io/x/singularity:arm"}]}}
+
+
+def connect(url: str, token: str = TOKEN) -> DynamicClient:
+    config = kubernetes.client.Configuration()
+    config.host, config.api_key = url, {"authorization": f"Bearer {token}"}
+    return DynamicClient(kubernetes.client.ApiClient(config))
+
+
+def message(err: pytest.ExceptionInfo) -> str:
+    """The API server's Status message of a refused request."""
+    return json.loads(err.value.body)["message"]
+
+
+def wait_for(predicate, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.1)
+    raise AssertionError("not reached in time")
+
+
+def apply_manifest(api: DynamicClient, path: Path) -> None:
+    for doc in yaml.safe_load_all(path.read_text()):
+        resource = api.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        resource.create(body=doc, namespace=doc["metadata"].get("namespace"))
+
+
+def test_a_request_without_the_kubeconfigs_token_is_refused(kube) -> None:
+    with pytest.raises(kubernetes.client.exceptions.ApiException) as refused:
+        connect(kube.api.url, token="someone-else").resources.get(api_version="v1", kind="Namespace").get()
+    assert refused.value.status == 401
+
+
+def test_minicluster_kind_exists_once_its_crd_is_applied_and_its_schema_is_enforced(kube) -> None:
+    api = connect(kube.api.url)
+    with pytest.raises(ResourceNotFoundError):
+        api.resources.get(api_version="flux-framework.org/v1alpha2", kind="MiniCluster")
+    namespaces = api.resources.get(api_version="v1", kind="Namespace")
+    apply_manifest(api, OPERATOR_MANIFEST)
+    api.resources.invalidate_cache()
+    miniclusters = api.resources.get(api_version="flux-framework.org/v1alpha2", kind="MiniCluster")
+
+    with pytest.raises(kubernetes.client.exceptions.ApiException) as no_namespace:
+        miniclusters.create(body=MINICLUSTER, namespace="compat-lab")
+    assert no_namespace.value.status == 404 and message(no_namespace) == 'namespaces "compat-lab" not found'
+    namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "compat-lab"}})
+
+    broken = copy.deepcopy(MINICLUSTER)
+    broken["spec"]["size"] = "two"
+    with pytest.raises(kubernetes.client.exceptions.ApiException) as invalid:
+        miniclusters.create(body=broken, namespace="compat-lab")
+    assert invalid.value.status == 422 and "spec.size: 'two' is not of type 'integer'" in message(invalid)
+
+    miniclusters.create(body=MINICLUSTER, namespace="compat-lab")
+    with pytest.raises(kubernetes.client.exceptions.ApiException) as twice:
+        miniclusters.create(body=MINICLUSTER, namespace="compat-lab")
+    assert twice.value.status == 409
+
+    with pytest.raises(kubernetes.client.exceptions.ApiException) as bad_patch:
+        miniclusters.patch(body={"spec": {"size": "three"}}, name="compat-lab", namespace="compat-lab",
+                           content_type="application/merge-patch+json")
+    assert bad_patch.value.status == 422
+    with pytest.raises(kubernetes.client.exceptions.ApiException) as no_manager:
+        miniclusters.server_side_apply(body=MINICLUSTER, name="compat-lab", namespace="compat-lab")
+    assert no_manager.value.status == 400 and "fieldManager" in message(no_manager)
+
+
+def test_the_operator_runs_once_available_and_gives_a_minicluster_ready_pods(kube) -> None:
+    api = connect(kube.api.url)
+    namespaces = api.resources.get(api_version="v1", kind="Namespace")
+    pods = api.resources.get(api_version="v1", kind="Pod")
+    namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "compat-lab"}})
+    apply_manifest(api, OPERATOR_MANIFEST)
+    api.resources.invalidate_cache()
+    api.resources.get(api_version="flux-framework.org/v1alpha2", kind="MiniCluster").create(
+        body=MINICLUSTER, namespace="compat-lab")
+
+    deployments = api.resources.get(api_version="apps/v1", kind="Deployment")
+    controller = wait_for(lambda: (d := deployments.get(name="operator-controller-manager",
+                                                        namespace="operator-system")).status.availableReplicas and d)
+    assert controller.status.observedGeneration == controller.metadata.generation
+    ready = wait_for(lambda: [p for p in pods.get(namespace="compat-lab", label_selector="job-name=compat-lab").items
+                              if p.status.containerStatuses and all(c.ready for c in p.status.containerStatuses)]
+                     if len(pods.get(namespace="compat-lab").items) == 2 else None)
+    assert sorted(p.metadata.name[:-5] for p in ready) == ["compat-lab-0-", "compat-lab-1-"]
+    assert pods.get(namespace="compat-lab", label_selector="job-name=other").items == []
+
+    namespaces.delete(name="compat-lab")
+    assert pods.get(namespace="compat-lab").items == [], "a namespace takes its objects with it"
+
+
+def kubectl(kube, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["kubectl", *args], env=kube.env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_stand_in_kubectl_execs_in_the_pods_own_directory_and_refuses_what_kubectl_does(kube,
+                                                                                           tmp_path: Path) -> None:
+    api = connect(kube.api.url)
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(kube.api.url, TOKEN))
+    api.resources.get(api_version="v1", kind="Namespace").create(
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "compat-lab"}})
+    apply_manifest(api, OPERATOR_MANIFEST)
+    api.resources.invalidate_cache()
+    api.resources.get(api_version="flux-framework.org/v1alpha2", kind="MiniCluster").create(
+        body=MINICLUSTER, namespace="compat-lab")
+    pods = api.resources.get(api_version="v1", kind="Pod")
+    lead = wait_for(lambda: next((p for p in pods.get(namespace="compat-lab").items
+                                  if p.metadata.name.startswith("compat-lab-0-") and p.status.phase == "Running"),
+                                 None), seconds=15)
+    base = ["--kubeconfig", str(config), "-n", "compat-lab", "exec", "-i"]
+
+    done = kubectl(kube, *base, lead.metadata.name, "-c", "compat-lab", "--", "/bin/sh", "-c",
+                   "mkdir -p /tmp/compat-lab && echo hi > /tmp/compat-lab/f && cat /tmp/compat-lab/f && pwd "
+                   "&& . /mnt/flux/flux-view.sh && flux resource info")
+    assert done.returncode == 1 and "FLUX_URI is not set" in done.stderr, "the pod's Flux is reached as in a pod"
+    assert done.stdout.splitlines() == ["hi", "/"], "the pod's own /tmp, and its root as working directory"
+    pod_dir = kube.pods / "compat-lab" / lead.metadata.name
+    assert (pod_dir / "tmp" / "compat-lab" / "f").read_text() == "hi\n"
+
+    missing = kubectl(kube, *base, "compat-lab-0-nope", "--", "true")
+    assert missing.returncode == 1
+    assert 'Error from server (NotFound): pods "compat-lab-0-nope" not found' in missing.stderr
+    no_container = kubectl(kube, *base, lead.metadata.name, "-c", "other", "--", "true")
+    assert no_container.returncode == 1 and "container other not found" in no_container.stderr
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text(kubeconfig("https://api.example.com", TOKEN))
+    refused = kubectl(kube, "--kubeconfig", str(elsewhere), "exec", "-i", lead.metadata.name, "--", "true")
+    assert refused.returncode == 1 and "only a loopback API server" in refused.stderr
