@@ -181,6 +181,18 @@ def _plan_json(store: Path, capsys: pytest.CaptureFixture[str], *args: str) -> d
     return json.loads(capsys.readouterr().out)
 
 
+def test_a_variant_whose_attributes_were_never_fetched_is_warned_with_how_to_fetch_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No artifact cache beside the store: no MPI rule can match, and the warning says what to run."""
+    assert main(["plan", "--cluster", "eks-arm64", "--store", str(tmp_path / "p.sqlite"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["runs"]
+    multi = [row for row in rows if row["options"].get("tasks", 1) > 1]
+    assert multi and all(row["rules"] == [] for row in multi)
+    assert all(row["warnings"] and row["warnings"][0].startswith(
+        "no launch rule for mpi.implementation=unknown (the variant's attributes are not fetched: "
+        "`python -m planner variants fetch`)") for row in multi)
+
+
 def test_plan_on_eks_arm64_shows_the_rules_each_run_fired_and_why(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     rows = _plan_json(tmp_path / "p.sqlite", capsys)["runs"]

@@ -175,10 +175,13 @@ def apply_rules(rules: Sequence[LaunchRule], app: str, cluster: ClusterInfo, var
         mpi_rule = mpi_rule or "mpi.implementation" in rule.match.variant
     warnings = []
     if launcher(variant) == "flux" and options.tasks > 1 and not mpi_rule:
-        implementation = variant.attributes.get("mpi.implementation", "unknown")
-        warnings.append(f"no launch rule for mpi.implementation={implementation}: nothing here connects the "
-                        f"image's MPI to Flux's PMI, so the {options.tasks} tasks may run as {options.tasks} "
-                        "singleton LAMMPS runs (the run then fails with reason mpi)")
+        implementation = variant.attributes.get("mpi.implementation")
+        # without its attributes no rule can match: say where they come from
+        unknown = "" if implementation else " (the variant's attributes are not fetched: `python -m planner " \
+                                            "variants fetch`)"
+        warnings.append(f"no launch rule for mpi.implementation={implementation or 'unknown'}{unknown}: nothing "
+                        f"here connects the image's MPI to Flux's PMI, so the {options.tasks} tasks may run as "
+                        f"{options.tasks} singleton LAMMPS runs (the run then fails with reason mpi)")
     return Options.model_validate(data), tuple(fired), tuple(warnings)
 
 
