@@ -55,6 +55,18 @@ def test_timeout_and_killed_come_from_the_launcher() -> None:
     assert lammps_log.parse("Total wall time: 0:00:01", exit_code=1).status == "failed"
 
 
+def test_a_rank_killed_from_outside_is_killed_though_its_peers_report_mpi_errors() -> None:
+    """A rank SIGKILLed (OOM killer, a person): the peer's MPI error follows from it; a launcher ending with
+    exit 137 may not say which rank died. An MPI error without such an exit stays an MPI failure."""
+    log = "Setting up Verlet run ...\nFatal error in internal_Allreduce: Unknown error class, error stack:\n"
+    killed = lammps_log.parse(log, exit_code=137)
+    assert (killed.status, killed.reason) == ("failed", "killed")
+    assert killed.detail.startswith("the process was killed (exit code 137); then: Fatal error in internal_Allreduce")
+    assert lammps_log.parse(log, exit_code=1).reason == "mpi"
+    missing = "lmp: error while loading shared libraries: libmpi.so.40: cannot open shared object file\n"
+    assert lammps_log.parse(missing, exit_code=137).reason == "mpi"
+
+
 def test_flux_minicluster_log_with_broker_lines_interleaved(capsys: pytest.CaptureFixture[str]) -> None:
     [item] = _parse_log(capsys, str(LOGS / "flux-minicluster-reaxff.log"))
     foms = item["foms"]

@@ -40,7 +40,8 @@ def test_a_profiled_local_sweep_stores_profiles_beside_the_foms(native_variants:
     done = planner("sweep", "-e", str(TINY), *ONE_VARIANT, "--profile", "rusage,perf,ebpf", store=store)
     assert done.returncode == 0, done.stdout + done.stderr
     foms, statuses = _stored(store)
-    assert len(foms) == 2 and all(s == {"rusage": "ok", "perf": "ok", "ebpf": "ok"} for s in statuses.values())
+    assert len(foms) == 2 and all(s == {"rusage": "ok", "perf": "ok", "ebpf": "ok"} for s in statuses.values()), \
+        statuses
     for run_id, values in foms.items():
         tasks = values["mpi_tasks"]
         assert values["rusage.ranks"] == tasks  # one GNU time line per rank, from the log

@@ -190,5 +190,7 @@ def test_an_ebpf_profile_runs_in_the_pod_around_flux_run_following_the_jobs_flux
     assert result["profile"]["status"] == "ebpf ok\n"
     record = record_for(ws, run, ws.launch(run), result, Path(item["run_dir"]))
     assert record.profiles == {"ebpf": "ok"}
-    assert 0.3 < record.foms["ebpf.oncpu_seconds"] < 5  # the fake lmp's 0.4 s, under the job's flux-shell
+    # the fake lmp's 0.4 s of CPU, under the job's flux-shell; the tasks start as bpftrace follows the shell's
+    # forks, and on a busy machine part of the first burst can pass before a new task is followed
+    assert 0.05 < record.foms["ebpf.oncpu_seconds"] < 5
     assert (Path(item["run_dir"]) / "profile" / "ebpf.json").read_text() == result["profile"]["ebpf.json"]
