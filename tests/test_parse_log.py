@@ -62,6 +62,7 @@ def test_a_rank_killed_from_outside_is_killed_though_its_peers_report_mpi_errors
     killed = lammps_log.parse(log, exit_code=137)
     assert (killed.status, killed.reason) == ("failed", "killed")
     assert killed.detail.startswith("the process was killed (exit code 137); then: Fatal error in internal_Allreduce")
+    assert lammps_log.parse(log, exit_code=9).reason == "killed"  # hydra: the killed rank's signal as exit code
     assert lammps_log.parse(log, exit_code=1).reason == "mpi"
     missing = "lmp: error while loading shared libraries: libmpi.so.40: cannot open shared object file\n"
     assert lammps_log.parse(missing, exit_code=137).reason == "mpi"

@@ -177,9 +177,10 @@ def parse(text: str, *, exit_code: int | None = None, timed_out: bool = False,
     reason, detail = classify(text)
     if reason == "unknown" and exit_code is not None and (exit_code < 0 or exit_code in (137, 143)):
         reason, detail = "killed", f"the process was killed (exit code {exit_code})"
-    elif reason == "mpi" and exit_code in (-9, 137) and not _MISSING_MPI_LIBRARY.search(detail or ""):
+    elif reason == "mpi" and exit_code in (-9, 9, 137) and not _MISSING_MPI_LIBRARY.search(detail or ""):
         # a rank killed from outside (OOM killer, a person, the scheduler): its peers' MPI errors follow from
-        # it, and the launcher may end before it says which rank was killed
+        # it, and the launcher may end before it says which rank was killed (hydra exits 9, the rank's signal
+        # as its exit code; a launcher killed itself is 137 / -9)
         reason, detail = "killed", f"the process was killed (exit code {exit_code}); then: {detail}"
     if detail is None:
         detail = f"no success line ({success!r}); exit code {exit_code}" if exit_code is not None \
