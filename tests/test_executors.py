@@ -28,11 +28,20 @@ REPORTED, BAD_REQUEST, STOPPED = 0, 2, 3
 pytestmark = pytest.mark.parametrize("executor", sorted(EXECUTORS))
 
 
+def _default_signals() -> None:
+    """The executor starts with the default dispositions Ansible's worker gives it: a POSIX shell cannot trap a
+    signal ignored when it started, and the test run itself may ignore one (under `nohup`, SIGHUP)."""
+    for number in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def execute(executor: str, *args: str, wait: bool = True) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
     command = [*EXECUTORS[executor], *args]
     if not wait:
-        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_default_signals)
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False,
+                          preexec_fn=_default_signals)
 
 
 def reported(done: subprocess.CompletedProcess[str], profiled: bool = False) -> dict:
