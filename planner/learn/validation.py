@@ -8,7 +8,8 @@ Cross-validation runs on at most `CV_SAMPLE` runs (whole points drawn at random)
 
 The ranking is checked apart (`ranking`), the way `evaluate` scores it: whole clusters are held out,
 and in each of their contexts the first pick of the ranking model and of each simple rule it could
-fall back to is scored by its regret. What ranks best there is what `fit` saves to rank with.
+fall back to is scored by its regret. `fit` ranks with the model unless a rule ranked better there
+beyond chance (`CLEARLY`), then with that rule.
 """
 
 from __future__ import annotations
