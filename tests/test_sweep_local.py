@@ -152,8 +152,12 @@ def test_a_killed_lammps_process_is_stored_as_killed_and_the_sweep_goes_on(tmp_p
     experiment = _long_experiment(tmp_path, steps=1500)
     store = tmp_path / "planner.sqlite"
     sweep = _start(store, "-e", str(experiment), "--workload", "lj", "--variant", "lammps-2025-mpich")
-    _wait_for(lambda: any(_lmp(pid) for pid in _processes_in(tmp_path / "planner.sqlite.runs")))
-    victim = next(pid for pid in _processes_in(tmp_path / "planner.sqlite.runs") if _lmp(pid))
+    runs = tmp_path / "planner.sqlite.runs"
+    # killed while it runs its steps: killed during MPI_Init, a rank takes the process manager down with it,
+    # and the log shows a PMI failure (hydra exits 255 and never names the signal)
+    _wait_for(lambda: any("Setting up Verlet run" in log.read_text(errors="replace")
+                          for log in runs.glob("*/output.log")))
+    victim = next(pid for pid in _processes_in(runs) if _lmp(pid))
     os.kill(victim, signal.SIGKILL)
     out, _ = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, out
