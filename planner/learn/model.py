@@ -163,7 +163,7 @@ def _fit_ranking(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design
         priors = priors_of(set(point_ctx[train].tolist()))
         fitted, P = fit_on(train, priors)
         estimate = fitted.predict(np.hstack([X[points], P]))
-        rules = {name: priors.rule(name, pairs, catalog.cluster_attrs) for name in ranker.RULES}
+        rules = {name: priors.rule(name, pairs, catalog.cluster_attrs, P) for name in ranker.RULES}
         return {"model": (estimate, estimate), **rules}
 
     checked = None

@@ -109,13 +109,13 @@ class Priors:
                     out[i, 3] = float(np.mean(nearest[choice]))
         return out
 
-    def rule(self, name: str, points: list[tuple[Context, Choice]], attrs: ClusterAttrs) -> tuple[np.ndarray,
-                                                                                                  np.ndarray]:
+    def rule(self, name: str, points: list[tuple[Context, Choice]], attrs: ClusterAttrs,
+             matrix: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One simple rule's ranking of these points: the key it orders by (higher first) and its estimate
         of each point's log normalized FOM (what it expects the point to reach of its context's best; NaN
-        where it has none)."""
+        where it has none). `matrix`: `self.matrix(points, attrs)` where the caller has it already."""
         if name in ("family_mean", "nearest_cluster"):
-            column = self.matrix(points, attrs)[:, 0 if name == "family_mean" else 3]
+            column = (self.matrix(points, attrs) if matrix is None else matrix)[:, 0 if name == "family_mean" else 3]
             return as_key(column), as_log(column)
         if name != "most_often_best":
             raise ValueError(name)
