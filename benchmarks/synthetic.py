@@ -181,26 +181,27 @@ def _cursed(cluster: Cluster, variant: Variant, seed: int) -> bool:
 
 
 def outcome(cluster: Cluster, variant: Variant, option: dict[str, Any], workload: str, rng: random.Random,
-            noise: float, seed: int = 0) -> tuple[str, str | None, float | None]:
-    """(status, reason, timesteps/s) of one run: the ground truth plus noise."""
+            noise: float, seed: int = 0) -> tuple[str, str | None, float | None, float | None]:
+    """(status, reason, timesteps/s, the ground truth's timesteps/s) of one run: the measurement is the
+    ground truth times noise (and, for outliers, a slowdown)."""
     if FAMILY[variant.target] != FAMILY[cluster.micro]:
-        return "incompatible", "incompatible", None
+        return "incompatible", "incompatible", None, None
     if not ISA[variant.target] <= ISA[cluster.micro]:
-        return "failed", "killed", None  # illegal instruction
+        return "failed", "killed", None, None  # illegal instruction
     if _cursed(cluster, variant, seed):
-        return "failed", "killed", None
+        return "failed", "killed", None, None
     if variant.gpu and not cluster.gpus:
-        return "failed", "missing-gpu", None
+        return "failed", "missing-gpu", None, None
     threads = option.get("threads", 1)
     if option.get("suffix") == "omp" and not variant.openmp:
-        return "incompatible", "incompatible", None
+        return "incompatible", "incompatible", None, None
     nodes = option.get("nodes", 1)
     if variant.mpi == "openmpi" and variant.mpi_version.startswith("4.0") and nodes > 1 and cluster.network == "efa":
-        return "failed", "mpi", None
+        return "failed", "mpi", None, None
     if variant.mpi == "mpich" and variant.mpi_version.startswith("3") and threads > 1:
-        return "failed", "mpi", None
+        return "failed", "mpi", None, None
     if rng.random() < RANDOM_DEATH:
-        return "failed", "killed", None
+        return "failed", "killed", None, None
     speed, vendor = HOSTS[cluster.micro]
     cores = option["tasks"] * threads
     perf = WORKLOADS[workload] * speed * cores ** 0.92 * 0.93 ** (nodes - 1)
@@ -223,10 +224,10 @@ def outcome(cluster: Cluster, variant: Variant, option: dict[str, Any], workload
         perf *= 1.01
     if variant.release == "20240829" and variant.os_version in ("20.04", "8.9"):
         perf *= 0.85  # the newest release on the oldest OS: an old compiler and libm under it
-    perf *= math.exp(rng.gauss(0.0, noise))
+    measured = perf * math.exp(rng.gauss(0.0, noise))
     if rng.random() < OUTLIERS:
-        perf /= rng.uniform(*OUTLIER_SLOWDOWN)
-    return "ok", None, perf
+        measured /= rng.uniform(*OUTLIER_SLOWDOWN)
+    return "ok", None, measured, perf
 
 
 def _mpi_factor(variant: Variant, vendor: str, nodes: int, network: str) -> float:
@@ -256,13 +257,19 @@ def measurements(clusters: int, variants: int, repeats: int, seed: int, noise: f
             for option in launch_options(cluster):
                 for workload in WORKLOADS:
                     for repeat in range(repeats):
-                        status, reason, value = outcome(cluster, variant, option, workload, rng, noise, seed)
+                        status, reason, value, truth = outcome(cluster, variant, option, workload, rng, noise, seed)
                         yield {"cluster": cluster, "variant": variant, "option": option, "workload": workload,
-                               "repeat": repeat, "status": status, "reason": reason, "value": value}
+                               "repeat": repeat, "status": status, "reason": reason, "value": value,
+                               "truth": truth}
 
 
-def write_csv(path: Path, clusters: int, variants: int, repeats: int, seed: int, noise: float = 0.10) -> int:
-    """The long-form CSV of DESIGN.md; returns the number of runs."""
+METRIC = "timesteps_per_s"
+
+
+def write_csv(path: Path, clusters: int, variants: int, repeats: int, seed: int, noise: float = 0.10, *,
+              truth: bool = False) -> int:
+    """The long-form CSV of DESIGN.md; returns the number of runs. With `truth`, the same runs (statuses
+    included) with the ground truth's values instead of the measured ones."""
     variant_keys = list(make_variants(1, random.Random(0))[0].attributes())
     cluster_keys = list(make_clusters(1, random.Random(0))[0].attributes())
     option_keys = ["nodes", "tasks", "threads", "affinity", "suffix", "x"]
@@ -283,7 +290,7 @@ def write_csv(path: Path, clusters: int, variants: int, repeats: int, seed: int,
             if m["status"] != "ok":
                 writer.writerow([*common, "", "", *attrs])
                 continue
-            steps_per_s = m["value"]
+            steps_per_s = m["truth" if truth else "value"]
             atoms = 32000 if m["workload"] == "lj" else 2400
             for metric, value in (("timesteps_per_s", steps_per_s), ("matom_steps_per_s", steps_per_s * atoms / 1e6),
                                   ("loop_time", 100 / steps_per_s)):
@@ -343,6 +350,33 @@ def evaluate(csv_path: Path, store: Path, quiet: bool = False) -> dict[str, Any]
                 print("  " + done.stdout.strip().replace("\n", "\n  "))
     assert done is not None
     return json.loads(done.stdout)
+
+
+def evaluate_with_truth(where: Path, clusters: int, variants: int, repeats: int, seed: int,
+                        noise: float) -> dict[str, Any]:
+    """`evaluate --group-by cluster` on a generated store, its picks scored both against the measured medians
+    (as `evaluate` prints them) and against the ground truth (under "truth": the noise of the measured medians,
+    shared by every pick, left out). Runs in this process: the ground truth is not something a store holds."""
+    from planner.core.metrics import resolve_metric
+    from planner.edges import datasets
+    from planner.edges.store import Store
+    from planner.learn import evaluate as evaluation
+    from planner.learn.catalog import Catalog
+
+    read = []
+    for truth in (False, True):
+        csv_path = where / f"synthetic-{noise}-{seed}{'-truth' if truth else ''}.csv"
+        store = csv_path.with_suffix(".sqlite")
+        store.unlink(missing_ok=True)
+        write_csv(csv_path, clusters, variants, repeats, seed, noise, truth=truth)
+        done = planner("import", str(csv_path), "--store", str(store))
+        if done.returncode != 0:
+            raise SystemExit(f"`planner import {csv_path}` failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        with Store(store, create=False) as handle:
+            read.append(datasets.read(handle.db, [METRIC]))
+    measured, truth_runs = read
+    return evaluation.evaluate(measured, Catalog(), "cluster", resolve_metric(METRIC, None, [METRIC]),
+                               truth=truth_runs).as_dict()
 
 
 def excess_ratio(result: dict[str, Any]) -> float:

@@ -104,7 +104,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     request = recommend.Request(args.app, args.workload, args.cluster, args.top, dict(args.param))
     with Store(path, create=False) as store:
         _check_names(store, catalog, request)
-        metric = resolve_metric(args.metric, args.goal, datasets.metrics(store.db, request.app), of=request.app)
+        measured = datasets.metrics(store.db, request.app)
+        metric = resolve_metric(args.metric, args.goal, measured, of=request.app)
         directory = modelfiles.model_dir(path)
         notes: list[str] = []
         found = modelfiles.saved(directory, metric.name)
@@ -121,13 +122,16 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
         # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
         # with the profiles measured there: they explain a measured row's rank (never predict one)
-        measured_profiles = [p for p in profiles.names(datasets.metrics(store.db, request.app)) if p != metric.name]
+        measured_profiles = [p for p in profiles.names(measured) if p != metric.name]
         runs = datasets.read(store.db, [metric.name], app=request.app, workload=request.workload,
                              cluster=request.cluster, explain=measured_profiles)
         checks = {name: fom["ranking"] for name, fom in meta.report.get("foms", {}).items() if "ranking" in fom}
         model = recommend.ModelInfo(str(directory), meta.runs, meta.fingerprint != store.fingerprint(), checks)
-        stored = every_choice(datasets.choices_by_cluster(store.db, request.app))
-    result = recommend.recommend(request, metric, catalog, runs, table, model, stored, predict_missing, notes)
+
+        def stored() -> list[Choice]:
+            return every_choice(datasets.choices_by_cluster(store.db, request.app))
+
+        result = recommend.recommend(request, metric, catalog, runs, table, model, stored, predict_missing, notes)
     print(json.dumps(result.as_dict(), indent=2) if args.json else recommendation(result))
     return 0
 

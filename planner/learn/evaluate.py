@@ -81,6 +81,8 @@ class Evaluation:
     #: per scorer (the model, or a simple rule it fell back to), in how many held-out groups it ranked
     ranked_by: dict[str, int]
     picks: list[Pick]  # not printed: what each held-out context got
+    #: the same picks scored against a ground truth (`evaluate(truth=...)`): "model" and each baseline
+    truth: dict[str, Summary] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """What `evaluate --json` prints."""
@@ -88,17 +90,25 @@ class Evaluation:
                 **asdict(self.model), "no_pick": self.no_pick, "failures": [asdict(p) for p in self.failures],
                 "baselines": {name: asdict(score) for name, score in self.baselines.items()},
                 "per_group": [{"group": group, **asdict(score)} for group, score in self.per_group.items()],
-                "ranked_by": self.ranked_by}
+                "ranked_by": self.ranked_by,
+                **({"truth": {name: asdict(row) for name, row in self.truth.items()}} if self.truth else {})}
 
 
 def group_key(context: Context, group_by: str) -> str:
     return context.cluster if group_by == "cluster" else f"{context.app}/{context.workload}"
 
 
-def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric) -> Evaluation:
-    """Leave each group out in turn; `runs` are the stored runs of the apps that measured the metric."""
+def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, truth: Runs | None = None) -> Evaluation:
+    """Leave each group out in turn; `runs` are the stored runs of the apps that measured the metric. `truth`
+    (a synthetic benchmark's): the same runs with the values a noise-free measurement gives; the picks are
+    also scored against it (`Evaluation.truth`), free of the noise the measured medians add to every regret."""
     catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs)
     measured = runs.measured(metric.name)
+    true_of: dict[tuple[int, int], Measured] = {}
+    if truth is not None:
+        true = {(truth.contexts[c], truth.choices[k]): item for (c, k), item in truth.measured(metric.name).items()}
+        true_of = {key: true[runs.contexts[key[0]], runs.choices[key[1]]] for key in measured}
+    truth_scores = {name: baselines.Score() for name in ("model", *BASELINES)}
     by_context: dict[int, list[tuple[int, Measured]]] = defaultdict(list)
     for (c, k), item in measured.items():
         by_context[c].append((k, item))
@@ -136,7 +146,10 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric) -> Eva
             picks.append(Pick(group, context, choices[order[0]] if order else None))
             if not order:
                 continue
+            true_values = [baselines.outcome(true_of[c, k]) for k, _ in items] if true_of else []
             pick = baselines.score([[i] for i in order], values, kinds, metric.sign)
+            if true_of:
+                truth_scores["model"].add(baselines.score([[i] for i in order], true_values, kinds, metric.sign))
             model_score.add(pick)
             group_score.add(pick)
             if values[order[0]] is None:
@@ -148,11 +161,14 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric) -> Eva
             for name in BASELINES:
                 tiers = baselines.rank(name, seen, context, cluster, choices, allowed, rows.__getitem__)
                 baseline_scores[name].add(baselines.score(tiers, values, kinds, metric.sign))
+                if true_of:
+                    truth_scores[name].add(baselines.score(tiers, true_values, kinds, metric.sign))
         per_group[group] = Summary(**group_score.as_dict())
     return Evaluation(group_by, metric.name, metric.goal, len(groups), Summary(**model_score.as_dict()),
                       sum(p.choice is None for p in picks), failures,
                       {name: Summary(**score.as_dict()) for name, score in baseline_scores.items()}, per_group,
-                      dict(sorted(ranked_by.items())), picks)
+                      dict(sorted(ranked_by.items())), picks,
+                      {name: Summary(**score.as_dict()) for name, score in truth_scores.items()} if true_of else None)
 
 
 def _model_ranking(models: model.Models, catalog: Catalog, context: Context, choices: list[Choice],

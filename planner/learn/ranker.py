@@ -95,18 +95,33 @@ class Priors:
         by_context: dict[Context, list[int]] = defaultdict(list)
         for i, (context, _) in enumerate(points):
             by_context[context].append(i)
+        # the training contexts' normalized FOMs of the points' choices as one matrix (NaN: not measured there),
+        # so that each context's statistics are column reductions over the rows of its family / nearest clusters
+        column = {choice: j for j, choice in enumerate(dict.fromkeys(choice for _, choice in points))}
+        values = np.full((len(self.seen), len(column)), np.nan)
+        for i, item in enumerate(self.seen):
+            for choice, value in item.normalized.items():
+                if choice in column:
+                    values[i, column[choice]] = value
+        row_of = {id(item): i for i, item in enumerate(self.seen)}
+        columns = np.array([column[choice] for _, choice in points], dtype=np.int64)
         for context, rows in by_context.items():
             others = [item for item in self.seen if item.context != context]
             cluster = self.clusters.get(context.cluster) or attrs(context.cluster)
-            family = _values(baselines.family_contexts(others, context, cluster))
-            nearest = _values(baselines.nearest_contexts(others, context, cluster))
-            for i in rows:
-                choice = points[i][1]
-                if choice in family:
-                    values = family[choice]
-                    out[i, :3] = (float(np.mean(values)), float(np.percentile(values, 25)), float(np.min(values)))
-                if choice in nearest:
-                    out[i, 3] = float(np.mean(nearest[choice]))
+            at = np.array(rows, dtype=np.int64)
+            for family, found in ((True, baselines.family_contexts(others, context, cluster)),
+                                  (False, baselines.nearest_contexts(others, context, cluster))):
+                sub = values[np.array([row_of[id(item)] for item in found], dtype=np.int64)][:, columns[at]]
+                measured = ~np.isnan(sub).all(axis=0)
+                sub, where = sub[:, measured], at[measured]
+                if not len(where):
+                    continue
+                if family:
+                    out[where, 0] = np.nanmean(sub, axis=0)
+                    out[where, 1] = np.nanpercentile(sub, 25, axis=0)
+                    out[where, 2] = np.nanmin(sub, axis=0)
+                else:
+                    out[where, 3] = np.nanmean(sub, axis=0)
         return out
 
     def rule(self, name: str, points: list[tuple[Context, Choice]], attrs: ClusterAttrs,

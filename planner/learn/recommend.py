@@ -146,11 +146,12 @@ class Recommendation:
 
 
 def recommend(request: Request, metric: Metric, catalog: Catalog, runs: Runs, table: Table | None,
-              model: ModelInfo, every_choice: list[Choice], predict_missing: PredictMissing | None = None,
+              model: ModelInfo, every_choice: Callable[[], list[Choice]],
+              predict_missing: PredictMissing | None = None,
               notes: list[str] | None = None) -> Recommendation:
     """Rank the candidates of the asked contexts. `runs`: the stored runs of this workload (on this cluster);
     `table`: the fitted predictions (None without a FOM model for the metric); `every_choice`: every choice
-    stored for the app."""
+    stored for the app (read from the store only for a cluster with no candidates of its own)."""
     notes = list(notes or [])
     if table is not None:
         catalog = catalog.with_stored(table.cluster_attrs, table.variant_attrs)
@@ -228,7 +229,7 @@ def _params_label(params: str) -> str:
 
 
 def _candidates(runs: Runs, metric: str, contexts: list[Context], declared: dict[str, list[Choice]],
-                table: Table | None, every_choice: list[Choice]) -> list[Candidate]:
+                table: Table | None, every_choice: Callable[[], list[Choice]]) -> list[Candidate]:
     """Per context: the choices measured there, declared for its cluster, or tabulated for it at fit time
     (the choices stored on its cluster, see `catalog.choice_sets`); every stored choice on a cluster
     that has none of those."""
@@ -244,7 +245,7 @@ def _candidates(runs: Runs, metric: str, contexts: list[Context], declared: dict
     for context in contexts:
         choices = list(here[context]) + [k for k in declared.get(context.cluster, []) if k not in here[context]]
         out += [Candidate(context, choice, measured.get((context, choice)), tabulated=(context, choice) in tabulated)
-                for choice in choices or every_choice]
+                for choice in choices or every_choice()]
     return out
 
 

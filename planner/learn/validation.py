@@ -30,6 +30,9 @@ from planner.learn.ranking import P_OK
 
 CV_SAMPLE = 10_000
 CV_FOLDS = 5
+#: Folds of the ranking check above `CV_SAMPLE` points: each still holds out a third of the clusters (dozens
+#: of contexts), and the check costs three fits of the ranking model instead of five.
+LARGE_FOLDS = 3
 INTERVAL = (0.1, 0.9)
 #: The interval where there is too little data to cross-validate: x0.8 .. x1.25
 DEFAULT_RESIDUALS = (math.log(0.8), math.log(1.25))
@@ -181,12 +184,13 @@ ScoreFold = Callable[[np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
 
 def ranking(target: np.ndarray, point_ctx: np.ndarray, groups: np.ndarray, held_out: str,
             score_fold: ScoreFold) -> RankingCheck | None:
-    """Hold out whole groups (clusters) in up to `CV_FOLDS` folds; in each held-out context with two or more
-    points, score every scorer's first pick (ties: their mean) by its regret exp(-normalized log FOM).
-    `target`, `point_ctx` and `groups` have a value per point. None with fewer than two groups."""
+    """Hold out whole groups (clusters) in up to `CV_FOLDS` folds (`LARGE_FOLDS` on many points); in each
+    held-out context with two or more points, score every scorer's first pick (ties: their mean) by its regret
+    exp(-normalized log FOM). `target`, `point_ctx` and `groups` have a value per point. None with fewer than
+    two groups."""
     if len(np.unique(groups)) < 2:
         return None
-    folds = min(CV_FOLDS, len(np.unique(groups)))
+    folds = min(CV_FOLDS if len(target) <= CV_SAMPLE else LARGE_FOLDS, len(np.unique(groups)))
     regrets: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, list[np.ndarray]] = defaultdict(list)
     for train_rows, test in GroupKFold(folds, shuffle=True, random_state=0).split(target, groups=groups):

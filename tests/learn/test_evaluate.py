@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,29 @@ def test_no_pick_where_every_candidate_is_predicted_to_fail(tmp_path: Path, caps
     assert main(["recommend", "lammps", "w", "--cluster", "c", "--json", "--store", str(store)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["recommendations"] == [] and {item["by"] for item in shown["excluded"]} == {"classifier"}
+
+
+def test_picks_are_also_scored_against_a_ground_truth_when_one_is_given(synthetic_store: Path) -> None:
+    """The synthetic benchmark's truth: the same runs with noise-free values. Here every successful point of a
+    context is equally good in truth, so every scorer's regret against it is exactly 1, while the measured
+    scores are the ones `evaluate` prints without a truth."""
+    with Store(synthetic_store) as store:
+        runs = datasets.read(store.db, [METRIC])
+    flat = dataclasses.replace(runs, values={METRIC: np.where(runs.ok, 1.0, np.nan)})
+    result = evaluate.evaluate(runs, Catalog(), "cluster", resolve_metric(None, None, [METRIC]), truth=flat)
+    assert result.truth is not None and set(result.truth) == {"model", *evaluate.BASELINES}
+    assert all(row.mean_regret == 1.0 and row.max_regret == 1.0 for row in result.truth.values())
+    assert result.model.mean_regret is not None and result.model.mean_regret > 1.0
+    assert result.truth["model"].failed_picks == result.model.failed_picks
+    assert json.loads(json.dumps(result.as_dict()))["truth"]["model"]["mean_regret"] == 1.0
+
+
+def test_the_synthetic_ground_truth_has_the_measured_runs_statuses(tmp_path: Path, synthetic: Any) -> None:
+    measured, truth = tmp_path / "measured.csv", tmp_path / "truth.csv"
+    assert synthetic.write_csv(measured, 3, 12, 2, 5, 0.25) == synthetic.write_csv(truth, 3, 12, 2, 5, 0.25,
+                                                                                    truth=True)
+    rows = [line.split(",") for line in measured.read_text().splitlines()]
+    true_rows = [line.split(",") for line in truth.read_text().splitlines()]
+    value = rows[0].index("value")
+    assert [r[:value] + r[value + 1:] for r in rows] == [r[:value] + r[value + 1:] for r in true_rows]
+    assert any(r[value] != t[value] for r, t in zip(rows[1:], true_rows[1:], strict=True) if r[value])
