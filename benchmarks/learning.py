@@ -65,8 +65,8 @@ def real(path: Path, where: Path) -> list[tuple[str, str, str, str, bool]]:
 
 def noisy(noise: float, seeds: int, where: Path) -> list[tuple[str, str, str, str, bool]]:
     """Two rows: the excess regrets scored against the generator's ground truth, and against the measured
-    medians (which add the same noise to every pick: an oracle that knows the truth scores ~1.10 at 10%
-    noise, ~1.29 at 25%, so that ratio cannot reach 0.7 however good the ranking)."""
+    medians, which add the same noise to every pick (the noise floor: what picking the truly best point
+    scores against them)."""
     excess: dict[str, tuple[list[float], list[float]]] = {"truth": ([], []), "measured": ([], [])}
     for seed in range(1, seeds + 1):
         result = synthetic.evaluate_with_truth(where, 24, 120, 2, seed, noise)
@@ -74,9 +74,10 @@ def noisy(noise: float, seeds: int, where: Path) -> list[tuple[str, str, str, st
             model = rows.pop("model")
             excess[scored][0].append(model["mean_regret"] - 1)
             excess[scored][1].append(min(b["mean_regret"] for b in rows.values()) - 1)
+            floor = f"; noise floor {result['noise_floor']['mean_regret']:.4f}" if scored == "measured" else ""
             print(f"synthetic noise {noise:.0%} seed {seed}, scored on the {scored}: model {model['mean_regret']:.4f}"
                   f" ({model['failed_picks']:g} failed, {model['incompatible_picks']:g} incompatible picks), " +
-                  ", ".join(f"{n} {b['mean_regret']:.4f}" for n, b in rows.items()), flush=True)
+                  ", ".join(f"{n} {b['mean_regret']:.4f}" for n, b in rows.items()) + floor, flush=True)
     out = []
     for scored, (model, best) in excess.items():
         ratio = sum(model) / max(sum(best), 1e-9)

@@ -20,6 +20,7 @@ data; random ones are scored by expectation, so no seed makes them lucky.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -83,6 +84,9 @@ class Evaluation:
     picks: list[Pick]  # not printed: what each held-out context got
     #: the same picks scored against a ground truth (`evaluate(truth=...)`): "model" and each baseline
     truth: dict[str, Summary] | None = None
+    #: with a ground truth: the truly best point of each context scored against the measured medians, the
+    #: regret no ranking can beat there (what the noise of the measurements adds)
+    noise_floor: Summary | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """What `evaluate --json` prints."""
@@ -91,7 +95,8 @@ class Evaluation:
                 "baselines": {name: asdict(score) for name, score in self.baselines.items()},
                 "per_group": [{"group": group, **asdict(score)} for group, score in self.per_group.items()],
                 "ranked_by": self.ranked_by,
-                **({"truth": {name: asdict(row) for name, row in self.truth.items()}} if self.truth else {})}
+                **({"truth": {name: asdict(row) for name, row in self.truth.items()}} if self.truth else {}),
+                **({"noise_floor": asdict(self.noise_floor)} if self.noise_floor else {})}
 
 
 def group_key(context: Context, group_by: str) -> str:
@@ -109,6 +114,7 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, tru
         true = {(truth.contexts[c], truth.choices[k]): item for (c, k), item in truth.measured(metric.name).items()}
         true_of = {key: true[runs.contexts[key[0]], runs.choices[key[1]]] for key in measured}
     truth_scores = {name: baselines.Score() for name in ("model", *BASELINES)}
+    floor = baselines.Score()
     by_context: dict[int, list[tuple[int, Measured]]] = defaultdict(list)
     for (c, k), item in measured.items():
         by_context[c].append((k, item))
@@ -150,6 +156,9 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, tru
             pick = baselines.score([[i] for i in order], values, kinds, metric.sign)
             if true_of:
                 truth_scores["model"].add(baselines.score([[i] for i in order], true_values, kinds, metric.sign))
+                oracle = sorted(range(len(items)), key=lambda i: -metric.sign * math.log(true_values[i])
+                                if true_values[i] is not None else math.inf)
+                floor.add(baselines.score([[i] for i in oracle], values, kinds, metric.sign))
             model_score.add(pick)
             group_score.add(pick)
             if values[order[0]] is None:
@@ -168,7 +177,8 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, tru
                       sum(p.choice is None for p in picks), failures,
                       {name: Summary(**score.as_dict()) for name, score in baseline_scores.items()}, per_group,
                       dict(sorted(ranked_by.items())), picks,
-                      {name: Summary(**score.as_dict()) for name, score in truth_scores.items()} if true_of else None)
+                      {name: Summary(**score.as_dict()) for name, score in truth_scores.items()} if true_of else None,
+                      Summary(**floor.as_dict()) if true_of else None)
 
 
 def _model_ranking(models: model.Models, catalog: Catalog, context: Context, choices: list[Choice],

@@ -169,6 +169,17 @@ def test_picks_are_also_scored_against_a_ground_truth_when_one_is_given(syntheti
     assert json.loads(json.dumps(result.as_dict()))["truth"]["model"]["mean_regret"] == 1.0
 
 
+def test_a_truth_equal_to_the_measurements_scores_as_they_do_and_has_no_noise_floor(synthetic_store: Path) -> None:
+    with Store(synthetic_store) as store:
+        runs = datasets.read(store.db, [METRIC])
+    result = evaluate.evaluate(runs, Catalog(), "cluster", resolve_metric(None, None, [METRIC]), truth=runs)
+    assert result.truth is not None and result.noise_floor is not None
+    assert result.truth["model"] == result.model
+    assert all(result.truth[name] == row for name, row in result.baselines.items())
+    # the truly best point is the measured best: picking it costs nothing
+    assert result.noise_floor.mean_regret == 1.0 and result.noise_floor.failed_picks == 0
+
+
 def test_the_synthetic_ground_truth_has_the_measured_runs_statuses(tmp_path: Path, synthetic: Any) -> None:
     measured, truth = tmp_path / "measured.csv", tmp_path / "truth.csv"
     assert synthetic.write_csv(measured, 3, 12, 2, 5, 0.25) == synthetic.write_csv(truth, 3, 12, 2, 5, 0.25,
