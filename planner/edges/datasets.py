@@ -76,26 +76,34 @@ class _Unusable:
 
     def __init__(self) -> None:
         self.ids: dict[str, list[str]] = defaultdict(list)
+        #: per JSON text seen: what makes it unusable (None: usable); a store repeats the same few texts
+        self.verdicts: dict[str, str | None] = {}
 
     def check(self, row: tuple[Any, ...], parsed: dict[str, Any], ok: bool, n_metrics: int) -> bool:
         for text in (row[4], row[7], row[8]):  # options, variant_attrs, cluster_attrs
-            if text not in parsed:
-                try:
-                    parsed[text] = json.loads(text)
-                except (TypeError, json.JSONDecodeError):
-                    parsed[text] = None
-            value = parsed[text]
-            if not isinstance(value, dict):
-                self.ids["options or attributes not JSON objects"].append(row[-1])
-                return False
-            if any(isinstance(v, float) and not math.isfinite(v) for v in value.values()):
-                self.ids["NaN/inf attributes"].append(row[-1])
+            if text not in self.verdicts:
+                self.verdicts[text] = self._verdict(text, parsed)
+            if self.verdicts[text] is not None:
+                self.ids[self.verdicts[text]].append(row[-1])
                 return False
         values = row[9:9 + n_metrics] if ok else ()
         if any(v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0) for v in values):
             self.ids["figures of merit <= 0 or not finite"].append(row[-1])
             return False
         return True
+
+    @staticmethod
+    def _verdict(text: str, parsed: dict[str, Any]) -> str | None:
+        try:
+            parsed[text] = json.loads(text)
+        except (TypeError, json.JSONDecodeError):
+            parsed[text] = None
+        value = parsed[text]
+        if not isinstance(value, dict):
+            return "options or attributes not JSON objects"
+        if any(isinstance(v, float) and not math.isfinite(v) for v in value.values()):
+            return "NaN/inf attributes"
+        return None
 
     def warn(self) -> None:
         if not self.ids:

@@ -128,8 +128,11 @@ class Catalog:
         cluster = self.cluster_infos.get(context.cluster) or self._stand_in_cluster(context.cluster, choice)
         variant = self._known_variant(choice) or self._stand_in_variant(choice)
         if workload is None or not self._known(context, choice):
-            requires = workload.requires if workload is not None else ()
-            workload = Workload(requires=requires, native=_ANY_SOURCE, container=_ANY_SOURCE)
+            stand_in = ("workload", context.app, context.workload)
+            if stand_in not in self._cache:
+                requires = workload.requires if workload is not None else ()
+                self._cache[stand_in] = Workload(requires=requires, native=_ANY_SOURCE, container=_ANY_SOURCE)
+            workload = self._cache[stand_in]
         return compat.check(cluster, variant, context.workload, workload, options)
 
     def _workload(self, context: Context) -> Workload | None:
