@@ -268,8 +268,8 @@ def _stopped_text(stopped: str | None) -> str:
     from planner.learn.adaptive import CHANCE, MARGIN
 
     return {"budget": "the budget is spent",
-            "confident": f"the chance that an unmeasured point beats the best measured one by "
-                         f"{math.exp(MARGIN) - 1:.0%} or more fell below {CHANCE:.0%}",
+            "confident": f"the chance that an unmeasured point, or one that can run again, beats the best measured "
+                         f"one by {math.exp(MARGIN) - 1:.0%} or more fell below {CHANCE:.0%}",
             "exhausted": "every planned run is done"}.get(stopped or "", "interrupted")
 
 

@@ -11,7 +11,8 @@
    runs it already spent on this selection.
 4. **Batches** run through `planner.edges.sweep.execute` under one progress bar whose total is the
    budget; each run is read back from the store and observed; the loop stops at the budget or when
-   no unmeasured point has a reasonable chance of beating the best one.
+   no unmeasured point (nor a measured one that can run again) has a reasonable chance of beating the
+   best one.
 """
 
 from __future__ import annotations

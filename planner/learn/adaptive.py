@@ -7,7 +7,9 @@ close the point comes to the best of its context, learnt from every other contex
 shared by the context; its covariance says that points sharing attributes (the labels
 `Catalog.describe` gives each choice group: the build target, the MPI, the launch shape, ...) move
 together, so one run teaches about its neighbours. A run observes its point's value with run-to-run
-noise. The context's level is unknown (a flat prior), so only differences between points matter.
+noise; a point's runs are read by their median, as `summary` and `recommend` read them, so that one
+slow run (a warm-up, a burst of load on a shared or burstable machine) does not outweigh the others.
+The context's level is unknown (a flat prior), so only differences between points matter.
 
 **Refit.** After each batch the posterior is recomputed in closed form: one linear solve over the
 measured points, milliseconds for a few hundred candidates. The spread of the truth around the
@@ -23,7 +25,9 @@ point compete with new points and count against the budget like any run.
 
 **Stopping.** At the budget, when nothing is left to run, or when, in every context, the chance that
 some unmeasured point beats the best measured one by `MARGIN` or more is below `CHANCE` (so no single
-point has that chance either).
+point has that chance either), and so is the chance that a measured point the plan can run again does
+(a contender measured once, within the context's noise of the best: where runs are noisy, it is run
+again rather than trusted or dismissed on one run).
 
 Without a prior (no model: nothing stored that the model could learn from) every point starts
 equal, and the first batch takes one point per variant.
@@ -130,6 +134,8 @@ class Belief:
     best: int | None  #: the measured point believed best (index into `Adaptive.points`)
     reference: float  #: the value gains are measured against: the best's posterior mean (else the best prior)
     chance: dict[int, float]  #: per unmeasured point: chance it beats the best by MARGIN or more
+    #: per measured point other than the best that the plan can run again: chance it beats the best by MARGIN or more
+    contest: dict[int, float] = field(default_factory=dict)
 
     @property
     def chance_any(self) -> float:
@@ -138,8 +144,14 @@ class Belief:
         return 1.0 - math.prod(1.0 - p for p in self.chance.values())
 
     @property
+    def contest_any(self) -> float:
+        """That some measured point other than the best, with runs left, beats it by MARGIN or more (the same
+        upper bound)."""
+        return 1.0 - math.prod(1.0 - p for p in self.contest.values())
+
+    @property
     def confident(self) -> bool:
-        return self.best is not None and self.chance_any < CHANCE
+        return self.best is not None and self.chance_any < CHANCE and self.contest_any < CHANCE
 
 
 @dataclass
@@ -259,7 +271,7 @@ class Adaptive:
         best = guess
         if len(measured) >= 2:
             points = [self.points[idx[k]] for k in measured]
-            residual = np.array([np.mean(p.values) - p.prior for p in points])
+            residual = np.array([np.median(p.values) - p.prior for p in points])
             noise = np.diag([noise2 / len(p.values) for p in points])
             best_score = -math.inf
             for factor in SPREAD_GRID:
@@ -287,7 +299,7 @@ class Adaptive:
         observed = np.flatnonzero(counts > 0)
         if len(observed):
             cov = cov + LEVEL_VARIANCE
-            means = np.array([np.mean(p.values) if p.values else p.prior for p in points])
+            means = np.array([np.median(p.values) if p.values else p.prior for p in points])
             gram = cov[np.ix_(observed, observed)] + np.diag(noise2 / counts[observed])
             cross = cov[:, observed]
             solved = np.linalg.solve(gram, np.column_stack([means[observed] - prior[observed], cross.T]))
@@ -301,7 +313,12 @@ class Adaptive:
         unmeasured = [k for k, p in enumerate(points) if not p.values and not p.out and p.runs_left > 0]
         beats = 1.0 - _normal_cdf((reference + MARGIN - mean[unmeasured]) / np.sqrt(var[unmeasured]))
         chance = {idx[k]: points[k].p_ok * float(b) for k, b in zip(unmeasured, beats, strict=True)}
-        return Belief(idx, mean, var, None if best is None else idx[best], reference, chance)
+        contest = {}
+        if best is not None:  # the difference of two posteriors: both points' uncertainty counts
+            rivals = [k for k, p in enumerate(points) if p.measured and k != best and p.runs_left > 0]
+            ahead = (mean[rivals] - reference - MARGIN) / np.sqrt(var[rivals] + var[best])
+            contest = {idx[k]: float(b) for k, b in zip(rivals, _normal_cdf(ahead), strict=True)}
+        return Belief(idx, mean, var, None if best is None else idx[best], reference, chance, contest)
 
     # ------------------------------------------------------------------------------------------ choosing
 

@@ -153,6 +153,37 @@ def test_a_wrong_prior_is_overcome_by_what_the_runs_show() -> None:
     assert len(order) > 2  # the surprise widened what the loop believes: it went on looking
 
 
+def test_a_point_is_what_the_median_of_its_runs_says_not_a_slow_first_run() -> None:
+    # v0's first run was 35% slow (a warm-up, a burst of load), its other two the fastest of all; v1 ran
+    # steadily 5% slower. The median of each point's runs (what `summary` and `recommend` report) says v0.
+    context = Context("c", "app", "w", "{}")
+    points = [adaptive.Point(context, Choice("app", f"v{i}", "{}"), (f"v{i}",), 0.0, runs_left=0, values=values)
+              for i, values in enumerate([[-0.3, 0.0, 0.0], [-0.05, -0.05, -0.05], [-0.2, -0.2, -0.2]])]
+    loop = adaptive.Adaptive(points, budget=9, batch=1, noise=0.05, spread=0.1, informed=True, spent=9)
+    best = loop.outcomes()[0].best
+    assert best is not None and best.choice.variant == "v0"
+
+
+def test_a_noisy_context_runs_a_near_tied_contender_again_instead_of_stopping() -> None:
+    # nothing is left unmeasured; v0 looks best after three runs, v1 ran once, 2% behind it, and runs
+    # here are noisy (15%): one run cannot say whether v1 is in fact 5% better. The loop runs it again.
+    context = Context("c", "app", "w", "{}")
+
+    def loop(noise: float) -> adaptive.Adaptive:
+        points = [adaptive.Point(context, Choice("app", "v0", "{}"), ("v0",), 0.0, runs_left=1, values=[0.0] * 3),
+                  adaptive.Point(context, Choice("app", "v1", "{}"), ("v1",), 0.0, runs_left=2, values=[-0.02])]
+        return adaptive.Adaptive(points, budget=10, batch=1, noise=noise, spread=0.1, informed=True, spent=4)
+
+    noisy = loop(0.15)
+    belief = noisy.belief(context)
+    assert belief.best == 0 and not belief.chance  # no unmeasured point could beat it
+    assert belief.contest[1] > adaptive.CHANCE and not belief.confident
+    assert [d.point for d in noisy.next_batch()] == [1] and noisy.stopped is None
+    # where runs repeat within 1%, the same single run settles it: the loop stops
+    quiet = loop(0.01)
+    assert not quiet.next_batch() and quiet.stopped == "confident"
+
+
 def test_the_budget_counts_every_run_repeats_included() -> None:
     # 3 variants x 3 launch options, noisy runs, no prior
     truth = [0.0, -0.01, -0.02, -0.03, -0.04, -0.05, -0.06, -0.07, -0.08]
@@ -219,8 +250,8 @@ def test_on_the_hpcg_study_a_quarter_of_the_runs_beats_every_baseline_order(tmp_
     assert planner("import", str(HPCG), "--store", str(store)).returncode == 0
     out = _replay(store, "--group-by", "cluster", "--budget", "0.25")
     assert out["groups"] == 14
-    # the issue's target is 90%; measured 86% (12 of 14) on the model of this round: docs/learning.md
-    assert out["within_5pct_at_budget"] >= 0.85
+    # the issue's target: 90%; measured 93% (13 of 14): docs/learning.md
+    assert out["within_5pct_at_budget"] >= 0.9
     for name, baseline in out["baselines"].items():
         assert out["within_5pct_at_budget"] > baseline["within_5pct_at_budget"], name
         assert out["mean_regret_at_budget"] < baseline["mean_regret_at_budget"], name
