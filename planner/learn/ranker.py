@@ -118,7 +118,7 @@ class Priors:
                     continue
                 if family:
                     out[where, 0] = np.nanmean(sub, axis=0)
-                    out[where, 1] = np.nanpercentile(sub, 25, axis=0)
+                    out[where, 1] = _lower_quartile(sub)
                     out[where, 2] = np.nanmin(sub, axis=0)
                 else:
                     out[where, 3] = np.nanmean(sub, axis=0)
@@ -154,6 +154,18 @@ def as_log(normalized: np.ndarray) -> np.ndarray:
 def as_key(normalized: np.ndarray) -> np.ndarray:
     """What a rule ranks by: the log normalized FOM, below which what failed, then what never ran."""
     return np.where(normalized > 0, as_log(normalized), np.where(normalized == 0, _FAILED, _NEVER))
+
+
+def _lower_quartile(values: np.ndarray) -> np.ndarray:
+    """np.nanpercentile(values, 25, axis=0) (linear interpolation) for columns with a value each, without its
+    slow column-by-column loop."""
+    ordered = np.sort(values, axis=0)  # NaN last
+    count = (~np.isnan(values)).sum(axis=0)
+    position = (count - 1) * 0.25
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, count - 1)
+    columns = np.arange(values.shape[1])
+    return ordered[low, columns] + (ordered[high, columns] - ordered[low, columns]) * (position - low)
 
 
 def _values(seen: list[baselines.Seen]) -> dict[Choice, list[float]]:
