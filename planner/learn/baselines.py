@@ -134,12 +134,17 @@ def history(contexts: list[tuple[Context, dict[str, Any], list[tuple[Choice, Mea
     return out
 
 
-def _mean_normalized(seen: list[Seen]) -> Callable[[Choice], float]:
-    sums: dict[Choice, list[float]] = defaultdict(list)
+def normalized_by_choice(seen: list[Seen]) -> dict[Choice, list[float]]:
+    """Each choice's normalized FOMs over these training contexts."""
+    values: dict[Choice, list[float]] = defaultdict(list)
     for item in seen:
         for choice, value in item.normalized.items():
-            sums[choice].append(value)
-    means = {choice: sum(values) / len(values) for choice, values in sums.items()}
+            values[choice].append(value)
+    return values
+
+
+def _mean_normalized(seen: list[Seen]) -> Callable[[Choice], float]:
+    means = {choice: sum(values) / len(values) for choice, values in normalized_by_choice(seen).items()}
     return lambda choice: means.get(choice, -1.0)
 
 

@@ -137,7 +137,7 @@ class Priors:
         wins: dict[Choice, int] = defaultdict(int)
         for item in self.seen:
             wins[item.best] += 1
-        means = {choice: float(np.mean(values)) for choice, values in _values(self.seen).items()}
+        means = {choice: float(np.mean(values)) for choice, values in baselines.normalized_by_choice(self.seen).items()}
         column = np.array([means.get(choice, UNKNOWN) for _, choice in points])
         # wins first, the mean normalized FOM (in [0, 1]) breaking ties, as baselines.rank does
         key = np.array([wins.get(choice, 0) for _, choice in points], dtype=float) + 0.5 * np.maximum(column, 0)
@@ -166,11 +166,3 @@ def _lower_quartile(values: np.ndarray) -> np.ndarray:
     high = np.minimum(low + 1, count - 1)
     columns = np.arange(values.shape[1])
     return ordered[low, columns] + (ordered[high, columns] - ordered[low, columns]) * (position - low)
-
-
-def _values(seen: list[baselines.Seen]) -> dict[Choice, list[float]]:
-    values: dict[Choice, list[float]] = defaultdict(list)
-    for item in seen:
-        for choice, value in item.normalized.items():
-            values[choice].append(value)
-    return values
