@@ -47,6 +47,18 @@ def planner(*args: str) -> tuple[float, float, subprocess.CompletedProcess[str]]
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, done
 
 
+def recommend_times(store: Path, *extra: str, times: int = 5) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of `times` whole `recommend lammps reaxff` processes; exits on a failed one."""
+    walls, cpus = [], []
+    for _ in range(times):
+        wall, cpu, done = planner("recommend", "lammps", "reaxff", *extra, "--store", str(store))
+        if done.returncode:
+            raise SystemExit(done.stderr)
+        walls.append(wall)
+        cpus.append(cpu)
+    return walls, cpus
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clusters", type=int, default=64)
@@ -84,14 +96,7 @@ def main() -> int:
                                      ("one cluster, never measured there", ["--cluster", "eks-arm64"],
                                       ONE_CLUSTER_TARGET),
                                      ("every cluster at once", [], EVERY_CLUSTER_TARGET)):
-            walls, cpus = [], []
-            for _ in range(5):
-                seconds, cpu, done = planner("recommend", "lammps", "reaxff", *extra, "--store", str(store))
-                if done.returncode:
-                    print(done.stderr)
-                    return 1
-                walls.append(seconds)
-                cpus.append(cpu)
+            walls, cpus = recommend_times(store, *extra)
             median = statistics.median(walls)
             missed = missed or median > target
             print(f"recommend ({label}): median {median:.2f} s wall of 5 (min {min(walls):.2f}, max {max(walls):.2f}; "
