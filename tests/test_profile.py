@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,12 +90,26 @@ def test_profilers_the_machine_lacks_leave_the_runs_whole_and_say_why(native_var
 # ------------------------------------------------------------------------------- rendering, parsing
 
 
+def test_ranks_ending_together_each_leave_a_whole_rusage_line() -> None:
+    # ranks share the launcher's stderr pipe and end at the same moment; GNU time writing field by field
+    # interleaved their lines mid-line (seen in a 2-rank sweep), and the run lost its rusage
+    for _ in range(20):
+        read, write = os.pipe()
+        ranks = [subprocess.Popen([*profile.RUSAGE_ARGV, "true"], stderr=write) for _ in range(16)]
+        os.close(write)
+        for rank in ranks:
+            rank.wait()
+        with os.fdopen(read) as pipe:
+            log = pipe.read()
+        assert profile.parse(["rusage"], None, log).metrics["rusage.ranks"] == 16, log
+
+
 def test_rusage_wraps_each_rank_and_the_other_profilers_the_whole_launch() -> None:
     launch = Launch(["/v/bin/mpiexec", "-n", "2", "-bind-to", "core", "/v/lmp", "-in", "in.lj"], {"A": "1"},
                     rank_start=5)
     local = profile.wrap(launch, ["ebpf", "rusage"], "local")
-    assert local.argv == ["/v/bin/mpiexec", "-n", "2", "-bind-to", "core", "/usr/bin/time", "-q", "-f",
-                          profile.RUSAGE_FORMAT, "--", "/v/lmp", "-in", "in.lj"]
+    assert local.argv == ["/v/bin/mpiexec", "-n", "2", "-bind-to", "core", "/usr/bin/time", "-q", "-a", "-o",
+                          "/dev/stderr", "-f", profile.RUSAGE_FORMAT, "--", "/v/lmp", "-in", "in.lj"]
     assert (local.profile, local.profile_root, local.env) == (("rusage", "ebpf"), "tree", {"A": "1"})
     flux = profile.wrap(Launch(["flux", "run", "-n", "2", "singularity", "exec", "x.sif", "lmp"], rank_start=4),
                         ["ebpf"], "eks")

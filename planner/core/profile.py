@@ -1,8 +1,10 @@
 """Profiles beside the figures of merit: which profilers a cluster can run, how a launch is wrapped for
 them, and how their raw output becomes per-run numbers. Pure.
 
-- `rusage`: each rank is started under GNU time (`/usr/bin/time -q -f ...`, its line on the rank's stderr,
-  so in the run's log), where the launcher starts the ranks itself (mpiexec on the local cluster).
+- `rusage`: each rank is started under GNU time (`/usr/bin/time -q -a -o /dev/stderr -f ...`, its line on
+  the rank's stderr, so in the run's log), where the launcher starts the ranks itself (mpiexec on the local
+  cluster). `-o /dev/stderr` makes GNU time write the line through a buffered stream, in one write: on
+  stderr itself it writes field by field, and the ranks' lines, ending together, interleave mid-line.
 - `perf`: `perf stat` software events (task-clock, context switches, CPU migrations, page faults) of the
   launch's process tree, by the executors' profiling step (roles/run_matrix/files/profile_run.sh).
 - `ebpf`: bpftrace on scheduler and syscall tracepoints, for the tasks of the launch's process tree (on a
@@ -42,6 +44,8 @@ _RUSAGE_FIELDS = ("wall", "user", "sys", "maxrss_kb", "major_faults", "minor_fau
                   "invol_switches")
 RUSAGE_FORMAT = RUSAGE_MARK + " " + " ".join(f"{name}=%{code}" for name, code in
                                               zip(_RUSAGE_FIELDS, "eUSMFRwc", strict=True))
+#: GNU time before a rank's command: its line appended to the rank's stderr in one write (see above)
+RUSAGE_ARGV = (RUSAGE_TIME, "-q", "-a", "-o", "/dev/stderr", "-f", RUSAGE_FORMAT, "--")
 _RUSAGE_LINE = re.compile(rf"^{RUSAGE_MARK} ((?:\w+=[-\d.?]+ ?)+)$", re.M)
 
 #: Processes of the launch's tree that are the launcher's, not the app's (command names as the kernel
@@ -92,7 +96,7 @@ def wrap(launch: Launch, profilers: Iterable[str], cluster_kind: str) -> Launch:
         if launch.rank_start is None:
             raise ValueError(f"no rank command to wrap in {argv}")
         start = launch.rank_start
-        argv = [*argv[:start], RUSAGE_TIME, "-q", "-f", RUSAGE_FORMAT, "--", *argv[start:]]
+        argv = [*argv[:start], *RUSAGE_ARGV, *argv[start:]]
     return dataclasses.replace(launch, argv=argv, profile=wanted,
                                profile_root="tree" if cluster_kind == "local" else "flux-shell")
 
