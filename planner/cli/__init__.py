@@ -11,14 +11,16 @@ fit, recommend, evaluate and report; `variants` those that fetch, show and push 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
-from planner.cli import learn, run, variants
-from planner.cli.args import Parser
 from planner.core.errors import InputError, WorkError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from planner.cli import learn, run, variants
+    from planner.cli.args import Parser
+
     parser = Parser(
         prog="python -m planner",
         description="compat-lab: run matrices of app variants x launch options on clusters, store every "
@@ -33,6 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["recommend"]:
+        # an answer saved for exactly this request and these inputs: printed without loading the planner
+        from planner.cli import quick
+
+        if (answer := quick.saved_answer(argv[1:])) is not None:
+            with contextlib.suppress(BrokenPipeError):
+                print(answer)
+            return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

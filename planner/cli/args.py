@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from rich.console import Console
-
-from planner.core.experiment import MAX_REPEATS, Experiment, load_experiment
 from planner.core.metrics import DEFAULT_METRIC, GOALS
-from planner.edges.store import check_path, default_path
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from planner.core.experiment import Experiment
     from planner.learn.adaptive import Budget
     from planner.learn.catalog import Catalog
 
@@ -29,6 +28,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def console() -> Console:
+    from rich.console import Console
+
     # piped output (CI logs, `| less`) gets a wide table instead of rich's 80-column default
     return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
@@ -59,6 +60,8 @@ def positive(text: str) -> int:
 
 
 def repeats(text: str) -> int:
+    from planner.core.experiment import MAX_REPEATS
+
     if positive(text) > MAX_REPEATS:
         raise argparse.ArgumentTypeError(f"{text} is more than {MAX_REPEATS}, the most repeats a sweep takes")
     return int(text)
@@ -75,11 +78,15 @@ def budget(text: str) -> Budget:
 
 def store_path(args: argparse.Namespace) -> Path:
     """The store named by --store, else $PLANNER_STORE, else the default; refused if it cannot be a store."""
+    from planner.edges.store import check_path, default_path
+
     return check_path(default_path() if args.store is None else args.store)
 
 
 def load_optional_experiment(args: argparse.Namespace) -> Experiment | None:
     """The experiment file; the default one may be absent (imported data needs none), a named one may not."""
+    from planner.core.experiment import load_experiment
+
     if args.experiment == DEFAULT_EXPERIMENT and not Path(DEFAULT_EXPERIMENT).exists():
         return None
     return load_experiment(args.experiment)
@@ -87,12 +94,30 @@ def load_optional_experiment(args: argparse.Namespace) -> Experiment | None:
 
 def catalog(args: argparse.Namespace) -> Catalog:
     """What the experiment declares (nothing without one); the store's attributes are added as they are read."""
+    return catalog_of(load_optional_experiment(args))
+
+
+def catalog_of(exp: Experiment | None) -> Catalog:
     from planner.edges.clusters import cluster_infos
     from planner.edges.variants import variant_infos
     from planner.learn.catalog import Catalog
 
-    exp = load_optional_experiment(args)
     return Catalog(exp, cluster_infos(exp), variant_infos(exp)) if exp is not None else Catalog()
+
+
+def catalog_inputs(exp: Experiment | None) -> list[str]:
+    """The files `catalog_of` reads besides the experiment: EKS clusters' state files, native variants' facts
+    and the artifact cache index (a saved answer is stale when one of them changes, `planner.edges.answers`)."""
+    if exp is None:
+        return []
+    from planner.edges import cloud, variants
+
+    paths = [cloud.state_file(name) for name, cluster in exp.clusters.items() if cluster.kind == "eks"]
+    cache = variants.cache_dir()
+    paths += [Path(variants.layout(exp, name, cache)["facts"]) for name, variant in exp.variants.items()
+              if variant.native is not None]
+    paths.append(variants.default_artifacts().index_path)
+    return [str(path) for path in paths]
 
 
 def json_arg(parser: argparse.ArgumentParser) -> None:

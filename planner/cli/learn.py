@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner.cli import args as cli_args
+from planner.cli import quick
 from planner.core.errors import InputError
 from planner.core.metrics import resolve_metric
 
 if TYPE_CHECKING:
+    from planner.core.experiment import Experiment
     from planner.edges.store import Store
     from planner.learn.catalog import Catalog
     from planner.learn.dataset import Choice, Context
@@ -60,6 +64,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from planner.edges.store import Store
 
     path = cli_args.store_path(args)
+    exp = cli_args.load_optional_experiment(args)
     with Store(path, create=False) as store:
         datasets.require_runs(store.db, path)
         measured = datasets.metrics(store.db)
@@ -70,89 +75,175 @@ def cmd_fit(args: argparse.Namespace) -> int:
             previous = None
         if previous:
             metrics += [m for m in previous.metrics if m not in metrics]
-        fitted = training.train(store, cli_args.catalog(args), metrics)
+        catalog = cli_args.catalog_of(exp)
+        fitted = training.train(store, catalog, metrics)
+        saved, seconds = prewarm(store, args, exp, catalog, fitted.meta.metrics)
     if args.json:
-        print(json.dumps({"directory": str(fitted.directory), **fitted.meta.report}, indent=2))
+        print(json.dumps({"directory": str(fitted.directory), **fitted.meta.report,
+                          "answers": {"saved": saved, "seconds": round(seconds, 3)}}, indent=2))
     else:
         print(fit_summary(fitted.meta.report, fitted.directory))
+        print(f"saved {saved} recommend answers (each app and workload, each cluster and all, at the defaults) "
+              f"in {seconds:.1f} s")
     return 0
 
 
 # ------------------------------------------------------------------------------------------- recommend
 
 
-def _param(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE (e.g. x=2)")
-    return name, value
-
-
 def cmd_recommend(args: argparse.Namespace) -> int:
     """Answers from the saved prediction table; scikit-learn is loaded only to fit a missing model or to
-    predict points the table lacks (`planner.edges.training`)."""
-    from planner.cli.learn_text import recommendation
-    from planner.edges import datasets, modelfiles
+    predict points the table lacks (`planner.edges.training`). The answer is saved for the quick path
+    (`planner.cli.quick`) when nothing it depends on changed while it was computed."""
     from planner.edges.store import Store
-    from planner.learn import profiles, recommend
-    from planner.learn.catalog import every_choice
+    from planner.learn import recommend
 
     if args.top < 1:
         raise InputError(f"--top must be at least 1, got {args.top}", field="--top")
     path = cli_args.store_path(args)
-    catalog = cli_args.catalog(args)
-    request = recommend.Request(args.app, args.workload, args.cluster, args.top, dict(args.param))
+    exp = cli_args.load_optional_experiment(args)
     with Store(path, create=False) as store:
-        _check_names(store, catalog, request)
-        measured = datasets.metrics(store.db, request.app)
-        metric = resolve_metric(args.metric, args.goal, measured, of=request.app)
-        directory = modelfiles.model_dir(path)
-        notes: list[str] = []
-        found = modelfiles.saved(directory, metric.name)
-        if found is None:
-            from planner.edges import training
-
-            found = training.ensure(store, catalog, metric.name, notes)
-        meta, table = found
-
-        def predict_missing(catalog: Catalog, points: list[tuple[Context, Choice]]) -> Table:
-            from planner.edges import training
-
-            return training.predict_missing(directory, meta, catalog, points)
-
-        # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
-        # with the profiles measured there: they explain a measured row's rank (never predict one)
-        measured_profiles = [p for p in profiles.names(measured) if p != metric.name]
-        runs = datasets.read(store.db, [metric.name], app=request.app, workload=request.workload,
-                             cluster=request.cluster, explain=measured_profiles)
-        checks = {name: fom["ranking"] for name, fom in meta.report.get("foms", {}).items() if "ranking" in fom}
-        model = recommend.ModelInfo(str(directory), meta.runs, meta.fingerprint != store.fingerprint(), checks)
-
-        def stored() -> list[Choice]:
-            return every_choice(datasets.choices_by_cluster(store.db, request.app))
-
-        result = recommend.recommend(request, metric, catalog, runs, table, model, stored, predict_missing, notes)
-    print(json.dumps(result.as_dict(), indent=2) if args.json else recommendation(result))
+        watched = cli_args.catalog_inputs(exp)
+        before = quick.key(args, store.db, watched)
+        request = recommend.Request(args.app, args.workload, args.cluster, args.top, dict(args.param))
+        text, as_json = _recommendation(store, cli_args.catalog_of(exp), request, args.metric, args.goal)
+        _save_answer(args, store, watched, before, text, as_json)
+    print(as_json if args.json else text)
     return 0
 
 
-def _check_names(store: Store, catalog: Catalog, request: Request) -> None:
+class _Once:
+    """Reads that every recommendation from one store asks alike (names, metrics, the saved model), each done
+    once: `prewarm` asks for many recommendations in a row."""
+
+    def __init__(self) -> None:
+        self._memo: dict[Any, Any] = {}
+
+    def __call__(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+
+def _recommendation(store: Store, catalog: Catalog, request: Request, metric_name: str | None,
+                    goal: str | None, once: _Once | None = None) -> tuple[str, str]:
+    """The recommendation as `recommend` prints it: (text, JSON)."""
+    from planner.cli.learn_text import recommendation
+    from planner.edges import datasets, modelfiles
+    from planner.learn import profiles, recommend
+    from planner.learn.catalog import every_choice
+
+    once = once or _Once()
+    _check_names(store, catalog, request, once)
+    measured = once(("metrics", request.app), lambda: datasets.metrics(store.db, request.app))
+    metric = resolve_metric(metric_name, goal, measured, of=request.app)
+    directory = modelfiles.model_dir(store.path)
+    notes: list[str] = []
+    found = once(("model", metric.name), lambda: modelfiles.saved(directory, metric.name))
+    if found is None:
+        from planner.edges import training
+
+        found = training.ensure(store, catalog, metric.name, notes)
+    meta, table = found
+
+    def predict_missing(catalog: Catalog, points: list[tuple[Context, Choice]]) -> Table:
+        from planner.edges import training
+
+        return training.predict_missing(directory, meta, catalog, points)
+
+    # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
+    # with the profiles measured there: they explain a measured row's rank (never predict one)
+    measured_profiles = [p for p in profiles.names(measured) if p != metric.name]
+    runs = datasets.read(store.db, [metric.name], app=request.app, workload=request.workload,
+                         cluster=request.cluster, explain=measured_profiles)
+    checks = {name: fom["ranking"] for name, fom in meta.report.get("foms", {}).items() if "ranking" in fom}
+    stale = meta.fingerprint != once("fingerprint", store.fingerprint)
+    model = recommend.ModelInfo(str(directory), meta.runs, stale, checks)
+
+    def stored() -> list[Choice]:
+        return every_choice(datasets.choices_by_cluster(store.db, request.app))
+
+    result = recommend.recommend(request, metric, catalog, runs, table, model, stored, predict_missing, notes)
+    return recommendation(result), json.dumps(result.as_dict(), indent=2)
+
+
+def _save_answer(args: argparse.Namespace, store: Store, watched: list[str], before: dict[str, Any] | None,
+                 text: str, as_json: str) -> None:
+    """Save the answer for the quick path when its key is the same after computing it as before."""
+    from planner.edges import answers
+
+    after = quick.key(args, store.db, watched)
+    if before is not None and after == before:
+        answers.save(answers.model_dir(store.path), after, text, as_json)
+
+
+#: `fit` stops saving answers after this long (the rest are saved when first asked).
+PREWARM_SECONDS = 10.0
+
+
+def prewarm(store: Store, args: argparse.Namespace, exp: Experiment | None, catalog: Catalog,
+            metrics: list[str]) -> tuple[int, float]:
+    """After a fit: save the answers a user asks first, each app's measured workloads before the ones only
+    declared, all clusters before each cluster, at the defaults (with --metric M for an app that never
+    measured the default metric), for at most PREWARM_SECONDS. Returns how many were saved and the seconds."""
+    import time
+
+    from planner.core.metrics import DEFAULT_METRIC
+    from planner.edges import answers, datasets
+    from planner.learn import recommend
+
+    started = time.perf_counter()
+    directory = answers.model_dir(store.path)
+    answers.clear(directory)
+    watched = cli_args.catalog_inputs(exp)
+    fingerprint = store.fingerprint()
+    once = _Once()
+    saved = 0
+    for app in datasets.distinct(store.db, "app"):
+        measured = datasets.metrics(store.db, app)
+        asked_metrics = [None] if DEFAULT_METRIC in measured else [m for m in metrics if m in measured]
+        workloads = dict.fromkeys([*datasets.distinct(store.db, "workload", app=app), *catalog.workloads(app)])
+        clusters = dict.fromkeys([*datasets.distinct(store.db, "cluster", app=app), *catalog.clusters()])
+        for workload, cluster, metric in itertools.product(workloads, [None, *clusters], asked_metrics):
+            if time.perf_counter() - started > PREWARM_SECONDS:
+                break
+            asked = argparse.Namespace(app=app, workload=workload, cluster=cluster, top=5, metric=metric, goal=None,
+                                       param=[], store=args.store, experiment=args.experiment)
+            try:
+                text, as_json = _recommendation(store, catalog, recommend.Request(app, workload, cluster), metric,
+                                                None, once)
+            except InputError:  # e.g. this app never measured the metric: asked, `recommend` says so
+                continue
+            answer_key = quick.key(asked, store.db, watched, fingerprint)
+            if answer_key is not None:
+                answers.save(directory, answer_key, text, as_json)
+                saved += 1
+    if store.fingerprint() != fingerprint:  # a sweep stored runs meanwhile: these answers are not for its store
+        answers.clear(directory)
+        saved = 0
+    return saved, time.perf_counter() - started
+
+
+def _check_names(store: Store, catalog: Catalog, request: Request, once: _Once) -> None:
     """Unknown names and an empty store are bad input: exit 2 listing what is known."""
     from planner.edges import datasets
 
-    datasets.require_runs(store.db, store.path)
-    apps = sorted(set(datasets.distinct(store.db, "app")) | (set(catalog.exp.apps) if catalog.exp else set()))
+    once("runs", lambda: datasets.require_runs(store.db, store.path))
+    apps = sorted(set(once("apps", lambda: datasets.distinct(store.db, "app"))) |
+                  (set(catalog.exp.apps) if catalog.exp else set()))
     if request.app not in apps:
         raise InputError(f"unknown app {request.app!r}; known: {', '.join(apps)}", field="APP")
-    workloads = sorted(set(datasets.distinct(store.db, "workload", app=request.app)) |
+    workloads = sorted(set(once(("workloads", request.app),
+                                lambda: datasets.distinct(store.db, "workload", app=request.app))) |
                        set(catalog.workloads(request.app)))
     if request.workload not in workloads:
         raise InputError(f"unknown workload {request.workload!r} of {request.app}; known: {', '.join(workloads)}",
                          field="WORKLOAD")
-    clusters = sorted(set(datasets.distinct(store.db, "cluster")) | set(catalog.cluster_infos))
+    clusters = sorted(set(once("clusters", lambda: datasets.distinct(store.db, "cluster"))) |
+                      set(catalog.cluster_infos))
     if request.cluster is not None and request.cluster not in clusters:
         raise InputError(f"unknown cluster {request.cluster!r}; known: {', '.join(clusters)}", field="--cluster")
-    datasets.require_runs(store.db, store.path, request.app)
+    once(("runs", request.app), lambda: datasets.require_runs(store.db, store.path, request.app))
 
 
 # -------------------------------------------------------------------------------------------- evaluate
@@ -274,23 +365,8 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser(
         "recommend", help="ranked variants and launch options for an app and workload, with the exact command",
-        description="Rank every known choice (variant + launch options) for APP WORKLOAD on a cluster: "
-                    "measured medians first where this workload was measured on the cluster, then the "
-                    "model's predictions with an 80% interval. Points the hard rules exclude, that failed "
-                    "here, or that the classifier expects to fail are left out. Each row shows the exact "
-                    "launch command and why it ranks there.")
-    p.add_argument("app", metavar="APP", help="application, e.g. lammps")
-    p.add_argument("workload", metavar="WORKLOAD", help="workload of the app, e.g. reaxff")
-    p.add_argument("--cluster", default=None, metavar="NAME", help="cluster (default: every known cluster)")
-    p.add_argument("--top", type=int, default=5, metavar="K", help="how many to show (default: 5)")
-    cli_args.metric_arg(p)
-    cli_args.goal_arg(p)
-    p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
-                   help="workload parameter set to recommend for, when several were run (default: the "
-                        "experiment's defaults)")
-    cli_args.experiment_arg(p)
-    cli_args.store_arg(p)
-    cli_args.json_arg(p)
+        description=quick.RECOMMEND_DESCRIPTION)
+    quick.recommend_arguments(p)
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser(

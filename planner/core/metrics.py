@@ -10,7 +10,6 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from planner.core.errors import InputError
-from planner.core.profile import is_profile_metric
 
 #: The figure of merit ranked by default: comparable across variants and options within a workload.
 DEFAULT_METRIC = "timesteps_per_s"
@@ -32,6 +31,8 @@ class Metric:
 
 
 def goal_of(name: str) -> str:
+    from planner.core.profile import is_profile_metric  # profile names (it loads the experiment's schema)
+
     return "min" if name in MINIMIZED or name.endswith(("_time", "_seconds")) or is_profile_metric(name) else "max"
 
 

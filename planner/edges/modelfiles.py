@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from planner.core.errors import InputError
+from planner.edges import answers
 from planner.learn.table import Table
 
 MODEL_FORMAT = 3
-META, MODELS, TABLE = "meta.json", "models.joblib", "table.npz"
+META, TABLE, MODELS = answers.MODEL_FILES  # "meta.json", "table.npz", "models.joblib"
 
 
 @dataclass
@@ -51,8 +52,7 @@ def library_versions() -> dict[str, Any]:
 
 
 def model_dir(store_path: str | Path) -> Path:
-    path = Path(store_path)
-    return path.parent / "models" / path.stem
+    return answers.model_dir(store_path)
 
 
 def refit(path: Path, why: str) -> InputError:

@@ -26,6 +26,7 @@ from typing import Any
 
 from planner.core.errors import InputError, StoreError
 from planner.core.types import RunRecord
+from planner.edges import answers
 
 SCHEMA_VERSION = 3
 #: Bytes written into the runs directory before a sweep: room for a few run logs.
@@ -99,7 +100,7 @@ FILTERS = ("id", "cluster", "app", "workload", "variant", "source", "status")
 
 
 def default_path() -> Path:
-    return Path(os.environ.get("PLANNER_STORE") or "results/planner.sqlite")
+    return Path(answers.default_store())
 
 
 def side_file(path: str | Path, suffix: str) -> Path:
@@ -394,7 +395,5 @@ class Store:
         return [row[0] for row in self._db.execute(f"SELECT DISTINCT {column} FROM runs ORDER BY 1")]
 
     def fingerprint(self) -> str:
-        """Changes whenever the stored data changes: count plus the latest row ids."""
-        row = self._db.execute("SELECT COUNT(*), MAX(rowid) FROM runs").fetchone()
-        foms = self._db.execute("SELECT COUNT(*) FROM foms").fetchone()[0]
-        return f"{row[0]}-{row[1]}-{foms}"
+        """Changes whenever the stored data changes (`planner.edges.answers.fingerprint`)."""
+        return answers.fingerprint(self._db)

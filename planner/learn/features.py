@@ -290,8 +290,8 @@ def describe(group: str, *, app: str, cluster: Mapping[str, Any], variant: Mappi
         if target and host:
             distance = archs.distance(host, target)
             plural = "s" if distance != 1 else ""
-            relation = "exact" if distance == 0 else "cannot run" if distance == -1 else \
-                f"{distance} generation{plural} older"
+            relation = "compatibility unknown" if distance is None else "exact" if distance == 0 else \
+                "cannot run" if distance == -1 else f"{distance} generation{plural} older"
             return f"built for {target} on {host} ({relation})"
         return f"built for {target or 'an unknown target'}"
     if group == "mpi":

@@ -64,3 +64,12 @@ def test_gcc_names_archspec_lacks_and_native_have_cpu_features() -> None:
     assert cpu("cortex-a76", arm)["cpu.simd"] == 1.0
     assert cpu("native")["cpu.exact"] == 1.0 and cpu("native")["cpu.simd"] == 3.0  # zen3's AVX2
     assert cpu("btver2", {"microarchitecture": "icelake"})["cpu.can_run"] == -1.0  # SSE4A missing
+
+
+def test_the_why_of_a_build_whose_compatibility_is_unknown_says_so() -> None:
+    arm = {"microarchitecture": "neoverse_n1", "arch": "arm64"}
+    said = features.describe("cpu", app="lammps", cluster=arm, variant={"io.archspec.cpu.target": "native"}, launch={})
+    assert said == "built for native on neoverse_n1 (compatibility unknown)"
+    said = features.describe("cpu", app="lammps", cluster={"microarchitecture": "zen4"},
+                             variant={"io.archspec.cpu.target": "zen2"}, launch={})
+    assert said == "built for zen2 on zen4 (3 generations older)"
