@@ -183,8 +183,8 @@ PREWARM_SECONDS = 10.0
 
 def prewarm(store: Store, args: argparse.Namespace, exp: Experiment | None, catalog: Catalog,
             metrics: list[str]) -> tuple[int, float]:
-    """After a fit: save the answers a user asks first, each app's measured workloads before the ones only
-    declared, all clusters before each cluster, at the defaults (with --metric M for an app that never
+    """After a fit: save the answers a user asks first, every cluster at once before each cluster, each app's
+    measured workloads before the ones only declared, at the defaults (with --metric M for an app that never
     measured the default metric), for at most PREWARM_SECONDS. Returns how many were saved and the seconds."""
     import time
 
@@ -204,7 +204,9 @@ def prewarm(store: Store, args: argparse.Namespace, exp: Experiment | None, cata
         asked_metrics = [None] if DEFAULT_METRIC in measured else [m for m in metrics if m in measured]
         workloads = dict.fromkeys([*datasets.distinct(store.db, "workload", app=app), *catalog.workloads(app)])
         clusters = dict.fromkeys([*datasets.distinct(store.db, "cluster", app=app), *catalog.clusters()])
-        for workload, cluster, metric in itertools.product(workloads, [None, *clusters], asked_metrics):
+        # every cluster at once for each workload first: the slowest to compute when asked
+        asked_points = [*((w, None) for w in workloads), *itertools.product(workloads, clusters)]
+        for (workload, cluster), metric in itertools.product(asked_points, asked_metrics):
             if time.perf_counter() - started > PREWARM_SECONDS:
                 break
             asked = argparse.Namespace(app=app, workload=workload, cluster=cluster, top=5, metric=metric, goal=None,
