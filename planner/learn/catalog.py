@@ -35,7 +35,7 @@ class Catalog:
     """Everything known about clusters, variants and workloads, from the store and the experiment.
 
     Built by the CLI (`planner.cli.args.catalog`, from the experiment file); `with_stored` gives a new
-    one that also knows the attributes stored with some runs. Only its private cache ever changes.
+    one that also knows the attributes stored with some runs. Only its private caches ever change.
     """
 
     exp: Experiment | None = None
@@ -45,6 +45,8 @@ class Catalog:
     stored_variants: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     #: features, verdicts and descriptions, computed once per point
     _cache: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    #: the experiment's points per app: they depend on the experiment alone, so `with_stored` keeps them
+    _points: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def with_stored(self, clusters: dict[str, dict[str, Any]],
                     variants: dict[tuple[str, str], dict[str, Any]]) -> Catalog:
@@ -215,6 +217,13 @@ class Catalog:
         excluded points included: recommend says why they are left out)."""
         if self.exp is None or app not in self.exp.apps:
             return [], {}
+        if app not in self._points:
+            self._points[app] = self._experiment_points(app)
+        contexts, choices = self._points[app]
+        return list(contexts), {cluster: list(found) for cluster, found in choices.items()}
+
+    def _experiment_points(self, app: str) -> tuple[list[Context], dict[str, list[Choice]]]:
+        assert self.exp is not None
         plan = expand(self.exp, self.cluster_infos, self.variant_infos)
         contexts: dict[Context, None] = {}
         choices: dict[str, dict[Choice, None]] = {}
