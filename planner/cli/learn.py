@@ -96,18 +96,25 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     """Answers from the saved prediction table; scikit-learn is loaded only to fit a missing model or to
     predict points the table lacks (`planner.edges.training`). The answer is saved for the quick path
     (`planner.cli.quick`) when nothing it depends on changed while it was computed."""
+    from planner.edges import answers
     from planner.edges.store import Store
     from planner.learn import recommend
 
     if args.top < 1:
         raise InputError(f"--top must be at least 1, got {args.top}", field="--top")
     path = cli_args.store_path(args)
+    # the files the answer is computed from, as they were before they were read (its key must say the same)
+    experiment_digest = answers.content(Path(args.experiment))
     exp = cli_args.load_optional_experiment(args)
+    watched = cli_args.catalog_inputs(exp)
+    read = [[name, answers.signature(name)] for name in watched]
+    catalog = cli_args.catalog_of(exp)  # the experiment's errors, and its disagreements with a cluster, first
     with Store(path, create=False) as store:
-        watched = cli_args.catalog_inputs(exp)
         before = quick.key(args, store.db, watched)
+        if before is not None and (before["experiment"][1], before["watched"]) != (experiment_digest, read):
+            before = None  # a file changed while it was read: this answer is not saved
         request = recommend.Request(args.app, args.workload, args.cluster, args.top, dict(args.param))
-        text, as_json = _recommendation(store, cli_args.catalog_of(exp), request, args.metric, args.goal)
+        text, as_json = _recommendation(store, catalog, request, args.metric, args.goal)
         _save_answer(args, store, watched, before, text, as_json)
     print(as_json if args.json else text)
     return 0
