@@ -94,29 +94,36 @@ def load_optional_experiment(args: argparse.Namespace) -> Experiment | None:
 
 def catalog(args: argparse.Namespace) -> Catalog:
     """What the experiment declares (nothing without one); the store's attributes are added as they are read."""
-    return catalog_of(load_optional_experiment(args))
+    return catalog_of(load_optional_experiment(args), store_path(args))
 
 
-def catalog_of(exp: Experiment | None) -> Catalog:
+def catalog_of(exp: Experiment | None, store: Path) -> Catalog:
+    """The experiment's clusters and variants, container variants with the artifacts fetched for this store
+    (`variants fetch --store`, kept beside it)."""
     from planner.edges.clusters import cluster_infos
+    from planner.edges.compspec_cache import ArtifactCache, cache_path
     from planner.edges.variants import variant_infos
     from planner.learn.catalog import Catalog
 
-    return Catalog(exp, cluster_infos(exp), variant_infos(exp)) if exp is not None else Catalog()
+    if exp is None:
+        return Catalog()
+    return Catalog(exp, cluster_infos(exp), variant_infos(exp, artifacts=ArtifactCache(cache_path(store))))
 
 
-def catalog_inputs(exp: Experiment | None) -> list[str]:
+def catalog_inputs(exp: Experiment | None, store: Path) -> list[str]:
     """The files `catalog_of` reads besides the experiment: EKS clusters' state files, native variants' facts
-    and the artifact cache index (a saved answer is stale when one of them changes, `planner.edges.answers`)."""
+    and the store's artifact cache index (a saved answer is stale when one of them changes,
+    `planner.edges.answers`)."""
     if exp is None:
         return []
     from planner.edges import cloud, variants
+    from planner.edges.compspec_cache import ArtifactCache, cache_path
 
     paths = [cloud.state_file(name) for name, cluster in exp.clusters.items() if cluster.kind == "eks"]
     cache = variants.cache_dir()
     paths += [Path(variants.layout(exp, name, cache)["facts"]) for name, variant in exp.variants.items()
               if variant.native is not None]
-    paths.append(variants.default_artifacts().index_path)
+    paths.append(ArtifactCache(cache_path(store)).index_path)
     return [str(path) for path in paths]
 
 

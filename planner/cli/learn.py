@@ -75,7 +75,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             previous = None
         if previous:
             metrics += [m for m in previous.metrics if m not in metrics]
-        catalog = cli_args.catalog_of(exp)
+        catalog = cli_args.catalog_of(exp, path)
         fitted = training.train(store, catalog, metrics)
         saved, left, seconds = prewarm(store, args, exp, catalog, fitted.meta.metrics)
     if args.json:
@@ -106,9 +106,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     # the files the answer is computed from, as they were before they were read (its key must say the same)
     experiment_digest = answers.content(Path(args.experiment))
     exp = cli_args.load_optional_experiment(args)
-    watched = cli_args.catalog_inputs(exp)
+    watched = cli_args.catalog_inputs(exp, path)
     read = [[name, answers.signature(name)] for name in watched]
-    catalog = cli_args.catalog_of(exp)  # the experiment's errors, and its disagreements with a cluster, first
+    catalog = cli_args.catalog_of(exp, path)  # the experiment's errors, and its disagreements with a cluster, first
     with Store(path, create=False) as store:
         before = quick.key(args, store.db, watched)
         if before is not None and (before["experiment"][1], before["watched"]) != (experiment_digest, read):
@@ -204,7 +204,7 @@ def prewarm(store: Store, args: argparse.Namespace, exp: Experiment | None, cata
     started = time.perf_counter()
     directory = answers.model_dir(store.path)
     answers.clear(directory)
-    watched = cli_args.catalog_inputs(exp)
+    watched = cli_args.catalog_inputs(exp, store.path)
     fingerprint = store.fingerprint()
     once = _Once()
     saved = left = 0

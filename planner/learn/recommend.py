@@ -306,6 +306,10 @@ def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Cata
                       round(math.exp(interval[1]), 4))
     command = catalog.command(candidate.context, candidate.choice)
     doubts = _doubts(candidate, model, measured_variants)
+    if candidate.tier == 1 and not catalog.variant_attrs(candidate.choice.app, candidate.choice.variant).get(
+            "io.archspec.cpu.target"):
+        doubts.append("no build target known for this variant, so no rule could check it here (container "
+                      "variants: `python -m planner variants fetch`)")
     p_beaten = _p_beaten(candidate, ranked, ranked_by)
     if p_beaten is not None and p_beaten > IN_DOUBT:
         doubts.append(f"ranking in doubt (P = {p_beaten:.2f} that a candidate ranked below beats it by 5% or more)")

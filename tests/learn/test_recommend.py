@@ -219,3 +219,35 @@ def test_a_tiny_imported_store_still_ranks_what_was_measured(tmp_path: Path) -> 
     assert [row["variant"] for row in result["recommendations"]] == ["v4", "v3"]
     assert all(row["low_confidence_because"] == ["a single run"] for row in result["recommendations"])
     assert {(item["variant"], item["by"]) for item in result["excluded"]} == {("v1", "measured"), ("v2", "rules")}
+
+
+def test_artifacts_fetched_for_the_store_named_by_store_decide_its_variants(local_store: Path) -> None:
+    """`variants fetch --store S` keeps artifacts beside S; `fit` and `recommend --store S` read them there (they
+    read the default store's before, and ranked amd64 images on an arm64 cluster)."""
+    from planner.edges.compspec_cache import cache_path
+    from tests.registry.matrix import warm_cache
+
+    warm_cache(cache_path(local_store))
+    no_env = {"PLANNER_STORE": ""}
+    assert planner("fit", "--store", str(local_store), env=no_env).returncode == 0
+    done = planner("recommend", "lammps", "reaxff", "--cluster", "eks-arm64", "--top", "40", "--json",
+                   "--store", str(local_store), env=no_env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    ranked = [row["variant"] for row in result["recommendations"]]
+    assert ranked and all(name.endswith("-arm64") for name in ranked), ranked
+    excluded = {item["variant"]: item["reason"] for item in result["excluded"] if item["by"] == "rules"}
+    assert any(name.endswith("-amd64") for name in excluded)
+
+
+def test_a_predicted_variant_without_metadata_is_flagged_not_trusted(local_store: Path) -> None:
+    """Nothing fetched for the container variants: they are still ranked on eks-arm64 (nothing rules them out),
+    but each row says why no rule could check it and what to run."""
+    no_env = {"PLANNER_STORE": ""}
+    assert planner("fit", "--store", str(local_store), env=no_env).returncode == 0
+    done = planner("recommend", "lammps", "reaxff", "--cluster", "eks-arm64", "--json", "--store", str(local_store),
+                   env=no_env)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["recommendations"]
+    assert rows and all(row["confidence"] == "low" for row in rows)
+    assert all(any("variants fetch" in reason for reason in row["low_confidence_because"]) for row in rows)
