@@ -69,7 +69,7 @@ def local_evaluation(local_store_master: Path) -> evaluate.Evaluation:
     """Leave-one-workload-out on the local store with the default experiment, as `evaluate` runs it."""
     with Store(local_store_master) as store:
         runs = datasets.read(store.db, [METRIC])
-    catalog = cli_args.catalog(argparse.Namespace(experiment=str(EXPERIMENT)))
+    catalog = cli_args.catalog(argparse.Namespace(experiment=str(EXPERIMENT), store=str(local_store_master)))
     return evaluate.evaluate(runs, catalog, "workload", resolve_metric(None, None, [METRIC]))
 
 
