@@ -78,8 +78,7 @@ def key(args: argparse.Namespace, db: sqlite3.Connection, watched: list[str],
     if model is None:
         return None
     return answers.key(request(args), store=store, store_fingerprint=fingerprint or answers.fingerprint(db),
-                       model=model,
-                       experiment=Path(args.experiment or DEFAULT_EXPERIMENT), watched=watched)
+                       model=model, experiment=Path(args.experiment or DEFAULT_EXPERIMENT), watched=watched)
 
 
 def saved_answer(argv: list[str]) -> str | None:
