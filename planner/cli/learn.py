@@ -64,7 +64,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from planner.edges.store import Store
 
     path = cli_args.store_path(args)
-    exp = cli_args.load_optional_experiment(args)
+    exp, _, state = _read_experiment(args, path)
     with Store(path, create=False) as store:
         datasets.require_runs(store.db, path)
         measured = datasets.metrics(store.db)
@@ -77,7 +77,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             metrics += [m for m in previous.metrics if m not in metrics]
         catalog = cli_args.catalog_of(exp, path)
         fitted = training.train(store, catalog, metrics)
-        saved, left, seconds = prewarm(store, args, exp, catalog, fitted.meta.metrics)
+        saved, left, seconds = prewarm(store, args, exp, catalog, fitted.meta.metrics, state)
     if args.json:
         print(json.dumps({"directory": str(fitted.directory), **fitted.meta.report,
                           "answers": {"saved": saved, "left": left, "seconds": round(seconds, 3)}}, indent=2))
@@ -96,28 +96,39 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     """Answers from the saved prediction table; scikit-learn is loaded only to fit a missing model or to
     predict points the table lacks (`planner.edges.training`). The answer is saved for the quick path
     (`planner.cli.quick`) when nothing it depends on changed while it was computed."""
-    from planner.edges import answers
     from planner.edges.store import Store
     from planner.learn import recommend
 
     if args.top < 1:
         raise InputError(f"--top must be at least 1, got {args.top}", field="--top")
     path = cli_args.store_path(args)
-    # the files the answer is computed from, as they were before they were read (its key must say the same)
-    experiment_digest = answers.content(Path(args.experiment))
-    exp = cli_args.load_optional_experiment(args)
-    watched = cli_args.catalog_inputs(exp, path)
-    read = [[name, answers.signature(name)] for name in watched]
+    exp, watched, state = _read_experiment(args, path)
     catalog = cli_args.catalog_of(exp, path)  # the experiment's errors, and its disagreements with a cluster, first
     with Store(path, create=False) as store:
         before = quick.key(args, store.db, watched)
-        if before is not None and (before["experiment"][1], before["watched"]) != (experiment_digest, read):
+        if not _read_as(before, state):
             before = None  # a file changed while it was read: this answer is not saved
         request = recommend.Request(args.app, args.workload, args.cluster, args.top, dict(args.param))
         text, as_json = _recommendation(store, catalog, request, args.metric, args.goal)
         _save_answer(args, store, watched, before, text, as_json)
     print(as_json if args.json else text)
     return 0
+
+
+def _read_experiment(args: argparse.Namespace, path: Path) -> tuple[Experiment | None, list[str], list[Any]]:
+    """The experiment, the other files its catalog reads, and the state of both as they were before they were
+    read: an answer's key must say the same, or the answer is not saved (an edit while it was computed)."""
+    from planner.edges import answers
+
+    digest = answers.content(Path(args.experiment))
+    exp = cli_args.load_optional_experiment(args)
+    watched = cli_args.catalog_inputs(exp, path)
+    return exp, watched, [digest, [[name, answers.signature(name)] for name in watched]]
+
+
+def _read_as(answer_key: dict[str, Any] | None, state: list[Any]) -> bool:
+    """The key was made from the files as `_read_experiment` found them."""
+    return answer_key is not None and [answer_key["experiment"][1], answer_key["watched"]] == state
 
 
 class _Once:
@@ -190,11 +201,12 @@ PREWARM_SECONDS = 10.0
 
 
 def prewarm(store: Store, args: argparse.Namespace, exp: Experiment | None, catalog: Catalog,
-            metrics: list[str]) -> tuple[int, int, float]:
+            metrics: list[str], state: list[Any]) -> tuple[int, int, float]:
     """After a fit: save the answers a user asks first, each app's measured workloads before the ones only
     declared, every cluster at once before each cluster, at the defaults (with --metric M for an app that never
     measured the default metric), for at most PREWARM_SECONDS. Returns how many were saved, how many were
-    left for lack of time, and the seconds it took."""
+    left for lack of time, and the seconds it took. `state`: the experiment's files as they were read before
+    the fit (`_read_experiment`); edited since, nothing is saved."""
     import time
 
     from planner.core.metrics import DEFAULT_METRIC
@@ -229,7 +241,7 @@ def prewarm(store: Store, args: argparse.Namespace, exp: Experiment | None, cata
             except InputError:  # e.g. this app never measured the metric: asked, `recommend` says so
                 continue
             answer_key = quick.key(asked, store.db, watched, fingerprint)
-            if answer_key is not None:
+            if answer_key is not None and _read_as(answer_key, state):
                 answers.save(directory, answer_key, text, as_json)
                 saved += 1
     if store.fingerprint() != fingerprint:  # a sweep stored runs meanwhile: these answers are not for its store

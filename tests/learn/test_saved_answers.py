@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from planner.cli import main
 from planner.edges import answers
 from planner.edges.store import Store
 from tests.conftest import REPO, planner
@@ -160,3 +161,24 @@ def test_the_fingerprint_changes_when_the_last_run_is_retried(tmp_path: Path) ->
         store.add(dataclasses.replace(failed, finished=200.0, reason="timeout"), replace=True)
         assert store.count() == 1
         assert store.fingerprint() != before
+
+
+def test_an_experiment_edited_while_fit_runs_leaves_no_answer_saved(local_store: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit read the experiment before fitting; an answer keyed by the edited file would not be what it says."""
+    from planner.edges import training
+
+    experiment = tmp_path / "lammps.yaml"
+    shutil.copy(EXPERIMENT, experiment)
+    train = training.train
+
+    def edited_meanwhile(*args: object, **kwargs: object) -> object:
+        fitted = train(*args, **kwargs)  # type: ignore[arg-type]
+        experiment.write_text(experiment.read_text() + "\n# edited during the fit\n")
+        return fitted
+
+    monkeypatch.setattr(training, "train", edited_meanwhile)
+    assert main(["fit", "--store", str(local_store), "-e", str(experiment)]) == 0
+    assert not list(answers_dir(local_store).glob("*.json"))
+    _, loaded = recommend(local_store, "lammps", "reaxff", experiment=experiment)
+    assert "numpy" in loaded
