@@ -62,7 +62,8 @@ class _Parser(argparse.ArgumentParser):
 def request(args: argparse.Namespace) -> dict[str, Any]:
     """What was asked, as an answer's key holds it (the store and the experiment are keyed apart)."""
     return {"app": args.app, "workload": args.workload, "cluster": args.cluster, "top": args.top,
-            "metric": args.metric, "goal": args.goal, "params": sorted(dict(args.param).items())}
+            "metric": args.metric, "goal": args.goal,
+            "params": [[name, value] for name, value in sorted(dict(args.param).items())]}  # as JSON reads it back
 
 
 def store_of(args: argparse.Namespace) -> Path:

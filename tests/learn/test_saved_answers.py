@@ -83,6 +83,12 @@ def test_a_request_fit_did_not_save_is_computed_once_then_answered_quickly(fitte
     second, loaded = recommend(store, "lammps", "lj", "--top", "2", experiment=experiment)
     assert loaded == [] and second == first
     assert " 3. " not in first  # --top 2 of its own, not the default's 5 rows
+    # with workload parameters too
+    first, loaded = recommend(store, "lammps", "reaxff", "--param", "x=2", "--cluster", "local", experiment=experiment)
+    assert "numpy" in loaded and "x=2" in first.splitlines()[0]
+    second, loaded = recommend(store, "lammps", "reaxff", "--param", "x=2", "--cluster", "local",
+                               experiment=experiment)
+    assert loaded == [] and second == first
 
 
 def test_a_new_run_in_the_store_is_never_answered_from_a_saved_answer(fitted: tuple[Path, Path]) -> None:
