@@ -64,7 +64,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from planner.edges.store import Store
 
     path = cli_args.store_path(args)
-    exp, _, state = _read_experiment(args, path)
+    exp, watched, state = _read_experiment(args, path)
     with Store(path, create=False) as store:
         datasets.require_runs(store.db, path)
         measured = datasets.metrics(store.db)
@@ -77,7 +77,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             metrics += [m for m in previous.metrics if m not in metrics]
         catalog = cli_args.catalog_of(exp, path)
         fitted = training.train(store, catalog, metrics)
-        saved, left, seconds = prewarm(store, args, exp, catalog, fitted.meta.metrics, state)
+        saved, left, seconds = prewarm(store, args, catalog, fitted.meta.metrics, watched, state)
     if args.json:
         print(json.dumps({"directory": str(fitted.directory), **fitted.meta.report,
                           "answers": {"saved": saved, "left": left, "seconds": round(seconds, 3)}}, indent=2))
@@ -200,13 +200,14 @@ def _save_answer(args: argparse.Namespace, store: Store, watched: list[str], bef
 PREWARM_SECONDS = 10.0
 
 
-def prewarm(store: Store, args: argparse.Namespace, exp: Experiment | None, catalog: Catalog,
-            metrics: list[str], state: list[Any]) -> tuple[int, int, float]:
+def prewarm(store: Store, args: argparse.Namespace, catalog: Catalog, metrics: list[str], watched: list[str],
+            state: list[Any]) -> tuple[int, int, float]:
     """After a fit: save the answers a user asks first, each app's measured workloads before the ones only
     declared, every cluster at once before each cluster, at the defaults (with --metric M for an app that never
     measured the default metric), for at most PREWARM_SECONDS. Returns how many were saved, how many were
-    left for lack of time, and the seconds it took. `state`: the experiment's files as they were read before
-    the fit (`_read_experiment`); edited since, nothing is saved."""
+    left for lack of time, and the seconds it took. `watched` and `state`: the experiment's other files and
+    the state of all of them as they were read before the fit (`_read_experiment`); edited since, nothing
+    is saved."""
     import time
 
     from planner.core.metrics import DEFAULT_METRIC
@@ -216,12 +217,11 @@ def prewarm(store: Store, args: argparse.Namespace, exp: Experiment | None, cata
     started = time.perf_counter()
     directory = answers.model_dir(store.path)
     answers.clear(directory)
-    watched = cli_args.catalog_inputs(exp, store.path)
     fingerprint = store.fingerprint()
     once = _Once()
     saved = left = 0
     for app in datasets.distinct(store.db, "app"):
-        measured = datasets.metrics(store.db, app)
+        measured = once(("metrics", app), lambda app=app: datasets.metrics(store.db, app))
         asked_metrics = [None] if DEFAULT_METRIC in measured else [m for m in metrics if m in measured]
         measured_workloads = datasets.distinct(store.db, "workload", app=app)
         declared = [w for w in catalog.workloads(app) if w not in measured_workloads]

@@ -84,7 +84,7 @@ def key(args: argparse.Namespace, db: sqlite3.Connection, watched: list[str],
 
 def saved_answer(argv: list[str]) -> str | None:
     """The saved output (text, or JSON with --json) for this command line, or None to run the full command."""
-    if any(arg in ("-h", "--help") or arg.startswith("--h") for arg in argv):
+    if any(arg == "-h" or arg.startswith("--h") for arg in argv):  # --help and its abbreviations
         return None
     parser = _Parser(prog="python -m planner recommend", add_help=False)
     recommend_arguments(parser)

@@ -305,11 +305,7 @@ def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Cata
         share = Share(round(math.exp(min(candidate.normalized, 0.0)), 4), round(math.exp(interval[0]), 4),
                       round(math.exp(interval[1]), 4))
     command = catalog.command(candidate.context, candidate.choice)
-    doubts = _doubts(candidate, model, measured_variants)
-    if candidate.tier == 1 and not catalog.variant_attrs(candidate.choice.app, candidate.choice.variant).get(
-            "io.archspec.cpu.target"):
-        doubts.append("no build target known for this variant, so no rule could check it here (container "
-                      "variants: `python -m planner variants fetch`)")
+    doubts = _doubts(candidate, model, measured_variants, catalog)
     p_beaten = _p_beaten(candidate, ranked, ranked_by)
     if p_beaten is not None and p_beaten > IN_DOUBT:
         doubts.append(f"ranking in doubt (P = {p_beaten:.2f} that a candidate ranked below beats it by 5% or more)")
@@ -320,7 +316,8 @@ def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Cata
                else None, "low" if doubts else "high", doubts, _why(candidate, ranked, catalog, sign, profiled))
 
 
-def _doubts(candidate: Candidate, model: ModelInfo, measured_variants: set[tuple[str, str]]) -> list[str]:
+def _doubts(candidate: Candidate, model: ModelInfo, measured_variants: set[tuple[str, str]],
+            catalog: Catalog) -> list[str]:
     doubts = []
     measured = candidate.measured
     if candidate.tier == 0:
@@ -337,6 +334,9 @@ def _doubts(candidate: Candidate, model: ModelInfo, measured_variants: set[tuple
     # put their order in doubt, and is said once in the notes
     if (candidate.choice.app, candidate.choice.variant) not in measured_variants:
         doubts.append("variant never measured anywhere")
+    if not catalog.variant_attrs(candidate.choice.app, candidate.choice.variant).get("io.archspec.cpu.target"):
+        doubts.append("no build target known for this variant, so no rule could check it here (container "
+                      "variants: `python -m planner variants fetch`)")
     if candidate.p_ok is not None and candidate.p_ok < SURE_OK:
         doubts.append(f"success uncertain (P = {candidate.p_ok:.2f})")
     if model.stale:
