@@ -58,12 +58,9 @@ def tiny_sweep(native_variants: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def bpf() -> None:
-    """For tests marked `bpf`: real bpftrace and perf, which need root (CI here is root and .ci/run installs
-    both); elsewhere the test is skipped, saying what is missing."""
-    import shutil
+    """For tests marked `bpf`: real bpftrace and perf, which need root (CI here is root and the README's test
+    command installs both); elsewhere the test is skipped, saying what is missing."""
+    from tests.system import needs, needs_root
 
-    missing = [tool for tool in ("bpftrace", "perf") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"needs {' and '.join(missing)} (Debian packages bpftrace, linux-perf)")
-    if os.geteuid() != 0:
-        pytest.skip("needs root for BPF")
+    needs("bpftrace", "perf")
+    needs_root("BPF")

@@ -26,6 +26,7 @@ from planner.edges import staging
 from planner.edges.store import Store
 from planner.edges.sweep import Workspace, sweep_lock
 from tests.conftest import REPO, TINY, planner
+from tests.system import needs
 
 PYTHON = sys.executable
 #: lj steps that take 2 ranks well over 1 s (about 12 s on 2 shared cores, 3 s on idle ones)
@@ -99,8 +100,7 @@ def test_a_store_named_like_a_side_file_is_refused_and_the_other_store_kept(tmp_
 def _in_small_tmpfs(tmp_path: Path, script: str) -> subprocess.CompletedProcess[str]:
     """Run a shell script with a 512 KiB tmpfs mounted at tmp_path/disk, in a user and mount namespace of
     its own (a real full disk and a real read-only file system, no root needed)."""
-    if shutil.which("unshare") is None:
-        pytest.skip("unshare is not installed")
+    needs("unshare")
     disk = tmp_path / "disk"
     disk.mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO)}

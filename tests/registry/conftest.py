@@ -19,6 +19,7 @@ from planner.core import compspec
 from planner.core.compspec import ARTIFACT_TYPE, ImageRef
 from planner.edges import registry
 from tests.registry.matrix import ALIASES, MATRIX, REPO, artifact_of
+from tests.system import needs
 
 
 @dataclass
@@ -34,9 +35,9 @@ class Registry:
 
 
 def start_registry(root: Path, htpasswd: Path | None = None) -> Registry:
+    needs("docker-registry")
     binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.fail("docker-registry is not installed (apt-get install docker-registry; .ci/run does)")
+    assert binary is not None
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

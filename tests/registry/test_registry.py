@@ -8,7 +8,6 @@ push` publishes native variants for another site, and each fault is a one-line m
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.conftest import REPO, TINY, planner
 from tests.registry.conftest import Registry, push_image, push_like_lammps_matrix, seed_matrix, start_registry
 from tests.registry.matrix import MATRIX, artifact_of
 from tests.registry.proxy import FaultProxy
+from tests.system import needs
 
 LAMMPS = REPO / "experiments" / "lammps.yaml"
 DATA = Path(__file__).parent / "data"
@@ -214,8 +214,7 @@ def test_basic_auth_credentials_come_from_the_docker_config_and_are_never_shown(
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "s3cret-Pa55-not-to-be-seen"
     htpasswd = tmp_path / "htpasswd"
-    if shutil.which("htpasswd") is None:
-        pytest.fail("htpasswd is not installed (apt-get install apache2-utils; .ci/run does)")
+    needs("htpasswd")
     subprocess.run(["htpasswd", "-B", "-i", "-c", str(htpasswd), "lab"], input=secret, text=True, check=True,
                    capture_output=True)
     reg = start_registry(tmp_path / "registry", htpasswd=htpasswd)
