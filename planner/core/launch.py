@@ -3,12 +3,13 @@
 `plan`, `sweep --dry-run`, `recommend` and the executed run all show what `render` returns; the
 Ansible roles execute it as data and never re-assemble command lines.
 
-- local (native variants): `mpiexec -n T [-bind-to ...] lmp -in IN -v k v ... [-sf S -pk omp N] -nocite`,
-  the variant's MPI library bound through LD_LIBRARY_PATH; the input's files are staged (linked) into
-  the run's own directory from the adapted copy written by `planner.core.inputs`.
+- local (native variants): `mpiexec -n T [-bind-to ...] EXECUTABLE APP-ARGS` with the variant's MPI library
+  bound through LD_LIBRARY_PATH, or Open MPI's `mpirun -n T ... EXECUTABLE` for a variant of the host's own
+  packages; the input's files are staged (linked) into the run's own directory from the adapted copy written
+  by `planner.core.inputs`, or from the files the app generates from the run's parameters.
 - MiniCluster (container variants): `flux run --job-name=RUN_ID -t TIMEOUTs -N n -n T [-c t]
-  [-o cpu-affinity=A] [-o pmi=P] [-o K=V] singularity exec [--bind B] [--env K=V] --pwd WORKDIR SIF lmp
-  -v k v ... -in IN [-sf S] [ARGS] -nocite` (`recommend` describes a configuration, not a run: without the
+  [-o cpu-affinity=A] [-o pmi=P] [-o K=V] singularity exec [--bind B] [--env K=V] --pwd WORKDIR SIF EXECUTABLE
+  APP-ARGS [ARGS]` (`recommend` describes a configuration, not a run: without the
   job name and limit).
 
 Launch rules (the experiment's `launch_rules`) are applied before rendering, by `apply_rules`: what a
@@ -19,6 +20,8 @@ see it, and `plan` shows which rules fired and why.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from planner.core import apps
 from planner.core.experiment import App, LaunchRule, Options, RuleAdds, Scalar, Source, check_env
 from planner.core.inputs import staged_dir
 from planner.core.types import ClusterInfo, FiredRule, Run, VariantInfo
@@ -79,7 +83,7 @@ _TRUE, _FALSE = frozenset({"yes", "true", "1", "on"}), frozenset({"no", "false",
 
 def launcher(variant: VariantInfo) -> str:
     """What starts a variant's ranks: a cluster attribute rules can match (`launcher: flux`)."""
-    return "mpiexec" if variant.kind == "native" else "flux"
+    return variant.layout.get("launcher_name", "mpiexec") if variant.kind == "native" else "flux"
 
 
 def _text(value: Any) -> str:
@@ -181,24 +185,26 @@ def apply_rules(rules: Sequence[LaunchRule], app: str, cluster: ClusterInfo, var
                                             "variants fetch`)"
         warnings.append(f"no launch rule for mpi.implementation={implementation or 'unknown'}{unknown}: nothing "
                         f"here connects the image's MPI to Flux's PMI, so the {options.tasks} tasks may run as "
-                        f"{options.tasks} singleton LAMMPS runs (the run then fails with reason mpi)")
+                        f"{options.tasks} singleton runs of {app} (the run then fails with reason mpi)")
     return Options.model_validate(data), tuple(fired), tuple(warnings)
 
 
 # --------------------------------------------------------------------------------------------- render
 
 
-def _app_args(run: Run, app: App, source: Source) -> list[str]:
-    uses = source.uses if source.uses is not None else tuple(run.parameters)
-    args: list[str] = []
-    for name in uses:
-        args += ["-v", name, str(run.parameters[name])]
-    args += ["-in", PurePosixPath(source.input).name if source.workdir else source.input]
-    if run.options.suffix != "none":
-        args += ["-sf", run.options.suffix]
-        if run.options.suffix == "omp":
-            args += ["-pk", "omp", str(run.options.threads)]
-    return args + list(run.options.args) + list(app.args)
+def _app_args(run: Run, definition: apps.Definition, source: Source) -> list[str]:
+    return [*definition.arguments(run.parameters, source, run.options), *run.options.args, *definition.args]
+
+
+def generated_inputs(run: Run, app: App) -> dict[str, str] | None:
+    """The input files the app writes from the run's parameters (None: the variant's own input is staged)."""
+    return apps.resolve(run.app, app).generated_inputs(run.parameters, run.options)
+
+
+def generated_dir(prefix: str, workload: str, files: Mapping[str, str]) -> str:
+    """Where a run's generated inputs are written in the variant's prefix: one directory per content."""
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:10]
+    return str(PurePosixPath(prefix) / "inputs" / f"{workload}-generated-{digest}")
 
 
 def _env(run: Run, variant: VariantInfo) -> dict[str, str]:
@@ -224,18 +230,42 @@ def _mpiexec_binding(run: Run, variant: VariantInfo) -> tuple[list[str], dict[st
     return ["-bind-to", f"core:{threads}" if threads > 1 else "core"], {}
 
 
+def _mpirun(run: Run, variant: VariantInfo) -> tuple[list[str], dict[str, str]]:
+    """Open MPI's `mpirun` and its environment (kept in one place for the launcher backends to take over).
+    As root it refuses to start without both OMPI_ALLOW_RUN_AS_ROOT variables (orte/tools/orterun: "mpirun has
+    detected an attempt to run as root"). Its slots are physical cores while the plan counts the CPUs the
+    planner may use (hardware threads included): --oversubscribe lets those CPUs be used, which the plan bounds."""
+    argv = [variant.layout["launcher"], "-n", str(run.options.tasks), "--oversubscribe"]
+    if run.options.affinity == "off":
+        argv += ["--bind-to", "none"]
+    elif run.options.affinity != "default":
+        argv += ["--bind-to", "core"] + (["--map-by", f"slot:PE={run.options.threads}"]
+                                          if run.options.threads > 1 else [])
+    env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    for key, value in _env(run, variant).items():  # mpirun passes only the variables named with -x to ranks
+        env[key] = value
+        argv += ["-x", key]
+    return argv, env
+
+
 def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> Launch:
     workload = app.workloads[run.workload]
-    executable = variant.executable or app.executable
+    definition = apps.resolve(run.app, app)
+    executable = variant.executable or definition.executable
     if variant.kind == "native":
         source = workload.native
         assert source is not None
-        flags, pin_env = _mpiexec_binding(run, variant)
-        env = {"LD_LIBRARY_PATH": variant.layout["libdir"], **pin_env, **_env(run, variant)}
-        mpiexec = [variant.layout["mpiexec"], "-n", str(run.options.tasks), *flags]
-        argv = [*mpiexec, variant.layout["lmp"], *_app_args(run, app, source)]
-        return Launch(argv, env, stage=str(staged_dir(variant.layout["prefix"], run.workload, source)),
-                      rank_start=len(mpiexec))
+        generated = definition.generated_inputs(run.parameters, run.options)
+        stage = (generated_dir(variant.layout["prefix"], run.workload, generated) if generated is not None
+                 else str(staged_dir(variant.layout["prefix"], run.workload, source)))
+        if launcher(variant) == "mpirun":
+            starter, env = _mpirun(run, variant)
+        else:
+            flags, pin_env = _mpiexec_binding(run, variant)
+            env = {"LD_LIBRARY_PATH": variant.layout["libdir"], **pin_env, **_env(run, variant)}
+            starter = [variant.layout["launcher"], "-n", str(run.options.tasks), *flags]
+        argv = [*starter, variant.layout["executable"], *_app_args(run, definition, source)]
+        return Launch(argv, env, stage=stage, rank_start=len(starter))
     source = workload.container
     assert source is not None and variant.image is not None
     sif = sif_path(cluster, variant.image)
@@ -260,7 +290,7 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
     for key, value in _env(run, variant).items():
         if key != "OMP_NUM_THREADS" or run.options.threads > 1:
             argv += ["--env", f"{key}={value}"]
-    argv += ["--pwd", source.workdir, sif, executable, *_app_args(run, app, source)]
+    argv += ["--pwd", source.workdir, sif, executable, *_app_args(run, definition, source)]
     return Launch(argv, {}, image=variant.image, sif=sif, rank_start=rank_start,
                   job=run.id if executed else None)
 

@@ -12,15 +12,18 @@ where each attribute came from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import platform
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.core import compspec
+from planner.core import apps, compspec
 from planner.core.experiment import Experiment
 from planner.core.types import VariantInfo
 from planner.edges.compspec_cache import ArtifactCache, Entry, cache_path
@@ -30,6 +33,7 @@ from planner.edges.store import default_path
 FROM_EXPERIMENT = "experiment"
 FROM_LMP = "detected (lmp -h)"
 FROM_HOST = "detected (host)"
+FROM_DPKG = "detected (host, dpkg-query)"
 
 
 def cache_dir() -> Path:
@@ -52,15 +56,27 @@ def recipe_digest(exp: Experiment, name: str) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
+#: where Debian puts each launcher of a `host` variant (the `mpirun`/`mpiexec` alternatives may name another MPI)
+HOST_LAUNCHERS = {"mpirun": "/usr/bin/mpirun.openmpi", "mpiexec": "/usr/bin/mpiexec.mpich"}
+
+
 def layout(exp: Experiment, name: str, cache: Path) -> dict[str, str]:
-    """Paths of a native variant; `lammps_from` borrows another variant's LAMMPS binary and inputs."""
+    """Paths of a native variant; `lammps_from` borrows another variant's binary and inputs. A `host`
+    variant's programs are the host's; its prefix only holds the inputs written for its runs."""
     variant = exp.variants[name]
     assert variant.native is not None
     prefix = cache / "variants" / name
+    if variant.native.host:
+        executable = variant.executable or apps.resolve(variant.app or "", exp.apps[variant.app or ""]).executable
+        return {"prefix": str(prefix), "launcher": HOST_LAUNCHERS[variant.native.launcher],
+                "launcher_name": variant.native.launcher,
+                "executable": executable if executable.startswith("/") else f"/usr/bin/{executable}",
+                "share": str(prefix / "share"), "libdir": "", "facts": ""}
     python = f"python{sys.version_info.major}.{sys.version_info.minor}"
     lammps_prefix = cache / "variants" / (variant.native.lammps_from or name)
     lammps_dir = lammps_prefix / "lib" / python / "site-packages" / "lammps"
-    return {"prefix": str(prefix), "mpiexec": str(prefix / "bin" / "mpiexec"), "lmp": str(lammps_dir / "lmp"),
+    return {"prefix": str(prefix), "launcher": str(prefix / "bin" / "mpiexec"), "launcher_name": "mpiexec",
+            "executable": str(lammps_dir / "lmp"),
             "share": str(lammps_dir / "share" / "lammps"), "libdir": str(prefix / "lib"),
             "facts": str(prefix / "facts.json")}
 
@@ -80,6 +96,31 @@ def materialization_order(exp: Experiment, names: list[str]) -> list[str]:
     for name in names:
         visit(name)
     return order
+
+
+def host_facts(packages: tuple[str, ...], launcher: str, app: str) -> dict[str, Any] | None:
+    """Facts of a `host` variant from dpkg's database and the host, like those roles/local_cluster writes for a
+    pip variant; None while one of its packages is not installed."""
+    try:
+        listed = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Status}\n",
+                                 *packages], capture_output=True, text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    versions = {fields[0]: fields[1] for fields in (line.split("\t") for line in listed.splitlines())
+                if len(fields) == 3 and fields[2] == "installed"}
+    if set(packages) - set(versions):
+        return None
+    mpi = "openmpi" if launcher == "mpirun" else "mpich"
+    mpi_version = next((v for name, v in versions.items() if name.startswith(("openmpi", "libopenmpi", mpi))), None)
+    os_release: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            key, _, value = line.partition("=")
+            os_release[key] = value.strip('"')
+    return {"arch": platform.machine(), "mpi_implementation": mpi,
+            "mpi_version": mpi_version.split("-")[0] if mpi_version else None,
+            "app": app, "app_version": versions.get(app), "os_name": os_release.get("PRETTY_NAME"),
+            "os_vendor": os_release.get("ID"), "os_version": os_release.get("VERSION_ID")}
 
 
 def read_facts(path: str | Path) -> dict[str, Any] | None:
@@ -102,6 +143,8 @@ def attributes_from_facts(facts: dict[str, Any]) -> dict[str, Any]:
         "os.vendor": facts.get("os_vendor"),
         "os.version": facts.get("os_version"),
     }
+    if facts.get("app") and facts.get("app_version"):
+        out[f"{facts['app']}.version"] = facts["app_version"]
     return {key: value for key, value in out.items() if value not in (None, "")}
 
 
@@ -119,6 +162,8 @@ def provenance(exp: Experiment, name: str, facts: dict[str, Any] | None, artifac
     typed = (FROM_EXPERIMENT, variant.attributes)
     if variant.native is not None:
         detected = attributes_from_facts(facts) if facts else {}
+        if variant.native.host:
+            return Provenance(compspec.merge((FROM_DPKG, detected), typed))
         from_lmp = {k: v for k, v in detected.items() if k.startswith(("lammps.", "mpi."))}
         from_host = {k: v for k, v in detected.items() if k not in from_lmp}
         return Provenance(compspec.merge((FROM_HOST, from_host), (FROM_LMP, from_lmp), typed))
@@ -140,8 +185,12 @@ def _variant(exp: Experiment, name: str, cache: Path, artifacts: ArtifactCache) 
         return VariantInfo(name, "container", variant.app, where.sourced.attributes, image=variant.image,
                            executable=variant.executable), where
     paths = layout(exp, name, cache)
-    facts = read_facts(paths["facts"])
-    installed = facts is not None and facts.get("recipe") == recipe_digest(exp, name)
+    if variant.native.host:
+        facts = host_facts(variant.native.host, variant.native.launcher, variant.app or "")
+        installed = facts is not None
+    else:
+        facts = read_facts(paths["facts"])
+        installed = facts is not None and facts.get("recipe") == recipe_digest(exp, name)
     where = provenance(exp, name, facts if installed else None, artifacts)
     return VariantInfo(name, "native", variant.app, where.sourced.attributes, executable=variant.executable,
                        env=dict(variant.native.env), layout=paths, installed=installed), where
