@@ -22,7 +22,7 @@ from planner.cli import variants as variants_cli
 from planner.core import apps, files, profile
 from planner.core.errors import InputError
 from planner.core.experiment import load_experiment
-from planner.core.metrics import DEFAULT_METRIC, resolve_metric
+from planner.core.metrics import default_metric, resolve_metric
 from planner.core.summary import options_label, summarize
 from planner.edges.store import FILTERS, Store
 
@@ -345,17 +345,20 @@ def _why_not(ws: Any, cluster: str, variant: str) -> str:
 # --------------------------------------------------------------------------------------------- results
 
 
-def _print_summary(console: Console, records: list[Any], title: str, name: str = DEFAULT_METRIC) -> None:
+def _print_summary(console: Console, records: list[Any], title: str, name: str | None = None) -> None:
+    """The table of `results` and of a sweep's end: `name`, else each app's default figure of merit."""
     summaries = summarize(records)
+    shown = {item.app: name or default_metric(item.app) for item in summaries}
+    label = name or (next(iter(shown.values())) if len(set(shown.values())) == 1 else "(each app's default)")
     table = Table(title=title)
-    for column in ("workload", "variant", "options", "ok/n", f"median {name}", "spread", "loop s", "failures"):
+    for column in ("workload", "variant", "options", "ok/n", f"median {label}", "spread", "wall s", "failures"):
         table.add_column(column, overflow="fold")
     for item in summaries:
-        metric = item.median.get(name)
+        metric = item.median.get(shown[item.app])
         table.add_row(item.workload, item.variant, options_label(item.options), f"{item.ok}/{item.runs}",
                       f"{metric:.4g}" if metric is not None else "-",
-                      f"{item.spread.get(name, 0) * 100:.1f}%" if metric is not None else "-",
-                      f"{item.median['loop_time']:.3g}" if "loop_time" in item.median else "-",
+                      f"{item.spread.get(shown[item.app], 0) * 100:.1f}%" if metric is not None else "-",
+                      f"{item.median['process_wall']:.3g}" if "process_wall" in item.median else "-",
                       ", ".join([*(f"{k} x{v}" for k, v in item.reasons.items()), *_unprofiled(item)]))
     console.print(table)
 
@@ -372,7 +375,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     summaries = summarize(records)
     if args.compare is not None:
         return _compare(args, summaries)
-    metric = DEFAULT_METRIC
+    metric = None
     if args.metric is not None:
         measured = {name for s in summaries for name in s.median}
         metric = resolve_metric(args.metric, None, measured).name
@@ -413,7 +416,7 @@ def _compare(args: argparse.Namespace, summaries: list[Any]) -> int:
     if header == b"SQLite format 3\0":
         with Store(path, create=False) as earlier:
             before = summarize(earlier.records(app=args.app, workload=args.workload, cluster=args.cluster))
-        reference = references.from_summaries(before, lambda app: args.metric or [default_metric(app)], str(path))
+        reference = references.from_summaries(before, lambda app: [args.metric or default_metric(app)], str(path))
     else:
         reference = references.parse_reference(
             files.read_text(path, "reference", references.MAX_REFERENCE_BYTES), str(path))
@@ -557,10 +560,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--workload", default=None, help="only this workload")
     p.add_argument("--cluster", default=None, help="only this cluster")
     p.add_argument("--metric", default=None, metavar="M",
-                   help=f"show this figure of merit or profile (e.g. ebpf.runq_wait_p99_us); with --json or "
-                        f"--csv, only it (default: {DEFAULT_METRIC} in the table, every metric in JSON and CSV); "
-                        "with --compare, the figures compared with an earlier store (repeatable; default: each "
-                        "app's default figure of merit)")
+                   help="show this figure of merit or profile (e.g. ebpf.runq_wait_p99_us); with --json or "
+                        "--csv, only it (default: each app's default figure of merit in the table, every metric "
+                        "in JSON and CSV); "
+                        "with --compare, the figure compared with an earlier store (default: each app's default "
+                        "figure of merit)")
     p.add_argument("--compare", metavar="REF",
                    help="flag figures that moved beyond the tolerance against REF, a YAML file of declared values "
                         "or an earlier store (the same points' medians); exit 1 when one regressed")

@@ -78,6 +78,8 @@ class Point(_Strict):
     cluster: str | None = None
     variant: str | None = None
     options: dict[str, Any] = {}
+    #: an earlier sweep's configuration: the same point (options, parameters and input) whatever else matches
+    config_id: str | None = None
     foms: dict[str, Declared] = Field(min_length=1)
 
     @field_validator("foms", mode="before")
@@ -120,7 +122,7 @@ def parse_reference(text: str, source: str) -> Reference:
         loc = tuple(first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
-            message = "unknown field; a point takes app, workload, cluster, variant, options, foms"
+            message = "unknown field; a point takes app, workload, cluster, variant, options, config_id, foms"
         raise InputError(message, file=source, line=_line_for(_line_map(node), loc) if node else None,
                          field=_dotted(loc) or None) from None
 
@@ -134,7 +136,8 @@ def from_summaries(summaries: Sequence[ConfigSummary], metrics: Callable[[str], 
                 if item.median.get(name)}
         if foms:
             points.append(Point(app=item.app, workload=item.workload, cluster=item.cluster, variant=item.variant,
-                                options=item.options, foms=foms))
+                                options={k.removeprefix("param."): v for k, v in item.options.items()},
+                                config_id=item.config_id, foms=foms))
     if not points:
         raise InputError("the reference store has no ok run with the figures compared", file=source)
     return Reference(references=tuple(points), source=source)
@@ -163,6 +166,8 @@ class Check:
 
 
 def _matches(point: Point, item: ConfigSummary) -> bool:
+    if point.config_id is not None:
+        return point.config_id == item.config_id
     if (point.app, point.workload) != (item.app, item.workload):
         return False
     if point.cluster not in (None, item.cluster) or point.variant not in (None, item.variant):

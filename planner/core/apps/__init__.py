@@ -17,10 +17,11 @@ import importlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from planner.core.experiment import App, Options, Source
+# The experiment's models (App, Options, Source) are taken as they come, not imported: the experiment
+# module reads this one to check an app's values, and the two must not import each other.
+App = Options = Source = Any
 
 #: Failure reason codes (stable: stored with each run and accepted by `import`).
 REASONS = ("os-abi", "exec-format", "missing-gpu", "mpi", "missing-package", "missing-input", "timeout",
