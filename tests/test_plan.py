@@ -229,7 +229,7 @@ def test_a_flux_run_no_mpi_rule_covers_is_planned_with_a_warning(tmp_path: Path,
     tasks = warned["options"]["tasks"]
     assert warned["warnings"] == [
         f"no launch rule for mpi.implementation=OpenMPI: nothing here connects the image's MPI to Flux's PMI, so "
-        f"the {tasks} tasks may run as {tasks} singleton LAMMPS runs (the run then fails with reason mpi)"]
+        f"the {tasks} tasks may run as {tasks} singleton runs of lammps (the run then fails with reason mpi)"]
     assert main(["plan", "--cluster", "eks-arm64", "--store", str(tmp_path / "p.sqlite"), "-e", str(path)]) == 0
     assert "warning: no launch rule for mpi.implementation=mpich" in capsys.readouterr().out
 

@@ -7,7 +7,9 @@ are never overridden by a model: a recommendation never picks a point they exclu
 from __future__ import annotations
 
 from planner.core import archs
+from planner.core.backends import Container, Ranks
 from planner.core.experiment import Options, Workload
+from planner.core.launch import backends
 from planner.core.types import ClusterInfo, VariantInfo
 
 #: LAMMPS package a `-sf` suffix needs compiled in.
@@ -16,7 +18,7 @@ SUFFIX_PACKAGES = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKO
 
 def check(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
           options: Options) -> str | None:
-    for rule in (_kind, _architecture, _gpu, _packages, _resources):
+    for rule in (_kind, _backends, _architecture, _gpu, _packages, _resources):
         reason = rule(cluster, variant, workload_name, workload, options)
         if reason:
             return reason
@@ -39,6 +41,21 @@ def _kind(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, worklo
         return f"container variant {variant.name} needs singularity or apptainer, not installed on {cluster.name}"
     if workload.container is None:
         return f"workload {workload_name} has no container input"
+    return None
+
+
+def _backends(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
+              options: Options) -> str | None:
+    """What the cluster's launcher and runtime refuse, and a PMI flavour the cluster does not offer."""
+    launcher, runtime = backends(cluster, variant)
+    why = launcher.refuses(Ranks(options.tasks, options.nodes, options.threads, options.affinity, options.pmi,
+                                 options.shell)) \
+        or runtime.refuses(Container(variant.image, binds=options.bind, args=options.runtime_args))
+    if why:
+        return f"{why} (cluster {cluster.name} launches {variant.name} with {launcher.name}, runtime {runtime.name})"
+    if options.pmi is not None and cluster.pmi and options.pmi not in cluster.pmi:
+        return (f"PMI {options.pmi} is not offered on cluster {cluster.name}: its {launcher.name} offers "
+                f"{', '.join(cluster.pmi)}")
     return None
 
 

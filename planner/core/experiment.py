@@ -25,6 +25,7 @@ from pydantic import (
 
 from planner.core import apps, files
 from planner.core.apps import OUTPUT_REASONS
+from planner.core.backends import LAUNCHERS
 from planner.core.errors import InputError
 
 Scalar = str | int | float | bool
@@ -338,9 +339,9 @@ class Cluster(_Strict):
         return self
 
 
-#: Flux's PMI services (flux-shell-options(7), `pmi=LIST`): simple is built in (pmi1 and pmi2 are its
-#: aliases), pmix comes from the flux-pmix plugin, cray-pals from flux-coral2; off disables PMI.
-PMI_SERVICES = ("simple", "pmi1", "pmi2", "pmix", "cray-pals", "off")
+#: PMI flavours a run may ask for: every registered launcher's (Flux's services, `flux run -o pmi=LIST`;
+#: Slurm's MPI plugins, `srun --mpi=NAME`); the launcher of the run's cluster refuses what it does not offer.
+PMI_SERVICES = tuple(dict.fromkeys(name for launcher in LAUNCHERS.values() for name in launcher.pmi))
 #: a Flux shell option's name, as `-o NAME=VALUE` takes it (`pmi-simple.exchange.k`, `hwloc.xmlfile`)
 SHELL_OPTION = re.compile(r"[a-z][a-z0-9_.-]*")
 #: shell options with an option of their own here, so a rule or a sweep sets them in one place
@@ -371,8 +372,10 @@ def check_shell(options: dict[str, str]) -> dict[str, str]:
 class Options(_Strict):
     """One launch of a variant. Unknown keys are workload parameters, checked against the workload.
 
-    `pmi` and `shell` are Flux options (`-o pmi=LIST`, `-o NAME=VALUE`), `args` are app flags added to
-    the command line, `skip_rules` names launch rules this point does without (see `LaunchRule`)."""
+    `pmi` is the PMI flavour the launcher offers the ranks (`flux run -o pmi=LIST`, `srun --mpi=NAME`),
+    `shell` Flux shell options (`-o NAME=VALUE`), `args` app flags added to the command line, `runtime_args`
+    the container runtime's own flags (`ch-run --join`), `skip_rules` names launch rules this point does
+    without (see `LaunchRule`)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -387,6 +390,7 @@ class Options(_Strict):
     pmi: Pmi = None
     shell: ShellOptions = {}
     args: tuple[str, ...] = ()
+    runtime_args: tuple[str, ...] = ()
     skip_rules: tuple[Name, ...] = ()
 
     _env = field_validator("env")(check_env)
@@ -426,7 +430,7 @@ class RuleMatch(_Strict):
 class RuleAdds(_Strict):
     """What a rule adds to the launch. Options a point sets itself win: `pmi`, `affinity` and `preload`
     are taken from a rule only where the point leaves them unset; `bind`, `args`, `env` and `shell` are
-    added to (the point's own `env` and `shell` keys win)."""
+    added to (the point's own `env` and `shell` keys win), and so are `runtime_args`."""
 
     pmi: Pmi = None
     affinity: Affinity | None = None
@@ -435,6 +439,7 @@ class RuleAdds(_Strict):
     args: tuple[str, ...] = ()
     env: dict[str, str] = {}
     shell: ShellOptions = {}
+    runtime_args: tuple[str, ...] = ()
 
     _env = field_validator("env")(check_env)
     _pmi = field_validator("pmi")(check_pmi)
