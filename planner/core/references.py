@@ -87,8 +87,7 @@ class Point(_Strict):
     def _bare_values(cls, value: Any) -> Any:
         # `hpl_gflops: 1.5` is `{value: 1.5}`
         if isinstance(value, dict):
-            return {k: {"value": v} if isinstance(v, int | float) and not isinstance(v, bool) else v
-                    for k, v in value.items()}
+            return {k: v if isinstance(v, dict | Declared) else {"value": v} for k, v in value.items()}
         return value
 
 
