@@ -75,7 +75,7 @@ def test_cores_packages_and_suffix_rules() -> None:
     plan = expand(exp, {"local": small}, variants, cluster="local")
     details = {x.detail for x in plan.excluded}
     assert any("2 tasks x 1 threads = 2 cores; cluster local has 1" in d for d in details)
-    assert any("lacks LAMMPS package REAXFF for workload reaxff" in d for d in details)
+    assert any("lacks lammps package REAXFF for workload reaxff" in d for d in details)
     assert not plan.runs  # every point needs 2 cores
 
 

@@ -103,7 +103,7 @@ def _print_plan(rows: list[dict[str, Any]], excluded: list[dict[str, Any]], ws: 
                           f"{', '.join(sorted(set(workloads)))})[/]", soft_wrap=True)
     pending = [name for name, v in ws.variants.items() if v.kind == "native" and not v.installed]
     if pending and ws.clusters[cluster].kind == "local":
-        console.print(f"[yellow]not installed yet[/]: {', '.join(pending)} (sweep installs them; their LAMMPS "
+        console.print(f"[yellow]not installed yet[/]: {', '.join(pending)} (sweep installs them; their app's "
                       "packages are checked once installed)")
 
 

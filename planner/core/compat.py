@@ -12,7 +12,7 @@ from planner.core.experiment import Options, Workload
 from planner.core.launch import backends
 from planner.core.types import ClusterInfo, VariantInfo
 
-#: LAMMPS package a `-sf` suffix needs compiled in.
+#: the package an accelerator suffix (`-sf`) needs compiled into the app (its `<app>.packages` attribute)
 SUFFIX_PACKAGES = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKOS", "gpu": "GPU"}
 
 
@@ -93,7 +93,7 @@ def _packages(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, wo
     if missing:
         why = f"for -sf {options.suffix}" if SUFFIX_PACKAGES.get(options.suffix) in missing else \
             f"for workload {workload_name}"
-        return f"variant {variant.name} lacks LAMMPS package {', '.join(missing)} {why}"
+        return f"variant {variant.name} lacks {variant.app} package {', '.join(missing)} {why}"
     return None
 
 
@@ -119,5 +119,5 @@ def undecided(variant: VariantInfo, workload: Workload, options: Options) -> lis
     if "hardware.gpu.available" not in variant.attributes:
         out.append("gpu (hardware.gpu.available)")
     if variant.packages is None and (workload.requires or options.suffix in SUFFIX_PACKAGES):
-        out.append("packages (lammps.packages)")
+        out.append(f"packages ({variant.app}.packages)")
     return out

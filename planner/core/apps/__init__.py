@@ -118,6 +118,9 @@ class Definition:
     output_file: str | None = None
     #: the figure of merit ranked by default
     default_metric: str | None = None
+    #: where a pip wheel of the app keeps its executable and its shared data (inputs), under site-packages
+    wheel_executable: str = ""
+    wheel_share: str = ""
     description: str = ""
 
     # ------------------------------------------------------------------------------------ output

