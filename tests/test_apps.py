@@ -169,3 +169,15 @@ def test_an_app_definition_that_is_not_registered_is_refused(capsys: pytest.Capt
     err = capsys.readouterr().err
     assert err == ("error: <path>:5: apps.toy.definition: no app definition 'planner.edges.sweep'; "
                    "registered: lammps, hpcc\n").replace("<path>", str(path)), err
+
+
+def test_a_host_variant_whose_packages_are_missing_is_refused_naming_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "hpcc.yaml"
+    path.write_text(HPCC.replace("host: [hpcc, openmpi-bin]", "host: [hpcc, no-such-package-here]"))
+    store = tmp_path / "s.sqlite"
+    assert main(["sweep", "-e", str(path), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {path}: variant hpcc-debian-openmpi runs this host's Debian packages, which are not all "
+                   "installed: apt-get install hpcc no-such-package-here\n")
+    assert not any(Path(f"{store}.runs").glob("*"))  # nothing ran
