@@ -174,10 +174,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         planned = {run.id for run in plan.runs}
         records = [r for r in store.records(cluster=args.cluster) if r.id in planned]
     _print_summary(console, records, f"Sweep results on {args.cluster}")
-    return _sweep_end(console, report, plan, args.cluster)
+    return _sweep_end(console, report, plan, args.cluster, args.experiment)
 
 
-def _sweep_end(console: Console, report: Any, plan: Any, cluster: str) -> int:
+def _sweep_end(console: Console, report: Any, plan: Any, cluster: str, experiment: str) -> int:
     """What every sweep says at its end (runs, time, failures, what next) and its exit code."""
     from planner.edges.sweep import INTERRUPTED
 
@@ -190,8 +190,9 @@ def _sweep_end(console: Console, report: Any, plan: Any, cluster: str) -> int:
         console.print(f"{report.failed} run(s) failed in the app and are stored with their reason (a result, "
                       "exit 0); `sweep --retry-failed` runs them again")
     if report.executed and not report.interrupted:
-        console.print(f"next: python -m planner fit && python -m planner recommend "
-                      f"{plan.runs[0].app} {plan.runs[0].workload} --cluster {cluster}")
+        named = "" if experiment == cli_args.default_experiment(plan.runs[0].app) else f" -e {experiment}"
+        console.print(f"next: python -m planner fit{named} && python -m planner recommend "
+                      f"{plan.runs[0].app} {plan.runs[0].workload} --cluster {cluster}{named}")
     if report.interrupted:
         console.print(f"[yellow]interrupted[/]: {report.executed} run(s) stored this time; "
                       "run the same command again to resume")
@@ -305,7 +306,7 @@ def _adaptive_sweep(args: argparse.Namespace, ws: Any, store: Store, plan: Any, 
         console.print(f"model: prior fitted in {result.fit_seconds:.2f} s, {len(result.refit_seconds)} refit(s) in "
                       f"{refits:.3f} s: {(result.fit_seconds + refits) / report.run_seconds:.1%} of the "
                       f"{report.run_seconds:.1f} s the runs took ({refits / report.run_seconds:.2%} for the refits)")
-    return _sweep_end(console, report, plan, args.cluster)
+    return _sweep_end(console, report, plan, args.cluster, args.experiment)
 
 
 def _duration(seconds: float) -> str:
