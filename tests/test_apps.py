@@ -181,3 +181,17 @@ def test_a_host_variant_whose_packages_are_missing_is_refused_naming_them(
     assert err == (f"error: {path}: variant hpcc-debian-openmpi runs this host's Debian packages, which are not all "
                    "installed: apt-get install hpcc no-such-package-here\n")
     assert not any(Path(f"{store}.runs").glob("*"))  # nothing ran
+
+
+@pytest.mark.parametrize(("recipe", "message"), [
+    ("{packages: [x==1], launcher: mpirun}", "a pip variant's ranks are started by its wheel's MPICH `mpiexec`"),
+    ("{packages: [x==1], host: [hpcc]}", "either `packages` (pip requirements installed into its prefix) or `host`"),
+    ("{host: [Hpcc]}", "'Hpcc' is not a Debian package name"),
+])
+def test_a_native_recipe_is_one_kind_of_source(tmp_path: Path, capsys: pytest.CaptureFixture[str], recipe: str,
+                                               message: str) -> None:
+    path = tmp_path / "e.yaml"
+    path.write_text(DATA_APP.replace("toy-host: {native: {host: [coreutils]}}", f"toy-host: {{native: {recipe}}}"))
+    assert main(["plan", "-e", str(path), "--store", str(tmp_path / "s.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:15: variants.toy-host.native" in err and message in err, err

