@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from planner.cli import main
-from planner.core import lammps_log
+from planner.core import apps
+from planner.core.apps import lammps
 from planner.edges.store import Store
 from tests.conftest import REPO
 
@@ -38,7 +39,7 @@ def _parse_log(capsys: pytest.CaptureFixture[str], *files: str) -> list[dict[str
 
 def test_every_reason_code_has_a_failure_case() -> None:
     launcher_only = {"timeout", "incompatible"}  # set by the executor and the planner, not read from logs
-    assert set(FAILURES.values()) | launcher_only == set(lammps_log.REASONS)
+    assert set(FAILURES.values()) | launcher_only == set(apps.REASONS)
 
 
 @pytest.mark.parametrize(("name", "reason"), sorted(FAILURES.items()))
@@ -50,22 +51,22 @@ def test_failure_logs_are_classified(name: str, reason: str, capsys: pytest.Capt
 
 
 def test_timeout_and_killed_come_from_the_launcher() -> None:
-    assert lammps_log.parse("Setting up Verlet run ...", timed_out=True).reason == "timeout"
-    assert lammps_log.parse("Setting up Verlet run ...", exit_code=-9).reason == "killed"
-    assert lammps_log.parse("Total wall time: 0:00:01", exit_code=1).status == "failed"
+    assert lammps.DEFINITION.parse("Setting up Verlet run ...", timed_out=True).reason == "timeout"
+    assert lammps.DEFINITION.parse("Setting up Verlet run ...", exit_code=-9).reason == "killed"
+    assert lammps.DEFINITION.parse("Total wall time: 0:00:01", exit_code=1).status == "failed"
 
 
 def test_a_rank_killed_from_outside_is_killed_though_its_peers_report_mpi_errors() -> None:
     """A rank SIGKILLed (OOM killer, a person): the peer's MPI error follows from it; a launcher ending with
     exit 137 may not say which rank died. An MPI error without such an exit stays an MPI failure."""
     log = "Setting up Verlet run ...\nFatal error in internal_Allreduce: Unknown error class, error stack:\n"
-    killed = lammps_log.parse(log, exit_code=137)
+    killed = lammps.DEFINITION.parse(log, exit_code=137)
     assert (killed.status, killed.reason) == ("failed", "killed")
     assert killed.detail.startswith("the process was killed (exit code 137); then: Fatal error in internal_Allreduce")
-    assert lammps_log.parse(log, exit_code=9).reason == "killed"  # hydra: the killed rank's signal as exit code
-    assert lammps_log.parse(log, exit_code=1).reason == "mpi"
+    assert lammps.DEFINITION.parse(log, exit_code=9).reason == "killed"  # hydra: the killed rank's signal as exit code
+    assert lammps.DEFINITION.parse(log, exit_code=1).reason == "mpi"
     missing = "lmp: error while loading shared libraries: libmpi.so.40: cannot open shared object file\n"
-    assert lammps_log.parse(missing, exit_code=137).reason == "mpi"
+    assert lammps.DEFINITION.parse(missing, exit_code=137).reason == "mpi"
 
 
 def test_flux_minicluster_log_with_broker_lines_interleaved(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,7 +81,7 @@ def test_flux_minicluster_log_with_broker_lines_interleaved(capsys: pytest.Captu
 
 
 def test_old_lammps_log_without_atom_steps_derives_them() -> None:
-    item = lammps_log.parse((LOGS / "lammps-2021-lj.log").read_text())
+    item = lammps.DEFINITION.parse((LOGS / "lammps-2021-lj.log").read_text())
     assert item.status == "ok"
     assert item.foms["tau_per_day"] == 22508.165
     assert item.foms["matom_steps_per_s"] == pytest.approx(32000 * 100 / 1.91926 / 1e6)
@@ -124,8 +125,8 @@ def test_singleton_ranks_are_a_failed_mpi_run_not_an_ok_one(capsys: pytest.Captu
 
 def test_fewer_procs_than_tasks_fails_and_the_right_count_passes() -> None:
     text = (LOGS / "flux-minicluster-reaxff.log").read_text()  # one LAMMPS on 128 procs
-    assert lammps_log.parse(text, tasks=128).status == "ok"
-    short = lammps_log.parse(text, tasks=256)
+    assert lammps.DEFINITION.parse(text, tasks=128).status == "ok"
+    short = lammps.DEFINITION.parse(text, tasks=256)
     assert (short.status, short.reason, short.detail) == ("failed", "mpi",
                                                           "LAMMPS ran on 128 procs, not the 256 tasks asked for")
 
@@ -150,9 +151,9 @@ def test_a_wrapper_helper_failing_is_not_the_apps_failure(capsys: pytest.Capture
     ("ERROR: Unrecognized pair style 'reaxff' (src/force.cpp:279)", True),
 ])
 def test_which_lines_are_the_apps(line: str, app: bool) -> None:
-    assert lammps_log.is_app_line(line) is app
+    assert apps.is_app_line(line) is app
 
 
 def test_the_wrappers_failure_is_reported_when_the_app_said_nothing() -> None:
     log = "/flux_operator/wait-0.sh: line 23: /usr/bin/goshare-wait-fs: cannot execute binary file: Exec format error\n"
-    assert lammps_log.parse(log, exit_code=126).reason == "exec-format"
+    assert lammps.DEFINITION.parse(log, exit_code=126).reason == "exec-format"

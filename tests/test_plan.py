@@ -75,7 +75,7 @@ def test_cores_packages_and_suffix_rules() -> None:
     plan = expand(exp, {"local": small}, variants, cluster="local")
     details = {x.detail for x in plan.excluded}
     assert any("2 tasks x 1 threads = 2 cores; cluster local has 1" in d for d in details)
-    assert any("lacks LAMMPS package REAXFF for workload reaxff" in d for d in details)
+    assert any("lacks lammps package REAXFF for workload reaxff" in d for d in details)
     assert not plan.runs  # every point needs 2 cores
 
 
@@ -229,7 +229,7 @@ def test_a_flux_run_no_mpi_rule_covers_is_planned_with_a_warning(tmp_path: Path,
     tasks = warned["options"]["tasks"]
     assert warned["warnings"] == [
         f"no launch rule for mpi.implementation=OpenMPI: nothing here connects the image's MPI to Flux's PMI, so "
-        f"the {tasks} tasks may run as {tasks} singleton LAMMPS runs (the run then fails with reason mpi)"]
+        f"the {tasks} tasks may run as {tasks} singleton runs of lammps (the run then fails with reason mpi)"]
     assert main(["plan", "--cluster", "eks-arm64", "--store", str(tmp_path / "p.sqlite"), "-e", str(path)]) == 0
     assert "warning: no launch rule for mpi.implementation=mpich" in capsys.readouterr().out
 

@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     parser = build_parser()
     args = parser.parse_args(argv)
+    if "experiment" in args and args.experiment is None:
+        from planner.cli.args import default_experiment
+
+        args.experiment = default_experiment(getattr(args, "app", None))
     try:
         return int(args.func(args))
     except InputError as err:

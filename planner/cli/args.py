@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -35,8 +36,18 @@ def console() -> Console:
 
 
 def experiment_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-e", "--experiment", default=DEFAULT_EXPERIMENT, metavar="FILE",
-                        help=f"experiment file (default: {DEFAULT_EXPERIMENT})")
+    parser.add_argument("-e", "--experiment", default=None, metavar="FILE",
+                        help=f"experiment file (default: experiments/APP.yaml where the command names an APP that "
+                             f"has one, else {DEFAULT_EXPERIMENT})")
+
+
+def default_experiment(app: str | None) -> str:
+    """The experiment file of a command given no -e: the app's own (`recommend hpcc ...` reads
+    experiments/hpcc.yaml) where the command names an app that has one, else DEFAULT_EXPERIMENT."""
+    own = Path("experiments") / f"{app}.yaml"
+    if app and re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", app) and own.is_file():
+        return str(own)
+    return DEFAULT_EXPERIMENT
 
 
 def store_arg(parser: argparse.ArgumentParser) -> None:

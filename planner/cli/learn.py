@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from planner.cli import args as cli_args
 from planner.cli import quick
 from planner.core.errors import InputError
-from planner.core.metrics import resolve_metric
+from planner.core.metrics import default_metric, resolve_metric
 
 if TYPE_CHECKING:
     from planner.core.experiment import Experiment
@@ -68,7 +68,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     with Store(path, create=False) as store:
         datasets.require_runs(store.db, path)
         measured = datasets.metrics(store.db)
-        metrics = [resolve_metric(m, None, measured).name for m in dict.fromkeys(args.metric or [None])]
+        # by default each stored app's own default figure of merit (the first app's is refused if none is measured)
+        defaults = [m for m in dict.fromkeys(default_metric(app) for app in datasets.distinct(store.db, "app"))
+                    if m in measured]
+        metrics = [resolve_metric(m, None, measured).name for m in dict.fromkeys(args.metric or defaults or [None])]
         try:
             previous = modelfiles.load_meta(modelfiles.model_dir(path))
         except InputError:  # a model of another version: replaced by this fit
@@ -210,7 +213,6 @@ def prewarm(store: Store, args: argparse.Namespace, catalog: Catalog, metrics: l
     is saved."""
     import time
 
-    from planner.core.metrics import DEFAULT_METRIC
     from planner.edges import answers, datasets
     from planner.learn import recommend
 
@@ -222,7 +224,7 @@ def prewarm(store: Store, args: argparse.Namespace, catalog: Catalog, metrics: l
     saved = left = 0
     for app in datasets.distinct(store.db, "app"):
         measured = once(("metrics", app), lambda app=app: datasets.metrics(store.db, app))
-        asked_metrics = [None] if DEFAULT_METRIC in measured else [m for m in metrics if m in measured]
+        asked_metrics = [None] if default_metric(app) in measured else [m for m in metrics if m in measured]
         measured_workloads = datasets.distinct(store.db, "workload", app=app)
         declared = [w for w in catalog.workloads(app) if w not in measured_workloads]
         clusters = dict.fromkeys([*datasets.distinct(store.db, "cluster", app=app), *catalog.clusters()])

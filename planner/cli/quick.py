@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from planner.cli import args as cli_args
-from planner.cli.args import DEFAULT_EXPERIMENT
+from planner.cli.args import default_experiment
 from planner.edges import answers
 
 RECOMMEND_DESCRIPTION = (
@@ -29,7 +29,7 @@ RECOMMEND_DESCRIPTION = (
 
 def recommend_arguments(p: argparse.ArgumentParser) -> None:
     """`recommend`'s arguments: the full command line and the quick path parse alike."""
-    p.add_argument("app", metavar="APP", help="application, e.g. lammps")
+    p.add_argument("app", metavar="APP", help="application (an app of the experiment)")
     p.add_argument("workload", metavar="WORKLOAD", help="workload of the app, e.g. reaxff")
     p.add_argument("--cluster", default=None, metavar="NAME", help="cluster (default: every known cluster)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many to show (default: 5)")
@@ -79,7 +79,8 @@ def key(args: argparse.Namespace, db: sqlite3.Connection, watched: list[str],
     if model is None:
         return None
     return answers.key(request(args), store=store, store_fingerprint=fingerprint or answers.fingerprint(db),
-                       model=model, experiment=Path(args.experiment or DEFAULT_EXPERIMENT), watched=watched)
+                       model=model, experiment=Path(args.experiment or default_experiment(args.app)),
+                       watched=watched)
 
 
 def saved_answer(argv: list[str]) -> str | None:

@@ -19,16 +19,16 @@ from rich.table import Table
 
 from planner.cli import args as cli_args
 from planner.cli import variants as variants_cli
-from planner.core import files, lammps_log, profile
+from planner.core import apps, files, profile
 from planner.core.errors import InputError
 from planner.core.experiment import load_experiment
-from planner.core.metrics import DEFAULT_METRIC, resolve_metric
+from planner.core.metrics import default_metric, resolve_metric
 from planner.core.summary import options_label, summarize
 from planner.edges.store import FILTERS, Store
 
 #: Share of the plan an adaptive sweep may run without --budget.
 DEFAULT_BUDGET = 0.25
-#: Bytes of a log `parse-log` reads (a long LAMMPS run's thermo output included).
+#: Bytes of a log `parse-log` reads (a long run's output included).
 MAX_LOG_BYTES = 512 << 20
 
 # ------------------------------------------------------------------------------------------------ plan
@@ -103,7 +103,7 @@ def _print_plan(rows: list[dict[str, Any]], excluded: list[dict[str, Any]], ws: 
                           f"{', '.join(sorted(set(workloads)))})[/]", soft_wrap=True)
     pending = [name for name, v in ws.variants.items() if v.kind == "native" and not v.installed]
     if pending and ws.clusters[cluster].kind == "local":
-        console.print(f"[yellow]not installed yet[/]: {', '.join(pending)} (sweep installs them; their LAMMPS "
+        console.print(f"[yellow]not installed yet[/]: {', '.join(pending)} (sweep installs them; their app's "
                       "packages are checked once installed)")
 
 
@@ -174,10 +174,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         planned = {run.id for run in plan.runs}
         records = [r for r in store.records(cluster=args.cluster) if r.id in planned]
     _print_summary(console, records, f"Sweep results on {args.cluster}")
-    return _sweep_end(console, report, plan, args.cluster)
+    return _sweep_end(console, report, plan, args.cluster, args.experiment)
 
 
-def _sweep_end(console: Console, report: Any, plan: Any, cluster: str) -> int:
+def _sweep_end(console: Console, report: Any, plan: Any, cluster: str, experiment: str) -> int:
     """What every sweep says at its end (runs, time, failures, what next) and its exit code."""
     from planner.edges.sweep import INTERRUPTED
 
@@ -190,8 +190,9 @@ def _sweep_end(console: Console, report: Any, plan: Any, cluster: str) -> int:
         console.print(f"{report.failed} run(s) failed in the app and are stored with their reason (a result, "
                       "exit 0); `sweep --retry-failed` runs them again")
     if report.executed and not report.interrupted:
-        console.print(f"next: python -m planner fit && python -m planner recommend "
-                      f"{plan.runs[0].app} {plan.runs[0].workload} --cluster {cluster}")
+        named = "" if experiment == cli_args.default_experiment(plan.runs[0].app) else f" -e {experiment}"
+        console.print(f"next: python -m planner fit{named} && python -m planner recommend "
+                      f"{plan.runs[0].app} {plan.runs[0].workload} --cluster {cluster}{named}")
     if report.interrupted:
         console.print(f"[yellow]interrupted[/]: {report.executed} run(s) stored this time; "
                       "run the same command again to resume")
@@ -305,7 +306,7 @@ def _adaptive_sweep(args: argparse.Namespace, ws: Any, store: Store, plan: Any, 
         console.print(f"model: prior fitted in {result.fit_seconds:.2f} s, {len(result.refit_seconds)} refit(s) in "
                       f"{refits:.3f} s: {(result.fit_seconds + refits) / report.run_seconds:.1%} of the "
                       f"{report.run_seconds:.1f} s the runs took ({refits / report.run_seconds:.2%} for the refits)")
-    return _sweep_end(console, report, plan, args.cluster)
+    return _sweep_end(console, report, plan, args.cluster, args.experiment)
 
 
 def _duration(seconds: float) -> str:
@@ -345,17 +346,20 @@ def _why_not(ws: Any, cluster: str, variant: str) -> str:
 # --------------------------------------------------------------------------------------------- results
 
 
-def _print_summary(console: Console, records: list[Any], title: str, name: str = DEFAULT_METRIC) -> None:
+def _print_summary(console: Console, records: list[Any], title: str, name: str | None = None) -> None:
+    """The table of `results` and of a sweep's end: `name`, else each app's default figure of merit."""
     summaries = summarize(records)
+    shown = {item.app: name or default_metric(item.app) for item in summaries}
+    label = name or (next(iter(shown.values())) if len(set(shown.values())) == 1 else "(each app's default)")
     table = Table(title=title)
-    for column in ("workload", "variant", "options", "ok/n", f"median {name}", "spread", "loop s", "failures"):
+    for column in ("workload", "variant", "options", "ok/n", f"median {label}", "spread", "wall s", "failures"):
         table.add_column(column, overflow="fold")
     for item in summaries:
-        metric = item.median.get(name)
+        metric = item.median.get(shown[item.app])
         table.add_row(item.workload, item.variant, options_label(item.options), f"{item.ok}/{item.runs}",
                       f"{metric:.4g}" if metric is not None else "-",
-                      f"{item.spread.get(name, 0) * 100:.1f}%" if metric is not None else "-",
-                      f"{item.median['loop_time']:.3g}" if "loop_time" in item.median else "-",
+                      f"{item.spread.get(shown[item.app], 0) * 100:.1f}%" if metric is not None else "-",
+                      f"{item.median['process_wall']:.3g}" if "process_wall" in item.median else "-",
                       ", ".join([*(f"{k} x{v}" for k, v in item.reasons.items()), *_unprofiled(item)]))
     console.print(table)
 
@@ -370,7 +374,9 @@ def cmd_results(args: argparse.Namespace) -> int:
     with Store(cli_args.store_path(args), create=False) as store:
         records = store.records(app=args.app, workload=args.workload, cluster=args.cluster)
     summaries = summarize(records)
-    metric = DEFAULT_METRIC
+    if args.compare is not None:
+        return _compare(args, summaries)
+    metric = None
     if args.metric is not None:
         measured = {name for s in summaries for name in s.median}
         metric = resolve_metric(args.metric, None, measured).name
@@ -391,20 +397,70 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace, summaries: list[Any]) -> int:
+    """`results --compare REF`: exit 1 when a figure regressed beyond its tolerance, 0 otherwise."""
+    from planner.core import references
+    from planner.core.metrics import default_metric, goal_of
+
+    limit = None
+    if args.tolerance is not None:
+        try:
+            limit = references.tolerance(args.tolerance)
+        except ValueError as err:
+            raise InputError(str(err), field="--tolerance") from None
+    path = files.require_regular(args.compare, "reference")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(16)
+    except OSError as err:
+        raise InputError(f"cannot read the reference ({err.strerror})", file=str(path)) from None
+    if header == b"SQLite format 3\0":
+        with Store(path, create=False) as earlier:
+            before = summarize(earlier.records(app=args.app, workload=args.workload, cluster=args.cluster))
+        reference = references.from_summaries(before, lambda app: [args.metric or default_metric(app)], str(path))
+    else:
+        reference = references.parse_reference(
+            files.read_text(path, "reference", references.MAX_REFERENCE_BYTES), str(path))
+    checks = references.compare(reference, summaries, goal_of, limit)
+    regressions = [check for check in checks if check.status == "regression"]
+    if args.junit:
+        report = references.junit(checks, f"compat-lab results --compare {path.name}")
+        try:
+            Path(args.junit).write_text(report)
+        except OSError as err:
+            raise InputError(f"cannot write the JUnit report: {err.strerror}", file=args.junit) from None
+    if args.json:
+        print(json.dumps({"reference": str(path), "regressions": len(regressions),
+                          "checks": [check.as_dict() for check in checks]}, indent=2))
+    else:
+        table = Table(title=f"Compared with {path}: {len(regressions)} regression(s) in {len(checks)} figures")
+        for column in ("workload", "variant", "options", "metric", "reference", "current", "change", "status"):
+            table.add_column(column, overflow="fold")
+        colour = {"regression": "red", "improved": "green", "missing": "yellow", "ok": ""}
+        for check in checks:
+            table.add_row(check.workload, check.variant or "*", check.options, check.metric, f"{check.reference:.4g}",
+                          "-" if check.current is None else f"{check.current:.4g}",
+                          "-" if check.change is None else f"{check.change * 100:+.1f}%",
+                          f"[{colour[check.status]}]{check.status}[/]" if colour[check.status] else check.status)
+        cli_args.console().print(table)
+    return 1 if regressions else 0
+
+
 # ------------------------------------------------------------------------------------------- parse-log
 
 
 def cmd_parse_log(args: argparse.Namespace) -> int:
+    definition = apps.resolve(args.app)
     out = []
     for name in args.files:
         text = files.read_text(name, "log", MAX_LOG_BYTES, errors="replace")
-        out.append({"file": name, **lammps_log.parse(text, tasks=args.tasks).as_dict()})
+        out.append({"file": name, **definition.parse(text, tasks=args.tasks).as_dict()})
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         for item in out:
-            foms = ", ".join(f"{k}={v:g}" for k, v in item["foms"].items()
-                             if k in {"loop_time", "timesteps_per_s", "matom_steps_per_s", "ns_per_day", "wall_time"})
+            shown = {fom.name for fom in definition.foms_declared if fom.name != "procs"}
+            foms = ", ".join(f"{k}={v:g}" for k, v in item["foms"].items() if k in shown)
             why = f" {item['reason']}: {item['detail']}" if item["status"] != "ok" else ""
             print(f"{item['file']}: {item['status']}{why} {foms}".rstrip())
     return 0
@@ -505,8 +561,18 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--workload", default=None, help="only this workload")
     p.add_argument("--cluster", default=None, help="only this cluster")
     p.add_argument("--metric", default=None, metavar="M",
-                   help=f"show this figure of merit or profile (e.g. ebpf.runq_wait_p99_us); with --json or "
-                        f"--csv, only it (default: {DEFAULT_METRIC} in the table, every metric in JSON and CSV)")
+                   help="show this figure of merit or profile (e.g. ebpf.runq_wait_p99_us); with --json or "
+                        "--csv, only it (default: each app's default figure of merit in the table, every metric "
+                        "in JSON and CSV); "
+                        "with --compare, the figure compared with an earlier store (default: each app's default "
+                        "figure of merit)")
+    p.add_argument("--compare", metavar="REF",
+                   help="flag figures that moved beyond the tolerance against REF, a YAML file of declared values "
+                        "or an earlier store (the same points' medians); exit 1 when one regressed")
+    p.add_argument("--tolerance", metavar="T", help="relative tolerance, e.g. 5%% or 0.05 (default: the reference "
+                                                    "file's, else 5%%)")
+    p.add_argument("--junit", metavar="FILE", help="with --compare: write a JUnit XML report (a regression is a "
+                                                   "failing test case)")
     cli_args.store_arg(p)
     p.set_defaults(func=cmd_results)
 
@@ -528,10 +594,12 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_forget)
 
     p = sub.add_parser("parse-log", help="parse app logs: status, failure reason, figures of merit",
-                       description="Parse LAMMPS logs (local runs, Flux MiniCluster output, 2021-2025 versions). "
-                                   "A log of a failed run is parsed like any other (exit 0); its status and "
-                                   "reason say so. Reasons: " + ", ".join(lammps_log.REASONS))
+                       description="Parse an app's logs with its definition (local runs, Flux MiniCluster "
+                                   "output). A log of a failed run is parsed like any other (exit 0); its status "
+                                   "and reason say so. Reasons: " + ", ".join(apps.REASONS))
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--app", default=apps.BUILTIN[0], choices=apps.BUILTIN,
+                   help=f"the app whose output the files are (default: {apps.BUILTIN[0]})")
     p.add_argument("--json", action="store_true", help="print JSON: one object per file {file, status, reason, foms}")
     p.add_argument("--tasks", type=cli_args.positive, metavar="N",
                    help="the MPI tasks the run asked for: a log of fewer procs (singleton runs) is failed, reason mpi")

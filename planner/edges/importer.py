@@ -28,9 +28,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from planner.core import archs
+from planner.core.apps import REASONS
 from planner.core.errors import InputError
 from planner.core.experiment import OPTION_NAMES, Options
-from planner.core.lammps_log import REASONS
 from planner.core.types import RunRecord, canonical_options, key_ids, run_key
 
 REQUIRED = ("cluster", "app", "workload", "variant", "status", "metric", "value")

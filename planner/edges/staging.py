@@ -47,3 +47,15 @@ def stage(share: str, prefix: str, workload: str, source: Source) -> Path:
         tmp.write_text(adapted)
         tmp.replace(target)
     return dest
+
+
+def write_generated(directory: str, files: dict[str, str]) -> None:
+    """Write the inputs an app generates from a run's parameters (named by their content: written once)."""
+    dest = Path(directory)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        target = dest / name
+        if not target.exists() or target.read_text() != text:
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(target)

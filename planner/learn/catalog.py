@@ -196,7 +196,7 @@ class Catalog:
         assert workload is not None
         # in the workload's declared order, as the plan passes them (`-v x 1 -v y 1 ...`)
         params = {**{k: stored[k] for k in workload.parameters if k in stored}, **stored}
-        # imported values were never checked against the workload: one LAMMPS would take as code is not shown
+        # imported values were never checked against the workload: one the app would take as code is not shown
         if any(parameter_error(k, workload.parameters[k], v) for k, v in params.items() if k in workload.parameters):
             return None
         try:
