@@ -264,8 +264,10 @@ def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *,
             report.skipped.append(f"{name}: {variant.image} is not in an OCI registry")
             continue
         ref = compspec.mirrored(ref, mirrors)
+        # an image built here lives in this machine's registry, which need not run for the others' fetch
+        unpublished = " (built here: start the local registry and run variants push)" if variant.build else ""
         if ref.registry in down:
-            report.failed.append(f"{name}: {down[ref.registry]}")
+            (report.skipped if unpublished else report.failed).append(f"{name}: {down[ref.registry]}{unpublished}")
             continue
         if ref.registry not in clients:
             clients[ref.registry] = Client(ref.registry)
@@ -293,7 +295,8 @@ def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *,
         except RegistryError as err:
             if "unreachable" in str(err) or "timed out" in str(err):
                 down[ref.registry] = str(err)
-            report.failed.append(f"{name}: {err}")
+            (report.skipped if unpublished and ref.registry in down else report.failed).append(
+                f"{name}: {err}{unpublished if ref.registry in down else ''}")
             continue
         except InvalidArtifact as err:
             report.invalid.append(str(err))
