@@ -7,7 +7,11 @@ The edges (planner.edges.images) read the files and run the commands; this modul
 - `mpi.implementation` from the MPI library `lmp` links (its soname in `ldd lmp`: libmpi.so.40 is Open
   MPI, libmpi.so.12 / libmpich.so.12 the MPICH ABI), named and versioned by that library's own
   MPI_Get_library_version line, which `lmp -h` prints (`MPI v3.1: Open MPI v4.1.4, ...`);
-- `lammps.version` / `lammps.release` / `lammps.packages` from the banner and package list of `lmp -h`;
+- `lammps.version` / `lammps.release` / `lammps.packages` from the banner and package list of `lmp -h`,
+  packages under the names LAMMPS has used since 2021 (Debian 11's USER-OMP is OPENMP, USER-REAXC is
+  REAXFF; other USER- packages lose the prefix), the names the launch and compatibility rules use;
+- `hardware.gpu.available` "yes" only when `lmp` links a GPU runtime it cannot start without (CUDA, HIP):
+  Debian 11 builds the GPU package over OpenCL, whose loader runs anywhere and leaves the GPU unused;
 - `io.archspec.cpu.target` from the ELF files that hold LAMMPS's code: their machine (x86-64, AArch64)
   and, on x86-64, the highest `x86 ISA needed` level in their GNU property notes (`readelf -n`; Debian's
   toolchain writes `x86-64-baseline`). No note means the toolchain's default, the baseline of the
@@ -27,6 +31,10 @@ ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
 #: readelf's x86 ISA levels as archspec names
 X86_LEVELS = {"x86-64-baseline": "x86_64", "x86-64-v2": "x86_64_v2", "x86-64-v3": "x86_64_v3",
               "x86-64-v4": "x86_64_v4"}
+#: LAMMPS packages renamed in 2021 other than by dropping USER-
+RENAMED_PACKAGES = {"USER-OMP": "OPENMP", "USER-REAXC": "REAXFF", "USER-CGSDK": "CG-SPICA", "USER-MISC": "EXTRA-MISC"}
+#: libraries a GPU build of LAMMPS cannot start without
+GPU_RUNTIMES = ("libcuda.so", "libcudart.so", "libamdhip64.so")
 #: MPI sonames and the family whose ABI they are
 MPI_SONAMES = {"libmpi.so.40": "openmpi", "libmpi.so.12": "mpich", "libmpich.so.12": "mpich"}
 
@@ -76,7 +84,8 @@ def lammps_help(text: str) -> dict[str, Any]:
                            "lammps.release": f"{int(day)} {month} {year}{rest.rstrip()}".strip()}
     packages = re.search(r"Installed packages:\s*\n(.*?)\n\s*\n", text, re.DOTALL)
     if packages:
-        out["lammps.packages"] = " ".join(sorted(packages.group(1).split()))
+        names = {RENAMED_PACKAGES.get(name, name.removeprefix("USER-")) for name in packages.group(1).split()}
+        out["lammps.packages"] = " ".join(sorted(names))
     mpi = re.search(r"^MPI v[\d.]+:\s*(.+)$", text, re.MULTILINE)
     if mpi:
         out["mpi_library"] = mpi.group(1).strip()
@@ -137,9 +146,7 @@ def attributes(*, os_release_text: str, debian_version: str | None, libc_version
     library = lammps.pop("mpi_library", None)
     out: dict[str, Any] = {**os_attributes(os_release_text, debian_version, libc_version), **lammps,
                            **mpi_attributes(ldd_text, library),
-                           # a GPU build names its accelerator package; these builds are CPU-only
-                           "hardware.gpu.available": "yes" if "GPU" in lammps.get("lammps.packages", "").split()
-                           else "no"}
+                           "hardware.gpu.available": "yes" if any(lib in ldd_text for lib in GPU_RUNTIMES) else "no"}
     target = cpu_target(machine, notes)
     if target:
         out["io.archspec.cpu.target"] = target

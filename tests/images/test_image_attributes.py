@@ -63,3 +63,17 @@ def test_the_mpi_family_comes_from_the_library_lmp_links() -> None:
         image_attributes.mpi_attributes(mpich, "Open MPI v4.1.4, package: Debian OpenMPI")
     with pytest.raises(image_attributes.ImageFactsError, match="links no MPI library"):
         image_attributes.mpi_attributes("\tlibmpi.so.40 => not found\n", None)
+
+
+def test_package_names_are_todays_and_an_opencl_gpu_build_needs_no_gpu() -> None:
+    """Debian 11's LAMMPS (24 Dec 2020) lists USER-OMP and a GPU package built over OpenCL."""
+    listed = (DATA / "lmp-h-debian12-openmpi.txt").read_text()
+    old = listed.replace("ASPHERE BODY", "ASPHERE USER-OMP USER-REAXC GPU BODY")
+    attrs = debian12(lmp_help=old, ldd_text=(DATA / "ldd-debian12-openmpi.txt").read_text()
+                     + "\tlibOpenCL.so.1 => /lib/x86_64-linux-gnu/libOpenCL.so.1 (0x00007f)\n")
+    assert {"OPENMP", "REAXFF", "GPU"} <= set(attrs["lammps.packages"].split())
+    assert not any(name.startswith("USER-") for name in attrs["lammps.packages"].split())
+    assert attrs["hardware.gpu.available"] == "no"
+    cuda = debian12(ldd_text=(DATA / "ldd-debian12-openmpi.txt").read_text()
+                    + "\tlibcuda.so.1 => /usr/lib/x86_64-linux-gnu/libcuda.so.1 (0x00007f)\n")
+    assert cuda["hardware.gpu.available"] == "yes"
