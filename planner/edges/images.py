@@ -11,6 +11,7 @@ artifact beside the image (`<variant>.compspec.json`). `push_image` lays an imag
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
@@ -120,7 +121,7 @@ def which(root: Path, program: str) -> str:
 
 
 def ch_run(root: Path, argv: list[str], timeout: float = 300) -> str:
-    env = {**INSPECT_ENV, "USER": os.environ.get("USER") or "root", "HOME": "/"}
+    env = {**INSPECT_ENV, "USER": os.environ.get("USER") or getpass.getuser(), "HOME": "/"}
     try:
         done = subprocess.run(["ch-run", str(root), "--", *argv], env=env, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout, check=False)

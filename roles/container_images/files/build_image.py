@@ -13,6 +13,7 @@ Prints `changed` when it built the image and `unchanged` when the marker already
 
 import argparse
 import fcntl
+import getpass
 import glob
 import json
 import os
@@ -119,6 +120,7 @@ def copy_inputs(args, tree):
 def check(tree):
     """lmp starts in the image under ch-run, as runs will start it."""
     env = dict(os.environ, **ROOT_OK)
+    env.setdefault("USER", getpass.getuser())  # ch-run refuses to start without $USER
     proc = subprocess.run(["ch-run", tree, "--", "lmp", "-h"], env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0 or "Large-scale Atomic/Molecular Massively Parallel Simulator" not in proc.stdout:
