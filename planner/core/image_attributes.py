@@ -32,7 +32,9 @@ ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
 X86_LEVELS = {"x86-64-baseline": "x86_64", "x86-64-v2": "x86_64_v2", "x86-64-v3": "x86_64_v3",
               "x86-64-v4": "x86_64_v4"}
 #: LAMMPS packages renamed in 2021 other than by dropping USER-
-RENAMED_PACKAGES = {"USER-OMP": "OPENMP", "USER-REAXC": "REAXFF", "USER-CGSDK": "CG-SPICA", "USER-MISC": "EXTRA-MISC"}
+RENAMED_PACKAGES = {"USER-OMP": "OPENMP", "USER-REAXC": "REAXFF", "USER-CGSDK": "CG-SPICA", "USER-CGDNA": "CG-DNA",
+                    "USER-DPD": "DPD-REACT", "USER-MESODPD": "DPD-MESO", "USER-SDPD": "DPD-SMOOTH",
+                    "USER-MEAMC": "MEAM"}
 #: libraries a GPU build of LAMMPS cannot start without
 GPU_RUNTIMES = ("libcuda.so", "libcudart.so", "libamdhip64.so")
 #: MPI sonames and the family whose ABI they are
