@@ -18,11 +18,14 @@ GOOD = TINY.read_text()
 
 def test_default_experiment_describes_both_worlds() -> None:
     exp = load_experiment(REPO / "experiments" / "lammps.yaml")
-    images = [v for v in exp.variants.values() if v.image]
+    images = [v for v in exp.variants.values() if v.image and not v.build]
+    built = [v for v in exp.variants.values() if v.build]
     natives = [v for v in exp.variants.values() if v.native]
     assert len(images) == 18
-    assert all(not v.attributes for v in images)  # declared by URI: attributes come from their artifacts
+    assert all(not v.attributes for v in images + built)  # declared by URI: attributes come from their artifacts
     assert {v.image.rsplit("-", 1)[1] for v in images} == {"arm64", "amd64"}
+    assert {(v.build.debian, v.build.mpi) for v in built} >= {("bullseye", "openmpi"), ("bookworm", "openmpi"),
+                                                             ("trixie", "openmpi"), ("bookworm", "mpich")}
     assert len(natives) >= 3
     assert any(v.native.lammps_from for v in natives)  # the Intel MPI bound into the same binary
     assert {"lj", "eam", "chain", "rhodo", "reaxff"} <= set(exp.apps["lammps"].workloads)

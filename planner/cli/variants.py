@@ -1,4 +1,4 @@
-"""The variants commands: fetch, show, push, import-matrix; and the plan's notes on where attributes came from.
+"""The variants commands: fetch, show, build, push, import-matrix; and the plan's notes on where attributes came from.
 
 `fetch` is the only command that reads a registry; everything else reads the cache beside the store.
 """
@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from planner.cli import args as cli_args
 from planner.core import compat, compspec, matrix
-from planner.core.errors import InputError
+from planner.core.errors import InputError, WorkError
 from planner.core.experiment import load_experiment
 from planner.edges.compspec_cache import ArtifactCache, cache_path
 
@@ -161,9 +161,12 @@ def cmd_push(args: argparse.Namespace) -> int:
     exp = load_experiment(args.experiment)
     _check_names(exp, args.variant)
     natives = [n for n, v in exp.variants.items() if v.native and (not args.variant or n in args.variant)]
-    if not natives:
-        raise InputError("the experiment has no native variant to push", file=args.experiment)
+    built = [n for n, v in exp.variants.items() if v.build and (not args.variant or n in args.variant)]
+    if not natives and not built:
+        raise InputError("the experiment has no native or built variant to push", file=args.experiment)
     console, client, failed = cli_args.console(), registry.Client(target.registry), 0
+    for name in built:
+        failed += _push_built(console, client, target, name)
     for name, (info, where) in provenances(exp, artifacts=artifacts(args)).items():
         if name not in natives:
             continue
@@ -180,6 +183,74 @@ def cmd_push(args: argparse.Namespace) -> int:
         subject = f", subject {pushed.subject[:19]}" if pushed.subject else ""
         console.print(f"pushed {name} -> {pushed.reference} ({pushed.digest[:19]}{subject})", markup=False)
     return 1 if failed else 0
+
+
+def _push_built(console: Any, client: Any, target: compspec.ImageRef, name: str) -> int:
+    """Publish a built image and its artifact (read from the image); 1 when it is not built yet."""
+    from planner.edges import images, registry
+    from planner.edges.variants import cache_dir
+
+    cache = cache_dir()
+    if not images.is_built(cache, name):
+        console.print(f"[yellow]skipped[/] {name}: not built yet (python -m planner variants build {name})")
+        return 1
+    started = time.perf_counter()
+    artifact = images.artifact_path(cache, name)
+    if not artifact.exists() or artifact.stat().st_mtime < images.marker(cache, name).stat().st_mtime:
+        images.write_artifact(cache, name)  # the role was run by hand, or rebuilt the image since
+    data = artifact.read_bytes()
+    family = compspec.attributes(compspec.parse(data)).get("io.archspec.cpu.target", "")
+    try:
+        digest = images.push_image(client, target, name, cache, "arm64" if family == "aarch64" else "amd64")
+        pushed = registry.push(client, target, name, data)
+    except registry.RegistryError as err:
+        raise WorkError(f"{name}: {err}") from None
+    console.print(f"pushed {name} -> {client.host}/{target.repository}:{name} ({digest[:19]}) and "
+                  f"{pushed.reference} ({pushed.digest[:19]}) in {time.perf_counter() - started:.1f} s", markup=False)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ build
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from planner.edges import images
+    from planner.edges.sweep import cancel_on_sigint
+    from planner.edges.variants import cache_dir
+
+    exp = load_experiment(args.experiment)
+    buildable = images.built_variants(exp)
+    for name in args.name:
+        if name not in exp.variants:
+            raise InputError(f"unknown variant {name!r}; known: {', '.join(exp.variants)}", field="NAME")
+        if name not in buildable:
+            raise InputError(f"variant {name!r} has no `build:` recipe; buildable: {', '.join(buildable) or 'none'}",
+                             file=args.experiment)
+    names = args.name or buildable
+    if not names:
+        raise InputError("the experiment declares no variant with a `build:` recipe", file=args.experiment)
+    cache, console = cache_dir(), cli_args.console()
+    console.print(f"[bold]Building {len(names)} image(s)[/] into {cache / images.IMAGES}: {', '.join(names)} "
+                  "(once; built images are kept)", soft_wrap=True)
+    with console.status("building images") as status, cancel_on_sigint() as cancelled:
+        seconds = images.build(exp, names, cache, on_task=lambda task: status.update(f"building images: {task}"),
+                               cancel=cancelled)
+    out = [{"name": name, "image": str(images.image_dir(cache, name)),
+            "artifact": str(images.artifact_path(cache, name)),
+            "attributes": compspec.attributes(compspec.parse(images.artifact_path(cache, name).read_bytes()))}
+           for name in names]
+    if args.json:
+        print(json.dumps({"seconds": round(seconds, 3), "images": out}, indent=2))
+        return 0
+    for item in out:
+        attrs = item["attributes"]
+        console.print(f"  {item['name']}  {item['image']}  LAMMPS {attrs.get('lammps.release')}, "
+                      f"{attrs.get('mpi.implementation')} {attrs.get('mpi.version')}, {attrs.get('os.name')} "
+                      f"(glibc {attrs.get('os.glibc')}), {attrs.get('io.archspec.cpu.target')}",
+                      markup=False, soft_wrap=True)
+    console.print(f"built or checked in {seconds:.1f} s; next: python -m planner variants push --registry "
+                  "HOST:PORT/REPO", soft_wrap=True)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------- import-matrix
@@ -297,16 +368,27 @@ def add_commands(sub: Any) -> None:
     cli_args.store_arg(s)
     s.set_defaults(func=cmd_show)
 
-    u = commands.add_parser("push", help="publish native variants' generated artifacts to a registry",
-                            description="Generate a compspec artifact for each installed native variant from what "
-                                        "was detected (the app's own report, the host) and publish it to "
-                                        "HOST[:PORT]/REPO as <name>-compspec, with a subject where REPO:<name> is an "
-                                        "image manifest.")
+    u = commands.add_parser("push", help="publish built images and native variants' artifacts to a registry",
+                            description="Publish each built image (variants build) to HOST[:PORT]/REPO as <name> "
+                                        "(an OCI image, one tar layer) with its artifact read from the image; and "
+                                        "generate a compspec artifact for each installed native variant from what "
+                                        "was detected (the app's own report, the host). Artifacts go to <name>-compspec, with a "
+                                        "subject where REPO:<name> is an image manifest.")
     u.add_argument("--registry", required=True, metavar="HOST[:PORT]/REPO")
     u.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
     cli_args.experiment_arg(u)
     cli_args.store_arg(u)
     u.set_defaults(func=cmd_push)
+
+    b = commands.add_parser("build", help="build the variants declared with `build:` as images on this machine",
+                            description="Build each variant declared with a `build:` recipe from Debian's archive "
+                                        "(roles/container_images: mmdebstrap, root) into <cache>/images/NAME as a "
+                                        "Charliecloud directory image, once, and write its compspec artifact from "
+                                        "what the image holds (os-release, lmp -h, the MPI library lmp links).")
+    b.add_argument("name", nargs="*", metavar="NAME", help="only these variants (default: all with `build:`)")
+    cli_args.experiment_arg(b)
+    cli_args.json_arg(b)
+    b.set_defaults(func=cmd_build)
 
     m = commands.add_parser("import-matrix", help="add every image of a matrix manifest as a variant",
                             description="Add each image of a matrix manifest (images: [{name, artifact}], as "

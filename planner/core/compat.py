@@ -37,6 +37,9 @@ def _kind(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, worklo
         if options.pmi is not None or options.shell:
             return "pmi and shell are Flux options; native variants are launched with mpiexec"
         return None
+    if variant.layout.get("image") and cluster.kind == "eks":
+        return (f"image {variant.name} is built on this machine (variants build); {cluster.name} runs images "
+                "from registries it can reach")
     if cluster.kind == "local" and not cluster.container_runtime:
         return f"container variant {variant.name} needs singularity or apptainer, not installed on {cluster.name}"
     if workload.container is None:

@@ -295,16 +295,26 @@ class NativeRecipe(_Strict):
         return self
 
 
+class ImageBuild(_Strict):
+    """A container image built on this machine from Debian's archive (`planner variants build`, through
+    roles/container_images): the Debian release it is based on and the MPI its LAMMPS uses."""
+
+    debian: Literal["bullseye", "bookworm", "trixie"]
+    mpi: Literal["openmpi", "mpich"]
+
+
 class Variant(_Strict):
     """A build of an app. A container is declared by its `image` URI alone: its attributes come from its
     compspec artifact (`planner variants fetch`); `compspec` names the artifact where it is neither a
-    referrer of the image nor tagged `<tag>-compspec`. `attributes` typed here override, and say so."""
+    referrer of the image nor tagged `<tag>-compspec`. `attributes` typed here override, and say so.
+    `build` makes a container one this machine builds and publishes (`variants build`, `variants push`)."""
 
     #: the app it builds; may be left out where the file declares one app
     app: Name | None = None
     description: str = ""
     image: str | None = None
     native: NativeRecipe | None = None
+    build: ImageBuild | None = None
     executable: str | None = None
     compspec: str | None = None
     attributes: dict[str, Scalar] = {}
@@ -317,6 +327,8 @@ class Variant(_Strict):
             raise ValueError(f"image {self.image!r} is not a URI such as docker://ghcr.io/org/name:tag")
         if self.compspec is not None and self.image is None:
             raise ValueError("`compspec` names the artifact of an image; native variants get theirs generated")
+        if self.build is not None and self.image is None:
+            raise ValueError("`build` makes a container image; give the `image` URI it is published as")
         return self
 
     @property
@@ -732,6 +744,9 @@ def _check_references(exp: Experiment) -> None:
             native = [n for n, v in exp.variants.items() if v.native is not None and n != name]
             raise exp.error(f"lammps_from names {base!r}, which is not a native variant; "
                             f"known: {', '.join(native)}", "variants", name, "native", "lammps_from")
+        if variant.build is not None and variant.image is not None and not variant.image.endswith(f":{name}"):
+            raise exp.error(f"a built image is published under its variant's name: the image must end in :{name} "
+                            f"(got {variant.image})", "variants", name, "image")
     for name in exp.variants:
         chain = [name]
         while (native := exp.variants[chain[-1]].native) is not None and native.lammps_from:

@@ -200,6 +200,30 @@ class Client(oras.provider.Registry):
             raise self._fail(response, f"upload of blob {descriptor['digest']}")
         return descriptor
 
+    def put_blob_file(self, ref: ImageRef, path: Path, digest: str, size: int, media_type: str) -> dict[str, Any]:
+        """Upload a large blob streamed from a file (an image layer), unless the registry has it already."""
+        descriptor = {"mediaType": media_type, "digest": digest, "size": size}
+        if self.do_request(self._url(ref, f"blobs/{digest}"), "HEAD").status_code == 200:
+            return descriptor
+        started = self.do_request(self._url(ref, "blobs/uploads/"), "POST")
+        if started.status_code != 202 or "Location" not in started.headers:
+            raise self._fail(started, f"upload of blob {digest}")
+        location = started.headers["Location"]
+        if location.startswith("/"):
+            location = f"{self.prefix}://{self.host}{location}"
+        location += ("&" if "?" in location else "?") + f"digest={digest}"
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size),
+                   **({"Authorization": self._authorization} if self._authorization else {})}
+        try:  # one attempt: a stream cannot be replayed by the retry loop
+            with path.open("rb") as handle:
+                response = self.session.request("PUT", location, data=handle, headers=headers,
+                                                timeout=max(self.timeout, 600), verify=self._tls_verify)
+        except (requests.ConnectionError, requests.Timeout):
+            raise RegistryError(f"registry {self.host} dropped the upload of blob {digest} ({size} bytes)") from None
+        if response.status_code not in (201, 202):
+            raise self._fail(response, f"upload of blob {digest}")
+        return descriptor
+
     def put_manifest(self, ref: ImageRef, tag: str, manifest: dict[str, Any], media_type: str) -> requests.Response:
         body = json.dumps(manifest, separators=(",", ":")).encode()
         response = self.do_request(self._url(ref, f"manifests/{tag}"), "PUT", data=body,
@@ -240,8 +264,10 @@ def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *,
             report.skipped.append(f"{name}: {variant.image} is not in an OCI registry")
             continue
         ref = compspec.mirrored(ref, mirrors)
+        # an image built here lives in this machine's registry, which need not run for the others' fetch
+        unpublished = " (built here: start the local registry and run variants push)" if variant.build else ""
         if ref.registry in down:
-            report.failed.append(f"{name}: {down[ref.registry]}")
+            (report.skipped if unpublished else report.failed).append(f"{name}: {down[ref.registry]}{unpublished}")
             continue
         if ref.registry not in clients:
             clients[ref.registry] = Client(ref.registry)
@@ -269,7 +295,8 @@ def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *,
         except RegistryError as err:
             if "unreachable" in str(err) or "timed out" in str(err):
                 down[ref.registry] = str(err)
-            report.failed.append(f"{name}: {err}")
+            (report.skipped if unpublished and ref.registry in down else report.failed).append(
+                f"{name}: {err}{unpublished if ref.registry in down else ''}")
             continue
         except InvalidArtifact as err:
             report.invalid.append(str(err))

@@ -26,6 +26,7 @@ from typing import Any
 from planner.core import apps, compspec
 from planner.core.experiment import Experiment
 from planner.core.types import VariantInfo
+from planner.edges import images
 from planner.edges.compspec_cache import ArtifactCache, Entry, cache_path
 from planner.edges.store import default_path
 
@@ -185,8 +186,12 @@ def _variant(exp: Experiment, name: str, cache: Path, artifacts: ArtifactCache) 
     variant = exp.variants[name]
     if variant.native is None:
         where = provenance(exp, name, None, artifacts)
+        built = {}
+        if variant.build is not None:  # built here: where ch-run finds it, complete once its marker exists
+            built = {"layout": {"image": str(images.image_dir(cache, name)), "marker": str(images.marker(cache, name))},
+                     "installed": images.is_built(cache, name)}
         return VariantInfo(name, "container", variant.app, where.sourced.attributes, image=variant.image,
-                           executable=variant.executable), where
+                           executable=variant.executable, **built), where
     paths = layout(exp, name, cache)
     if variant.native.host:
         facts = host_facts(variant.native.host, variant.native.launcher, variant.app or "")
