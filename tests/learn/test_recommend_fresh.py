@@ -65,10 +65,14 @@ def test_import_replace_of_the_newest_run_is_what_recommend_shows(d1: tuple[Path
 
 
 def test_forget_then_reimport_is_what_recommend_shows(d1: tuple[Path, Path]) -> None:
+    """The newest run forgotten and imported again with another value: SQLite gives it its old rowid back and
+    every count is as before; only the value differs."""
     where, store = d1
-    run("forget", "--cluster", "c1", "--yes", "--store", str(store), cwd=where)
-    run("import", "--store", str(store), "fixed.csv", cwd=where)
-    assert measured(store, where) == {"vA": 5000.0, "vB": 3000.0}
+    run("forget", "--cluster", "c2", "--variant", "vB", "--yes", "--store", str(store), cwd=where)
+    again = where / "again.csv"
+    again.write_text(A_CSV.splitlines()[0] + "\nc2,toy,w,vB,0,ok,fom,2000\n")
+    run("import", "--store", str(store), str(again), cwd=where)
+    assert measured(store, where, "c2") == {"vA": 4.0, "vB": 2000.0}
 
 
 def test_a_store_swapped_for_one_of_the_same_shape_is_what_recommend_shows(d1: tuple[Path, Path]) -> None:
@@ -146,3 +150,27 @@ def test_stores_of_the_same_stem_never_share_a_model(d1: tuple[Path, Path]) -> N
     link = where / "link.sqlite"
     link.symlink_to(store)
     assert model_dir(link) == model_dir(store)
+
+
+def test_imported_preload_and_env_are_never_the_exact_launch_command(local_store: Path) -> None:
+    """An imported run on a cluster, variant and workload the experiment declares, with options it does not
+    (an LD_PRELOAD and a BASH_ENV of the CSV's choosing), ranks first by its measurement: it is shown as
+    imported, not validated, and no printed command carries its values."""
+    from tests.learn.conftest import records_from_plan
+
+    sibling = next(r for r in records_from_plan("local") if r.workload == "lj")
+    options = {**sibling.options, "preload": "/tmp/evil.so", "env": {"BASH_ENV": "/tmp/evil.sh"}}
+    evil = record(cluster="local", workload="lj", variant=sibling.variant, options=options, value=1e6,
+                  variant_attrs=sibling.variant_attrs, cluster_attrs=sibling.cluster_attrs)
+    with Store(local_store) as store:
+        store.add_many([evil])
+    done = planner("recommend", "lammps", "lj", "--cluster", "local", "--json", "--store", str(local_store))
+    assert done.returncode == 0, done.stderr
+    top, *others = json.loads(done.stdout)["recommendations"]
+    assert top["options"]["preload"] == "/tmp/evil.so" and top["command"] is None
+    assert top["command_note"].startswith("imported, not validated")
+    assert others and all(row["command"] for row in others)  # the experiment's own options keep theirs
+    assert all("evil" not in row["command"] for row in others)
+    text = planner("recommend", "lammps", "lj", "--cluster", "local", "--store", str(local_store)).stdout
+    assert "imported, not validated" in text
+    assert not [line for line in text.splitlines() if line.strip().startswith("$") and "evil" in line]
