@@ -225,7 +225,7 @@ def _evaluation_text(result: Evaluation) -> str:
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return "-" if value is None else f"{value:.3f}" if value < 1e6 else f"{value:.3g}"
 
 
 # ---------------------------------------------------------------------------------------------- report
