@@ -249,7 +249,8 @@ CASES = [
          r"no\.csv: CSV file not found"),
     # --- model files and the report --------------------------------------------------------------------------
     Case("meta-json-a-list", lambda t: ["recommend", "lammps", "lj", "--store", str(_model(t, [1, 2]))], 2,
-         r"models/s\.sqlite/meta\.json: not a model description \(not a JSON object\): run `python -m planner fit` again"),
+         r"models/s\.sqlite/meta\.json: not a model description \(not a JSON object\): run `python -m planner fit` "
+         r"again"),
     Case("meta-json-a-number", lambda t: ["recommend", "lammps", "lj", "--store", str(_model(t, 3))], 2,
          r"meta\.json: not a model description"),
     Case("table-npz-truncated",

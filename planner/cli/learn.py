@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +30,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     from planner.edges.store import Store
 
     files.require_regular(args.file, "CSV file")
+    started = time.monotonic()
+    last = [started]
+
+    def say(message: str) -> None:  # progress on stderr, at most every 2 s
+        if time.monotonic() - last[0] >= 2.0:
+            last[0] = time.monotonic()
+            print(f"import: {message} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+
     try:
-        parsed = importer.read_csv(args.file)
+        parsed = importer.read_csv(args.file, lambda rows, share: say(f"{rows:,} rows read, {share:.0%} of the file"))
     except importer.BadRows as err:
         for problem in err.problems[:importer.SHOWN]:
             print(problem, file=sys.stderr)
@@ -38,16 +47,19 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(f"... and {len(err.problems) - importer.SHOWN} more bad row(s)", file=sys.stderr)
         raise
     path = cli_args.store_path(args)
+    runs = len(parsed.runs)
     with Store(path) as store:
-        new = store.add_many(parsed.records, replace=args.replace)
-    runs = len(parsed.records)
+        new, merged = store.merge_many(parsed.records, replace=args.replace,
+                                       progress=lambda done: say(f"{done:,} of {runs:,} runs stored"))
     result = {"file": args.file, "store": str(path), "rows": parsed.rows, "runs": runs, "new": new,
-              ("replaced" if args.replace else "already_stored"): runs - new}
+              ("replaced" if args.replace else "already_stored"): runs - new, "foms_merged": merged}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         again = f"{runs - new} replaced" if args.replace else f"{runs - new} already stored"
-        print(f"imported {args.file}: {parsed.rows} rows -> {runs} runs ({new} new, {again}) into {path}")
+        added = f"; {merged} figure(s) of merit {'set' if args.replace else 'added'} on runs already stored" \
+            if merged else ""
+        print(f"imported {args.file}: {parsed.rows} rows -> {runs} runs ({new} new, {again}) into {path}{added}")
     return 0
 
 
@@ -286,10 +298,12 @@ def add_commands(sub: Any) -> None:
                     "(e.g. cluster.microarchitecture, cluster.cores_per_node) and option.<name> (launch options "
                     "such as option.tasks, or workload parameters such as option.x). CPU targets may be archspec "
                     "or GCC -march names. Every bad row is reported with its line; then nothing is imported. "
-                    "Importing the same file again adds nothing.")
+                    "Importing the same file again adds nothing; a file giving other metrics of runs already "
+                    "stored adds them to those runs.")
     p.add_argument("file", metavar="FILE.csv", help="the CSV file")
     p.add_argument("--replace", action="store_true",
-                   help="replace runs already stored with the same id (default: keep them)")
+                   help="replace runs already stored with the same id: their columns and the metrics the file "
+                        "gives (other metrics are kept; default: keep them, adding only metrics they lack)")
     cli_args.store_arg(p)
     cli_args.json_arg(p)
     p.set_defaults(func=cmd_import)

@@ -25,7 +25,7 @@ import os
 import shutil
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -380,6 +380,43 @@ class Store:
             for record in records:
                 self._insert(db, record, replace)
             return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] - before
+
+    def merge_many(self, records: Iterable[RunRecord], *, replace: bool = False,
+                   progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+        """Store imported runs atomically (all or nothing), merging into runs already stored: one stored with the
+        same status gets the figures of merit it lacks; with `replace` a stored run takes the record's columns
+        and figures, keeping the figures the record does not give (none when it is no longer ok). Returns
+        (new runs, figures of merit added to or replaced in stored runs); `progress(n)` after every 10,000."""
+        columns = [c for c in _COLUMNS if c != "id"]
+        update = (f"UPDATE runs SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?")
+        insert = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) " \
+                 "ON CONFLICT(id) DO NOTHING"
+        merge_fom = "INSERT INTO foms VALUES (?, ?, ?) ON CONFLICT(run_id, name) DO " + \
+                    ("UPDATE SET value = excluded.value" if replace else "NOTHING")
+        new = merged = 0
+        with self.transaction() as db:
+            for count, record in enumerate(records, 1):
+                row = asdict(record)
+                values = [json.dumps(row[c], sort_keys=True) if c in _JSON_COLUMNS else row[c] for c in _COLUMNS]
+                foms = [(record.id, name, float(value)) for name, value in record.foms.items()]
+                if db.execute(insert, values).rowcount:
+                    new += 1
+                    db.executemany("INSERT INTO foms VALUES (?, ?, ?)", foms)
+                    db.executemany("INSERT INTO profiles VALUES (?, ?, ?)",
+                                   [(record.id, name, status) for name, status in record.profiles.items()])
+                elif replace:
+                    db.execute(update, [*values[1:], record.id])
+                    if record.status != "ok":
+                        db.execute("DELETE FROM foms WHERE run_id = ?", (record.id,))
+                    for fom in foms:
+                        merged += db.execute(merge_fom, fom).rowcount
+                elif foms and db.execute("SELECT status FROM runs WHERE id = ?", (record.id,)).fetchone()[0] == \
+                        record.status:
+                    for fom in foms:
+                        merged += db.execute(merge_fom, fom).rowcount
+                if progress is not None and count % 10_000 == 0:
+                    progress(count)
+        return new, merged
 
     # ------------------------------------------------------------------------------------------- reads
 
