@@ -77,7 +77,7 @@ def _experiment(text: str) -> Callable[[Path], list[str]]:
 
 def _model(tmp: Path, meta: object, table: bytes | None = None) -> Path:
     store = _store(tmp)
-    directory = tmp / "models" / "s"
+    directory = tmp / "models" / "s.sqlite"
     directory.mkdir(parents=True)
     (directory / "meta.json").write_text(json.dumps(meta))
     if table is not None:
@@ -100,7 +100,7 @@ _VARY = _mutate("      set: {affinity: per-task}",
                 "      set: {affinity: per-task}\n      vary: {"
                 + ", ".join(f"p{i}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]" for i in range(7)) + "}")
 #: a model description recommend accepts, so that it goes on to read the table
-_TABLE_META = {"stamp": "s1", "fingerprint": "?", "runs": 1, "experiment": None, "versions": library_versions(),
+_TABLE_META = {"stamp": "s1", "changes": "?", "runs": 1, "experiment": None, "versions": library_versions(),
                "created": 0.0, "metrics": ["timesteps_per_s"], "report": {}}
 
 CASES = [
@@ -132,10 +132,10 @@ CASES = [
     # --- the store's content ---------------------------------------------------------------------------------
     Case("schema-version-abc",
          lambda t: ["results", "--store", str(_sql(_store(t), "UPDATE meta SET value='abc'"))], 2,
-         r"store schema version abc is not 3"),
+         r"store schema version abc is not 4"),
     Case("schema-version-missing",
          lambda t: ["results", "--store", str(_sql(_store(t), "DELETE FROM meta"))], 2,
-         r"store schema version None is not 3"),
+         r"store schema version None is not 4"),
     Case("missing-table-foms", lambda t: ["results", "--store", str(_sql(_store(t), "DROP TABLE foms"))], 2,
          r"table\(s\) \['foms'\] missing"),
     Case("missing-table-runs",
@@ -151,6 +151,27 @@ CASES = [
          r"not a readable results store"),
     Case("foreign-database", lambda t: ["results", "--store", str(_sql(t / "o.sqlite", "CREATE TABLE t (x)"))], 2,
          r"not a compat-lab store \(tables \['t'\]\)"),
+    Case("store-symlink-loop", lambda t: ["results", "--store", str(_loop(t / "loop.sqlite"))], 2,
+         r"loop\.sqlite: cannot resolve the store path"),
+    Case("store-wrong-columns",
+         lambda t: ["results", "--store", str(_sql(_store(t), "ALTER TABLE runs DROP COLUMN host"))], 2,
+         r"table runs lacks column\(s\) host: not a store this planner wrote"),
+    Case("store-wrong-columns-recommend",
+         lambda t: ["recommend", "lammps", "lj", "--store", str(_sql(_store(t), "ALTER TABLE foms RENAME COLUMN "
+                                                                            "value TO v"))], 2,
+         r"table foms lacks column\(s\) value"),
+    Case("adaptive-corrupt-line", lambda t: ["sweep", "-e", str(TINY), "--adaptive", "--dry-run", "--store",
+                                             str(_decisions(t, '{"selection": "x", "run": "r1", "batch": "two"}\n'))],
+         2, r"s\.sqlite\.adaptive:2: not a decision an adaptive sweep wrote"),
+    Case("adaptive-fifo", lambda t: ["sweep", "-e", str(TINY), "--adaptive", "--dry-run", "--store",
+                                     str(_decisions(t, None))], 2,
+         r"s\.sqlite\.adaptive: adaptive decisions file is a FIFO, not a regular file"),
+    Case("sweep-json-without-dry-run", lambda t: ["sweep", "-e", str(TINY), "--json", "--store", str(t / "s.sqlite")],
+         2, r"--json: --json prints the plan of a dry run; add --dry-run"),
+    Case("import-matrix-dev-zero", lambda t: ["variants", "import-matrix", "/dev/zero", "-e", _file(t, "e.yaml", GOOD)],
+         2, r"/dev/zero: matrix manifest is a character device"),
+    Case("import-matrix-fifo", lambda t: ["variants", "import-matrix", _fifo(t, "m.json"), "-e",
+                                          _file(t, "e.yaml", GOOD)], 2, r"m\.json: matrix manifest is a FIFO"),
     # --- the experiment file ---------------------------------------------------------------------------------
     Case("yaml-list-key", _experiment("name: x\n[a, b]: 1\n"), 2, r":2: not valid YAML: a mapping key must be a "
                                                                    r"plain name, not a sequence"),
@@ -228,16 +249,17 @@ CASES = [
          r"no\.csv: CSV file not found"),
     # --- model files and the report --------------------------------------------------------------------------
     Case("meta-json-a-list", lambda t: ["recommend", "lammps", "lj", "--store", str(_model(t, [1, 2]))], 2,
-         r"models/s/meta\.json: not a model description \(not a JSON object\): run `python -m planner fit` again"),
+         r"models/s\.sqlite/meta\.json: not a model description \(not a JSON object\): run `python -m planner fit` "
+         r"again"),
     Case("meta-json-a-number", lambda t: ["recommend", "lammps", "lj", "--store", str(_model(t, 3))], 2,
          r"meta\.json: not a model description"),
     Case("table-npz-truncated",
          lambda t: ["recommend", "lammps", "lj", "--store", str(_model(t, _TABLE_META, _npz()[:200]))], 2,
-         r"models/s/table\.npz: not a readable prediction table \(\w+\): run `python -m planner fit` again"),
+         r"models/s\.sqlite/table\.npz: not a readable prediction table \(\w+\): run `python -m planner fit` again"),
     Case("table-npz-empty", lambda t: ["recommend", "lammps", "lj", "--store", str(_model(t, _TABLE_META, b""))],
          2, r"table\.npz: not a readable prediction table"),
     Case("models-path-a-file", lambda t: ["fit", "--store", str(_models_file(t))], 2,
-         r"models/s: cannot write the model here \(Not a directory\)"),
+         r"models/s\.sqlite: cannot write the model here \(Not a directory\)"),
     Case("report-out-a-file", lambda t: ["report", "--store", str(_store(t)), "--out", _file(t, "out")], 2,
          r"out: is not a directory; --out names the directory"),
     Case("report-out-unwritable", lambda t: ["report", "--store", str(_store(t)), "--out", "/proc/report"], 2,
@@ -260,6 +282,32 @@ CASES = [
                                                             "    timeout: 3600\n    profile: [rusage]\n"))],
          2, r"exp\.yaml:\d+: sweeps\[1\]\.profile: cluster eks-arm64 cannot provide the rusage profile: Flux starts"),
 ]
+
+
+def _loop(path: Path) -> Path:
+    path.symlink_to(path)
+    return path
+
+
+def _decisions(tmp: Path, text: str | None) -> Path:
+    """A store whose adaptive decisions file holds a good line then `text`, or is a FIFO (None)."""
+    store = _store(tmp)
+    side = Path(f"{store}.adaptive")
+    if text is None:
+        os.mkfifo(side)
+    else:
+        side.write_text('{"selection": "x", "run": "r0", "batch": 1}\n' + text)
+    return store
+
+
+def _overflowing(tmp: Path) -> Path:
+    """Figures of merit 1e-300 beside 1e300: their ratio is beyond the largest float."""
+    csv = _file(tmp, "o.csv", "cluster,app,workload,variant,repeat,status,metric,value\n" + "".join(
+        f"{c},toy,w,{v},0,ok,fom,{value}\n" for c, pair in (("c1", ("1e-300", "1e300")), ("c2", ("1e-300", "1e300")),
+                                                              ("c3", ("1e300", "1e-300")))
+        for v, value in zip(("vA", "vB"), pair, strict=True)))
+    assert main(["import", csv, "--store", str(tmp / "o.sqlite")]) == 0
+    return tmp / "o.sqlite"
 
 
 def _bytes(tmp: Path, name: str, data: bytes) -> Path:
@@ -331,3 +379,16 @@ def test_a_duplicate_key_beside_a_merge_is_still_refused() -> None:
                                           "    description: b\n\nclusters:", 1)
     with pytest.raises(InputError, match=r"merge\.yaml:\d+: not valid YAML: duplicate key 'description'"):
         parse_experiment(text, "merge.yaml")
+
+
+def test_evaluate_goal_min_on_figures_a_float_cannot_divide_is_scored(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """1e-300 beside 1e300: the regret of the worse pick is beyond the largest float (an OverflowError in the
+    baselines before); it is scored as that float, and evaluate ends normally."""
+    store = _overflowing(tmp_path)
+    capsys.readouterr()
+    assert main(["evaluate", "--group-by", "cluster", "--goal", "min", "--metric", "fom", "--json",
+                 "--store", str(store)]) == 0
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    assert json.loads(out.out)["groups"] == 3

@@ -56,7 +56,7 @@ def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path, capsys:
 
 
 def test_a_schema_2_store_is_migrated_keeping_its_runs_and_takes_profiles(tmp_path: Path) -> None:
-    """A store written before profiles (schema 2: no `profiles` table) is brought to schema 3 when opened,
+    """A store written before profiles (schema 2: no `profiles` table) is brought to the current schema when opened,
     in one transaction: its runs stay, and new runs keep which profilers ran."""
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
@@ -76,7 +76,7 @@ def test_a_schema_2_store_is_migrated_keeping_its_runs_and_takes_profiles(tmp_pa
     assert new.foms["ebpf.runq_wait_p99_us"] == 40.0
     assert new.profiles == {"ebpf": "ok", "perf": "unavailable: perf is not installed"}
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
 
 
 def test_corrupt_store_is_bad_input_and_left_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,5 +119,5 @@ def test_a_store_of_schema_version_1_is_upgraded_in_place_keeping_its_runs(tmp_p
     assert (kept["new"].queue_wait, kept["new"].rusage_of) == (2.5, "flux-client")
     assert (kept["old"].queue_wait, kept["old"].rusage_of) == (None, None) and kept["old"].profiles == {}
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
     db.close()

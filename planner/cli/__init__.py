@@ -11,7 +11,6 @@ fit, recommend, evaluate and report; `variants` those that fetch, show and push 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 
 from planner.core.errors import InputError, WorkError
@@ -36,14 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["recommend"]:
-        # an answer saved for exactly this request and these inputs: printed without loading the planner
-        from planner.cli import quick
-
-        if (answer := quick.saved_answer(argv[1:])) is not None:
-            with contextlib.suppress(BrokenPipeError):
-                print(answer)
-            return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if "experiment" in args and args.experiment is None:

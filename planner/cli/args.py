@@ -121,23 +121,6 @@ def catalog_of(exp: Experiment | None, store: Path) -> Catalog:
     return Catalog(exp, cluster_infos(exp), variant_infos(exp, artifacts=ArtifactCache(cache_path(store))))
 
 
-def catalog_inputs(exp: Experiment | None, store: Path) -> list[str]:
-    """The files `catalog_of` reads besides the experiment: EKS clusters' state files, native variants' facts
-    and the store's artifact cache index (a saved answer is stale when one of them changes,
-    `planner.edges.answers`)."""
-    if exp is None:
-        return []
-    from planner.edges import cloud, variants
-    from planner.edges.compspec_cache import ArtifactCache, cache_path
-
-    paths = [cloud.state_file(name) for name, cluster in exp.clusters.items() if cluster.kind == "eks"]
-    cache = variants.cache_dir()
-    paths += [Path(variants.layout(exp, name, cache)["facts"]) for name, variant in exp.variants.items()
-              if variant.native is not None]
-    paths.append(ArtifactCache(cache_path(store)).index_path)
-    return [str(path) for path in paths]
-
-
 def json_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
-from collections.abc import Callable
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner.cli import args as cli_args
-from planner.cli import quick
 from planner.core.errors import InputError
 from planner.core.metrics import default_metric, resolve_metric
 
 if TYPE_CHECKING:
-    from planner.core.experiment import Experiment
     from planner.edges.store import Store
     from planner.learn.catalog import Catalog
     from planner.learn.dataset import Choice, Context
@@ -33,8 +30,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     from planner.edges.store import Store
 
     files.require_regular(args.file, "CSV file")
+    started = time.monotonic()
+    last = [started]
+
+    def say(message: str) -> None:  # progress on stderr, at most every 2 s
+        if time.monotonic() - last[0] >= 2.0:
+            last[0] = time.monotonic()
+            print(f"import: {message} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+
     try:
-        parsed = importer.read_csv(args.file)
+        parsed = importer.read_csv(args.file, lambda rows, share: say(f"{rows:,} rows read, {share:.0%} of the file"))
     except importer.BadRows as err:
         for problem in err.problems[:importer.SHOWN]:
             print(problem, file=sys.stderr)
@@ -42,16 +47,19 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(f"... and {len(err.problems) - importer.SHOWN} more bad row(s)", file=sys.stderr)
         raise
     path = cli_args.store_path(args)
+    runs = len(parsed.runs)
     with Store(path) as store:
-        new = store.add_many(parsed.records, replace=args.replace)
-    runs = len(parsed.records)
+        new, merged = store.merge_many(parsed.records, replace=args.replace,
+                                       progress=lambda done: say(f"{done:,} of {runs:,} runs stored"))
     result = {"file": args.file, "store": str(path), "rows": parsed.rows, "runs": runs, "new": new,
-              ("replaced" if args.replace else "already_stored"): runs - new}
+              ("replaced" if args.replace else "already_stored"): runs - new, "foms_merged": merged}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         again = f"{runs - new} replaced" if args.replace else f"{runs - new} already stored"
-        print(f"imported {args.file}: {parsed.rows} rows -> {runs} runs ({new} new, {again}) into {path}")
+        added = f"; {merged} figure(s) of merit {'set' if args.replace else 'added'} on runs already stored" \
+            if merged else ""
+        print(f"imported {args.file}: {parsed.rows} rows -> {runs} runs ({new} new, {again}) into {path}{added}")
     return 0
 
 
@@ -64,7 +72,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from planner.edges.store import Store
 
     path = cli_args.store_path(args)
-    exp, watched, state = _read_experiment(args, path)
+    exp = cli_args.load_optional_experiment(args)
     with Store(path, create=False) as store:
         datasets.require_runs(store.db, path)
         measured = datasets.metrics(store.db)
@@ -78,90 +86,79 @@ def cmd_fit(args: argparse.Namespace) -> int:
             previous = None
         if previous:
             metrics += [m for m in previous.metrics if m not in metrics]
-        catalog = cli_args.catalog_of(exp, path)
-        fitted = training.train(store, catalog, metrics)
-        saved, left, seconds = prewarm(store, args, catalog, fitted.meta.metrics, watched, state)
+        fitted = training.train(store, cli_args.catalog_of(exp, path), metrics)
     if args.json:
-        print(json.dumps({"directory": str(fitted.directory), **fitted.meta.report,
-                          "answers": {"saved": saved, "left": left, "seconds": round(seconds, 3)}}, indent=2))
+        print(json.dumps({"directory": str(fitted.directory), **fitted.meta.report}, indent=2))
     else:
         print(fit_summary(fitted.meta.report, fitted.directory))
-        rest = f"; {left} more are saved when first asked ({PREWARM_SECONDS:.0f} s budget)" if left else ""
-        print(f"saved {saved} recommend answers (each app and workload, each cluster and all, at the defaults) "
-              f"in {seconds:.1f} s{rest}")
     return 0
 
 
 # ------------------------------------------------------------------------------------------- recommend
 
+RECOMMEND_DESCRIPTION = (
+    "Rank every known choice (variant + launch options) for APP WORKLOAD on a cluster: measured medians first "
+    "where this workload was measured on the cluster, then the model's predictions with an 80% interval. Points "
+    "the hard rules exclude, that failed here, or that the classifier expects to fail are left out. Each row "
+    "shows the exact launch command (for the options the experiment declares) and why it ranks there. Computed "
+    "from the store as it is now, every time.")
+
+
+def recommend_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("app", metavar="APP", help="application, e.g. lammps")
+    p.add_argument("workload", metavar="WORKLOAD", help="workload of the app, e.g. reaxff")
+    p.add_argument("--cluster", default=None, metavar="NAME", help="cluster (default: every known cluster)")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="how many to show (default: 5)")
+    cli_args.metric_arg(p)
+    cli_args.goal_arg(p)
+    p.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                   help="workload parameter set to recommend for, when several were run (default: the "
+                        "experiment's defaults)")
+    cli_args.experiment_arg(p)
+    cli_args.store_arg(p)
+    cli_args.json_arg(p)
+
+
+def _param(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE (e.g. x=2)")
+    return name, value
+
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    """Answers from the saved prediction table; scikit-learn is loaded only to fit a missing model or to
-    predict points the table lacks (`planner.edges.training`). The answer is saved for the quick path
-    (`planner.cli.quick`) when nothing it depends on changed while it was computed."""
+    """Computed from the store every time: the measurements of the asked workload come from the summary `fit`
+    saved while the store is still at the change it was fitted at (`Store.changes`), else from the store;
+    scikit-learn is loaded only to fit a missing model or to predict points the table lacks
+    (`planner.edges.training`)."""
     from planner.edges.store import Store
     from planner.learn import recommend
 
     if args.top < 1:
         raise InputError(f"--top must be at least 1, got {args.top}", field="--top")
     path = cli_args.store_path(args)
-    exp, watched, state = _read_experiment(args, path)
-    catalog = cli_args.catalog_of(exp, path)  # the experiment's errors, and its disagreements with a cluster, first
+    catalog = cli_args.catalog(args)  # the experiment's errors, and its disagreements with a cluster, first
     with Store(path, create=False) as store:
-        before = quick.key(args, store.db, watched)
-        if not _read_as(before, state):
-            before = None  # a file changed while it was read: this answer is not saved
         request = recommend.Request(args.app, args.workload, args.cluster, args.top, dict(args.param))
         text, as_json = _recommendation(store, catalog, request, args.metric, args.goal)
-        _save_answer(args, store, watched, before, text, as_json)
     print(as_json if args.json else text)
     return 0
 
 
-def _read_experiment(args: argparse.Namespace, path: Path) -> tuple[Experiment | None, list[str], list[Any]]:
-    """The experiment, the other files its catalog reads, and the state of both as they were before they were
-    read: an answer's key must say the same, or the answer is not saved (an edit while it was computed)."""
-    from planner.edges import answers
-
-    digest = answers.content(Path(args.experiment))
-    exp = cli_args.load_optional_experiment(args)
-    watched = cli_args.catalog_inputs(exp, path)
-    return exp, watched, [digest, [[name, answers.signature(name)] for name in watched]]
-
-
-def _read_as(answer_key: dict[str, Any] | None, state: list[Any]) -> bool:
-    """The key was made from the files as `_read_experiment` found them."""
-    return answer_key is not None and [answer_key["experiment"][1], answer_key["watched"]] == state
-
-
-class _Once:
-    """Reads that every recommendation from one store asks alike (names, metrics, the saved model), each done
-    once: `prewarm` asks for many recommendations in a row."""
-
-    def __init__(self) -> None:
-        self._memo: dict[Any, Any] = {}
-
-    def __call__(self, key: Any, compute: Callable[[], Any]) -> Any:
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
-
-
 def _recommendation(store: Store, catalog: Catalog, request: Request, metric_name: str | None,
-                    goal: str | None, once: _Once | None = None) -> tuple[str, str]:
+                    goal: str | None) -> tuple[str, str]:
     """The recommendation as `recommend` prints it: (text, JSON)."""
     from planner.cli.learn_text import recommendation
     from planner.edges import datasets, modelfiles
     from planner.learn import profiles, recommend
     from planner.learn.catalog import every_choice
 
-    once = once or _Once()
-    _check_names(store, catalog, request, once)
-    measured = once(("metrics", request.app), lambda: datasets.metrics(store.db, request.app))
+    _check_names(store, catalog, request)
+    measured = datasets.metrics(store.db, request.app)
     metric = resolve_metric(metric_name, goal, measured, of=request.app)
     directory = modelfiles.model_dir(store.path)
     notes: list[str] = []
-    found = once(("model", metric.name), lambda: modelfiles.saved(directory, metric.name))
+    found = modelfiles.saved(directory, metric.name)
     if found is None:
         from planner.edges import training
 
@@ -179,8 +176,7 @@ def _recommendation(store: Store, catalog: Catalog, request: Request, metric_nam
     runs = datasets.read(store.db, [metric.name], app=request.app, workload=request.workload,
                          cluster=request.cluster, explain=measured_profiles)
     checks = {name: fom["ranking"] for name, fom in meta.report.get("foms", {}).items() if "ranking" in fom}
-    stale = meta.fingerprint != once("fingerprint", store.fingerprint)
-    model = recommend.ModelInfo(str(directory), meta.runs, stale, checks)
+    model = recommend.ModelInfo(str(directory), meta.runs, meta.changes != store.changes(), checks)
 
     def stored() -> list[Choice]:
         return every_choice(datasets.choices_by_cluster(store.db, request.app))
@@ -189,89 +185,23 @@ def _recommendation(store: Store, catalog: Catalog, request: Request, metric_nam
     return recommendation(result), json.dumps(result.as_dict(), indent=2)
 
 
-def _save_answer(args: argparse.Namespace, store: Store, watched: list[str], before: dict[str, Any] | None,
-                 text: str, as_json: str) -> None:
-    """Save the answer for the quick path when its key is the same after computing it as before."""
-    from planner.edges import answers
-
-    after = quick.key(args, store.db, watched)
-    if before is not None and after == before:
-        answers.save(answers.model_dir(store.path), after, text, as_json)
-
-
-#: `fit` stops saving answers after this long (the rest are saved when first asked).
-PREWARM_SECONDS = 10.0
-
-
-def prewarm(store: Store, args: argparse.Namespace, catalog: Catalog, metrics: list[str], watched: list[str],
-            state: list[Any]) -> tuple[int, int, float]:
-    """After a fit: save the answers a user asks first, each app's measured workloads before the ones only
-    declared, every cluster at once before each cluster, at the defaults (with --metric M for an app that never
-    measured the default metric), for at most PREWARM_SECONDS. Returns how many were saved, how many were
-    left for lack of time, and the seconds it took. `watched` and `state`: the experiment's other files and
-    the state of all of them as they were read before the fit (`_read_experiment`); edited since, nothing
-    is saved."""
-    import time
-
-    from planner.edges import answers, datasets
-    from planner.learn import recommend
-
-    started = time.perf_counter()
-    directory = answers.model_dir(store.path)
-    answers.clear(directory)
-    fingerprint = store.fingerprint()
-    once = _Once()
-    saved = left = 0
-    for app in datasets.distinct(store.db, "app"):
-        measured = once(("metrics", app), lambda app=app: datasets.metrics(store.db, app))
-        asked_metrics = [None] if default_metric(app) in measured else [m for m in metrics if m in measured]
-        measured_workloads = datasets.distinct(store.db, "workload", app=app)
-        declared = [w for w in catalog.workloads(app) if w not in measured_workloads]
-        clusters = dict.fromkeys([*datasets.distinct(store.db, "cluster", app=app), *catalog.clusters()])
-        # per group of workloads, every cluster at once first: the slowest to compute when asked
-        asked_points = [point for group in (measured_workloads, declared)
-                        for point in [*((w, None) for w in group), *itertools.product(group, clusters)]]
-        for (workload, cluster), metric in itertools.product(asked_points, asked_metrics):
-            if time.perf_counter() - started > PREWARM_SECONDS:
-                left += 1
-                continue
-            asked = argparse.Namespace(app=app, workload=workload, cluster=cluster, top=5, metric=metric, goal=None,
-                                       param=[], store=args.store, experiment=args.experiment)
-            try:
-                text, as_json = _recommendation(store, catalog, recommend.Request(app, workload, cluster), metric,
-                                                None, once)
-            except InputError:  # e.g. this app never measured the metric: asked, `recommend` says so
-                continue
-            answer_key = quick.key(asked, store.db, watched, fingerprint)
-            if answer_key is not None and _read_as(answer_key, state):
-                answers.save(directory, answer_key, text, as_json)
-                saved += 1
-    if store.fingerprint() != fingerprint:  # a sweep stored runs meanwhile: these answers are not for its store
-        answers.clear(directory)
-        saved = 0
-    return saved, left, time.perf_counter() - started
-
-
-def _check_names(store: Store, catalog: Catalog, request: Request, once: _Once) -> None:
+def _check_names(store: Store, catalog: Catalog, request: Request) -> None:
     """Unknown names and an empty store are bad input: exit 2 listing what is known."""
     from planner.edges import datasets
 
-    once("runs", lambda: datasets.require_runs(store.db, store.path))
-    apps = sorted(set(once("apps", lambda: datasets.distinct(store.db, "app"))) |
-                  (set(catalog.exp.apps) if catalog.exp else set()))
+    datasets.require_runs(store.db, store.path)
+    apps = sorted(set(datasets.distinct(store.db, "app")) | (set(catalog.exp.apps) if catalog.exp else set()))
     if request.app not in apps:
         raise InputError(f"unknown app {request.app!r}; known: {', '.join(apps)}", field="APP")
-    workloads = sorted(set(once(("workloads", request.app),
-                                lambda: datasets.distinct(store.db, "workload", app=request.app))) |
+    workloads = sorted(set(datasets.distinct(store.db, "workload", app=request.app)) |
                        set(catalog.workloads(request.app)))
     if request.workload not in workloads:
         raise InputError(f"unknown workload {request.workload!r} of {request.app}; known: {', '.join(workloads)}",
                          field="WORKLOAD")
-    clusters = sorted(set(once("clusters", lambda: datasets.distinct(store.db, "cluster"))) |
-                      set(catalog.cluster_infos))
+    clusters = sorted(set(datasets.distinct(store.db, "cluster")) | set(catalog.cluster_infos))
     if request.cluster is not None and request.cluster not in clusters:
         raise InputError(f"unknown cluster {request.cluster!r}; known: {', '.join(clusters)}", field="--cluster")
-    once(("runs", request.app), lambda: datasets.require_runs(store.db, store.path, request.app))
+    datasets.require_runs(store.db, store.path, request.app)
 
 
 # -------------------------------------------------------------------------------------------- evaluate
@@ -310,7 +240,7 @@ def _evaluation_text(result: Evaluation) -> str:
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return "-" if value is None else f"{value:.3f}" if value < 1e6 else f"{value:.3g}"
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -371,10 +301,12 @@ def add_commands(sub: Any) -> None:
                     "(e.g. cluster.microarchitecture, cluster.cores_per_node) and option.<name> (launch options "
                     "such as option.tasks, or workload parameters such as option.x). CPU targets may be archspec "
                     "or GCC -march names. Every bad row is reported with its line; then nothing is imported. "
-                    "Importing the same file again adds nothing.")
+                    "Importing the same file again adds nothing; a file giving other metrics of runs already "
+                    "stored adds them to those runs.")
     p.add_argument("file", metavar="FILE.csv", help="the CSV file")
     p.add_argument("--replace", action="store_true",
-                   help="replace runs already stored with the same id (default: keep them)")
+                   help="replace runs already stored with the same id: their columns and the metrics the file "
+                        "gives (other metrics are kept; default: keep them, adding only metrics they lack)")
     cli_args.store_arg(p)
     cli_args.json_arg(p)
     p.set_defaults(func=cmd_import)
@@ -383,7 +315,7 @@ def add_commands(sub: Any) -> None:
         "fit", help="fit the models on the store and report their cross-validated error",
         description="Fit the FOM regressor (log scale, prediction intervals) and the success classifier on "
                     "every stored run; report grouped cross-validated errors; save them next to the store "
-                    "(results/models/<store name>/) with the store's fingerprint and library versions, with "
+                    "(results/models/<store's file name>/) with the store's change tag and library versions, with "
                     "predictions for every known point so that `recommend` answers fast.")
     cli_args.experiment_arg(p)
     cli_args.store_arg(p)
@@ -393,8 +325,8 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser(
         "recommend", help="ranked variants and launch options for an app and workload, with the exact command",
-        description=quick.RECOMMEND_DESCRIPTION)
-    quick.recommend_arguments(p)
+        description=RECOMMEND_DESCRIPTION)
+    recommend_arguments(p)
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser(

@@ -122,6 +122,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep_lock,
     )
 
+    if args.json and not args.dry_run:
+        raise InputError("--json prints the plan of a dry run; add --dry-run (a sweep itself reports in text)",
+                         field="--json")
     console = cli_args.console()
     exp = load_experiment(args.experiment)
     path = cli_args.store_path(args)

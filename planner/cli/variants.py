@@ -257,16 +257,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_import_matrix(args: argparse.Namespace) -> int:
-    try:
-        manifest = Path(args.file).read_text()
-    except OSError as err:
-        raise InputError(f"cannot read matrix manifest ({err.strerror})", file=args.file) from None
+    from planner.core import files
+    from planner.core.experiment import MAX_FILE_BYTES
+
+    # regular files of a bounded size only: a FIFO would block and /dev/zero never end
+    manifest = files.read_text(args.file, "matrix manifest", MAX_FILE_BYTES)
     images = matrix.parse_matrix(manifest, args.file)
     path = Path(args.experiment)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise InputError(f"cannot read experiment file ({err.strerror})", file=args.experiment) from None
+    text = files.read_text(path, "experiment file", MAX_FILE_BYTES)
     new_text, added, kept = matrix.add_variants(text, args.experiment, images)
     if added:
         tmp = path.with_name(f".{path.name}.import")

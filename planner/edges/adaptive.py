@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from planner.core import files
+from planner.core.errors import InputError
 from planner.core.metrics import DEFAULT_METRIC, Metric, goal_of
 from planner.core.types import Plan, Run, RunRecord, stable_id
 from planner.edges import datasets
@@ -44,6 +46,8 @@ from planner.learn.features import split_options
 METRIC = Metric(DEFAULT_METRIC, goal_of(DEFAULT_METRIC))
 #: The side file of a store that holds adaptive sweeps' decisions.
 DECISIONS = ".adaptive"
+#: Its size read at most (a decision is a line of about 200 bytes).
+MAX_DECISIONS_BYTES = 256 << 20
 
 
 @dataclass
@@ -120,14 +124,22 @@ class DecisionLog:
         return max((int(e.get("batch", 0)) for e in self._entries() if "run" in e), default=0)
 
     def _entries(self) -> Iterator[dict[str, Any]]:
-        try:
-            lines = self.path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
+        """This selection's decisions; InputError for a line that is JSON but no decision this planner wrote
+        (a regular file only: a FIFO there would block the sweep)."""
+        if not os.path.lexists(self.path):
             return
-        for line in lines:
+        lines = files.read_text(self.path, "adaptive decisions file", MAX_DECISIONS_BYTES, errors="replace")
+        for number, line in enumerate(lines.splitlines(), 1):
             with contextlib.suppress(json.JSONDecodeError):
                 entry = json.loads(line)
-                if isinstance(entry, dict) and entry.get("selection") == self.selection:
+                if not isinstance(entry, dict):
+                    continue
+                run, batch = entry.get("run", ""), entry.get("batch", 0)
+                if not isinstance(run, str) or isinstance(batch, bool) or not isinstance(batch, int):
+                    raise InputError("not a decision an adaptive sweep wrote (its run is not an id or its batch "
+                                     "not a whole number); move the file aside to start the adaptive sweeps "
+                                     "afresh", file=str(self.path), line=number)
+                if entry.get("selection") == self.selection:
                     yield entry
 
     def write(self, entries: list[dict[str, Any]]) -> None:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,7 @@ MAX_REPEAT = 999_999
 _NON_FINITE = re.compile(r"^[+-]?(nan|inf|infinity)$", re.IGNORECASE)
 _TARGET = "variant.io.archspec.cpu.target"
 _HOST_ALIAS = "cluster.io.archspec.cpu.target"
+_NAMES = frozenset(("cluster", "app", "workload", "variant"))
 
 
 class BadRows(InputError):
@@ -60,7 +63,7 @@ class BadRows(InputError):
         super().__init__(f"{len(problems)} bad row(s); nothing was imported (first: {problems[0]})", file=path)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     line: int
     key: dict[str, Any]
@@ -84,12 +87,19 @@ class _Blank:
 
 @dataclass
 class Parsed:
-    records: list[RunRecord]
+    runs: dict[str, _Run]
     rows: int
+    name: str
+
+    @property
+    def records(self) -> Iterator[RunRecord]:
+        """The runs as records, made one at a time (a million of them at once would not fit in memory)."""
+        return (_record(run, self.name) for run in self.runs.values())
 
 
-def read_csv(path: str | Path) -> Parsed:
-    """Parse and validate the file; raises BadRows (or InputError for an unreadable file or header)."""
+def read_csv(path: str | Path, progress: Callable[[int, float], None] | None = None) -> Parsed:
+    """Parse and validate the file; raises BadRows (or InputError for an unreadable file or header).
+    `progress(rows, share of the file read)` every 50,000 rows."""
     name = str(path)
     try:
         handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed below, errors need the path
@@ -97,9 +107,18 @@ def read_csv(path: str | Path) -> Parsed:
         raise InputError("CSV file not found", file=name) from None
     except (IsADirectoryError, PermissionError) as err:
         raise InputError(f"cannot read CSV file ({err.__class__.__name__})", file=name) from None
+    size = max(os.fstat(handle.fileno()).st_size, 1)
+    read = 0
+
+    def counted() -> Iterator[str]:
+        nonlocal read
+        for text in handle:
+            read += len(text)
+            yield text
+
     with handle:
         try:
-            reader = csv.reader(handle)
+            reader = csv.reader(counted())
             header = next(reader, None)
             if header is None:
                 raise InputError(f"empty file; expected a header with {', '.join(REQUIRED)}", file=name, line=1)
@@ -107,6 +126,7 @@ def read_csv(path: str | Path) -> Parsed:
             runs: dict[str, _Run] = {}
             numbering: dict[str, _Blank | int] = {}  # point id -> its blank repeats, or the line of a numbered one
             problems: list[str] = []
+            parts: dict[tuple[str, ...], _Point | _RowError] = {}
             rows = 0
             for fields in reader:
                 if not any(cell.strip() for cell in fields):
@@ -114,9 +134,11 @@ def read_csv(path: str | Path) -> Parsed:
                 rows += 1
                 line = reader.line_num
                 try:
-                    _add_row(runs, numbering, columns, fields, line)
+                    _add_row(runs, numbering, parts, columns, fields, line)
                 except _RowError as err:
                     problems.append(f"{name}:{line}: {err}")
+                if progress is not None and rows % 50_000 == 0:
+                    progress(rows, read / size)
         except UnicodeDecodeError:
             raise InputError("not a UTF-8 text file", file=name) from None
         except csv.Error as err:
@@ -125,7 +147,7 @@ def read_csv(path: str | Path) -> Parsed:
         raise BadRows(name, problems)
     if not runs:
         raise InputError("no data rows under the header", file=name, line=2)
-    return Parsed([_record(run, name) for run in runs.values()], rows)
+    return Parsed(runs, rows, name)
 
 
 def _check_header(columns: list[str], name: str) -> list[str]:
@@ -151,23 +173,23 @@ class _RowError(Exception):
         super().__init__(f"{field}: {message}")
 
 
-def _add_row(runs: dict[str, _Run], numbering: dict[str, _Blank | int], columns: list[str], fields: list[str],
-             line: int) -> None:
-    if len(fields) != len(columns):
-        raise _RowError("row", f"{len(fields)} fields, the header has {len(columns)}")
-    cells = {column: cell.strip() for column, cell in zip(columns, fields, strict=True)}
+@dataclass(frozen=True, slots=True)
+class _Point:
+    """What a row's names and attribute columns make of it: the same for every row that repeats them."""
+
+    names: dict[str, str]
+    cluster_attrs: dict[str, Any]
+    variant_attrs: dict[str, Any]
+    key: dict[str, Any]
+    point: str
+
+
+def _point(cells: dict[str, str]) -> _Point:
     names = {}
     for column in ("cluster", "app", "workload", "variant"):
         if not _NAME.match(cells[column]):
             raise _RowError(column, f"{cells[column]!r} is not a name (letters, digits, _ . : / @ + -; no spaces)")
         names[column] = cells[column]
-    status = cells["status"]
-    if status not in STATUSES:
-        raise _RowError("status", f"{status!r} is not one of {', '.join(STATUSES)}")
-    given = _repeat(cells.get("repeat", ""))
-    reason = _reason(cells.get("reason", ""), status)
-    metric, value = cells["metric"], cells["value"]
-    number = _value(metric, value, status)
     for column, cell in cells.items():
         if column.startswith(PREFIXES) and _NON_FINITE.match(cell):
             raise _RowError(column, f"{cell!r} is not a finite value")
@@ -178,7 +200,34 @@ def _add_row(runs: dict[str, _Run], numbering: dict[str, _Blank | int], columns:
                         if key.startswith("option.") and cell})
     key = run_key(**names, options=options)
     _, point = key_ids(key, 0)
-    repeat = _number_repeat(runs, numbering, point, key, given, metric, status, line)
+    return _Point(names, cluster_attrs, variant_attrs, key, point)
+
+
+def _add_row(runs: dict[str, _Run], numbering: dict[str, _Blank | int],
+             parts: dict[tuple[str, ...], _Point | _RowError], columns: list[str], fields: list[str],
+             line: int) -> None:
+    if len(fields) != len(columns):
+        raise _RowError("row", f"{len(fields)} fields, the header has {len(columns)}")
+    cells = {column: cell.strip() for column, cell in zip(columns, fields, strict=True)}
+    # the names and attribute columns repeat from row to row: validated once per distinct combination
+    part_key = tuple(cell for column, cell in cells.items() if column in _NAMES or column.startswith(PREFIXES))
+    part = parts.get(part_key)
+    if part is None:
+        try:
+            part = parts[part_key] = _point(cells)
+        except _RowError as err:
+            part = parts[part_key] = err
+    if isinstance(part, _RowError):
+        raise part
+    status = cells["status"]
+    if status not in STATUSES:
+        raise _RowError("status", f"{status!r} is not one of {', '.join(STATUSES)}")
+    given = _repeat(cells.get("repeat", ""))
+    reason = _reason(cells.get("reason", ""), status)
+    metric, value = cells["metric"], cells["value"]
+    number = _value(metric, value, status)
+    key, cluster_attrs, variant_attrs = part.key, part.cluster_attrs, part.variant_attrs
+    repeat = _number_repeat(runs, numbering, part.point, key, given, metric, status, line)
     run_id, _ = key_ids(key, repeat)
     run = runs.get(run_id)
     if run is None:

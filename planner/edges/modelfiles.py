@@ -1,9 +1,11 @@
 """The model files beside a store: what `fit` writes and `recommend` reads, without scikit-learn.
 
-`results/models/<store name>/`: `meta.json` (library versions, model format, the store's fingerprint,
-the fit report), `models.joblib` (the fitted `Models`, read back by `planner.edges.training`) and
-`table.npz` (the prediction table, plain arrays: `recommend` answers from it without importing
-scikit-learn). A model from another scikit-learn or format version is refused: run
+`results/models/<store's full name>/` (`planner.sqlite` -> `models/planner.sqlite/`, so `a.db` and `a.sqlite`
+never share one; a store reached through a symlink shares its own): `meta.json` (library versions, model
+format, the store's change tag when fitted (`Store.changes`), the fit report), `models.joblib` (the fitted
+`Models`, read back by `planner.edges.training`) and `table.npz` (the prediction table, plain arrays:
+`recommend` answers from it without importing scikit-learn).
+A model from another scikit-learn or format version is refused: run
 `python -m planner fit` again. meta.json is written last, so a reader never sees a half-written
 model as complete; every file carries the same stamp, so files of two fits are never mixed.
 """
@@ -26,17 +28,16 @@ from typing import Any
 import numpy as np
 
 from planner.core.errors import InputError
-from planner.edges import answers
 from planner.learn.table import Table
 
-MODEL_FORMAT = 3
-META, TABLE, MODELS = answers.MODEL_FILES  # "meta.json", "table.npz", "models.joblib"
+MODEL_FORMAT = 4
+META, TABLE, MODELS = "meta.json", "table.npz", "models.joblib"
 
 
 @dataclass
 class ModelMeta:
     stamp: str
-    fingerprint: str  # of the store when fitted (see `Store.fingerprint`)
+    changes: str  # the store's change tag when fitted (`Store.changes`)
     runs: int
     experiment: str | None
     versions: dict[str, Any]
@@ -52,14 +53,16 @@ def library_versions() -> dict[str, Any]:
 
 
 def model_dir(store_path: str | Path) -> Path:
-    return answers.model_dir(store_path)
+    """A store's model directory: `models/<the store's full resolved name>/` beside it."""
+    path = Path(store_path).resolve()
+    return path.parent / "models" / path.name
 
 
 def refit(path: Path, why: str) -> InputError:
     return InputError(f"{why}: run `python -m planner fit` again", file=str(path))
 
 
-def save(directory: Path, models: object, table: Table, *, fingerprint: str, runs: int, experiment: str | None,
+def save(directory: Path, models: object, table: Table, *, changes: str, runs: int, experiment: str | None,
          report: dict[str, Any]) -> ModelMeta:
     """Write the three files of one fit; returns what meta.json says."""
     import joblib  # pickles the fitted models; loading them back needs scikit-learn, writing them does not
@@ -69,7 +72,7 @@ def save(directory: Path, models: object, table: Table, *, fingerprint: str, run
     except OSError as err:
         raise InputError(f"cannot write the model here ({err.strerror}); the models of a store live in "
                          "models/<store name>/ beside it", file=str(directory)) from None
-    meta = ModelMeta(uuid.uuid4().hex, fingerprint, runs, experiment, library_versions(), time.time(),
+    meta = ModelMeta(uuid.uuid4().hex, changes, runs, experiment, library_versions(), time.time(),
                      sorted(table.mid), report)
     joblib.dump({"stamp": meta.stamp, "models": models}, directory / f"{MODELS}.tmp", compress=3)
     with open(directory / f"{TABLE}.tmp", "wb") as handle:

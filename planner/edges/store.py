@@ -6,6 +6,12 @@ own table, one row per (run, metric) (profiles' numbers among them); which profi
 why one could not, in `profiles`. A database of a newer or unknown schema version is refused, never
 changed; one of an older version this planner knows is migrated in one transaction when it is opened.
 
+Every insert, update and delete of `runs`, `foms` and `profiles` advances the store's change counter in
+`meta`, kept by SQLite triggers (`changes`): what `fit` saves for `recommend` is tagged with it, and is
+used only while the store is still at that change. The counter comes with a random generation drawn
+at every change, so two stores (or a store and a restored copy) that made the same number of changes
+never carry the same tag.
+
 A store has side files named after its full resolved name (`planner.sqlite` -> `planner.sqlite.runs/`,
 `.lock`, `.stop`), so two stores never share them and a store reached through a symlink shares them
 with itself; a store path that would be another store's side file is refused.
@@ -18,7 +24,8 @@ import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -26,9 +33,10 @@ from typing import Any
 
 from planner.core.errors import InputError, StoreError
 from planner.core.types import RunRecord
-from planner.edges import answers
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+#: Seconds SQLite waits for another writer's lock before the planner says the store is busy (and waits on).
+BUSY_SECONDS = 30.0
 #: Bytes written into the runs directory before a sweep: room for a few run logs.
 WRITE_PROBE_BYTES = 1 << 20
 
@@ -77,6 +85,17 @@ CREATE TABLE IF NOT EXISTS profiles (
 ) WITHOUT ROWID;
 """
 
+#: The tables whose rows are the store's data: a change to any of them is a change of the store.
+_CHANGING = ("runs", "foms", "profiles")
+#: Every row change of those advances `changes` and draws a new `generation` (one statement, two meta rows).
+_TRIGGERS = [f"""CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()}_counted AFTER {event} ON {table} BEGIN
+    UPDATE meta SET value = CASE key WHEN 'changes' THEN CAST(value AS INTEGER) + 1
+                                     ELSE lower(hex(randomblob(8))) END
+    WHERE key IN ('changes', 'generation');
+END""" for table in _CHANGING for event in ("INSERT", "UPDATE", "DELETE")]
+_COUNTER = ["INSERT OR IGNORE INTO meta VALUES ('changes', '0')",
+            "INSERT OR IGNORE INTO meta VALUES ('generation', lower(hex(randomblob(8))))"]
+
 #: From each older schema version to the next, what it lacks, added in place when such a store is opened
 #: (all steps in one transaction)
 _UPGRADES = {
@@ -85,12 +104,17 @@ _UPGRADES = {
     # 2 -> 3: which profilers ran for each run (none for the runs stored before)
     "2": [statement for statement in _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS profiles"):].split(";")
           if statement.strip()],
+    # 3 -> 4: the change counter (`changes`), kept by triggers
+    "3": [*_TRIGGERS, *_COUNTER],
 }
 
 
 _JSON_COLUMNS = ("options", "variant_attrs", "cluster_attrs")
 _COLUMNS = [name for name in RunRecord.__dataclass_fields__ if name not in {"foms", "profiles"}]
 _TABLES = {"meta", "runs", "foms", "profiles"}
+_EXPECTED_COLUMNS = {"meta": ["key", "value"], "runs": _COLUMNS, "foms": ["run_id", "name", "value"],
+                     "profiles": ["run_id", "profiler", "status"]}
+_TRIGGER_NAMES = {statement.split()[5] for statement in _TRIGGERS}
 
 #: Files the planner keeps beside a store (its runs, the sweep lock, the stop file, the compspec artifacts
 #: `variants fetch` pulled, the decisions of adaptive sweeps) and SQLite's own.
@@ -100,7 +124,8 @@ FILTERS = ("id", "cluster", "app", "workload", "variant", "source", "status")
 
 
 def default_path() -> Path:
-    return Path(answers.default_store())
+    """$PLANNER_STORE, else results/planner.sqlite."""
+    return Path(os.environ.get("PLANNER_STORE") or "results/planner.sqlite")
 
 
 def side_file(path: str | Path, suffix: str) -> Path:
@@ -114,7 +139,11 @@ def check_path(path: str | Path) -> Path:
     if not text.strip():
         raise InputError("the store path is empty; name a file such as results/planner.sqlite", field="--store")
     path = Path(text)
-    name = path.resolve().name
+    try:
+        name = path.resolve().name
+    except (RuntimeError, OSError) as err:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise InputError(f"cannot resolve the store path ({err}); a symlink points back to itself?",
+                         file=text) from None
     for suffix in SIDE_SUFFIXES:
         if name.endswith(suffix):
             raise InputError(f"a store may not end in {suffix!r}: that name is a side file of the store "
@@ -132,6 +161,9 @@ def check_path(path: str | Path) -> Path:
 def sqlite_problem(err: sqlite3.Error, path: Path) -> str:
     """What a person can do about an SQLite error, by its code (a full disk is not a corrupt store)."""
     code = getattr(err, "sqlite_errorname", "")
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return ("the store is busy: another process holds its write lock (a sweep, an import or a forget); "
+                "run again when it is done")
     if code == "SQLITE_FULL" or (code.startswith("SQLITE_IOERR") and _disk_full(path)):
         return f"the disk is full ({_free(path)} free); free some space and run again"
     if code.startswith("SQLITE_READONLY") or (code.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR"))
@@ -178,7 +210,7 @@ class Store:
         except OSError as err:
             raise StoreError(f"cannot create the store's directory ({err.strerror})", file=str(self.path)) from None
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
         except sqlite3.Error as err:
             raise StoreError(sqlite_problem(err, self.path), file=str(self.path)) from None
         try:
@@ -241,14 +273,38 @@ class Store:
                 raise StoreError(f"store schema version {SCHEMA_VERSION} but table(s) {sorted(_TABLES - tables)} "
                                  "missing: not a store this planner wrote whole; move it aside or use another --store",
                                  file=str(self.path))
+            self._check_columns()
+            self._check_counter()
             return
         if tables:
             raise StoreError(f"not a compat-lab store (tables {sorted(tables)})", file=str(self.path))
         with self.transaction():
-            for statement in _SCHEMA.split(";"):
+            for statement in [*_SCHEMA.split(";"), *_TRIGGERS, *_COUNTER]:
                 if statement.strip():
                     self._db.execute(statement)
             self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _check_columns(self) -> None:
+        """Every column this planner reads and writes is there (a store of the right version with tables of
+        another shape is refused, not read until a query fails)."""
+        for table, wanted in _EXPECTED_COLUMNS.items():
+            found = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if missing := [column for column in wanted if column not in found]:
+                raise StoreError(f"table {table} lacks column(s) {', '.join(missing)}: not a store this planner "
+                                 "wrote; move it aside or use another --store", file=str(self.path))
+
+    def _check_counter(self) -> None:
+        """The change counter's rows and triggers are there; when one was removed, changes made meanwhile are
+        unknown: the triggers are put back and a new generation drawn, so nothing saved before is trusted."""
+        triggers = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        counter = {row[0] for row in self._db.execute(
+            "SELECT key FROM meta WHERE key IN ('changes', 'generation')")}
+        if len(triggers & _TRIGGER_NAMES) == len(_TRIGGER_NAMES) and len(counter) == 2:
+            return
+        with self.transaction():
+            for statement in [*_TRIGGERS, *_COUNTER]:
+                self._db.execute(statement)
+            self._db.execute("UPDATE meta SET value = lower(hex(randomblob(8))) WHERE key = 'generation'")
 
     def _upgrade(self, version: str) -> None:
         """An older store brought to this version, its runs untouched, all steps in one transaction (a crash
@@ -262,7 +318,19 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction. While another process holds the store's write lock this waits, saying so on
+        stderr every BUSY_SECONDS (SQLite's own wait): a busy store is not a broken one."""
+        waited = 0.0
+        while True:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as err:
+                if not getattr(err, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    raise
+                waited += BUSY_SECONDS
+                print(f"the store {self.path} is busy: another process holds its write lock (waited {waited:.0f} s); "
+                      "waiting for it (Ctrl-C to stop)", file=sys.stderr, flush=True)
         try:
             yield self._db
         except BaseException:
@@ -312,6 +380,43 @@ class Store:
             for record in records:
                 self._insert(db, record, replace)
             return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] - before
+
+    def merge_many(self, records: Iterable[RunRecord], *, replace: bool = False,
+                   progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+        """Store imported runs atomically (all or nothing), merging into runs already stored: one stored with the
+        same status gets the figures of merit it lacks; with `replace` a stored run takes the record's columns
+        and figures, keeping the figures the record does not give (none when it is no longer ok). Returns
+        (new runs, figures of merit added to or replaced in stored runs); `progress(n)` after every 10,000."""
+        columns = [c for c in _COLUMNS if c != "id"]
+        update = (f"UPDATE runs SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?")
+        insert = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) " \
+                 "ON CONFLICT(id) DO NOTHING"
+        merge_fom = "INSERT INTO foms VALUES (?, ?, ?) ON CONFLICT(run_id, name) DO " + \
+                    ("UPDATE SET value = excluded.value" if replace else "NOTHING")
+        new = merged = 0
+        with self.transaction() as db:
+            for count, record in enumerate(records, 1):
+                row = asdict(record)
+                values = [json.dumps(row[c], sort_keys=True) if c in _JSON_COLUMNS else row[c] for c in _COLUMNS]
+                foms = [(record.id, name, float(value)) for name, value in record.foms.items()]
+                if db.execute(insert, values).rowcount:
+                    new += 1
+                    db.executemany("INSERT INTO foms VALUES (?, ?, ?)", foms)
+                    db.executemany("INSERT INTO profiles VALUES (?, ?, ?)",
+                                   [(record.id, name, status) for name, status in record.profiles.items()])
+                elif replace:
+                    db.execute(update, [*values[1:], record.id])
+                    if record.status != "ok":
+                        db.execute("DELETE FROM foms WHERE run_id = ?", (record.id,))
+                    for fom in foms:
+                        merged += db.execute(merge_fom, fom).rowcount
+                elif foms and db.execute("SELECT status FROM runs WHERE id = ?", (record.id,)).fetchone()[0] == \
+                        record.status:
+                    for fom in foms:
+                        merged += db.execute(merge_fom, fom).rowcount
+                if progress is not None and count % 10_000 == 0:
+                    progress(count)
+        return new, merged
 
     # ------------------------------------------------------------------------------------------- reads
 
@@ -394,6 +499,9 @@ class Store:
             raise ValueError(column)
         return [row[0] for row in self._db.execute(f"SELECT DISTINCT {column} FROM runs ORDER BY 1")]
 
-    def fingerprint(self) -> str:
-        """Changes whenever the stored data changes (`planner.edges.answers.fingerprint`)."""
-        return answers.fingerprint(self._db)
+    def changes(self) -> str:
+        """The store's change tag, `COUNT-GENERATION`: different after any change of its runs, figures of merit
+        or profiles (SQLite triggers keep it; see the module's description), never the same in two stores
+        that changed apart."""
+        rows = dict(self._db.execute("SELECT key, value FROM meta WHERE key IN ('changes', 'generation')"))
+        return f"{rows['changes']}-{rows['generation']}"

@@ -52,7 +52,7 @@ def train(store: Store, catalog: Catalog, metrics: list[str], *, cv: bool = True
     table.measured = {(choice.app, choice.variant) for choice in runs.choices}
     report.seconds = {"fit": round(fitted - started, 2), "table": round(time.perf_counter() - fitted, 2)}
     directory = modelfiles.model_dir(store.path)
-    meta = modelfiles.save(directory, models, table, fingerprint=store.fingerprint(), runs=len(runs),
+    meta = modelfiles.save(directory, models, table, changes=store.changes(), runs=len(runs),
                            experiment=catalog.exp.source if catalog.exp else None, report=report.as_dict())
     return Fitted(directory, meta, table, report)
 

@@ -21,6 +21,7 @@ the ranking that succeeded there; it is counted in `failed_picks` or `incompatib
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ class Pick:
     failed: float  #: probability the first pick failed there
 
 
+#: log of the largest float: a regret beyond it is that float.
+_LOG_MAX = math.log(sys.float_info.max)
+
 def score(tiers: list[list[int]], values: list[float | None], kinds: list[str], sign: float) -> Pick:
     """Score a ranking of candidates against their measurements (values None where they did not succeed)."""
     tiers = [tier for tier in tiers if tier]
@@ -69,7 +73,8 @@ def score(tiers: list[list[int]], values: list[float | None], kinds: list[str], 
     for tier in tiers:
         good = [values[i] for i in tier if values[i] is not None]
         if good:
-            regrets = [math.exp(sign * (best - math.log(value))) for value in good]
+            # capped at the largest float: figures of merit may span more than e^709 (1e-300 next to 1e300)
+            regrets = [math.exp(min(sign * (best - math.log(value)), _LOG_MAX)) for value in good]
             top1 = sum(math.isclose(regret, 1.0) for regret in regrets) / len(first)
             return Pick(sum(regrets) / len(regrets), top1, incompatible, failed)
     return Pick(None, 0.0, incompatible, failed)
@@ -127,7 +132,9 @@ def history(contexts: list[tuple[Context, dict[str, Any], list[tuple[Choice, Mea
             continue
         best_choice = max(ok, key=lambda choice: sign * math.log(ok[choice]))
         best = ok[best_choice]
-        normalized = {choice: (value / best) ** sign if value is not None else 0.0 for choice, value in values.items()}
+        # the ratio <= 1 itself, never its inverse: that one can overflow
+        normalized = {choice: (value / best if sign > 0 else best / value) if value is not None else 0.0
+                      for choice, value in values.items()}
         host = archs.normalize(cluster.get("microarchitecture")) or cluster.get("microarchitecture")
         family = archs.family(cluster.get("microarchitecture")) or archs.family(cluster.get("arch"))
         out.append(Seen(context, host, family, normalized, best_choice))

@@ -187,8 +187,9 @@ class Catalog:
     # ------------------------------------------------------------------------------------- commands
 
     def command(self, context: Context, choice: Choice) -> str | None:
-        """The exact launch command on this cluster, or None when the experiment does not declare the point."""
-        if self.exp is None or not self._known(context, choice):
+        """The exact launch command on this cluster, or None when the experiment does not declare the point
+        (`no_command` says why)."""
+        if self.exp is None or not self._known(context, choice) or not self.declares(context.cluster, choice):
             return None
         launch = choice.options()
         stored = context.parameters()
@@ -209,6 +210,25 @@ class Catalog:
                           self.exp.apps[context.app]).shell()
         except (AssertionError, KeyError):  # e.g. a native variant on a workload without a native input
             return None
+
+    def declares(self, cluster: str, choice: Choice) -> bool:
+        """The experiment's sweeps declare this choice on this cluster: its options are the experiment's own,
+        checked by its rules. Options only measured (an imported CSV's `option.preload`, `option.env`, ...)
+        may hold anything and are never shown as a command to run."""
+        key = ("declared", choice.app)
+        if key not in self._cache:
+            _, declared = self.experiment_points(choice.app)
+            self._cache[key] = {(name, found) for name, choices in declared.items() for found in choices}
+        return (cluster, choice) in self._cache[key]
+
+    def no_command(self, context: Context, choice: Choice) -> str:
+        """Why `command` gives no command for this point."""
+        if self.exp is None or not self._known(context, choice):
+            return "unavailable: the experiment does not declare this cluster, variant and workload"
+        if not self.declares(context.cluster, choice):
+            return ("imported, not validated: the experiment's sweeps do not declare these options on this cluster, "
+                    "so they were never checked as its own are")
+        return "unavailable: its workload parameters are not ones the experiment's workload accepts"
 
     # ------------------------------------------------------------------------------ experiment points
 

@@ -5,7 +5,8 @@ for its cluster, or tabulated for it at fit time) is a candidate in the asked co
 workload and its parameters); on a cluster with none of those, every stored choice is. The candidates
 are ranked by `planner.learn.ranking.rank`: the hard rules, measured failures and the classifier
 leave some out; measured medians rank first, then predictions. Each row carries the exact launch
-command (`Catalog.command`), when the experiment declares the point, and a one-line why: the
+command (`Catalog.command`), when the experiment's sweeps declare the point (options only imported are
+"imported, not validated"), and a one-line why: the
 attributes whose candidates do best here, as a factor over the average candidate.
 
 Pure: the store's measurements, the prediction table and, for points the table lacks, a way to
@@ -312,8 +313,8 @@ def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Cata
     return Row(rank, candidate.context.cluster, candidate.choice.variant, candidate.choice.options(),
                "measured" if candidate.tier == 0 else "predicted", value, predicted, share,
                None if candidate.p_ok is None else round(candidate.p_ok, 3), command,
-               "unavailable: the experiment does not declare this cluster, variant and workload" if command is None
-               else None, "low" if doubts else "high", doubts, _why(candidate, ranked, catalog, sign, profiled))
+               catalog.no_command(candidate.context, candidate.choice) if command is None else None,
+               "low" if doubts else "high", doubts, _why(candidate, ranked, catalog, sign, profiled))
 
 
 def _doubts(candidate: Candidate, model: ModelInfo, measured_variants: set[tuple[str, str]],

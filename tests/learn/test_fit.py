@@ -20,7 +20,7 @@ def test_fit_reports_cross_validated_error_and_saves_versioned_models(local_stor
     meta = json.loads((directory / "meta.json").read_text())
     assert meta["versions"]["scikit-learn"] == version("scikit-learn")
     with Store(local_store) as store:
-        assert meta["fingerprint"] == store.fingerprint()
+        assert meta["changes"] == store.changes()
     assert (directory / "models.joblib").stat().st_size > 1000
     as_json = json.loads(planner("fit", "--store", str(local_store), "--json").stdout)
     cv = as_json["foms"]["timesteps_per_s"]

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from planner.core.types import stable_id
+from planner.edges.store import Store
 from tests.conftest import planner
 
 HEADER = ("cluster,app,workload,variant,status,metric,value,repeat,variant.io.archspec.cpu.target,"
@@ -89,3 +90,28 @@ def test_header_problems_are_reported_on_line_1(tmp_path: Path) -> None:
     assert done.returncode == 2 and "missing required column(s) value" in done.stderr
     done = planner("import", str(tmp_path / "nowhere.csv"), "--store", store)
     assert done.returncode == 2 and "nowhere.csv: CSV file not found" in done.stderr
+
+
+def test_a_second_csv_adds_its_metric_to_the_same_runs_and_replace_keeps_the_first(tmp_path: Path) -> None:
+    """Issue 19: a file of another metric of the same runs was dropped ("0 new, 2 already stored"), and with
+    --replace the first metric was lost."""
+    header = "cluster,app,workload,variant,repeat,status,metric,value\n"
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(header + "c1,toy,w,vA,0,ok,fom,5\nc1,toy,w,vB,0,ok,fom,3\n")
+    second.write_text(header + "c1,toy,w,vA,0,ok,wall,50\nc1,toy,w,vB,0,ok,wall,30\n")
+    store = tmp_path / "s.sqlite"
+    assert planner("import", str(first), "--store", str(store)).returncode == 0
+    done = planner("import", str(second), "--store", str(store))
+    assert done.returncode == 0, done.stderr
+    assert "0 new, 2 already stored" in done.stdout and "2 figure(s) of merit added" in done.stdout
+    with Store(store) as db:
+        assert {r.variant: r.foms for r in db.records()} == {"vA": {"fom": 5.0, "wall": 50.0},
+                                                              "vB": {"fom": 3.0, "wall": 30.0}}
+    second.write_text(header + "c1,toy,w,vA,0,ok,wall,55\n")
+    done = planner("import", "--replace", str(second), "--store", str(store))
+    assert done.returncode == 0, done.stderr
+    with Store(store) as db:
+        assert {r.variant: r.foms for r in db.records()}["vA"] == {"fom": 5.0, "wall": 55.0}
+    # the same file again adds nothing
+    again = planner("import", str(first), "--store", str(store))
+    assert "0 new, 2 already stored" in again.stdout and "added" not in again.stdout

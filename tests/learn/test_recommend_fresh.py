@@ -1,0 +1,176 @@
+"""`recommend` answers from the store as it is now, every time (issue 19): whatever happened to the store since
+`fit` (replaced, re-imported, forgotten, swapped for another of the same shape), it prints what the store holds.
+The store's change tag (`Store.changes`, kept by SQLite triggers) says exactly when the model is older than it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from planner.edges.modelfiles import model_dir
+from planner.edges.store import Store
+from tests.conftest import planner
+from tests.learn.conftest import record
+
+#: The D1 script of issue 19: two clusters, two variants, one measurement each.
+A_CSV = ("cluster,app,workload,variant,repeat,status,metric,value\n"
+         "c1,toy,w,vA,0,ok,fom,5\nc1,toy,w,vB,0,ok,fom,3\nc2,toy,w,vA,0,ok,fom,4\nc2,toy,w,vB,0,ok,fom,2\n")
+#: The same runs, each value x1000 (`sed 's/fom,\([0-9]\)$/fom,\1000/'`).
+FIXED_CSV = A_CSV.replace(",5\n", ",5000\n").replace(",3\n", ",3000\n").replace(",4\n", ",4000\n") \
+    .replace(",2\n", ",2000\n")
+
+
+def run(*args: str, cwd: Path) -> str:
+    done = planner(*args, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def measured(store: Path, cwd: Path, cluster: str = "c1") -> dict[str, float]:
+    out = json.loads(run("recommend", "toy", "w", "--cluster", cluster, "--metric", "fom", "--store", str(store),
+                         "--json", cwd=cwd))
+    return {row["variant"]: row["measured"]["median"] for row in out["recommendations"] if row["measured"]}
+
+
+@pytest.fixture
+def d1(tmp_path: Path) -> tuple[Path, Path]:
+    """The D1 script's first half: a.csv imported and fitted (in an empty directory: no experiment file)."""
+    (tmp_path / "a.csv").write_text(A_CSV)
+    (tmp_path / "fixed.csv").write_text(FIXED_CSV)
+    store = tmp_path / "s.sqlite"
+    run("import", "--store", str(store), "a.csv", cwd=tmp_path)
+    run("fit", "--metric", "fom", "--store", str(store), cwd=tmp_path)
+    return tmp_path, store
+
+
+def test_the_d1_script_prints_5000(d1: tuple[Path, Path]) -> None:
+    where, store = d1
+    store.unlink()
+    run("import", "--store", str(store), "fixed.csv", cwd=where)
+    text = run("recommend", "toy", "w", "--cluster", "c1", "--metric", "fom", "--store", str(store), cwd=where)
+    assert "5000" in text and "measured 5 " not in text, text
+    assert measured(store, where) == {"vA": 5000.0, "vB": 3000.0}
+
+
+def test_import_replace_of_the_newest_run_is_what_recommend_shows(d1: tuple[Path, Path]) -> None:
+    where, store = d1
+    newest = where / "newest.csv"
+    newest.write_text(A_CSV.splitlines()[0] + "\nc2,toy,w,vB,0,ok,fom,9\n")
+    run("import", "--replace", "--store", str(store), str(newest), cwd=where)
+    assert measured(store, where, "c2") == {"vA": 4.0, "vB": 9.0}
+
+
+def test_forget_then_reimport_is_what_recommend_shows(d1: tuple[Path, Path]) -> None:
+    """The newest run forgotten and imported again with another value: SQLite gives it its old rowid back and
+    every count is as before; only the value differs."""
+    where, store = d1
+    run("forget", "--cluster", "c2", "--variant", "vB", "--yes", "--store", str(store), cwd=where)
+    again = where / "again.csv"
+    again.write_text(A_CSV.splitlines()[0] + "\nc2,toy,w,vB,0,ok,fom,2000\n")
+    run("import", "--store", str(store), str(again), cwd=where)
+    assert measured(store, where, "c2") == {"vA": 4.0, "vB": 2000.0}
+
+
+def test_a_store_swapped_for_one_of_the_same_shape_is_what_recommend_shows(d1: tuple[Path, Path]) -> None:
+    where, store = d1
+    other = where / "other" / "s.sqlite"
+    other.parent.mkdir()
+    run("import", "--store", str(other), "fixed.csv", cwd=where)
+    store.unlink()
+    shutil.move(other, store)
+    assert measured(store, where) == {"vA": 5000.0, "vB": 3000.0}
+
+
+def test_the_change_tag_moves_with_every_change_and_never_repeats_across_copies(tmp_path: Path) -> None:
+    """A retried last run is deleted and inserted again (same counts, same rowid): the tag still moves; two copies
+    of one store that each made one change carry different tags; a tag survives reopening."""
+    failed = record(cluster="local", workload="lj", variant="v", options={"tasks": 1}, status="failed",
+                    reason="mpi")
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.add(failed)
+        before = store.changes()
+        store.add(failed, replace=True)
+        assert store.count() == 1 and store.changes() != before
+        tag = store.changes()
+    with Store(path) as store:
+        assert store.changes() == tag
+    copy = tmp_path / "copy.sqlite"
+    shutil.copy(path, copy)
+    tags = []
+    for one in (path, copy):
+        with Store(one) as store:
+            store.add(record(cluster="local", workload="lj", variant="w", options={"tasks": 1}, value=3.0))
+            tags.append(store.changes())
+    assert tags[0] != tags[1] and tags[0].split("-")[0] == tags[1].split("-")[0]
+    # a figure of merit edited in place by hand is a change too
+    with Store(path) as store:
+        before = store.changes()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE foms SET value = value * 2")
+    with Store(path) as store:
+        assert store.changes() != before
+
+
+def test_a_store_whose_counter_triggers_were_dropped_gets_them_back_with_a_new_tag(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        before = store.changes()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TRIGGER runs_insert_counted")
+    with Store(path) as store:
+        assert store.changes() != before
+        after = store.changes()
+        store.add(record(cluster="local", workload="lj", variant="w", options={"tasks": 1}, value=3.0))
+        assert store.changes() != after
+
+
+def test_the_model_is_older_than_the_store_after_any_change(d1: tuple[Path, Path]) -> None:
+    where, store = d1
+    out = json.loads(run("recommend", "toy", "w", "--metric", "fom", "--store", str(store), "--json", cwd=where))
+    assert out["model"]["stale"] is False
+    run("forget", "--cluster", "c2", "--variant", "vB", "--yes", "--store", str(store), cwd=where)
+    out = json.loads(run("recommend", "toy", "w", "--metric", "fom", "--store", str(store), "--json", cwd=where))
+    assert out["model"]["stale"] is True
+
+
+def test_stores_of_the_same_stem_never_share_a_model(d1: tuple[Path, Path]) -> None:
+    where, store = d1
+    other = where / "s.db"
+    run("import", "--store", str(other), "fixed.csv", cwd=where)
+    assert model_dir(other) != model_dir(store)
+    out = json.loads(run("recommend", "toy", "w", "--metric", "fom", "--store", str(other), "--json", cwd=where))
+    assert any("fitted one now" in note for note in out["notes"])  # not s.sqlite's model
+    assert out["model"]["directory"] == str(model_dir(other)) and out["model"]["stale"] is False
+    # a store reached through a symlink is the store itself
+    link = where / "link.sqlite"
+    link.symlink_to(store)
+    assert model_dir(link) == model_dir(store)
+
+
+def test_imported_preload_and_env_are_never_the_exact_launch_command(local_store: Path) -> None:
+    """An imported run on a cluster, variant and workload the experiment declares, with options it does not
+    (an LD_PRELOAD and a BASH_ENV of the CSV's choosing), ranks first by its measurement: it is shown as
+    imported, not validated, and no printed command carries its values."""
+    from tests.learn.conftest import records_from_plan
+
+    sibling = next(r for r in records_from_plan("local") if r.workload == "lj")
+    options = {**sibling.options, "preload": "/tmp/evil.so", "env": {"BASH_ENV": "/tmp/evil.sh"}}
+    evil = record(cluster="local", workload="lj", variant=sibling.variant, options=options, value=1e6,
+                  variant_attrs=sibling.variant_attrs, cluster_attrs=sibling.cluster_attrs)
+    with Store(local_store) as store:
+        store.add_many([evil])
+    done = planner("recommend", "lammps", "lj", "--cluster", "local", "--json", "--store", str(local_store))
+    assert done.returncode == 0, done.stderr
+    top, *others = json.loads(done.stdout)["recommendations"]
+    assert top["options"]["preload"] == "/tmp/evil.so" and top["command"] is None
+    assert top["command_note"].startswith("imported, not validated")
+    assert others and all(row["command"] for row in others)  # the experiment's own options keep theirs
+    assert all("evil" not in row["command"] for row in others)
+    text = planner("recommend", "lammps", "lj", "--cluster", "local", "--store", str(local_store)).stdout
+    assert "imported, not validated" in text
+    assert not [line for line in text.splitlines() if line.strip().startswith("$") and "evil" in line]
