@@ -19,6 +19,7 @@ see it, and `plan` shows which rules fired and why.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -64,10 +65,26 @@ class Launch:
         return (env + " " if env else "") + shlex.join(self.argv)
 
 
-def sif_path(cluster: ClusterInfo, image: str) -> str:
-    """Where `flux exec singularity pull` caches an image on every node."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", image.split("://", 1)[-1].split("/")[-1])
-    return str(PurePosixPath(cluster.sif_dir) / f"{name}.sif")
+def sif_path(cluster: ClusterInfo, image: str, digest: str | None = None) -> str:
+    """Where `flux exec singularity pull` caches an image on every node: keyed by the image's full reference
+    and, where `variants fetch` learnt it, the digest its tag named then. Two references never share a file
+    (the readable part is only a label; the hash of the whole reference decides), and a tag that moved to
+    another digest is a new file, pulled again."""
+    key = image if digest is None else f"{image}@{digest}"
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", image.split("://", 1)[-1])[-100:].strip("._-") or "image"
+    return str(PurePosixPath(cluster.sif_dir) / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.sif")
+
+
+def pull_reference(image: str, digest: str | None) -> str:
+    """What is pulled into `sif_path`: the image pinned to the digest its path is keyed by, where known."""
+    if digest is None or "://" not in image or image.split("://", 1)[0] not in ("docker", "oras"):
+        return image
+    scheme, rest = image.split("://", 1)
+    name = rest.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:  # the tag goes: the digest names the content
+        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
+    return f"{scheme}://{name}@{digest}"
 
 
 # ------------------------------------------------------------------------------------------ launch rules
@@ -238,7 +255,7 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
                       rank_start=len(mpiexec))
     source = workload.container
     assert source is not None and variant.image is not None
-    sif = sif_path(cluster, variant.image)
+    sif = sif_path(cluster, variant.image, variant.image_digest)
     # The run id names the job, so a stop or a later sweep finds it in Flux (`flux jobs --name`), and Flux's
     # own time limit ends it: a timeout frees the nodes inside Flux instead of only ending the client. A run
     # without a timeout is no execution but a configuration described (`recommend`): it gets neither.
@@ -261,7 +278,7 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
         if key != "OMP_NUM_THREADS" or run.options.threads > 1:
             argv += ["--env", f"{key}={value}"]
     argv += ["--pwd", source.workdir, sif, executable, *_app_args(run, app, source)]
-    return Launch(argv, {}, image=variant.image, sif=sif, rank_start=rank_start,
+    return Launch(argv, {}, image=pull_reference(variant.image, variant.image_digest), sif=sif, rank_start=rank_start,
                   job=run.id if executed else None)
 
 

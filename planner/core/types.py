@@ -57,6 +57,8 @@ class VariantInfo:
     #: native only: where it lives (prefix, lmp, mpiexec, share, libdir); see planner.edges.variants
     layout: dict[str, str] = field(default_factory=dict)
     installed: bool = True
+    #: container only: the digest the image's tag named when `variants fetch` last looked (None: unknown)
+    image_digest: str | None = None
 
     @property
     def target(self) -> str | None:

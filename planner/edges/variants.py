@@ -138,7 +138,8 @@ def _variant(exp: Experiment, name: str, cache: Path, artifacts: ArtifactCache) 
     if variant.native is None:
         where = provenance(exp, name, None, artifacts)
         return VariantInfo(name, "container", variant.app, where.sourced.attributes, image=variant.image,
-                           executable=variant.executable), where
+                           executable=variant.executable,
+                           image_digest=where.artifact.image_digest if where.artifact else None), where
     paths = layout(exp, name, cache)
     facts = read_facts(paths["facts"])
     installed = facts is not None and facts.get("recipe") == recipe_digest(exp, name)
