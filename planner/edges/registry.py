@@ -88,12 +88,10 @@ def total_timeout() -> float:
     return seconds if 0 < seconds < float("inf") else TOTAL_TIMEOUT
 
 
-def _hostname(host: str) -> str:
-    """`host[:port]` (or a URL's netloc) without its port, lower case."""
-    host = host.lower()
-    if host.startswith("["):
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+def _host_port(netloc: str, scheme: str) -> tuple[str, int]:
+    """(host, port) of `host[:port]`, the port defaulting to the scheme's."""
+    parsed = urllib3.util.parse_url(f"{scheme}://{netloc}")
+    return (parsed.host or "").lower(), parsed.port or (443 if scheme == "https" else 80)
 
 
 class InvalidArtifact(Exception):
@@ -150,7 +148,7 @@ class Client(oras.provider.Registry):
         if not realm or parsed.scheme not in ("http", "https") or not parsed.host:
             raise RegistryError(f"registry {self.host} asks for a token from no usable realm")
         headers = {}
-        if basic and _hostname(parsed.netloc or "") == _hostname(self.host):
+        if basic and _host_port(parsed.netloc or "", parsed.scheme) == _host_port(self.host, self.prefix):
             headers["Authorization"] = f"Basic {basic}"
         params = {key: value for key in ("service", "scope") if (value := getattr(fields, key, None))}
         try:
