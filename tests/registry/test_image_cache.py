@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from planner.core.launch import pull_reference, sif_path
+from planner.core.launch import sif_path
 from planner.core.types import ClusterInfo
 from planner.edges import registry
 from tests.registry.conftest import Registry, push_image, push_like_lammps_matrix
@@ -19,6 +19,8 @@ A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
 
 def test_distinct_references_never_share_a_cached_image() -> None:
+    from planner.core.launch import pull_reference
+
     images = ["docker://ghcr.io/org-a/lammps:mpich", "docker://ghcr.io/org-b/lammps:mpich",
               "docker://quay.io/org-a/lammps:mpich", "docker://ghcr.io/org-a/lammps_mpich",
               "docker://ghcr.io/org-a/lammps:mpich@" + A, "oras://ghcr.io/org-a/lammps:mpich"]
