@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.store import Store
 from tests.conftest import planner
 from tests.test_executors import processes_with
-
-pytestmark = pytest.mark.lammps
 
 
 def _experiment(tmp_path: Path, before_run: str) -> Path:
@@ -57,6 +56,7 @@ sweeps:
 FIVE_MB = "variable i loop 52000\nlabel again\nprint " + '"' + "y" * 93 + ' ${i}"' + "\nnext i\njump SELF again\n"
 
 
+@pytest.mark.lammps
 def test_a_run_with_5_mb_of_output_is_stored(native_variants: Path, tmp_path: Path) -> None:
     store = tmp_path / "planner.sqlite"
     done = planner("sweep", "-e", str(_experiment(tmp_path, FIVE_MB)), store=store)
@@ -87,6 +87,7 @@ while True:
 """
 
 
+@pytest.mark.lammps
 @pytest.mark.skipif(os.geteuid() != 0, reason="the profiling step mounts tracefs privately, which needs root")
 def test_a_run_whose_profiler_wrote_malformed_megabytes_is_stored_with_the_profile_unavailable(
         native_variants: Path, tmp_path: Path) -> None:
@@ -107,3 +108,49 @@ def test_a_run_whose_profiler_wrote_malformed_megabytes_is_stored_with_the_profi
     [raw] = (store.parent / "planner.sqlite.runs").glob("*/profile/ebpf.json")
     assert raw.stat().st_size > 3_000_000
     assert not processes_with(str(tools / "bpftrace"))
+
+
+#: the worst a run can write for its event: every byte escaped by JSON (control characters, quotes,
+#: backslashes, text beyond ASCII), and raw profiles as large as travel back
+WORST = """import sys
+sys.stdout.write(('\\x01"\\\\é\\u2603' * 8 + '\\n') * 100000)
+"""
+WORST_PROFILER = """#!{python}
+import signal, sys, time
+out = sys.argv[sys.argv.index("-o") + 1]
+with open(out, "w") as handle:
+    handle.write('{{"type": "printf", "data": "ready\\\\n"}}\\n')
+def end(*_):
+    with open(out, "a") as handle:
+        handle.write(("\\x02\\"é" * 30 + "\\n") * 1000)
+    sys.exit(0)
+signal.signal(signal.SIGINT, end)
+while True:
+    time.sleep(0.1)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the profiling step mounts tracefs privately, which needs root")
+def test_the_largest_result_an_executor_sends_arrives_through_ansible(tmp_path: Path) -> None:
+    """Real Ansible (playbooks/sweep.yml, roles/run_matrix) and ansible-runner: the event of a run that
+    wrote megabytes of text JSON escapes most, with a raw profile just under what travels, carries the
+    run's result (ansible-runner empties a result past its MAX_EVENT_RES; the planner sets it)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "bpftrace").write_text(WORST_PROFILER.format(python=os.path.realpath(sys.executable)))
+    (tools / "bpftrace").chmod(0o755)
+    item = {"id": "worst-1", "argv": [sys.executable, "-c", WORST], "env": {"PATH": f"{tools}:{os.environ['PATH']}"},
+            "cwd": None, "stage": None, "timeout": 120, "run_dir": str(tmp_path / "run"), "image": None, "sif": None,
+            "job": None, "owner_pid": os.getpid(), "stop_file": str(tmp_path / "stop"), "profile": "ebpf",
+            "profile_root": "tree"}
+    results = []
+    done = run_playbook(PlaybookRequest("playbooks/sweep.yml", "inventories/local",
+                                        {"run_matrix_runs": [item], "run_matrix_launcher": "local"}),
+                        on_item=lambda task, res: results.append(res))
+    assert done.ok, done.failures
+    [res] = results
+    result = json.loads(res["stdout"].splitlines()[0])
+    assert result["id"] == "worst-1" and result["rc"] == 0
+    assert "bytes of output left out here" in result["output"]
+    raw = tmp_path / "run" / "profile" / "ebpf.json"
+    assert 100_000 < raw.stat().st_size <= 128 * 1024 and result["profile"]["ebpf.json"] == raw.read_text()
