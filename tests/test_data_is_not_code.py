@@ -100,9 +100,11 @@ sweeps:
 
 @pytest.mark.lammps
 def test_a_real_sweep_passes_env_values_preloads_and_store_paths_as_they_are(tmp_path: Path) -> None:
-    m = markers(tmp_path, 3)
+    m = markers(tmp_path, 2)
     env = {"PIPE": pipe(m[0]), "STATEMENT": statement(m[1]), "TEN": TEN, "STRAY": STRAY}
-    experiment = _local_experiment(tmp_path, env, pipe_word(m[2]))
+    # a preload is one path word (a payload there is refused at the door: tests/test_app_flags.py)
+    library = str(tmp_path / "lib" / "libabsent.so")
+    experiment = _local_experiment(tmp_path, env, library)
     store = tmp_path / f"store {TEN}" / "planner.sqlite"  # run directories and the stop file live beside it
     store.parent.mkdir()
     done = planner("sweep", "-e", str(experiment), store=store)
@@ -115,9 +117,9 @@ def test_a_real_sweep_passes_env_values_preloads_and_store_paths_as_they_are(tmp
     assert str(store.parent) in record.log_path
     for name, value in env.items():
         assert f"{name}={value}\n" in log  # as LAMMPS read it from its environment
-    assert f"ERROR: ld.so: object '{pipe_word(m[2])}' from LD_PRELOAD cannot be preloaded" in log
+    assert f"ERROR: ld.so: object '{library}' from LD_PRELOAD cannot be preloaded" in log
     words = shlex.split(record.command)
-    assert f"LD_PRELOAD={pipe_word(m[2])}" in words and f"TEN={TEN}" in words
+    assert f"LD_PRELOAD={library}" in words and f"TEN={TEN}" in words
     assert record.foms  # LAMMPS ran its 20 steps to the end
 
 
@@ -152,7 +154,7 @@ sweeps:
       set:
         tasks: 2
         env: {json.dumps({"PIPE": pipe(m[2]), "TEN": TEN, "STRAY": STRAY})}
-        preload: {json.dumps(statement(m[3]))}
+        preload: /opt/lib/libpreloaded.so
         bind: {json.dumps(["/host/" + pipe(m[4]) + ":/opt/lib"])}
 """
     path = tmp_path / "containers.yaml"
@@ -180,7 +182,7 @@ def test_container_runs_reach_the_lead_broker_as_rendered(broker, executor: str)
     assert ["flux", *argv[1:]] in [["flux", *call[1:]] for call in swept.calls if call[:2] == ["flux", "run"]]
     assert ["singularity", "pull", "--force", f"{items[0]['sif']}.part", exp.variants["payload-image"].image] \
         in swept.calls
-    for word in (f"PIPE={pipe(m[2])}", f"TEN={TEN}", f"STRAY={STRAY}", f"LD_PRELOAD={statement(m[3])}",
+    for word in (f"PIPE={pipe(m[2])}", f"TEN={TEN}", f"STRAY={STRAY}", "LD_PRELOAD=/opt/lib/libpreloaded.so",
                  "/host/" + pipe(m[4]) + ":/opt/lib", "/opt/" + pipe(m[1]), "in." + TEN, statement(m[5])):
         assert word in argv
     [result] = [json.loads(res["stdout"].splitlines()[0]) for res in swept.events.values()]
@@ -243,7 +245,7 @@ def test_a_printed_command_pasted_into_bash_runs_exactly_the_launch(tmp_path: Pa
     m = markers(tmp_path, len(SHELL_PAYLOADS))
     env = {f"V{i}": payload.replace("{m}", str(marker))
            for i, (payload, marker) in enumerate(zip(SHELL_PAYLOADS, m, strict=True))}
-    experiment = _local_experiment(tmp_path, env, "/lib/" + env["V0"])
+    experiment = _local_experiment(tmp_path, env, "/lib/libpreloaded.so")
     done = planner("plan", "-e", str(experiment), "--json")
     assert done.returncode == 0, done.stderr
     [run] = json.loads(done.stdout)["runs"]
@@ -261,7 +263,7 @@ def test_a_printed_command_pasted_into_bash_runs_exactly_the_launch(tmp_path: Pa
     environment, argv = json.loads(shown.stdout)
     for name, value in env.items():
         assert environment[name] == value
-    assert environment["LD_PRELOAD"] == "/lib/" + env["V0"]
+    assert environment["LD_PRELOAD"] == "/lib/libpreloaded.so"
     assert argv == words[len(assignments) + 1:]
 
 

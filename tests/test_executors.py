@@ -320,3 +320,95 @@ def test_a_stop_while_waiting_for_another_executor_runs_nothing(executor: str, t
     out, _ = waiting.communicate(timeout=30)
     assert (waiting.returncode, out) == (STOPPED, "") and not marker.exists()
     first.communicate(timeout=30)
+
+
+# ------------------------------------------------------------------------------- what travels back (issue 19)
+
+
+def test_a_huge_output_travels_as_its_head_and_tail_and_stays_whole_in_the_log(executor: str, tmp_path: Path) -> None:
+    """5 MB of output: the result line (what travels back through Ansible as one event) stays small, with
+    the log's head and tail and a line saying how much was left out between them; the log stays whole."""
+    body = "import sys\nsys.stdout.write('first line\\n' + ('y' * 99 + '\\n') * 52000 + 'last line\\n')\n"
+    run_dir = tmp_path / "run"
+    done = execute(executor, "run-1", "60", str(run_dir), "0", sys.executable, "-c", body)
+    result = reported(done)
+    assert len(done.stdout) < 300 * 1024
+    assert result["rc"] == 0
+    assert result["output"].startswith("first line\n") and result["output"].endswith("last line\n")
+    left_out = (run_dir / "output.log").stat().st_size - 256 * 1024
+    assert f"[compat-lab: {left_out} bytes of output left out here; the whole log is {run_dir / 'output.log'}]" \
+        in result["output"]
+    assert (run_dir / "output.log").stat().st_size > 5_000_000
+
+
+def _tools_with(tmp_path: Path, **scripts: str) -> Path:
+    """This machine's tools, with stand-ins of the given names (executable scripts) in their place."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name, text in scripts.items():
+        (tools / name).write_text(text)
+        (tools / name).chmod(0o755)
+    for directory in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for tool in Path(directory).iterdir():
+            if not (tools / tool.name).exists():
+                (tools / tool.name).symlink_to(tool)
+    return tools
+
+
+#: A stand-in for bpftrace that ignores SIGINT (a profiler that does not stop): the real one cannot be made
+#: to, and the profiling step's part under test is what it does with such a profiler. It says it is ready
+#: as bpftrace does (a "ready" line in its -o file, from the program's BEGIN probe), then never ends.
+HUNG_BPFTRACE = """#!/bin/sh
+trap '' INT
+out=/dev/null
+while [ "$#" -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
+printf '{"type": "printf", "data": "ready\\\\n"}\\n' >"$out"
+while :; do sleep 1; done
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the profiling step mounts tracefs privately, which needs root")
+def test_a_profiler_that_ignores_sigint_is_killed_after_a_short_grace(executor: str, tmp_path: Path) -> None:
+    tools = _tools_with(tmp_path, bpftrace=HUNG_BPFTRACE)
+    started = time.monotonic()
+    done = subprocess.run([*EXECUTORS[executor], "-p", "ebpf", "run-1", "120", str(tmp_path / "run"), "0",
+                           "sh", "-c", "echo ran"], capture_output=True, text=True, timeout=100,
+                          env={**os.environ, "PATH": str(tools)}, preexec_fn=_default_signals)
+    seconds = time.monotonic() - started
+    result = reported(done, profiled=True)
+    assert (result["rc"], result["output"], result["timed_out"]) == (0, "ran\n", False)
+    assert seconds < 30  # the command took no time; the profiler got its grace (5 s), then SIGKILL
+    assert result["profile"]["status"] == "ebpf unavailable bpftrace did not end within 5 s of SIGINT and was killed\n"
+    wait_for(lambda: not processes_with(str(tools / "bpftrace")), 5)
+
+
+def test_raw_profiles_too_large_to_travel_are_named_not_sent(executor: str, tmp_path: Path) -> None:
+    """A profiler that writes megabytes: its file stays in the run's directory and the result names it with
+    its size; the planner reads it there (a local run) or says it is unavailable (a cluster's)."""
+    huge = f"""#!{sys.executable}
+import signal, sys, time
+out = sys.argv[sys.argv.index("-o") + 1]
+with open(out, "w") as handle:
+    handle.write('{{"type": "printf", "data": "ready\\\\n"}}\\n')
+def end(*_):
+    with open(out, "a") as handle:
+        handle.write("x" * 3_000_000)
+    sys.exit(0)
+signal.signal(signal.SIGINT, end)
+while True:
+    time.sleep(0.1)
+"""
+    tools = _tools_with(tmp_path, bpftrace=huge)
+    run_dir = tmp_path / "run"
+    done = subprocess.run([*EXECUTORS[executor], "-p", "ebpf", "run-1", "120", str(run_dir), "0", "sh", "-c",
+                           "echo ran"], capture_output=True, text=True, timeout=100,
+                          env={**os.environ, "PATH": str(tools)}, preexec_fn=_default_signals)
+    result = reported(done, profiled=True)
+    size = (run_dir / "profile" / "ebpf.json").stat().st_size
+    assert size > 3_000_000 and len(done.stdout) < 300 * 1024
+    assert result["profile"]["left_out"] == {"ebpf.json": size} and "ebpf.json" not in result["profile"]
+    from planner.core import profile
+
+    parsed = profile.parse(["ebpf"], result["profile"], result["output"])
+    assert parsed.status["ebpf"] == (f"unavailable: ebpf.json is {size} bytes, more than is read (it stays in the "
+                                     "run's profile directory)")

@@ -83,7 +83,7 @@ def test_the_original_experiment_command_on_one_and_two_nodes(ws: Workspace) -> 
     plan = expand(ws.exp, ws.clusters, ws.variants, cluster="eks-arm64", only_variants=["mpich-ubuntu-22.04-arm64"])
     runs = {(r.options.nodes, r.parameters["x"], r.repeat): r for r in plan.runs}
     commands = {point: ws.launch(run).shell() for point, run in runs.items()}
-    sif = "/tmp/compat-lab/sif/lammps-matrix_mpich-ubuntu-22.04-arm64.sif"
+    sif = "/tmp/compat-lab/sif/ghcr.io_rse-ops_lammps-matrix_mpich-ubuntu-22.04-arm64-8757ad29be8e0efcc19c.sif"
     # the original command, with the PMI service the MPICH launch rule makes explicit (Flux's default), the
     # job named after the run (a stop or a later sweep finds it in Flux) and Flux enforcing the timeout
     assert commands[(2, 1, 0)] == (f"flux run --job-name={runs[(2, 1, 0)].id} -t 3600s -N 2 -n 128 "

@@ -6,6 +6,7 @@ Roles whose real target cannot run here (EKS, Kubernetes) say in their scenario 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,13 +65,16 @@ def test_local_cluster_run_by_hand_installs_where_the_planner_looks(setting: str
     else:
         cache = home / ".cache" / "compat-lab"
     name = "lammps-2025-mpich"
-    # The session's installed prefix lent to this cache without its facts: pip finds the packages there
+    # The session's installed prefix lent to this cache with the facts of another recipe (a prefix without
+    # facts is a half-done install, which the role removes and redoes): pip finds the packages there
     # (nothing is downloaded) and the role has only the facts to write; the session's cache is not touched.
     prefix = cache / "variants" / name
     prefix.mkdir(parents=True)
     for entry in (native_variants / "variants" / name).iterdir():
         if entry.name != "facts.json":
             (prefix / entry.name).symlink_to(entry)
+    facts = json.loads((native_variants / "variants" / name / "facts.json").read_text())
+    (prefix / "facts.json").write_text(json.dumps({**facts, "recipe": "another"}))
     exp = load_experiment(TINY)
     assert not variant_infos(exp)[name].installed
     variant = exp.variants[name].native

@@ -105,7 +105,7 @@ RECOMMEND_DESCRIPTION = (
 
 
 def recommend_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("app", metavar="APP", help="application, e.g. lammps")
+    p.add_argument("app", metavar="APP", help="application (an app of the experiment)")
     p.add_argument("workload", metavar="WORKLOAD", help="workload of the app, e.g. reaxff")
     p.add_argument("--cluster", default=None, metavar="NAME", help="cluster (default: every known cluster)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many to show (default: 5)")

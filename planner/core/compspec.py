@@ -45,6 +45,27 @@ class ArtifactError(ValueError):
     """An artifact that is not a valid compspec CompatibilitySpec; the message is one line."""
 
 
+#: a content digest as OCI writes it (image-spec descriptor.md: `algorithm:encoded`), of the algorithms
+#: registries use, with the length each one's hex has
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
+#: what a terminal would act on: C0 and C1 control characters and DEL (escape sequences start with them)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_digest(value: Any, what: str = "digest") -> str:
+    """`value` when it is a digest (checked before it becomes a file name or a URL), else ArtifactError."""
+    if isinstance(value, str) and DIGEST.fullmatch(value):
+        return value
+    shown = printable(repr(value))
+    raise ArtifactError(f"{what} {shown[:80]}{'...' if len(shown) > 80 else ''} is not a digest "
+                        "(sha256:<64 hex> or sha512:<128 hex>)")
+
+
+def printable(text: str) -> str:
+    """Text from a registry or an artifact as it may reach a terminal: control characters taken out."""
+    return _CONTROL.sub("", text)
+
+
 class _Group(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: str = Field(min_length=1)
@@ -72,16 +93,19 @@ def parse(data: bytes) -> Artifact:
         wire = _Wire.model_validate(json.loads(data))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ArtifactError(f"not JSON ({err.__class__.__name__}: {str(err).splitlines()[0]})") from None
+    except RecursionError:
+        raise ArtifactError("not JSON this reads (nested too deeply)") from None
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"] if part not in {"str", "int", "float", "bool"})
-        raise ArtifactError(f"not a compspec CompatibilitySpec: {where or 'artifact'}: {first['msg']}") from None
-    artifact = Artifact(name=wire.metadata.name)
+        raise ArtifactError(f"not a compspec CompatibilitySpec: {printable(where) or 'artifact'}: "
+                            f"{printable(first['msg'])}") from None
+    artifact = Artifact(name=printable(wire.metadata.name))
     for group in wire.compatibilities:
-        compat = Compatibility(namespace=group.name, schema=wire.metadata.schemas.get(group.name, ""),
-                               version=group.version)
+        compat = Compatibility(namespace=printable(group.name), schema=wire.metadata.schemas.get(group.name, ""),
+                               version=printable(group.version))
         for key, value in group.attributes.items():
-            compat.add_attribute(key, value)
+            compat.add_attribute(printable(key), printable(value) if isinstance(value, str) else value)
         artifact.add_compatibility_group(compat)
     return artifact
 
@@ -205,5 +229,5 @@ def mirrored(ref: ImageRef, mirrors: Mapping[str, str]) -> ImageRef:
 
 
 def referrers_tag(digest: str) -> str:
-    """The OCI 1.1 referrers tag schema, for registries without the referrers API."""
-    return digest.replace(":", "-")
+    """The OCI 1.1 referrers tag schema, for registries without the referrers API (of a checked digest)."""
+    return check_digest(digest).replace(":", "-")

@@ -58,6 +58,79 @@ def check_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+#: environment variables whose value the dynamic loader or a shell runs as code: never a launch option's
+#: (a preloaded library has its own option, `preload`, checked as one word)
+CODE_ENV = {"LD_PRELOAD": "use the `preload` option", "LD_AUDIT": "the dynamic loader runs the library it names",
+            "BASH_ENV": "bash runs the file it names", "ENV": "sh runs the file it names",
+            "PROMPT_COMMAND": "bash runs it", "SHELLOPTS": "it changes how every bash behaves",
+            "PYTHONSTARTUP": "python runs the file it names", "PERL5OPT": "perl takes it as options"}
+
+
+def check_option_env(env: dict[str, str]) -> dict[str, str]:
+    """Environment a launch option or rule adds: names as `check_env`, and none the loader or a shell runs."""
+    check_env(env)
+    for name in env:
+        if name in CODE_ENV or name.startswith("BASH_FUNC_"):
+            raise ValueError(f"environment variable {name} is not a launch option's: "
+                             f"{CODE_ENV.get(name, 'bash runs it as a function')}")
+    return env
+
+
+#: LAMMPS command-line switches an app, an option or a rule may add (LAMMPS manual, "Command-line
+#: options"), by each spelling, with the canonical name. What makes LAMMPS read or write a file of the
+#: flag's choosing is not among them: -in (another input script, whose `shell` command runs programs),
+#: -log, -screen, -plog, -pscreen, -restart2data, -restart2dump, -r2info, -mdi, -reorder custom.
+LAMMPS_SWITCHES = {
+    "-nocite": "-nocite", "-nc": "-nocite", "-nonbuf": "-nonbuf", "-nb": "-nonbuf", "-skiprun": "-skiprun",
+    "-sr": "-skiprun", "-echo": "-echo", "-e": "-echo", "-suffix": "-suffix", "-sf": "-suffix",
+    "-package": "-package", "-pk": "-package", "-kokkos": "-kokkos", "-k": "-kokkos", "-var": "-var", "-v": "-var",
+    "-partition": "-partition", "-p": "-partition", "-reorder": "-reorder", "-ro": "-reorder",
+    "-mpicolor": "-mpicolor", "-m": "-mpicolor", "-cite": "-cite", "-c": "-cite",
+}
+#: values a switch takes from a fixed set (the others take words as parameters do)
+_SWITCH_CHOICES = {"-echo": ("screen", "log", "both", "none"), "-cite": ("screen", "log"), "-reorder": ("nth",)}
+#: how many words a switch takes, where that is fixed
+_SWITCH_ARITY = {"-nocite": 0, "-nonbuf": 0, "-skiprun": 0, "-echo": 1, "-cite": 1, "-mpicolor": 1, "-reorder": 2}
+
+
+def check_args(args: tuple[str, ...]) -> tuple[str, ...]:
+    """App flags (`args` of an app, an option, a rule): LAMMPS switches of LAMMPS_SWITCHES, each followed by
+    words as a string parameter's (`PARAMETER_WORD`): what reaches LAMMPS's command line is checked as
+    what reaches its input language."""
+    switch, taken = None, 0
+    for word in args:
+        if word.startswith("-") and not word[1:2].isdigit():
+            if switch is not None and _SWITCH_ARITY.get(switch, taken) > taken:
+                raise ValueError(f"LAMMPS flag {switch} needs {_SWITCH_ARITY[switch]} value(s) before {word!r}")
+            if word not in LAMMPS_SWITCHES:
+                raise ValueError(f"{word!r} is not a LAMMPS flag an experiment may add; accepted: "
+                                 f"{', '.join(sorted(set(LAMMPS_SWITCHES.values())))} (flags that read or write "
+                                 "files of their choosing, such as -in and -log, are not)")
+            switch, taken = LAMMPS_SWITCHES[word], 0
+            continue
+        if switch is None:
+            raise ValueError(f"app flag {word!r} follows no LAMMPS flag")
+        if _SWITCH_ARITY.get(switch, taken + 1) <= taken:
+            raise ValueError(f"LAMMPS flag {switch} takes {_SWITCH_ARITY[switch]} value(s); {word!r} is one more")
+        choices = _SWITCH_CHOICES.get(switch)
+        if choices and taken == 0 and word not in choices:
+            raise ValueError(f"LAMMPS flag {switch} takes one of {', '.join(choices)} here; got {word!r}")
+        if not PARAMETER_WORD.fullmatch(word):
+            raise ValueError(f"app flag value {word!r} is not one word of letters, digits and _ . , : / + @ % = -")
+        taken += 1
+    if switch is not None and _SWITCH_ARITY.get(switch, taken) > taken:
+        raise ValueError(f"LAMMPS flag {switch} needs {_SWITCH_ARITY[switch]} value(s)")
+    return args
+
+
+def check_preload(value: str | None) -> str | None:
+    """A library to preload (LD_PRELOAD): paths as a string parameter's words, colon-separated."""
+    if value is not None and not PARAMETER_WORD.fullmatch(value):
+        raise ValueError(f"preload {value!r} is not a library path: one word of letters, digits and "
+                         "_ . , : / + @ % = - not starting with -")
+    return value
+
+
 def check_text(value: str | None) -> str | None:
     if value is not None and "\0" in value:
         raise ValueError(f"{value!r} holds a NUL byte")
@@ -409,9 +482,11 @@ class Options(_Strict):
     runtime_args: tuple[str, ...] = ()
     skip_rules: tuple[Name, ...] = ()
 
-    _env = field_validator("env")(check_env)
+    _env = field_validator("env")(check_option_env)
     _pmi = field_validator("pmi")(check_pmi)
     _shell = field_validator("shell")(check_shell)
+    _args = field_validator("args")(check_args)
+    _preload = field_validator("preload")(check_preload)
 
     @model_validator(mode="after")
     def _tasks_cover_nodes(self) -> Options:
@@ -457,9 +532,11 @@ class RuleAdds(_Strict):
     shell: ShellOptions = {}
     runtime_args: tuple[str, ...] = ()
 
-    _env = field_validator("env")(check_env)
+    _env = field_validator("env")(check_option_env)
     _pmi = field_validator("pmi")(check_pmi)
     _shell = field_validator("shell")(check_shell)
+    _args = field_validator("args")(check_args)
+    _preload = field_validator("preload")(check_preload)
 
 
 class LaunchRule(_Strict):

@@ -75,10 +75,26 @@ class Launch:
         return (env + " " if env else "") + shlex.join(self.argv)
 
 
-def sif_path(cluster: ClusterInfo, image: str) -> str:
-    """Where `flux exec singularity pull` caches an image on every node."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", image.split("://", 1)[-1].split("/")[-1])
-    return str(PurePosixPath(cluster.sif_dir) / f"{name}.sif")
+def sif_path(cluster: ClusterInfo, image: str, digest: str | None = None) -> str:
+    """Where `flux exec singularity pull` caches an image on every node: keyed by the image's full reference
+    and, where `variants fetch` learnt it, the digest its tag named then. Two references never share a file
+    (the readable part is only a label; the hash of the whole reference decides), and a tag that moved to
+    another digest is a new file, pulled again."""
+    key = image if digest is None else f"{image}@{digest}"
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", image.split("://", 1)[-1])[-100:].strip("._-") or "image"
+    return str(PurePosixPath(cluster.sif_dir) / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.sif")
+
+
+def pull_reference(image: str, digest: str | None) -> str:
+    """What is pulled into `sif_path`: the image pinned to the digest its path is keyed by, where known."""
+    if digest is None or "://" not in image or image.split("://", 1)[0] not in ("docker", "oras"):
+        return image
+    scheme, rest = image.split("://", 1)
+    name = rest.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:  # the tag goes: the digest names the content
+        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
+    return f"{scheme}://{name}@{digest}"
 
 
 # ------------------------------------------------------------------------------------------ launch rules
@@ -239,7 +255,7 @@ def image_path(cluster: ClusterInfo, variant: VariantInfo) -> str:
     if cluster.image_dir is not None:
         return str(PurePosixPath(cluster.image_dir) / variant.name)
     assert variant.image is not None
-    return sif_path(cluster, variant.image)
+    return sif_path(cluster, variant.image, variant.image_digest)
 
 
 def ranks(run: Run, variant: VariantInfo, program: str | None = None) -> Ranks:
@@ -281,6 +297,7 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
     wrapper = runtime.wrap(Container(image, source.workdir, run.options.bind, env, run.options.runtime_args))
     argv = [*start.argv, *wrapper.argv, executable, *_app_args(run, definition, source)]
     pulled = cluster.image_dir is None
-    return Launch(argv, {**start.env, **wrapper.env}, image=variant.image if pulled else None,
+    return Launch(argv, {**start.env, **wrapper.env},
+                  image=pull_reference(variant.image, variant.image_digest) if pulled else None,
                   sif=image if pulled else None, rank_start=len(start.argv),
                   job=run.id if launcher.jobs and run.timeout > 0 else None)

@@ -36,6 +36,12 @@ PROFILERS: tuple[str, ...] = get_args(Profiler)
 PREFIXES = tuple(f"{name}." for name in PROFILERS)
 #: Profilers the executors' profiling step runs (rusage is a per-rank wrapper in the launch itself).
 STEP_PROFILERS = ("perf", "ebpf")
+#: the profiling step's files (in RUN_DIR/profile): its status lines and each profiler's raw output
+STEP_FILES = ("status", "perf.csv", "ebpf.json")
+_RAW_FILE = {"perf": "perf.csv", "ebpf": "ebpf.json"}
+#: what a raw profile may not be: malformed output is reported as such, never a crash of the sweep
+_MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError, RecursionError,
+              ZeroDivisionError)
 
 #: GNU time, started by the launcher for each rank; `-q`: no word of its own on a rank a signal ended.
 RUSAGE_TIME = "/usr/bin/time"
@@ -111,12 +117,15 @@ class Profile:
     status: dict[str, str] = field(default_factory=dict)
 
 
-def parse(profilers: Iterable[str], raw: dict[str, str] | None, output: str) -> Profile:
-    """Numbers from one run's profiles: `raw` is the executor's "profile" (the profiling step's files),
-    `output` the run's log (the ranks' rusage lines)."""
+def parse(profilers: Iterable[str], raw: dict[str, Any] | None, output: str) -> Profile:
+    """Numbers from one run's profiles: `raw` is the executor's "profile" (the profiling step's files, and
+    in "left_out" those too large to be read, with their sizes), `output` the run's log (the ranks' rusage
+    lines). Whatever the files hold, the answer is numbers or `unavailable: why`, never an exception."""
     profile = Profile()
-    raw = raw or {}
-    said = _status_lines(raw.get("status", ""))
+    raw = raw if isinstance(raw, dict) else {}
+    left_out = raw.get("left_out") if isinstance(raw.get("left_out"), dict) else {}
+    status = raw.get("status")
+    said = _status_lines(status if isinstance(status, str) else "")
     for name in PROFILERS:
         if name not in set(profilers):
             continue
@@ -132,8 +141,22 @@ def parse(profilers: Iterable[str], raw: dict[str, str] | None, output: str) -> 
                                         "or a kill)" if "status" in raw else
                                         "unavailable: the executor ran no profiling step")
                 continue
-            metrics = _perf(raw.get("perf.csv", "")) if name == "perf" else _ebpf(raw.get("ebpf.json", ""))
+            file = _RAW_FILE[name]
+            if file in left_out:
+                profile.status[name] = (f"unavailable: {file} is {left_out[file]} bytes, more than is read "
+                                        "(it stays in the run's profile directory)")
+                continue
+            text = raw.get(file)
+            try:
+                metrics = (_perf if name == "perf" else _ebpf)(text if isinstance(text, str) else "")
+            except _MALFORMED as err:
+                profile.status[name] = f"unavailable: {file} is malformed ({type(err).__name__})"
+                continue
             why = f"{name} wrote nothing that reads as a profile"
+        bad = sorted(key for key, value in metrics.items() if not math.isfinite(value))
+        if bad:
+            profile.status[name] = f"unavailable: {name} gave values that are not finite numbers ({bad[0]})"
+            continue
         profile.metrics.update(metrics)
         profile.status[name] = "ok" if metrics else f"unavailable: {why}"
     return profile

@@ -66,6 +66,8 @@ class VariantInfo:
     #: image built here (image: the Charliecloud directory, marker: its .done file; see planner.edges.images)
     layout: dict[str, str] = field(default_factory=dict)
     installed: bool = True
+    #: container only: the digest the image's tag named when `variants fetch` last looked (None: unknown)
+    image_digest: str | None = None
 
     @property
     def target(self) -> str | None:

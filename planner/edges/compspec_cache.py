@@ -37,6 +37,8 @@ class Entry:
     fetched: str  # UTC, "2026-11-30 10:52 UTC"
     previous: str | None = None  # the digest before the tag moved
     changes: list[str] = field(default_factory=list)  # attributes that changed when it moved
+    #: the digest of the image manifest its tag named when fetched (keys the image's cached .sif on a cluster)
+    image_digest: str | None = None
 
 
 class ArtifactCache:
@@ -53,9 +55,13 @@ class ArtifactCache:
             try:
                 raw = json.loads(self.index_path.read_text())
                 self._index = {image: Entry(**item) for image, item in raw.get("images", {}).items()}
+                for entry in self._index.values():  # a digest becomes a file name: checked before any use
+                    compspec.check_digest(entry.digest)
+                    if entry.image_digest is not None:
+                        compspec.check_digest(entry.image_digest)
             except FileNotFoundError:
                 self._index = {}
-            except (json.JSONDecodeError, TypeError, AttributeError) as err:
+            except (json.JSONDecodeError, TypeError, AttributeError, compspec.ArtifactError) as err:
                 raise InputError(f"the artifact cache index is damaged ({err.__class__.__name__}); delete it and "
                                  "run `python -m planner variants fetch` again", file=str(self.index_path)) from None
         return self._index
@@ -64,7 +70,11 @@ class ArtifactCache:
         return self.entries().get(image)
 
     def blob_path(self, digest: str) -> Path:
-        return self.root / "blobs" / f"{compspec.referrers_tag(digest)}.json"
+        """The blob's file, named by its digest (checked first: `sha256:../../x` names no file)."""
+        try:
+            return self.root / "blobs" / f"{compspec.referrers_tag(digest)}.json"
+        except compspec.ArtifactError as err:
+            raise InputError(str(err), file=str(self.root)) from None
 
     def has(self, digest: str) -> bool:
         return self.blob_path(digest).exists()

@@ -12,6 +12,15 @@ here a 429 or 5xx is retried a bounded number of times with backoff (honouring R
 in one line naming the registry. Credentials come from the Docker config (`$DOCKER_CONFIG/config.json`,
 else `~/.docker/config.json`, credential helpers included) or `ORAS_USER`/`ORAS_PASS`; they are sent only
 to the registry that asks and never printed. Loopback registries are spoken to over plain HTTP.
+
+A registry is untrusted input. Every answer is read up to a size cap (`MAX_BODY`) within connect, read
+and total timeouts (`COMPAT_LAB_REGISTRY_TIMEOUT`, default 60 s per request), redirects are few, and a
+digest it names is checked (`algorithm:hex` of the right length) before it becomes a URL or a file name.
+Whatever it answers (JSON nested too deeply, a list for a manifest, bad gzip or chunking, a redirect loop)
+is one line naming it. Credentials go to the host they were given for only: a Docker config entry's host;
+`ORAS_USER`/`ORAS_PASS` to the host `ORAS_REGISTRY` names or, without it, to the registry a client was
+made for by name (`variants push --registry`) but not to the registries an experiment's images name; a
+token realm on another host gets no credentials (an anonymous token request), nor does a redirect.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +40,7 @@ import oras.auth.utils
 import oras.container
 import oras.provider
 import requests
+import urllib3.exceptions
 
 from planner.core import compspec
 from planner.core.compspec import ARTIFACT_TYPE, TAG_SUFFIX, ImageRef
@@ -45,10 +56,42 @@ EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
                 "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 LOOPBACK = ("127.", "localhost", "[::1]")
+#: bytes of any one answer: manifests, indexes, tokens and compspec artifacts are a few KiB
+MAX_BODY = 4 << 20
+#: seconds to connect, and between two reads of an answer
+CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 10.0
+#: seconds one request may take in all (a registry sending one byte every few seconds never trips the
+#: read timeout); `COMPAT_LAB_REGISTRY_TIMEOUT` overrides it
+TOTAL_TIMEOUT_ENV, TOTAL_TIMEOUT = "COMPAT_LAB_REGISTRY_TIMEOUT", 60.0
+MAX_REDIRECTS = 5
+#: the host `ORAS_USER`/`ORAS_PASS` are for
+ORAS_HOST_ENV = "ORAS_REGISTRY"
 
 
 class RegistryError(Exception):
     """The registry could not be used (down, refusing, throttling); the message is one line naming it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(compspec.printable(" ".join(message.split())))
+
+
+class _TotalTimeout(Exception):
+    """A request that took longer than the total timeout."""
+
+
+def total_timeout() -> float:
+    text = os.environ.get(TOTAL_TIMEOUT_ENV, "")
+    try:
+        seconds = float(text) if text else TOTAL_TIMEOUT
+    except ValueError:
+        seconds = TOTAL_TIMEOUT
+    return seconds if 0 < seconds < float("inf") else TOTAL_TIMEOUT
+
+
+def _host_port(netloc: str, scheme: str) -> tuple[str, int]:
+    """(host, port) of `host[:port]`, the port defaulting to the scheme's."""
+    parsed = urllib3.util.parse_url(f"{scheme}://{netloc}")
+    return (parsed.host or "").lower(), parsed.port or (443 if scheme == "https" else 80)
 
 
 class InvalidArtifact(Exception):
@@ -66,9 +109,14 @@ def now() -> str:
 class Client(oras.provider.Registry):
     """One registry host: manifests, blobs, referrers; bounded retries; credentials never shown."""
 
-    def __init__(self, host: str, *, attempts: int = 4, backoff: float = 0.25, timeout: float = 10.0) -> None:
+    def __init__(self, host: str, *, attempts: int = 4, backoff: float = 0.25, timeout: float = READ_TIMEOUT,
+                 named: bool = True) -> None:
+        """`named`: the user named this registry (`--registry`), so `ORAS_USER`/`ORAS_PASS` are for it even
+        without `ORAS_REGISTRY`; a registry an experiment's image names is not (`fetch` passes False)."""
         super().__init__(hostname=host, insecure=host.startswith(LOOPBACK))
         self.host, self.attempts, self.backoff, self.timeout = host, attempts, backoff, timeout
+        self.named = named
+        self.session.max_redirects = MAX_REDIRECTS
         self._authorization: str | None = None
         self._referrers_api: bool | None = None  # learnt once per registry
 
@@ -76,28 +124,53 @@ class Client(oras.provider.Registry):
 
     def _credentials(self) -> str | None:
         """base64 user:password for this host from the environment or the Docker config, if any."""
-        if os.environ.get("ORAS_USER") and os.environ.get("ORAS_PASS"):
+        env_host = os.environ.get(ORAS_HOST_ENV, "").strip()
+        env_for_me = env_host.lower() == self.host.lower() if env_host else self.named
+        if env_for_me and os.environ.get("ORAS_USER") and os.environ.get("ORAS_PASS"):
             return oras.auth.utils.get_basic_auth(os.environ["ORAS_USER"], os.environ["ORAS_PASS"])
         config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
         if config.exists():
-            self.auth._auth_config = oras.auth.utils.load_configs([str(config)])
-            for name in oras.utils.iter_localhosts(self.host):
-                if self.auth._load_auth(name):
-                    return self.auth._basic_auth
+            try:
+                self.auth._auth_config = oras.auth.utils.load_configs([str(config)])
+                for name in oras.utils.iter_localhosts(self.host):
+                    if self.auth._load_auth(name):
+                        return self.auth._basic_auth
+            except (OSError, ValueError, TypeError, AttributeError, KeyError) as err:
+                raise RegistryError(f"{config}: not a Docker config this reads ({type(err).__name__})") from None
         return None
+
+    def _token(self, challenge: str, basic: str | None) -> str:
+        """A Bearer token from the realm the challenge names (OCI distribution's token flow). Credentials go
+        with the request only when the realm is on this registry's own host."""
+        fields = oras.auth.utils.parse_auth_header(challenge)
+        realm = getattr(fields, "realm", None)
+        parsed = urllib3.util.parse_url(realm or "")
+        if not realm or parsed.scheme not in ("http", "https") or not parsed.host:
+            raise RegistryError(f"registry {self.host} asks for a token from no usable realm")
+        headers = {}
+        if basic and _host_port(parsed.netloc or "", parsed.scheme) == _host_port(self.host, self.prefix):
+            headers["Authorization"] = f"Basic {basic}"
+        params = {key: value for key in ("service", "scope") if (value := getattr(fields, key, None))}
+        try:
+            response = self._bounded("GET", realm, None, headers, None, params=params, redirects=False)
+        except _TotalTimeout:
+            raise RegistryError(f"registry {self.host}'s token realm took longer than {total_timeout():g} s") from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError):
+            raise RegistryError(f"registry {self.host}'s token realm could not be read") from None
+        if response.status_code != 200:
+            raise RegistryError(f"registry {self.host} did not give a token ({response.status_code}); log in "
+                                f"(docker login {self.host}, or DOCKER_CONFIG, or ORAS_USER and ORAS_PASS)")
+        answer = _json(response.content, f"registry {self.host}'s token")
+        token = (answer.get("token") or answer.get("access_token")) if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token or any(c.isspace() or not c.isprintable() for c in token):
+            raise RegistryError(f"registry {self.host}'s token realm answered no token")
+        return token
 
     def _authorize(self, response: requests.Response) -> None:
         challenge = response.headers.get("Www-Authenticate", "")
         basic = self._credentials()
         if challenge.lower().startswith("bearer"):
-            if basic:
-                self.auth._basic_auth = basic
-            self.auth.token = None
-            headers, changed = self.auth.authenticate_request(response, {})
-            if not changed:
-                raise RegistryError(f"registry {self.host} did not give a token; log in (docker login {self.host}, "
-                                    "or DOCKER_CONFIG, or ORAS_USER and ORAS_PASS)")
-            self._authorization = headers["Authorization"]
+            self._authorization = f"Bearer {self._token(challenge, basic)}"
         elif basic:
             self._authorization = f"Basic {basic}"
         else:
@@ -116,6 +189,15 @@ class Client(oras.provider.Registry):
                     response = self._send(url, method, data, headers, json, stream)
                     if response.status_code == 401:
                         raise RegistryError(f"registry {self.host} refused the credentials it was given (401)")
+            except _TotalTimeout:
+                raise RegistryError(f"registry {self.host} timed out: {method} {path} took longer than "
+                                    f"{total_timeout():g} s") from None
+            except requests.TooManyRedirects:
+                raise RegistryError(f"registry {self.host} redirected {method} {path} more than {MAX_REDIRECTS} "
+                                    "times") from None
+            except _BodyTooLarge as err:
+                raise RegistryError(f"registry {self.host} answered {method} {path} with more than {err} bytes; "
+                                    "nothing that large is read") from None
             except (requests.ConnectionError, requests.Timeout) as err:
                 if attempt == self.attempts:
                     kind = "timed out" if isinstance(err, requests.Timeout) else "unreachable (connection refused " \
@@ -123,6 +205,10 @@ class Client(oras.provider.Registry):
                     raise RegistryError(f"registry {self.host} {kind} after {self.attempts} attempts") from None
                 time.sleep(self.backoff * 2 ** (attempt - 1))
                 continue
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
+                # bad gzip or chunking, a header or a redirect target that is not one
+                raise RegistryError(f"registry {self.host} sent an answer to {method} {path} that cannot be read "
+                                    f"({type(err).__name__})") from None
             if response.status_code not in RETRY_STATUS:
                 return response
             if attempt == self.attempts:
@@ -141,8 +227,42 @@ class Client(oras.provider.Registry):
         headers = dict(headers or {})
         if self._authorization:
             headers["Authorization"] = self._authorization
-        return self.session.request(method, url, data=data, json=json, headers=headers, stream=stream,
-                                    verify=self._tls_verify, timeout=self.timeout)
+        return self._bounded(method, url, data, headers, json)
+
+    def _bounded(self, method: str, url: str, data: Any, headers: dict, json: dict | None, *,
+                 params: dict | None = None, redirects: bool = True) -> requests.Response:
+        """One request whose answer is read whole, up to MAX_BODY bytes, within the total timeout. It runs in
+        a thread of its own, so that a registry sending a byte every few seconds (headers included, which no
+        socket timeout covers) is left behind at the deadline; the thread ends with its connection."""
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                response = self.session.request(method, url, data=data, json=json, headers=headers, params=params,
+                                                stream=True, verify=self._tls_verify, allow_redirects=redirects,
+                                                timeout=(CONNECT_TIMEOUT, self.timeout))
+                with response:
+                    declared = response.headers.get("Content-Length", "")
+                    if declared.isdigit() and int(declared) > MAX_BODY:
+                        raise _BodyTooLarge(MAX_BODY)
+                    body = bytearray()
+                    for chunk in response.iter_content(64 << 10):
+                        body += chunk
+                        if len(body) > MAX_BODY:
+                            raise _BodyTooLarge(MAX_BODY)
+                    response._content = bytes(body)
+                outcome["response"] = response
+            except BaseException as err:  # handed to the caller's thread, which raises it
+                outcome["error"] = err
+
+        worker = threading.Thread(target=work, name=f"registry {self.host}", daemon=True)
+        worker.start()
+        worker.join(total_timeout())
+        if worker.is_alive():
+            raise _TotalTimeout()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
 
     # ---------------------------------------------------------------------------------------- operations
 
@@ -153,7 +273,7 @@ class Client(oras.provider.Registry):
         return f"{self.prefix}://{self.host}/v2/{ref.repository}/{what}"
 
     def _fail(self, response: requests.Response, what: str) -> RegistryError:
-        return RegistryError(f"registry {self.host}: {what}: {response.status_code} {response.reason}")
+        return RegistryError(f"registry {self.host}: {what}: {response.status_code} {str(response.reason)[:80]}")
 
     def manifest(self, ref: ImageRef, reference: str | None = None) -> tuple[str, dict[str, Any], int] | None:
         """(digest, manifest, size) of a tag or digest, or None when the registry has none."""
@@ -164,10 +284,10 @@ class Client(oras.provider.Registry):
             return None
         if response.status_code != 200:
             raise self._fail(response, f"manifest {ref.repository}:{reference}")
-        try:
-            return _digest(response.content), json.loads(response.content), len(response.content)
-        except json.JSONDecodeError:
-            raise RegistryError(f"registry {self.host}: manifest {ref.repository}:{reference} is not JSON") from None
+        manifest = _json(response.content, f"registry {self.host}: manifest {ref.repository}:{reference}")
+        if not isinstance(manifest, dict):
+            raise RegistryError(f"registry {self.host}: manifest {ref.repository}:{reference} is not a JSON object")
+        return _digest(response.content), manifest, len(response.content)
 
     def referrers(self, ref: ImageRef, digest: str) -> tuple[list[dict[str, Any]], str]:
         """Descriptors of the compspec artifacts that refer to a manifest, and how they were found."""
@@ -177,13 +297,16 @@ class Client(oras.provider.Registry):
             self._referrers_api = response.status_code == 200 and \
                 response.headers.get("Content-Type", "").startswith(OCI_INDEX)
             if self._referrers_api:
-                return _compspec_descriptors(response.json()), "referrers"
+                index = _json(response.content, f"registry {self.host}: the referrers of {digest}")
+                if not isinstance(index, dict):
+                    raise RegistryError(f"registry {self.host}: the referrers of {digest} are not a JSON object")
+                return _compspec_descriptors(index), "referrers"
         tag = compspec.referrers_tag(digest)
         found = self.manifest(ref, tag)
         return (_compspec_descriptors(found[1]) if found else []), f"referrers tag {tag}"
 
     def blob(self, ref: ImageRef, digest: str) -> bytes:
-        response = self.do_request(self._url(ref, f"blobs/{digest}"))
+        response = self.do_request(self._url(ref, f"blobs/{compspec.check_digest(digest)}"))
         if response.status_code == 404:
             raise RegistryError(f"registry {self.host}: blob {digest} of {ref.repository} is missing")
         if response.status_code != 200:
@@ -233,8 +356,22 @@ class Client(oras.provider.Registry):
         return response
 
 
+class _BodyTooLarge(Exception):
+    """An answer longer than MAX_BODY (the argument)."""
+
+
+def _json(data: bytes, what: str) -> Any:
+    """A registry's JSON answer, or RegistryError naming `what` (not JSON, nested too deeply, not UTF-8)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as err:
+        raise RegistryError(f"{what} is not JSON this reads ({type(err).__name__})") from None
+
+
 def _compspec_descriptors(index: dict[str, Any]) -> list[dict[str, Any]]:
-    return [item for item in index.get("manifests", []) if item.get("artifactType") == ARTIFACT_TYPE]
+    manifests = index.get("manifests", [])
+    return [item for item in manifests if isinstance(item, dict) and item.get("artifactType") == ARTIFACT_TYPE] \
+        if isinstance(manifests, list) else []
 
 
 # ------------------------------------------------------------------------------------------------- fetch
@@ -270,7 +407,7 @@ def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *,
             (report.skipped if unpublished else report.failed).append(f"{name}: {down[ref.registry]}{unpublished}")
             continue
         if ref.registry not in clients:
-            clients[ref.registry] = Client(ref.registry)
+            clients[ref.registry] = Client(ref.registry, named=False)
         registry = clients[ref.registry]
         try:
             found = _find(registry, ref, variant.compspec, mirrors)
@@ -279,8 +416,11 @@ def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *,
                                       f"{variant.compspec or 'referrer'} and the tag {ref.tag}{TAG_SUFFIX} "
                                       f"on {ref.registry})")
                 continue
-            descriptor, artifact_repo, found_by = found
-            digest = descriptor["digest"]
+            descriptor, artifact_repo, found_by, image_digest = found
+            try:
+                digest = compspec.check_digest(descriptor.get("digest"), "the artifact's layer digest")
+            except compspec.ArtifactError as err:
+                raise InvalidArtifact(f"{variant.image}: {err}") from None
             if not cache.has(digest):
                 data = registry.blob(artifact_repo, digest)
                 if _digest(data) != digest:
@@ -301,7 +441,7 @@ def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *,
         except InvalidArtifact as err:
             report.invalid.append(str(err))
             continue
-        entry = _entry(cache, variant.image, digest, ref.registry, found_by)
+        entry = _entry(cache, variant.image, digest, ref.registry, found_by, image_digest)
         if entry.previous and entry.previous != (cache.entry(variant.image) or entry).previous:
             report.changed.append(variant.image)
         report.entries.append(entry)
@@ -309,33 +449,48 @@ def fetch(exp: Experiment, cache: ArtifactCache, mirrors: dict[str, str], *,
     return report
 
 
-def _entry(cache: ArtifactCache, image: str, digest: str, registry: str, found_by: str) -> Entry:
+def _entry(cache: ArtifactCache, image: str, digest: str, registry: str, found_by: str,
+           image_digest: str | None) -> Entry:
     old = cache.entry(image)
     if old is None or old.digest == digest:
         previous, changes = (old.previous, old.changes) if old else (None, [])
-        return Entry(image, digest, registry, found_by, now(), previous, changes)
+        return Entry(image, digest, registry, found_by, now(), previous, changes, image_digest)
     before = compspec.attributes(compspec.parse(cache.read(old.digest))) if cache.has(old.digest) else {}
     after = compspec.attributes(compspec.parse(cache.read(digest)))
-    return Entry(image, digest, registry, found_by, now(), old.digest, compspec.changes(before, after))
+    return Entry(image, digest, registry, found_by, now(), old.digest, compspec.changes(before, after), image_digest)
+
+
+def _created(descriptor: dict[str, Any]) -> str:
+    annotations = descriptor.get("annotations")
+    created = annotations.get("org.opencontainers.image.created") if isinstance(annotations, dict) else None
+    return created if isinstance(created, str) else ""
 
 
 def _find(registry: Client, ref: ImageRef, named: str | None,
-          mirrors: dict[str, str]) -> tuple[dict[str, Any], ImageRef, str] | None:
-    """(the artifact's compspec layer, the repository it lives in, how it was found), or None."""
+          mirrors: dict[str, str]) -> tuple[dict[str, Any], ImageRef, str, str | None] | None:
+    """(the artifact's compspec layer, the repository it lives in, how it was found, the digest of the image
+    manifest its tag names now), or None."""
+    image = registry.manifest(ref)
+    image_digest = image[0] if image is not None else None
     if named is not None:
         target = compspec.image_ref(named)
         if target is None:
             raise InvalidArtifact(f"{named} is not an artifact reference such as ghcr.io/org/app:tag-compspec")
         target = compspec.mirrored(target, mirrors)
-        return _layer(registry, target, f"compspec {named}")
-    image = registry.manifest(ref)
+        found = _layer(registry, target, f"compspec {named}")
+        return (*found, image_digest) if found else None
     if image is not None:
         descriptors, how = registry.referrers(ref, image[0])
         if descriptors:
-            newest = max(descriptors, key=lambda d: (d.get("annotations") or {}).get(
-                "org.opencontainers.image.created", ""))
-            return _layer(registry, ImageRef(ref.registry, ref.repository, None, newest["digest"]), how)
-    return _layer(registry, ref.with_tag(f"{ref.tag}{TAG_SUFFIX}"), f"tag {ref.tag}{TAG_SUFFIX}")
+            newest = max(descriptors, key=_created)
+            try:
+                digest = compspec.check_digest(newest.get("digest"), "a referrer's digest")
+            except compspec.ArtifactError as err:
+                raise InvalidArtifact(f"{ref}: {err}") from None
+            found = _layer(registry, ImageRef(ref.registry, ref.repository, None, digest), how)
+            return (*found, image_digest) if found else None
+    found = _layer(registry, ref.with_tag(f"{ref.tag}{TAG_SUFFIX}"), f"tag {ref.tag}{TAG_SUFFIX}")
+    return (*found, image_digest) if found else None
 
 
 def _layer(registry: Client, ref: ImageRef, how: str) -> tuple[dict[str, Any], ImageRef, str] | None:
@@ -343,11 +498,14 @@ def _layer(registry: Client, ref: ImageRef, how: str) -> tuple[dict[str, Any], I
     if found is None:
         return None
     digest, manifest, _ = found
-    kind = manifest.get("artifactType") or (manifest.get("config") or {}).get("mediaType")
-    layers = [layer for layer in manifest.get("layers", []) if layer.get("mediaType") == ARTIFACT_TYPE]
+    config = manifest.get("config")
+    kind = manifest.get("artifactType") or (config.get("mediaType") if isinstance(config, dict) else None)
+    listed = manifest.get("layers", [])
+    layers = [layer for layer in (listed if isinstance(listed, list) else [])
+              if isinstance(layer, dict) and layer.get("mediaType") == ARTIFACT_TYPE]
     if kind != ARTIFACT_TYPE and not layers:
-        raise InvalidArtifact(f"{ref}: artifact {digest}: not a compspec artifact (artifactType {kind}; "
-                              f"expected {ARTIFACT_TYPE})")
+        raise InvalidArtifact(f"{ref}: artifact {digest}: not a compspec artifact (artifactType "
+                              f"{compspec.printable(str(kind))[:80]}; expected {ARTIFACT_TYPE})")
     if len(layers) != 1:
         raise InvalidArtifact(f"{ref}: artifact {digest}: has {len(layers)} layers of type {ARTIFACT_TYPE}, "
                               "expected one")

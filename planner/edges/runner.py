@@ -107,6 +107,8 @@ def run_playbook(request: PlaybookRequest, *, on_item: ItemHandler | None = None
     return result
 
 
+#: characters of a task result (str of it) ansible-runner passes on in an event (see _run)
+MAX_EVENT_RES = 16 << 20
 #: how long the executors get to end their runs after a cancel (their own grace is 5 s)
 SETTLE_SECONDS = 8.0
 
@@ -133,6 +135,12 @@ def _run(request: PlaybookRequest, handle: Callable[[dict[str, Any]], bool], can
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
             "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
+            # ansible-runner's event callback empties a task result whose str() passes MAX_EVENT_RES characters
+            # (default 700000; ansible_runner/display_callback/callback/awx_display.py), and a raw task's
+            # stdout counts twice (stdout, stdout_lines): a run's JSON line past ~330 KB arrived without it.
+            # The executors keep that line small (roles/run_matrix/files/execute_run.py); the limit is set
+            # here with room for JSON's and repr's escaping of the worst text a run can write.
+            "MAX_EVENT_RES": str(MAX_EVENT_RES),
             WATCHDOG_ENV: str(os.getpid()),
         }
         data = Path(private) / "extravars.yml"

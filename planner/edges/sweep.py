@@ -233,10 +233,11 @@ def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], 
     The log is the copy in the run's directory on this machine (a MiniCluster's log is fetched back there).
     """
     definition = apps.resolve(run.app, ws.exp.apps[run.app])
-    parsed = definition.parse(app_output(definition, result.get("output", ""), directory),
-                              exit_code=result.get("rc"), timed_out=bool(result.get("timed_out")),
-                              tasks=run.options.tasks)
-    profiled = profile.parse(launch.profile, result.get("profile"), result.get("output", ""))
+    output = _output(result, directory)
+    parsed = definition.parse(app_output(definition, output, directory), exit_code=result.get("rc"),
+                              timed_out=bool(result.get("timed_out")), tasks=run.options.tasks)
+    raw = _raw_profile(result, directory) if launch.profile else None
+    profiled = profile.parse(launch.profile, raw, output)
     if launch.profile:
         _keep_raw_profile(directory, result.get("profile") or {})
     return RunRecord(
@@ -266,6 +267,57 @@ def app_output(definition: apps.Definition, output: str, directory: Path) -> str
             return output + "\n" + handle.read().decode(errors="replace")
     except OSError:
         return output
+
+
+#: bytes of a log's head and tail, and of a raw profile, read from a run's directory on this machine (the
+#: result that travels back through Ansible carries less: roles/run_matrix/files/execute_run.py)
+LOG_HEAD, LOG_TAIL, PROFILE_READ = 4 << 20, 16 << 20, 64 << 20
+
+
+def _is_here(result: dict[str, Any], directory: Path) -> bool:
+    """Whether the executor ran on this machine, in the run's directory (its files are the ones to read)."""
+    return Path(str(result.get("log_path") or "")).resolve() == (directory / "output.log").resolve()
+
+
+def _output(result: dict[str, Any], directory: Path) -> str:
+    """The run's output as the parser reads it: a local run's log from its directory (head and tail of a
+    huge one), a cluster's run's as the executor sent it."""
+    output = result.get("output")
+    if not _is_here(result, directory):
+        return output if isinstance(output, str) else ""
+    try:
+        with open(directory / "output.log", "rb") as log:
+            size = os.fstat(log.fileno()).st_size
+            if size <= LOG_HEAD + LOG_TAIL:
+                return log.read().decode("utf-8", "replace")
+            head = log.read(LOG_HEAD)
+            log.seek(size - LOG_TAIL)
+            tail = log.read(LOG_TAIL)
+    except OSError:
+        return output if isinstance(output, str) else ""
+    return (head.decode("utf-8", "replace") + f"\n[{size - LOG_HEAD - LOG_TAIL} bytes left out]\n"
+            + tail.decode("utf-8", "replace"))
+
+
+def _raw_profile(result: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """The profiling step's files: a local run's from its directory, a cluster's run's as they came back.
+    One too large to read (or to travel back) is named with its size in "left_out"."""
+    sent = result.get("profile") if isinstance(result.get("profile"), dict) else {}
+    if not _is_here(result, directory):
+        return sent
+    raw: dict[str, Any] = {}
+    left_out: dict[str, int] = {}
+    for name in profile.STEP_FILES:
+        path = directory / "profile" / name
+        try:
+            size = path.stat().st_size
+            if size > PROFILE_READ:
+                left_out[name] = size
+            else:
+                raw[name] = path.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue
+    return {**raw, "left_out": left_out} if left_out else raw
 
 
 def _keep_raw_profile(directory: Path, raw: dict[str, Any]) -> None:
@@ -345,6 +397,8 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
     launches = {run.id: ws.launch(run) for run in runs}
     items = run_items(store, runs, launches, stop_file)
     unstored: list[str] = []  # a run that could not be stored (a full disk) stops the sweep
+    stored: set[str] = set()
+    missing: list[Run] = []  # runs the playbook went through without a result that could be stored
     stopping: list[float] = []  # when the executors were asked to stop
     cluster = ws.clusters[runs[0].cluster]
     request = sweep_request(cluster, items)
@@ -384,12 +438,17 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
             task = bar[1] if bar else progress.add_task("sweep", total=len(runs))
 
             def on_item(task_name: str, res: dict[str, Any]) -> None:
-                line = next((ln for ln in (res.get("stdout") or "").splitlines() if ln.startswith("{")), None)
-                if line is None:
-                    return
-                result = json.loads(line)
+                stdout = res.get("stdout")
+                line = next((ln for ln in (stdout if isinstance(stdout, str) else "").splitlines()
+                             if ln.startswith("{")), None)
+                try:
+                    result = json.loads(line) if line is not None else None
+                except (ValueError, RecursionError):
+                    result = None
+                if not isinstance(result, dict):
+                    return  # a run whose result did not come through is looked for in its directory at the end
                 run = by_id.get(result.get("id"))
-                if run is None:
+                if run is None or run.id in stored:
                     return
                 directory = run_dir(store, run.id)
                 if Path(result.get("log_path") or "").resolve() != (directory / "output.log").resolve():
@@ -405,6 +464,7 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
                     unstored.append(str(err))
                     stop()
                     return
+                stored.add(run.id)
                 report.executed += 1
                 report.app_seconds += record.wall or 0.0
                 if record.status == "ok":
@@ -419,11 +479,26 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
             report.interrupted = cancelled()
             for thread in halting:
                 thread.join()
+            if not report.interrupted and not unstored:
+                # a run executed whose event carried no readable result: stored from its directory, else named
+                for run in runs:
+                    if run.id in stored:
+                        continue
+                    found = _finished(run_dir(store, run.id), run.id)
+                    if found is None:
+                        missing.append(run)
+                        continue
+                    on_item("", {"stdout": json.dumps(found)})
     finally:
         stop_file.unlink(missing_ok=True)
     report.run_seconds += time.monotonic() - started
     if unstored:
         raise WorkError(unstored[0])
+    if missing and result.ok:
+        names = ", ".join(f"{run.id} ({run.workload} {run.variant})" for run in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise WorkError(f"{len(missing)} run(s) ended without a result that could be stored: {names}{more}; "
+                        f"see their directories in {store.side('.runs')}")
     if not result.ok and not report.interrupted:
         report.playbook_failures = result.failures or [f"ansible-playbook ended {result.status} (rc {result.rc})"]
 

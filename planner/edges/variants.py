@@ -191,7 +191,8 @@ def _variant(exp: Experiment, name: str, cache: Path, artifacts: ArtifactCache) 
             built = {"layout": {"image": str(images.image_dir(cache, name)), "marker": str(images.marker(cache, name))},
                      "installed": images.is_built(cache, name)}
         return VariantInfo(name, "container", variant.app, where.sourced.attributes, image=variant.image,
-                           executable=variant.executable, **built), where
+                           executable=variant.executable,
+                           image_digest=where.artifact.image_digest if where.artifact else None, **built), where
     paths = layout(exp, name, cache)
     if variant.native.host:
         facts = host_facts(variant.native.host, variant.native.launcher, variant.app or "")

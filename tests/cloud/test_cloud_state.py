@@ -82,8 +82,9 @@ def test_sweep_refuses_a_cluster_that_is_not_up_but_dry_run_shows_its_commands(t
                   timeout=120)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert re.search(r"\$ flux run --job-name=[0-9a-f]{16} -t 3600s -N 2 -n 128 -o cpu-affinity=per-task "
-                     r"singularity exec --pwd /opt/lammps/examples/reaxff/HNS /tmp/compat-lab/sif/lammps-matrix_"
-                     r"mpich-ubuntu-22\.04-arm64\.sif lmp -v x 1 -v y 1 -v z 1 -in in\.reaxc\.hns -nocite",
+                     r"singularity exec --pwd /opt/lammps/examples/reaxff/HNS /tmp/compat-lab/sif/ghcr\.io_rse-ops_"
+                     r"lammps-matrix_mpich-ubuntu-22\.04-arm64-[0-9a-f]{20}\.sif lmp -v x 1 -v y 1 -v z 1 "
+                     r"-in in\.reaxc\.hns -nocite",
                      dry.stdout), dry.stdout
 
 
@@ -96,7 +97,8 @@ def test_sweep_takes_the_image_directory_and_sizes_from_the_state_file(tmp_path:
     dry = planner("sweep", "--cluster", "eks-arm64", "--dry-run", store=tmp_path / "planner.sqlite",
                   env={"COMPAT_LAB_STATE_DIR": str(tmp_path / "state")}, timeout=120)
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert "/scratch/compat-lab/sif/lammps-matrix_mpich-ubuntu-22.04-arm64.sif lmp -v x 1" in dry.stdout
+    assert ("/scratch/compat-lab/sif/ghcr.io_rse-ops_lammps-matrix_mpich-ubuntu-22.04-arm64-8757ad29be8e0efcc19c.sif "
+            "lmp -v x 1") in dry.stdout
     assert "/tmp/compat-lab/sif" not in dry.stdout
 
 

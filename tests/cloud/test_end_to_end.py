@@ -89,7 +89,7 @@ def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path
     swept = planner("sweep", "-e", str(experiment), "--cluster", "eks-arm64", store=store, env=env, timeout=300)
     assert swept.returncode == 0, swept.stdout + swept.stderr
     assert state["sif_dir"] == "/tmp/images"
-    sif = f"/tmp/images/lammps-matrix_{VARIANT}.sif"
+    sif = f"/tmp/images/ghcr.io_rse-ops_lammps-matrix_{VARIANT}-8757ad29be8e0efcc19c.sif"
     runs = [call[1:] for call in pod_calls(lead_dir) if call[:2] == ["flux", "run"]]
     with sqlite3.connect(store) as db:
         stored = db.execute("SELECT id, cluster, variant, status FROM runs").fetchall()

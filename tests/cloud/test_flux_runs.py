@@ -96,7 +96,7 @@ def reported(swept: Swept) -> dict[str, dict]:
 
 def test_planner_renders_the_original_experiment_for_1_and_2_nodes(tmp_path: Path) -> None:
     items = planned_items(tmp_path)
-    sif = f"{tmp_path}/sif/lammps-matrix_{VARIANT}.sif"
+    sif = f"{tmp_path}/sif/ghcr.io_rse-ops_lammps-matrix_{VARIANT}-8757ad29be8e0efcc19c.sif"
     assert [item["argv"] for item in items] == [
         shlex.split(ORIGINAL.format(id=items[0]["id"], nodes=1, tasks=64, sif=sif)),
         shlex.split(ORIGINAL.format(id=items[1]["id"], nodes=2, tasks=128, sif=sif)),

@@ -15,7 +15,9 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
 - `-p PROFILERS` (comma-separated: perf, ebpf): the profiling step, `profile_run.sh` beside this file,
   runs the command (`-t ROOT`: `tree`, the default, or `flux-shell`) and keeps the raw profiles in
   RUN_DIR/profile; the result gains "profile": {"status", "perf.csv", "ebpf.json"} (the files' texts,
-  those that exist). A profiler that cannot work here is said so in "status"; the run happens anyway.
+  those that exist and are at most 128 KiB; a larger one is left out and named with its size in
+  "left_out": {NAME: BYTES}, as the files stay in RUN_DIR/profile). A profiler that cannot work here is
+  said so in "status"; the run happens anyway.
 - One executor per RUN_DIR: it holds a lock on RUN_DIR/.lock (flock) while it works; another one for the
   same RUN_DIR waits for it (or for a stop) first.
 - A RUN_DIR whose result.json is a complete result of this ID is reported again with `"cached": true`
@@ -31,8 +33,9 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
 - Output (stdout and stderr) goes to RUN_DIR/output.log; the result is written atomically to
   RUN_DIR/result.json (so a planner killed meanwhile can still collect it) and printed:
   {"id", "rc", "timed_out", "wall", "queue", "user", "sys", "maxrss_kb", "rusage_of", "started",
-  "finished", "host", "log_path", "output"} (+ "cached": true), "id" first; "output" is the log's last
-  4 MiB; "queue" is null without -j; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
+  "finished", "host", "log_path", "output"} (+ "cached": true), "id" first; "output" is the log when it
+  is at most 256 KiB, else its first 64 KiB, a line saying how many bytes were left out, and its last
+  192 KiB (what travels back through Ansible stays small whatever the run writes; the log stays whole); "queue" is null without -j; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
   command and what it waited for) or, with -j, "flux-client" (the `flux run` client, not the job's tasks).
   With -j, a stop asked while the job ran reports nothing, even when the client ended meanwhile.
 
@@ -63,7 +66,11 @@ RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 POLL = 0.05
 GRACE = 5.0
-OUTPUT_CAP = 4 * 1024 * 1024
+#: bytes of the log's head and tail the result carries (a result travels back as one Ansible event, whose
+#: size Ansible and ansible-runner do not handle beyond a few hundred KiB)
+OUTPUT_HEAD, OUTPUT_TAIL = 64 * 1024, 192 * 1024
+#: bytes of each raw profile the result carries; a larger one stays in RUN_DIR/profile only
+PROFILE_CAP = 128 * 1024
 PROFILERS = ("perf", "ebpf")
 PROFILE_ROOTS = ("tree", "flux-shell")
 #: the profiling step's files in RUN_DIR/profile that the result carries
@@ -127,17 +134,34 @@ def profiled(spec):
 
 
 def profile_texts(spec):
-    """The raw profiles the profiling step left (their last 4 MiB each)."""
-    out = {}
+    """The raw profiles the profiling step left, those small enough to travel; the others in "left_out"."""
+    out, left_out = {}, {}
     for name in PROFILE_FILES:
         try:
             with open(os.path.join(spec["run_dir"], "profile", name), "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                handle.seek(max(handle.tell() - OUTPUT_CAP, 0))
-                out[name] = handle.read().decode("utf-8", "replace")
+                size = os.fstat(handle.fileno()).st_size
+                if size > PROFILE_CAP:
+                    left_out[name] = size
+                else:
+                    out[name] = handle.read(PROFILE_CAP).decode("utf-8", "replace")
         except OSError:
             pass
+    if left_out:
+        out["left_out"] = left_out
     return out
+
+
+def excerpt(path):
+    """The log, or its head and tail with a line saying how much was left out between them."""
+    with open(path, "rb") as log:
+        size = os.fstat(log.fileno()).st_size
+        if size <= OUTPUT_HEAD + OUTPUT_TAIL:
+            return log.read(OUTPUT_HEAD + OUTPUT_TAIL).decode("utf-8", "replace")
+        head = log.read(OUTPUT_HEAD)
+        log.seek(size - OUTPUT_TAIL)
+        tail = log.read(OUTPUT_TAIL)
+    gap = f"\n[compat-lab: {size - OUTPUT_HEAD - OUTPUT_TAIL} bytes of output left out here; the whole log is {path}]\n"
+    return head.decode("utf-8", "replace") + gap + tail.decode("utf-8", "replace")
 
 
 def owner_alive(pid):
@@ -327,11 +351,7 @@ def execute_locked(spec, run_dir, done):
             wall, queue = times[0], times[1]
             timed_out = timed_out or times[2] == "TIMEOUT"
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with open(log_path, "rb") as log:
-        log.seek(0, os.SEEK_END)
-        size = log.tell()
-        log.seek(max(size - OUTPUT_CAP, 0))
-        output = log.read().decode("utf-8", "replace")
+    output = excerpt(log_path)
     result = {
         "id": spec["id"], "rc": exit_status(proc), "timed_out": timed_out,
         "wall": round(wall, 6), "queue": None if queue is None else round(queue, 6),

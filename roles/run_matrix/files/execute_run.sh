@@ -13,7 +13,8 @@
 
 set -u
 EXIT_REPORTED=0 EXIT_BAD_REQUEST=2 EXIT_STOPPED=3 EXIT_RUN_DIR=4
-OUTPUT_CAP=4194304
+# bytes of the log's head and tail the result carries, and of each raw profile (execute_run.py's)
+OUTPUT_HEAD=65536 OUTPUT_TAIL=196608 PROFILE_CAP=131072
 GRACE_TICKS=25 # 5 s of 0.2 s ticks between SIGTERM and SIGKILL
 
 bad() {
@@ -134,9 +135,21 @@ child_times() {
     awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, "m"); sub("s", "", t[2]); printf "%s ", t[1] * 60 + t[2] } }' \
         "$run_dir/.times"
 }
+# The log, or its head and tail with a line saying how much was left out between them.
+excerpt() {
+    size=$(wc -c <"$1" | tr -d ' ')
+    if [ "$size" -le $((OUTPUT_HEAD + OUTPUT_TAIL)) ]; then
+        cat "$1"
+    else
+        dd if="$1" bs="$OUTPUT_HEAD" count=1 2>/dev/null
+        printf '\n[compat-lab: %s bytes of output left out here; the whole log is %s]\n' \
+            $((size - OUTPUT_HEAD - OUTPUT_TAIL)) "$1"
+        tail -c "$OUTPUT_TAIL" "$1"
+    fi
+}
 json_string() {
     tab=$(printf '\t') cr=$(printf '\r')
-    tail -c "$OUTPUT_CAP" "$1" | tr -d '\000-\010\013\014\016-\037' |
+    excerpt "$1" | tr -d '\000-\010\013\014\016-\037' |
         sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e "s/$tab/\\\\t/g" -e "s/$cr/\\\\r/g" |
         awk 'BEGIN { printf "\"" } { printf "%s\\n", $0 } END { printf "\"" }'
 }
@@ -268,11 +281,18 @@ profile_json=""
 if [ -n "$profile" ]; then
     profile_json=', "profile": {'
     sep=""
+    left_out=""
     for name in status perf.csv ebpf.json; do
         [ -f "$run_dir/profile/$name" ] || continue
+        size=$(wc -c <"$run_dir/profile/$name" | tr -d ' ')
+        if [ "$size" -gt "$PROFILE_CAP" ]; then
+            left_out="$left_out${left_out:+, }$(json_quote "$name"): $size"
+            continue
+        fi
         profile_json="$profile_json$sep$(json_quote "$name"): $(json_string "$run_dir/profile/$name")"
         sep=", "
     done
+    [ -z "$left_out" ] || profile_json="$profile_json$sep\"left_out\": {$left_out}"
     profile_json="$profile_json}"
 fi
 { printf '{"id": %s, "rc": %s, "timed_out": %s, "wall": %s, "queue": %s, "user": %s, "sys": %s, "maxrss_kb": %s, "rusage_of": "%s", "started": %s, "finished": %s, "host": %s, "log_path": %s, "output": %s%s}\n' \

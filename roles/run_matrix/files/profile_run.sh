@@ -23,7 +23,26 @@ status=$out/status
 : >"$status"
 rm -f "$out/perf.csv" "$out/ebpf.json" "$out/.go"
 
+# Seconds a profiler gets to write its profile and end once the command has ended, before SIGKILL.
+PROFILER_GRACE=5
+
 want() { case ",$profilers," in *",$1,"*) true ;; *) false ;; esac; }
+# A child is running (a zombie, ended but not waited for, is not).
+running() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c 1)" != Z ]; }
+# Wait for a profiler to end, up to the grace; then SIGKILL it (and set `killed`).
+settle() {
+    ticks=0 killed=""
+    while running "$1"; do
+        if [ "$ticks" -ge $((PROFILER_GRACE * 20)) ]; then
+            kill -KILL "$1" 2>/dev/null
+            killed=yes
+            break
+        fi
+        sleep 0.05
+        ticks=$((ticks + 1))
+    done
+    wait "$1" 2>/dev/null
+}
 unavailable() { printf '%s unavailable %s\n' "$1" "$(printf '%s' "$2" | tr '\n' ' ' | cut -c 1-300)" >>"$status"; }
 # A tool's first line that says something ("Error:" alone does not).
 first_words() { grep -v -e '^[[:space:]]*$' -e '^Error:[[:space:]]*$' -e 'RLIMIT_MEMLOCK' "$1" 2>/dev/null | head -n 1; }
@@ -156,19 +175,25 @@ fi
 echo go >"$fifo"
 rc=0
 { wait "$child"; } 2>/dev/null || rc=$? # (dash reports a signal that ended it: not the command's word)
-# perf stat ends with the task it counts
-[ -z "$perf" ] || wait "$perf" 2>/dev/null
+# perf stat ends with the task it counts; bpftrace prints its maps on SIGINT. A profiler still there after
+# the grace is killed: a profiler that does not stop never holds the run up to its timeout.
+perf_killed=""
+[ -z "$perf" ] || { settle "$perf"; perf_killed=$killed; }
 if [ -n "$bpf" ]; then
     kill -INT "$bpf" 2>/dev/null
-    wait "$bpf" 2>/dev/null
-    if grep -q '"type": "\(map\|hist\)"' "$out/ebpf.json" 2>/dev/null || grep -q '"ready' "$out/ebpf.json" 2>/dev/null; then
+    settle "$bpf"
+    if [ -n "$killed" ]; then
+        unavailable ebpf "bpftrace did not end within $PROFILER_GRACE s of SIGINT and was killed"
+    elif grep -q '"type": "\(map\|hist\)"' "$out/ebpf.json" 2>/dev/null || grep -q '"ready' "$out/ebpf.json" 2>/dev/null; then
         echo "ebpf ok" >>"$status"
     else
         unavailable ebpf "bpftrace wrote no profile: $(first_words "$out/.bpf.err")"
     fi
 fi
 if [ -n "$perf" ]; then
-    if [ -s "$out/perf.csv" ]; then echo "perf ok" >>"$status"; else unavailable perf "perf stat wrote nothing"; fi
+    if [ -n "$perf_killed" ]; then
+        unavailable perf "perf stat did not end within $PROFILER_GRACE s of the command and was killed"
+    elif [ -s "$out/perf.csv" ]; then echo "perf ok" >>"$status"; else unavailable perf "perf stat wrote nothing"; fi
 fi
 rm -f "$out/.perf.err" "$out/.bpf.err" "$fifo"
 exit "$rc"
