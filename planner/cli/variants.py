@@ -370,8 +370,8 @@ def add_commands(sub: Any) -> None:
                             description="Publish each built image (variants build) to HOST[:PORT]/REPO as <name> "
                                         "(an OCI image, one tar layer) with its artifact read from the image; and "
                                         "generate a compspec artifact for each installed native variant from what "
-                                        "was detected (the app's own report, the host). Artifacts go to <name>-compspec, with a "
-                                        "subject where REPO:<name> is an image manifest.")
+                                        "was detected (the app's own report, the host). Artifacts go to "
+                                        "<name>-compspec, with a subject where REPO:<name> is an image manifest.")
     u.add_argument("--registry", required=True, metavar="HOST[:PORT]/REPO")
     u.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
     cli_args.experiment_arg(u)
