@@ -34,8 +34,10 @@ _WALL = re.compile(r"Total wall time:\s*(\d+):(\d{2}):(\d{2})")
 _BANNER = re.compile(r"LAMMPS \((\d{1,2} [A-Z][a-z]+ \d{4})")
 #: lines spoken by Flux itself (broker, job shell, job tools) or by the Flux Operator's wrapper scripts and
 #: helper binaries (`/flux_operator/wait-0.sh: line 9: /usr/bin/goshare-wait-fs: ...`), not by the app
+#: a launcher's own lines: Flux's, and Slurm's (`srun: error: vm: tasks 0-1: Segmentation fault` reports what
+#: the ranks' own lines explain)
 _FLUX_LINE = re.compile(r"^\s*(?:broker\.\w+\[\d+\]:|flux-(?:shell|job|run|submit|broker|exec)\b|"
-                        r"Flux Operator\b)")
+                        r"Flux Operator\b|srun: |slurmstepd(?:-[\w.-]+)?: )")
 _OPERATOR_SPEAKER = re.compile(r"/flux_operator/|goshare|wait-fs|flux-view\.sh|flux-connect\.sh|^/mnt/flux/")
 #: a shared library the dynamic loader cannot find; MPI's own libraries make it an `mpi` failure
 _MISSING_MPI_LIBRARY = re.compile(r"error while loading shared libraries: (?:libmpi|libpmi|libmpich|"
