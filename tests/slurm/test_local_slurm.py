@@ -48,10 +48,16 @@ def experiment(tmp: Path, variants: list[str], sweeps: list[dict]) -> Path:
 
 
 def stored(store: Path) -> list[dict]:
-    with sqlite3.connect(store) as db:
+    """The stored runs (none while the sweep has not created the store: read-only, never creating it)."""
+    if not store.exists():
+        return []
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
         db.row_factory = sqlite3.Row
-        return [dict(row) for row in db.execute("SELECT id, variant, status, reason, detail, command, options "
-                                                "FROM runs ORDER BY variant")]
+        try:
+            return [dict(row) for row in db.execute("SELECT id, variant, status, reason, detail, command, options "
+                                                    "FROM runs ORDER BY variant")]
+        except sqlite3.OperationalError:  # created, its schema not yet
+            return []
 
 
 def test_clusters_shows_local_slurm_with_what_it_offers(local_slurm: dict[str, str]) -> None:
@@ -121,7 +127,7 @@ def test_a_killed_planner_loses_no_finished_run_and_no_job_runs_twice(local_slur
     variants = [name for name in ("lammps-debian12-openmpi",) if name in built_images()] or built_images()[:1]
     store = tmp_path / "planner.sqlite"
     write_artifacts(store, variants)
-    exp = experiment(tmp_path, variants, [{"name": "kill", "repeats": 3, "set": {"steps": 2000}}])
+    exp = experiment(tmp_path, variants, [{"name": "kill", "repeats": 3, "set": {"steps": 600}}])
     env = {**os.environ, "PLANNER_STORE": str(store)}
     proc = subprocess.Popen([sys.executable, "-m", "planner", "sweep", "-e", str(exp), "--cluster", "local-slurm"],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -130,7 +136,7 @@ def test_a_killed_planner_loses_no_finished_run_and_no_job_runs_twice(local_slur
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not (len(stored(store)) >= 1 and _jobs(local_slurm)):
             time.sleep(0.5)
-        first = {run["id"] for run in stored(store)} if store.exists() else set()
+        first = {run["id"] for run in stored(store)}
         running = _jobs(local_slurm)
         assert first and running, "no run finished with another one running in Slurm"
         os.killpg(proc.pid, signal.SIGKILL)  # the planner and Ansible, not the executor's run (its own session)
