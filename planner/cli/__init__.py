@@ -17,7 +17,7 @@ from planner.core.errors import InputError, WorkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from planner.cli import learn, run, variants
+    from planner.cli import clusters, learn, run, variants
     from planner.cli.args import Parser
 
     parser = Parser(
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_commands(sub)
     learn.add_commands(sub)
     variants.add_commands(sub)
+    clusters.add_commands(sub)
     return parser
 
 

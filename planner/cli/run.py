@@ -134,10 +134,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     plan, _ = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console, install=False)
     check_profiles(ws, plan.runs)  # what the experiment asks of the cluster, before whether it is up
     cluster = ws.clusters.get(args.cluster)
-    if cluster is not None and cluster.kind != "local" and not args.dry_run:
+    if cluster is not None and cluster.kind == "eks" and not args.dry_run:
         from planner.edges import cloud
 
         cloud.require_up(args.cluster)
+    if cluster is not None and cluster.kind == "slurm" and not args.dry_run:
+        from planner.edges import slurm
+
+        slurm.require_up(args.cluster, sorted({run.variant for run in plan.runs}))
     if args.dry_run and args.adaptive:
         return _adaptive_dry_run(args, ws, plan, console)
     if args.dry_run:

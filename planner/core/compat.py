@@ -37,14 +37,25 @@ def _kind(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, worklo
         if options.pmi is not None or options.shell:
             return "pmi and shell are Flux options; native variants are launched with mpiexec"
         return None
-    if variant.layout.get("image") and cluster.kind == "eks":
-        return (f"image {variant.name} is built on this machine (variants build); {cluster.name} runs images "
-                "from registries it can reach")
+    here = _built_here(variant)
+    if here and cluster.kind == "eks":
+        return f"image {variant.image} is in this machine's registry, which {cluster.name} cannot reach"
+    if cluster.kind == "slurm" and not here:
+        return (f"{cluster.name} runs the images built on this machine (Charliecloud directories), not "
+                f"{variant.image}")
+    if cluster.kind == "slurm" and not cluster.container_runtime:
+        return f"container variant {variant.name} needs Charliecloud's ch-run, not installed on {cluster.name}"
     if cluster.kind == "local" and not cluster.container_runtime:
         return f"container variant {variant.name} needs singularity or apptainer, not installed on {cluster.name}"
     if workload.container is None:
         return f"workload {workload_name} has no container input"
     return None
+
+
+def _built_here(variant: VariantInfo) -> bool:
+    """An image this machine built and publishes to its own registry (localhost), or whose directory it has."""
+    host = (variant.image or "").split("://", 1)[-1].split("/", 1)[0]
+    return bool(variant.layout.get("image")) or host.split(":", 1)[0] in ("localhost", "127.0.0.1")
 
 
 def _backends(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,

@@ -410,7 +410,9 @@ class Variant(_Strict):
 
 
 class Cluster(_Strict):
-    kind: Literal["local", "eks"]
+    #: local: this machine, native variants (mpiexec); eks: a Flux MiniCluster (flux run + singularity);
+    #: slurm: local-slurm, this machine's one-node Slurm (srun + ch-run; roles/local_slurm)
+    kind: Literal["local", "eks", "slurm"]
     description: str = ""
     arch: Literal["amd64", "arm64"] | None = None
     nodes: Count = Field(1, ge=1)

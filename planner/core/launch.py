@@ -57,9 +57,11 @@ class Launch:
     #: rusage): the executor's profiling step runs perf and ebpf around the launch, watching `profile_root`
     profile: tuple[str, ...] = ()
     profile_root: str = "tree"
-    #: the Flux job the command submits (`flux run --job-name`): the executor cancels it on a stop and asks
-    #: Flux for its run time; None for commands that are not Flux jobs
+    #: the job the command submits (`flux run --job-name`, `srun -J`): the executor cancels it on a stop (and
+    #: asks Flux for its run time); None for commands that are not jobs
     job: str | None = None
+    #: the launcher whose job it is (`flux`, `srun`)
+    scheduler: str | None = None
 
     def __post_init__(self) -> None:
         # names were validated where they entered (experiment, CSV); one that was not is a bug, and must
@@ -102,6 +104,10 @@ def pull_reference(image: str, digest: str | None) -> str:
 #: options a rule sets only where the point (or an earlier rule) left them unset
 _SCALAR_ADDS = ("pmi", "affinity", "preload")
 _TRUE, _FALSE = frozenset({"yes", "true", "1", "on"}), frozenset({"no", "false", "0", "off"})
+
+
+#: whose PMI a launcher's ranks bootstrap through, as the plan's warning names it
+_PMI_OF = {"flux": "Flux's PMI", "srun": "Slurm's PMI plugins"}
 
 
 def _text(value: Any) -> str:
@@ -201,14 +207,14 @@ def apply_rules(rules: Sequence[LaunchRule], app: str, cluster: ClusterInfo, var
         fired.append(FiredRule(rule.name, why, "; ".join(adds) or "nothing new", "; ".join(kept)))
         mpi_rule = mpi_rule or "mpi.implementation" in rule.match.variant
     warnings = []
-    if launcher.name == "flux" and options.tasks > 1 and not mpi_rule:
+    if launcher.name in ("flux", "srun") and options.tasks > 1 and not mpi_rule:
         implementation = variant.attributes.get("mpi.implementation")
         # without its attributes no rule can match: say where they come from
         unknown = "" if implementation else " (the variant's attributes are not fetched: `python -m planner " \
                                             "variants fetch`)"
         warnings.append(f"no launch rule for mpi.implementation={implementation or 'unknown'}{unknown}: nothing "
-                        f"here connects the image's MPI to Flux's PMI, so the {options.tasks} tasks may run as "
-                        f"{options.tasks} singleton runs of {app} (the run then fails with reason mpi)")
+                        f"here connects the image's MPI to {_PMI_OF[launcher.name]}, so the {options.tasks} tasks "
+                        f"may run as {options.tasks} singleton runs of {app} (the run then fails with reason mpi)")
     return Options.model_validate(data), tuple(fired), tuple(warnings)
 
 
@@ -253,7 +259,7 @@ def image_path(cluster: ClusterInfo, variant: VariantInfo) -> str:
     """What the runtime starts: a SIF `flux exec singularity pull` caches on every node, or the cluster's
     directory image of the variant (Charliecloud)."""
     if cluster.image_dir is not None:
-        return str(PurePosixPath(cluster.image_dir) / variant.name)
+        return variant.layout.get("image") or str(PurePosixPath(cluster.image_dir) / variant.name)
     assert variant.image is not None
     return sif_path(cluster, variant.image, variant.image_digest)
 
@@ -300,4 +306,5 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
     return Launch(argv, {**start.env, **wrapper.env},
                   image=pull_reference(variant.image, variant.image_digest) if pulled else None,
                   sif=image if pulled else None, rank_start=len(start.argv),
-                  job=run.id if launcher.jobs and run.timeout > 0 else None)
+                  job=run.id if launcher.jobs and run.timeout > 0 else None,
+                  scheduler=launcher.name if launcher.jobs else None)

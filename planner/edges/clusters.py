@@ -21,7 +21,7 @@ import archspec.cpu
 from planner.core import archs
 from planner.core.experiment import Cluster, Experiment
 from planner.core.types import ClusterInfo
-from planner.edges import cloud
+from planner.edges import cloud, slurm
 
 
 @functools.cache
@@ -46,10 +46,23 @@ def cluster_info(name: str, cluster: Cluster) -> ClusterInfo:
         return ClusterInfo(name, "local", arch, cluster.microarchitecture or micro, 1,
                            cluster.cores_per_node or cores, cluster.gpus_per_node, "local", cluster.price_per_hour,
                            memory, cluster.sif_dir, runtime)
+    if cluster.kind == "slurm":
+        return slurm_info(name, cluster)
     family = archs.family(cluster.arch or "amd64") or "x86_64"
     return ClusterInfo(name, cluster.kind, family, cluster.microarchitecture, cluster.nodes,
                        cluster.cores_per_node or 1, cluster.gpus_per_node, cluster.instance_type,
                        cluster.price_per_hour, None, cluster.sif_dir, "singularity")
+
+
+def slurm_info(name: str, cluster: Cluster) -> ClusterInfo:
+    """local-slurm: this machine's architecture; its cores and PMI flavours as the role found them at
+    bring-up (`slurmd -C`, `srun --mpi=list`), the host's own until it is up; images from the images cache."""
+    arch, micro, cores, memory = _host()
+    up = slurm.state() or {}
+    return ClusterInfo(name, "slurm", arch, cluster.microarchitecture or micro, 1,
+                       cluster.cores_per_node or int(up.get("cores") or cores), cluster.gpus_per_node, "local",
+                       cluster.price_per_hour, memory, cluster.sif_dir, shutil.which("ch-run"), launcher="srun",
+                       runtime="charliecloud", pmi=tuple(up.get("pmi") or ()), image_dir=str(slurm.images_dir()))
 
 
 def as_brought_up(exp: Experiment, name: str, info: ClusterInfo, state: dict[str, Any]) -> ClusterInfo:

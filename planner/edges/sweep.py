@@ -42,7 +42,7 @@ from planner.core.experiment import Experiment
 from planner.core.launch import Launch, generated_dir, generated_inputs, render
 from planner.core.plan import expand
 from planner.core.types import ClusterInfo, Plan, Run, VariantInfo
-from planner.edges import staging
+from planner.edges import slurm, staging
 from planner.edges.clusters import cluster_infos
 from planner.edges.compspec_cache import ArtifactCache
 from planner.edges.runner import PlaybookRequest, run_playbook
@@ -373,9 +373,12 @@ def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_f
         if directory.exists():  # a run interrupted mid-way starts again from a clean directory
             shutil.rmtree(directory)
         step = ",".join(name for name in launch.profile if name in profile.STEP_PROFILERS)
-        items.append({"id": run.id, "argv": launch.argv, "env": launch.env, "cwd": None, "stage": launch.stage,
+        # srun and ch-run find the cluster and start through what the role recorded, not the shown command
+        env = {**launch.env, **slurm.environment()} if launch.scheduler == "srun" else launch.env
+        items.append({"id": run.id, "argv": launch.argv, "env": env, "cwd": None, "stage": launch.stage,
                       "timeout": run.timeout + (FLUX_BACKSTOP if launch.job else 0.0), "run_dir": str(directory),
-                      "image": launch.image, "sif": launch.sif, "job": launch.job, "owner_pid": os.getpid(),
+                      "image": launch.image, "sif": launch.sif, "job": launch.job, "scheduler": launch.scheduler,
+                      "owner_pid": os.getpid(),
                       "stop_file": str(stop_file), "profile": step or None, "profile_root": launch.profile_root})
     return items
 
@@ -407,7 +410,7 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
     # through the same playbook's cancel action (a stop file on the lead broker, `flux cancel` of the jobs),
     # run here on Ctrl-C and by the watchdog should this process die.
     halt = (dataclasses.replace(request, extravars={**extravars, "run_matrix_action": "cancel"})
-            if cluster.kind != "local" else None)
+            if cluster.kind not in ("local", "slurm") else None)
     halting: list[threading.Thread] = []
 
     def stop() -> None:
@@ -505,9 +508,9 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
 
 def sweep_request(cluster: ClusterInfo, items: list[dict[str, Any]]) -> PlaybookRequest:
     """playbooks/sweep.yml with these run items, on the cluster's hosts."""
-    extravars: dict[str, Any] = {"run_matrix_runs": items,
-                                 "run_matrix_launcher": "local" if cluster.kind == "local" else "flux"}
-    if cluster.kind == "local":
+    here = cluster.kind in ("local", "slurm")  # executed on this machine (local-slurm's srun included)
+    extravars: dict[str, Any] = {"run_matrix_runs": items, "run_matrix_launcher": "local" if here else "flux"}
+    if here:
         return PlaybookRequest("playbooks/sweep.yml", "inventories/local", extravars)
     from planner.edges import cloud
 

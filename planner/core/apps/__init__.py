@@ -34,9 +34,10 @@ Goal = Literal["max", "min"]
 
 _NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 #: lines spoken by Flux itself (broker, job shell, job tools) or by the Flux Operator's wrapper scripts and
-#: helper binaries (`/flux_operator/wait-0.sh: line 9: /usr/bin/goshare-wait-fs: ...`), not by the app
+#: helper binaries (`/flux_operator/wait-0.sh: line 9: /usr/bin/goshare-wait-fs: ...`), not by the app;
+#: and Slurm's (`srun: error: vm: tasks 0-1: Segmentation fault` reports what the ranks' own lines explain)
 _FLUX_LINE = re.compile(r"^\s*(?:broker\.\w+\[\d+\]:|flux-(?:shell|job|run|submit|broker|exec)\b|"
-                        r"Flux Operator\b)")
+                        r"Flux Operator\b|srun: |slurmstepd(?:-[\w.-]+)?: )")
 _OPERATOR_SPEAKER = re.compile(r"/flux_operator/|goshare|wait-fs|flux-view\.sh|flux-connect\.sh|^/mnt/flux/")
 #: a shared library the dynamic loader cannot find; MPI's own libraries make it an `mpi` failure
 MISSING_MPI_LIBRARY = re.compile(r"error while loading shared libraries: (?:libmpi|libpmi|libmpich|"

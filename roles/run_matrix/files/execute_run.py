@@ -4,7 +4,7 @@
 The executor contract, shared word for word with execute_run.sh (for hosts without Python) and
 written down in roles/run_matrix/README.md; tests/test_executors.py runs both against the same cases:
 
-    execute_run.py [-j] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
+    execute_run.py [-j | -J] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
 
 - ID: the run id (letters, digits, `_ . -`); TIMEOUT: seconds, a positive number (required);
   RUN_DIR: the run's own directory (created); NENV: how many NAME=VALUE words follow; they are set
@@ -27,6 +27,11 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   start; on a stop or at TIMEOUT the job is cancelled in Flux (`flux cancel`) before the command's group
   is ended. "wall" is then the job's run time in Flux and "queue" its wait before it ran, and
   "timed_out" is also true when Flux ended the job at its own time limit.
+- `-J` (this executor only: Slurm runs on a machine with Python): ARGV starts a Slurm job step named ID
+  (`srun -J ID`; `scancel`/`squeue` on PATH, SLURM_CONF set in the NAME=VALUE words or the environment). An
+  active job of that name (an earlier attempt's, its executor gone) is cancelled before the start; on a stop
+  or at TIMEOUT it is cancelled in Slurm (`scancel --name`) before the command's group is ended.
+  "rusage_of" is then "srun-client".
 - The command runs in its own process group: at TIMEOUT, or on a stop, the whole group gets SIGTERM,
   then SIGKILL 5 s later. The executor itself ended by SIGTERM, SIGHUP or SIGINT is a stop too: it
   ends the run's group first.
@@ -60,7 +65,7 @@ import sys
 import time
 
 EXIT_REPORTED, EXIT_BAD_REQUEST, EXIT_STOPPED, EXIT_RUN_DIR = 0, 2, 3, 4
-USAGE = "usage: execute_run.py [-j] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] " \
+USAGE = "usage: execute_run.py [-j | -J] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] " \
         "ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV..."
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -86,7 +91,7 @@ class BadRequest(Exception):
 def parse(args):
     """The request from the command line, or BadRequest saying what is wrong."""
     try:
-        opts, rest = getopt.getopt(args, "jo:s:g:c:p:t:")
+        opts, rest = getopt.getopt(args, "jJo:s:g:c:p:t:")
     except getopt.GetoptError as err:
         raise BadRequest(str(err)) from None
     options = dict(opts)
@@ -121,7 +126,7 @@ def parse(args):
     return {"id": run_id, "timeout": seconds, "run_dir": os.path.abspath(run_dir), "env": env, "argv": rest[4 + int(nenv):],
             "owner_pid": int(owner) if owner else None, "stop_file": options.get("-s") or None,
             "stage": options.get("-g") or None, "cwd": options.get("-c") or None, "profile": profile,
-            "profile_root": root, "flux_job": "-j" in options}
+            "profile_root": root, "flux_job": "-j" in options, "slurm_job": "-J" in options}
 
 
 def profiled(spec):
@@ -247,6 +252,28 @@ def flux_times(name, since):
     return None
 
 
+def slurm_jobs(name, env):
+    """Slurm's active jobs named `name` (their ids)."""
+    try:
+        done = subprocess.run(["squeue", "-h", "--name=" + name, "-o", "%i"], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return done.stdout.split()
+
+
+def slurm_cancel(name, env):
+    """Cancel the active jobs named `name`; wait (a while) until Slurm has ended them (KillWait is 5 s)."""
+    deadline = time.monotonic() + FLUX_SETTLE
+    jobs = slurm_jobs(name, env)
+    if jobs:
+        subprocess.run(["scancel", "--name=" + name], stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                       env=env)
+    while jobs and time.monotonic() < deadline:
+        time.sleep(POLL * 4)
+        jobs = slurm_jobs(name, env)
+
+
 def kill_group(proc):
     """SIGTERM to the run's process group, SIGKILL to what is left of it after the grace period."""
     try:
@@ -268,7 +295,15 @@ def end_run(spec, proc, note):
     """A Flux job is cancelled in Flux first (ending its client would leave it running), then the group goes."""
     if spec["flux_job"]:
         flux_cancel(spec["id"], note)
+    if spec["slurm_job"]:
+        slurm_cancel(spec["id"], command_env(spec))
     kill_group(proc)
+
+
+def command_env(spec):
+    env = dict(os.environ)
+    env.update(spec["env"])
+    return env
 
 
 def exit_status(proc):
@@ -302,10 +337,11 @@ def execute_locked(spec, run_dir, done):
         return EXIT_STOPPED
     if spec["flux_job"]:  # we hold the lock: a job of this name is an earlier attempt's that nobody awaits
         flux_cancel(spec["id"], "compat-lab: an earlier attempt of this run, left running")
+    if spec["slurm_job"]:
+        slurm_cancel(spec["id"], command_env(spec))
     if spec["stage"]:
         stage(spec["stage"], run_dir)
-    env = dict(os.environ)
-    env.update(spec["env"])
+    env = command_env(spec)
     log_path = os.path.join(run_dir, "output.log")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
@@ -357,7 +393,7 @@ def execute_locked(spec, run_dir, done):
         "wall": round(wall, 6), "queue": None if queue is None else round(queue, 6),
         "user": round(after.ru_utime - before.ru_utime, 6),
         "sys": round(after.ru_stime - before.ru_stime, 6), "maxrss_kb": after.ru_maxrss,
-        "rusage_of": "flux-client" if spec["flux_job"] else "command", "started": started, "finished": time.time(), "host": socket.gethostname(), "log_path": log_path,
+        "rusage_of": "flux-client" if spec["flux_job"] else "srun-client" if spec["slurm_job"] else "command", "started": started, "finished": time.time(), "host": socket.gethostname(), "log_path": log_path,
         "output": output,
     }
     if spec["profile"]:

@@ -1,0 +1,96 @@
+"""local-slurm for real: Debian's slurmctld, slurmd and munge brought up once per session by roles/local_slurm
+(through the planner's own ansible-runner adapter, on free loopback ports), and down at the end; the
+Charliecloud images the images role built into the shared cache.
+
+Root is needed (slurmd starts job steps as their owner): as another user these tests skip saying so.
+
+The artifacts beside a test's store are the ones the images role wrote by inspecting each image
+(`<images>/<variant>.compspec.json`), put into the store's artifact cache as `variants fetch` leaves it;
+the fetch from the registry itself is tested with the images (branch i21images).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CACHE
+
+IMAGES = CACHE / "compat-lab" / "images"
+#: the variants of experiments/lammps.yaml's local-slurm sweep, with the MPI their recipe builds them with
+VARIANTS = {"lammps-debian11-openmpi": "openmpi", "lammps-debian12-openmpi": "openmpi",
+            "lammps-debian13-openmpi": "openmpi", "lammps-debian12-mpich": "mpich"}
+#: Debian packages of the programs these tests run
+PROGRAMS = {"slurmctld": "slurmctld", "slurmd": "slurmd", "munged": "munge", "srun": "slurm-client",
+            "ch-run": "charliecloud-runtime"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_slurm() -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root: slurmd starts job steps as their owner (CI runs these as root)")
+    missing = sorted({package for program, package in PROGRAMS.items() if shutil.which(program) is None})
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (apt-get install {' '.join(missing)})")
+
+
+def built_images() -> list[str]:
+    built = [name for name in VARIANTS if (IMAGES / f"{name}.done").is_file()]
+    if not built:
+        pytest.skip(f"needs the local-slurm images in {IMAGES} (python -m planner variants build)")
+    return built
+
+
+def bring(state: str, ports: tuple[int, int] | None = None) -> None:
+    from planner.edges.runner import PlaybookRequest, run_playbook
+
+    extravars: dict[str, object] = {"cluster": "local-slurm", "state": state}
+    if ports:
+        extravars.update(local_slurm_ctld_port=ports[0], local_slurm_d_port=ports[1])
+    done = run_playbook(PlaybookRequest("playbooks/cluster.yml", "inventories/local", extravars, tags="local_slurm"))
+    assert done.ok, done.failures
+
+
+@pytest.fixture(scope="session")
+def local_slurm() -> Iterator[dict[str, str]]:
+    """local-slurm up for the session (on free ports); the environment srun and ch-run need."""
+    require_slurm()
+    bring("present", (_free_port(), _free_port()))
+    from planner.edges import slurm
+
+    try:
+        yield slurm.environment()
+    finally:
+        bring("absent")
+
+
+def write_artifacts(store: Path, variants: list[str]) -> None:
+    """The images' own artifacts beside `store`, as `variants fetch` leaves them (see the module's docstring)."""
+    from planner.core.experiment import load_experiment
+    from planner.edges.compspec_cache import ArtifactCache, Entry, cache_path
+    from tests.conftest import REPO
+
+    exp = load_experiment(REPO / "experiments" / "lammps.yaml")
+    cache = ArtifactCache(cache_path(store))
+    entries = []
+    for name in variants:
+        artifact = IMAGES / f"{name}.compspec.json"
+        if not artifact.is_file():
+            pytest.skip(f"needs the artifact the images role writes, {artifact} (python -m planner variants build)")
+        data = artifact.read_bytes()
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        cache.put(digest, data)
+        entries.append(Entry(str(exp.variants[name].image), digest, "localhost:5000", f"tag {name}-compspec",
+                             "2026-12-07 00:00:00 UTC"))
+    cache.record(entries)
