@@ -179,6 +179,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _sweep_end(console: Console, report: Any, plan: Any, cluster: str) -> int:
     """What every sweep says at its end (runs, time, failures, what next) and its exit code."""
+    from planner.edges import cloud
     from planner.edges.sweep import INTERRUPTED
 
     if report.executed:
@@ -192,6 +193,8 @@ def _sweep_end(console: Console, report: Any, plan: Any, cluster: str) -> int:
     if report.executed and not report.interrupted:
         console.print(f"next: python -m planner fit && python -m planner recommend "
                       f"{plan.runs[0].app} {plan.runs[0].workload} --cluster {cluster}")
+    if bill := cloud.billing(cluster):
+        console.print(bill)
     if report.interrupted:
         console.print(f"[yellow]interrupted[/]: {report.executed} run(s) stored this time; "
                       "run the same command again to resume")

@@ -47,7 +47,13 @@ _ATOM_STEP_SCALE = {"": 1e-6, "k": 1e-3, "M": 1.0, "G": 1e3}
 
 #: (reason, pattern) in priority order: the first that matches names the failure.
 _FAILURE_PATTERNS = (
-    ("os-abi", r"`?(GLIBC|GLIBCXX|CXXABI)_[\d.]+'? not found|version `GLIBC"),
+    # the loader's words for a binary or library built against a newer C/C++ runtime than the image has:
+    # `version 'GLIBC_2.34' not found`, a versioned symbol it lacks (`symbol lookup error: ... undefined
+    # symbol: X, version GLIBC_2.34`), glibc-internal symbols of another release (`relocation error: ...
+    # version GLIBC_PRIVATE not defined`); Open MPI repeats them when it cannot dlopen a component
+    # (`mca_base_component_repository_open: unable to open mca_pmix_flux: ...`, opal/mca/base)
+    ("os-abi", r"`?(GLIBC|GLIBCXX|CXXABI)_[\d.]+'? not found|version `GLIBC|"
+               r"undefined symbol: \S+, version (GLIBC|GLIBCXX|CXXABI)_|version GLIBC_PRIVATE not defined"),
     ("exec-format", r"exec format error|cannot execute binary file|wrong ELF class"),
     ("missing-gpu", r"libcuda\.so[.\d]*: cannot open shared object|no CUDA-capable device|"
                     r"CUDA driver version is insufficient|could not find/initialize a specified accelerator|"

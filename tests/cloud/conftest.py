@@ -33,8 +33,9 @@ import pytest
 from tests.cloud import fake_flux, fake_kubectl
 from tests.cloud.aws_front import Front
 from tests.cloud.fake_eksctl import package
-from tests.cloud.kube_api import Cluster, KubeAPI
+from tests.cloud.kube_api import Cluster, KubeAPI, shm_mib
 from tests.conftest import REPO
+from tests.registry.conftest import Registry, push_image, start_registry
 
 BIN = Path(sys.executable).parent
 HPC_QUOTA = "L-F7808C92"
@@ -229,7 +230,7 @@ def kube(tmp_path: Path) -> Iterator[Kube]:
             f"export PATH={shlex.quote(str(tools))}:$PATH\n"
             f"export FAKE_FLUX_NODES={int(minicluster['spec']['size'])}"
             f" FAKE_FLUX_LOG={shlex.quote(str(directory / 'flux-calls.jsonl'))}"
-            f" FAKE_ROOT={shlex.quote(str(directory / 'container'))}\n"
+            f" FAKE_ROOT={shlex.quote(str(directory / 'container'))} FAKE_SHM_MIB={shm_mib(minicluster)}\n"
             "fluxsocket=local:///mnt/flux/view/run/flux/local\n")
 
     # the token the fake eksctl's kubeconfig carries for us-east-1: a request without it is refused
@@ -244,3 +245,63 @@ def kube(tmp_path: Path) -> Iterator[Kube]:
         api.shutdown()
         api.server_close()
         thread.join(timeout=10)
+
+
+#: The Flux Operator's controller image, as the manifests name it (flux_operator_controller_tags).
+CONTROLLER_REPOSITORY = "flux-framework/flux-operator"
+
+
+@dataclass
+class ControllerRegistry:
+    """A real OCI registry on loopback (Debian's docker-registry) standing in for ghcr.io, serving the
+    controller image's tags as upstream publishes them: `:arm` and `:latest` as image indexes."""
+
+    registry: Registry
+    digests: dict[str, str]  # "<tag>/<arch>" -> the digest of that tag's image for that arch
+    env: dict[str, str]  # what points the bring-up at it: the mirror the planner reads too
+
+    def pinned(self, tag: str, arch: str) -> str:
+        return f"ghcr.io/{CONTROLLER_REPOSITORY}@{self.digests[f'{tag}/{arch}']}"
+
+
+def push_index(client, ref, arches: list[str]) -> dict[str, str]:
+    """An OCI image index under ref's tag with one small image per arch (linux/<arch>); arch -> image digest."""
+    from planner.edges import registry as oci
+
+    manifests, digests = [], {}
+    for arch in arches:
+        digest = push_image(client, ref.with_tag(f"{ref.tag}-{arch}"), arch)
+        _, _, size = client.manifest(ref, digest)
+        manifests.append({"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": size,
+                          "platform": {"os": "linux", "architecture": arch}})
+        digests[arch] = digest
+    client.put_manifest(ref, ref.tag, {"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": manifests},
+                        oci.OCI_INDEX)
+    return digests
+
+
+@pytest.fixture
+def controller_registry(tmp_path: Path) -> Iterator[ControllerRegistry]:
+    """The controller image's tags on a loopback registry, reached through COMPAT_LAB_REGISTRY_MIRRORS."""
+    from planner.core.compspec import ImageRef
+    from planner.edges import registry as oci
+
+    reg = start_registry(tmp_path / "controller-registry")
+    try:
+        client = oci.Client(reg.host)
+        digests = {}
+        for tag, arches in (("arm", ["arm64", "amd64"]), ("latest", ["amd64"])):
+            for arch, digest in push_index(client, ImageRef(reg.host, CONTROLLER_REPOSITORY, tag), arches).items():
+                digests[f"{tag}/{arch}"] = digest
+        yield ControllerRegistry(reg, digests, {"COMPAT_LAB_REGISTRY_MIRRORS": f"ghcr.io={reg.host}"})
+    finally:
+        reg.stop()
+
+
+def shipped_operator_args(arch: str = "arm64", manifest: Path = OPERATOR_MANIFEST) -> list[str]:
+    """operator_manifest_args without the controller pin: the shipped defaults resolve the controller's tag.
+
+    Only the manifest's download is replaced (no github.com here), checksum-verified as upstream's is."""
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return ["-e", f"flux_operator_manifest_url=file://{manifest}",
+            "-e", json.dumps({"flux_operator_manifest_checksums": {arch: f"sha256:{digest}"}})]

@@ -19,7 +19,12 @@ client and the real `kubernetes.core` modules:
 - controllers: a Deployment becomes Available one tick after it is created or changed; the stand-in
   Flux Operator, once its controller Deployment is Available, gives each MiniCluster `size` pods named
   `<name>-<index>-<5 random characters>` and labelled `job-name=<name>` (its indexed Job's), Pending first
-  and Running and Ready one tick later. Each pod gets a directory of its own (`pods_root/<ns>/<pod>`);
+  and Running and Ready one tick later. A pod's /dev/shm is what a container runtime gives, 64 MiB
+  (containerd's CRI and Docker's default shm size), unless the MiniCluster's container declares the
+  memory-backed volume there (`volumes: {<name>: {emptyDir: true, emptyDirMedium: memory, path: /dev/shm,
+  emptyDirSizeLimit: ...}}`, flux-operator PR 226): then its size limit. The pod's `stand-in.compat-lab/shm-mib`
+  annotation says which, and the stand-in `lmp` (tests/cloud/fake_flux.py) fails like MPICH when its ranks do
+  not fit. Each pod gets a directory of its own (`pods_root/<ns>/<pod>`);
   `on_pod(directory, minicluster, index)` fills it (the tests write the operator's Flux environment
   script there, pointing at tests/cloud/fake_flux.py), and tests/cloud/fake_kubectl.py runs `kubectl exec`
   commands in it.
@@ -56,6 +61,11 @@ OPERATOR = ("operator-system", "operator-controller-manager")
 MINICLUSTER = ("flux-framework.org", "miniclusters")
 #: the annotation naming a pod's directory, where the stand-in kubectl runs what is exec'd in the pod
 POD_DIRECTORY = "stand-in.compat-lab/directory"
+#: the annotation giving a pod's /dev/shm size in MiB (see shm_mib)
+POD_SHM = "stand-in.compat-lab/shm-mib"
+#: a container's /dev/shm without a volume there: containerd's CRI and Docker default to 64 MiB
+RUNTIME_SHM_MIB = 64
+MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 TICK = 0.2  # seconds between two passes of the controllers
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -139,6 +149,21 @@ def selected(labels: dict[str, str], selector: str) -> bool:
         elif term not in labels:
             return False
     return True
+
+
+def shm_mib(minicluster: dict) -> int:
+    """The /dev/shm (MiB) of a MiniCluster's pods: the runtime's 64 MiB, or the memory-backed volume declared
+    there (an emptyDir of medium memory at /dev/shm; no size limit is the pod's memory, taken as plenty)."""
+    for container in minicluster["spec"].get("containers", []):
+        for volume in (container.get("volumes") or {}).values():
+            if volume.get("path") == "/dev/shm" and volume.get("emptyDir") \
+                    and str(volume.get("emptyDirMedium", "")).lower() == "memory":
+                limit = str(volume.get("emptyDirSizeLimit") or "")
+                match = re.fullmatch(r"([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?", limit)
+                if not match:
+                    return 1 << 20
+                return int(match.group(1)) * MEMORY_UNITS.get(match.group(2) or "", 1) // 2**20
+    return RUNTIME_SHM_MIB
 
 
 def now() -> str:
@@ -315,7 +340,7 @@ class Cluster:
             self.create(pods_kind, namespace, {
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": pod_name, "namespace": namespace,
-                             "annotations": {POD_DIRECTORY: str(directory)},
+                             "annotations": {POD_DIRECTORY: str(directory), POD_SHM: str(shm_mib(minicluster))},
                              "labels": {"job-name": name, "batch.kubernetes.io/job-completion-index": str(index)},
                              "ownerReferences": [{"apiVersion": minicluster["apiVersion"], "kind": "MiniCluster",
                                                   "name": name, "uid": meta["uid"]}]},
