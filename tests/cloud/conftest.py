@@ -139,6 +139,15 @@ def ansible_playbook(workdir: Path, front: Front, *args: str, env: dict[str, str
     No -i unless ARGS has one: ansible.cfg's inventory applies. The user's own AWS and Ansible
     configuration is kept out; credentials are dummies; the state directory is workdir/state.
     """
+    full_env = playbook_env(workdir, env)
+    done = subprocess.run([str(BIN / "ansible-playbook"), *args, "-e", f"eks_cluster_aws_endpoint_url={front.url}"],
+                          cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+    return Played(done.returncode, done.stdout + done.stderr, workdir / "state")
+
+
+def playbook_env(workdir: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment ansible_playbook runs the playbook with (see there)."""
     state_dir = workdir / "state"
     full_env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "ANSIBLE_"))}
     full_env.update({
@@ -155,10 +164,7 @@ def ansible_playbook(workdir: Path, front: Front, *args: str, env: dict[str, str
         "FAKE_EKSCTL_LOG": str(workdir / "eksctl.log"),
     })
     full_env.update(env or {})
-    done = subprocess.run([str(BIN / "ansible-playbook"), *args, "-e", f"eks_cluster_aws_endpoint_url={front.url}"],
-                          cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
-    return Played(done.returncode, done.stdout + done.stderr, state_dir)
+    return full_env
 
 
 @pytest.fixture
@@ -195,6 +201,10 @@ def operator_manifest_args(arch: str = "arm64", manifest: Path = OPERATOR_MANIFE
     return ["-e", f"flux_operator_manifest_url=file://{manifest}",
             "-e", json.dumps({"flux_operator_manifest_checksums": {arch: f"sha256:{digest}"},
                               "flux_operator_controller_images": {arch: CONTROLLER_IMAGE}})]
+
+
+#: how long the stand-in's MiniCluster pods stay Pending, pulling their image
+POD_PULL_SECONDS = 3.0
 
 
 @dataclass
@@ -234,7 +244,9 @@ def kube(tmp_path: Path) -> Iterator[Kube]:
             "fluxsocket=local:///mnt/flux/view/run/flux/local\n")
 
     # the token the fake eksctl's kubeconfig carries for us-east-1: a request without it is refused
-    api = KubeAPI(free_port(), Cluster(tmp_path / "pods", on_pod, token="fake-eksctl-us-east-1"))
+    # pods turn Ready only once their image is pulled, here a few seconds (a real pull takes minutes)
+    api = KubeAPI(free_port(), Cluster(tmp_path / "pods", on_pod, token="fake-eksctl-us-east-1",
+                                       pull_seconds=POD_PULL_SECONDS))
     thread = threading.Thread(target=api.serve_forever, daemon=True)
     thread.start()
     try:

@@ -9,7 +9,8 @@ instances, and the CloudFormation stacks eksctl names `eksctl-<cluster>-cluster`
 `-nodegroup-` + the group's name), each holding a stand-in resource: what a teardown must find gone. It
 checks the ClusterConfig like eksctl would refuse one (API version, kind, a node group in zones of the
 config). FAKE_EKSCTL_FAIL=create makes `create cluster` fail after the cluster exists, like a node group
-that never becomes ready; FAKE_EKSCTL_FAIL=delete makes `delete cluster` fail with everything left, as
+that never becomes ready (FAKE_EKSCTL_CREATE_SECONDS: how long it waits for the stacks first);
+FAKE_EKSCTL_FAIL=delete makes `delete cluster` fail with everything left, as
 eksctl does when a stack's deletion fails (its waiter: `waiter state transitioned to Failure`, the stack
 DELETE_FAILED, e.g. a VPC whose ENIs are still in use); FAKE_EKSCTL_LOG appends each command line to a file;
 FAKE_EKSCTL_KUBE_API is the Kubernetes API server the kubeconfig names (a loopback stand-in).
@@ -26,6 +27,7 @@ import os
 import platform
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 VERSION = "0.225.0"
@@ -122,6 +124,8 @@ def create(config_file: str) -> int:
         ec2.run_instances(ImageId=image, InstanceType=group["instanceType"], MinCount=group["desiredCapacity"],
                           MaxCount=group["desiredCapacity"], Placement={"AvailabilityZone": group_zones[0]},
                           TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+    # eksctl waits for CloudFormation to create the node group's stack: minutes, here FAKE_EKSCTL_CREATE_SECONDS
+    time.sleep(float(os.environ.get("FAKE_EKSCTL_CREATE_SECONDS", "0")))
     if os.environ.get("FAKE_EKSCTL_FAIL") == "create":
         return fail("waiter state transitioned to Failure (node group did not become ready)")
     print(f"[v]  EKS cluster \"{meta['name']}\" in \"{meta['region']}\" region is ready")

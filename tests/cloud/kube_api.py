@@ -19,12 +19,14 @@ client and the real `kubernetes.core` modules:
 - controllers: a Deployment becomes Available one tick after it is created or changed; the stand-in
   Flux Operator, once its controller Deployment is Available, gives each MiniCluster `size` pods named
   `<name>-<index>-<5 random characters>` and labelled `job-name=<name>` (its indexed Job's), Pending first
-  and Running and Ready one tick later. A pod's /dev/shm is what a container runtime gives, 64 MiB
-  (containerd's CRI and Docker's default shm size), unless the MiniCluster's container declares the
-  memory-backed volume there (`volumes: {<name>: {emptyDir: true, emptyDirMedium: memory, path: /dev/shm,
-  emptyDirSizeLimit: ...}}`, flux-operator PR 226): then its size limit. The pod's `stand-in.compat-lab/shm-mib`
-  annotation says which, and the stand-in `lmp` (tests/cloud/fake_flux.py) fails like MPICH when its ranks do
-  not fit. Each pod gets a directory of its own (`pods_root/<ns>/<pod>`);
+  and Running and Ready once its image is "pulled": `pull_seconds` after it was created (a kubelet keeps a
+  pod Pending, its container waiting in ContainerCreating, while it pulls the images: Kubernetes' pod
+  lifecycle, "Pending ... includes time ... downloading container images over the network"). A pod's
+  /dev/shm is what a container runtime gives, 64 MiB (containerd's CRI and Docker's default shm size),
+  unless the MiniCluster's container declares the memory-backed volume there (`volumes: {<name>: {emptyDir:
+  true, emptyDirMedium: memory, path: /dev/shm, emptyDirSizeLimit: ...}}`, flux-operator PR 226): then its
+  size limit. The pod's `stand-in.compat-lab/shm-mib` annotation says which, and the stand-in `lmp`
+  (tests/cloud/fake_flux.py) fails like MPICH when its ranks do not fit. Each pod gets a directory of its own (`pods_root/<ns>/<pod>`);
   `on_pod(directory, minicluster, index)` fills it (the tests write the operator's Flux environment
   script there, pointing at tests/cloud/fake_flux.py), and tests/cloud/fake_kubectl.py runs `kubectl exec`
   commands in it.
@@ -45,6 +47,7 @@ import random
 import re
 import string
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable
@@ -181,6 +184,8 @@ class Cluster:
     lock: threading.RLock = field(default_factory=threading.RLock)
     version: int = 0
     rolling_out: dict[str, int] = field(default_factory=dict)  # deployment uid -> generation being rolled out
+    pull_seconds: float = 0.0  # how long a MiniCluster pod's image pull keeps it Pending
+    pulling: dict[str, float] = field(default_factory=dict)  # pod uid -> when its pull ends (monotonic)
 
     # --- kinds ----------------------------------------------------------------------------------
     def kinds(self) -> list[Kind]:
@@ -305,7 +310,8 @@ class Cluster:
                 for minicluster in self.list_of(*MINICLUSTER):
                     self._minicluster(minicluster)
             for pod in self.list_of("", "pods"):
-                if pod["status"]["phase"] == "Pending":
+                pulled = time.monotonic() >= self.pulling.get(pod["metadata"]["uid"], 0)
+                if pod["status"]["phase"] == "Pending" and pulled:
                     self._start(pod)
 
     def _deployment(self, deployment: dict) -> None:
@@ -348,7 +354,11 @@ class Cluster:
                          "nodeSelector": minicluster["spec"].get("pod", {}).get("nodeSelector", {})}})
             directory.mkdir(parents=True, exist_ok=True)
             self.on_pod(directory, minicluster, index)
-            self.objects[("", "pods", namespace, pod_name)]["status"] = {"phase": "Pending"}
+            pod = self.objects[("", "pods", namespace, pod_name)]
+            pod["status"] = {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}],
+                             "containerStatuses": [{"name": name, "image": container["image"], "ready": False,
+                                                    "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+            self.pulling[pod["metadata"]["uid"]] = time.monotonic() + self.pull_seconds
 
     def _start(self, pod: dict) -> None:
         containers = pod["spec"]["containers"]

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import signal
+import subprocess
+import time
 
 import pytest
 
-from tests.cloud.conftest import client, eksctl_args, operator_manifest_args
+from tests.cloud.conftest import BIN, client, eksctl_args, operator_manifest_args, playbook_env
+from tests.conftest import REPO
 
 CLUSTER = "playbooks/cluster.yml"
 # The apply is refused by the kubeconfig's loopback API server: the error names it, nothing else is reached.
@@ -202,3 +207,33 @@ def test_a_new_cluster_carries_a_time_to_live_that_aws_enforces(aws, playbook, f
     assert scheduler.list_schedules()["Schedules"] == []
     assert client(aws, "iam").list_roles()["Roles"] == [] or all(
         r["RoleName"] != "compat-lab-ttl-eks-arm64" for r in client(aws, "iam").list_roles()["Roles"])
+
+
+def test_ctrl_c_during_create_still_deletes_what_it_began(aws, fake_eksctl, tmp_path) -> None:
+    """Ctrl-C ends ansible-playbook before any rescue runs; the stacks eksctl began go on being created. The
+    guard around `eksctl create` starts the deletion itself, detached, and it completes after the play is gone."""
+    env = playbook_env(tmp_path, {"FAKE_EKSCTL_CREATE_SECONDS": "60"})
+    play = subprocess.Popen([str(BIN / "ansible-playbook"), *up_args(fake_eksctl), "-e",
+                             f"eks_cluster_aws_endpoint_url={aws.url}"], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    log = tmp_path / "eksctl.log"
+    try:
+        deadline = time.monotonic() + 240
+        while not (log.exists() and "create cluster" in log.read_text()
+                   and client(aws, "eks").list_clusters()["clusters"] == ["eks-arm64"]):
+            assert play.poll() is None and time.monotonic() < deadline, play.communicate()[0][-3000:]
+            time.sleep(0.5)
+        os.killpg(play.pid, signal.SIGINT)  # what a terminal sends the foreground process group
+        out, _ = play.communicate(timeout=120)
+    finally:
+        if play.poll() is None:
+            os.killpg(play.pid, signal.SIGKILL)
+            play.wait()
+    assert play.returncode != 0, out
+    deadline = time.monotonic() + 120
+    while client(aws, "eks").list_clusters()["clusters"] or stacks_left(aws) or running_nodes(aws):
+        assert time.monotonic() < deadline, (log.read_text(), stacks_left(aws))
+        time.sleep(0.5)
+    assert [line.split(" --", 1)[0] for line in log.read_text().splitlines()] == ["create cluster", "delete cluster"]
+    interrupted = tmp_path / "state" / "clusters" / "eks-arm64.interrupted.log"
+    assert "the creation was interrupted; running" in interrupted.read_text()
