@@ -26,7 +26,8 @@ client and the real `kubernetes.core` modules:
   unless the MiniCluster's container declares the memory-backed volume there (`volumes: {<name>: {emptyDir:
   true, emptyDirMedium: memory, path: /dev/shm, emptyDirSizeLimit: ...}}`, flux-operator PR 226): then its
   size limit. The pod's `stand-in.compat-lab/shm-mib` annotation says which, and the stand-in `lmp`
-  (tests/cloud/fake_flux.py) fails like MPICH when its ranks do not fit. Each pod gets a directory of its own (`pods_root/<ns>/<pod>`);
+  (tests/cloud/fake_flux.py) fails like MPICH when its ranks do not fit. Each pod gets a directory of its
+  own (`pods_root/<ns>/<pod>`);
   `on_pod(directory, minicluster, index)` fills it (the tests write the operator's Flux environment
   script there, pointing at tests/cloud/fake_flux.py), and tests/cloud/fake_kubectl.py runs `kubectl exec`
   commands in it.
