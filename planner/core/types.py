@@ -32,6 +32,7 @@ class ClusterInfo:
     memory_gb: float | None = None
     sif_dir: str = "/tmp/compat-lab/sif"
     container_runtime: str | None = None  # singularity/apptainer where containers can run
+    flux_view: str | None = None  # a MiniCluster's Flux view image (its glibc bounds the images it serves)
 
     @property
     def cores(self) -> int:
@@ -139,7 +140,7 @@ class Excluded:
     workload: str
     variant: str
     options: dict[str, Any]
-    reason: str  # stable code: incompatible | excluded
+    reason: str  # stable code: incompatible | os-abi (compat.OsAbi) | excluded
     detail: str
 
 
