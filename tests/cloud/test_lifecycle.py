@@ -142,7 +142,8 @@ def test_a_failing_eksctl_delete_keeps_the_state_file_and_says_what_still_bills(
     state.write_text('{"name": "eks-arm64", "sif_dir": "/tmp/sif", "lead_broker": {}}')  # as Flux would have
     kubeconfig = kept.state_dir / "clusters" / "eks-arm64.kubeconfig"
 
-    failed = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", env={"FAKE_EKSCTL_FAIL": "delete"})
+    failed = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *operator_manifest_args("arm64"),
+                      env={"FAKE_EKSCTL_FAIL": "delete"})
     assert failed.rc != 0
     error = final_error(failed)
     assert 'Deleting eks-arm64 failed at "teardown | Delete the cluster and its nodes with eksctl"' in error, failed
@@ -153,7 +154,7 @@ def test_a_failing_eksctl_delete_keeps_the_state_file_and_says_what_still_bills(
     assert "Its state file and kubeconfig are kept" in error
     assert state.exists() and kubeconfig.exists(), "the cluster bills: it stays recorded as up"
 
-    again = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent")
+    again = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *operator_manifest_args("arm64"))
     assert again.rc == 0, again
     assert not state.exists() and not kubeconfig.exists()
     assert client(aws, "eks").list_clusters()["clusters"] == [] and running_nodes(aws) == []
@@ -168,7 +169,8 @@ def test_stacks_left_without_a_cluster_are_deleted_before_the_state_file_goes(aw
     for stack in ("eksctl-eks-arm64-cluster", "eksctl-eks-arm64-nodegroup-eks-arm64-nodes", "eksctl-other-cluster"):
         cfn.create_stack(StackName=stack, TemplateBody=body)
     state, kubeconfig = recorded_up(tmp_path / "state")
-    gone = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *eksctl_args(fake_eksctl))
+    gone = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *eksctl_args(fake_eksctl),
+                    *operator_manifest_args("arm64"))
     assert gone.rc == 0, gone
     assert eksctl_calls(gone) == ["delete cluster"], "eksctl is asked though EKS knows no such cluster"
     assert stacks_left(aws) == ["eksctl-other-cluster"], "another cluster's stack is not touched"
@@ -202,7 +204,7 @@ def test_a_new_cluster_carries_a_time_to_live_that_aws_enforces(aws, playbook, f
     role = client(aws, "iam").get_role(RoleName="compat-lab-ttl-eks-arm64")["Role"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
 
-    gone = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent")
+    gone = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *operator_manifest_args("arm64"))
     assert gone.rc == 0, gone
     assert scheduler.list_schedules()["Schedules"] == []
     assert client(aws, "iam").list_roles()["Roles"] == [] or all(
