@@ -162,17 +162,22 @@ def playbook_env(workdir: Path, env: dict[str, str] | None = None) -> dict[str, 
         "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true", "COMPAT_LAB_STATE_DIR": str(state_dir),
         "FAKE_EKSCTL_LOG": str(workdir / "eksctl.log"),
+        # ghcr.io is read from a loopback port (nothing listens there unless a test's registry does): no
+        # test resolves a name
+        "COMPAT_LAB_REGISTRY_MIRRORS": "ghcr.io=127.0.0.1:1",
     })
     full_env.update(env or {})
     return full_env
 
 
 @pytest.fixture
-def playbook(tmp_path: Path, aws: Front):
-    """Run `ansible-playbook ARGS` (see ansible_playbook) in the test's own directory."""
+def playbook(tmp_path: Path, aws: Front, controller_registry: ControllerRegistry):
+    """Run `ansible-playbook ARGS` (see ansible_playbook) in the test's own directory, the controller image's
+    tags served by the loopback registry (controller_registry) as ghcr.io serves them."""
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Played:
-        return ansible_playbook(tmp_path, aws, *args, env=env, timeout=timeout)
+        return ansible_playbook(tmp_path, aws, *args, env={**controller_registry.env, **(env or {})},
+                                timeout=timeout)
 
     return run
 
@@ -292,13 +297,13 @@ def push_index(client, ref, arches: list[str]) -> dict[str, str]:
     return digests
 
 
-@pytest.fixture
-def controller_registry(tmp_path: Path) -> Iterator[ControllerRegistry]:
+@pytest.fixture(scope="session")
+def controller_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControllerRegistry]:
     """The controller image's tags on a loopback registry, reached through COMPAT_LAB_REGISTRY_MIRRORS."""
     from planner.core.compspec import ImageRef
     from planner.edges import registry as oci
 
-    reg = start_registry(tmp_path / "controller-registry")
+    reg = start_registry(tmp_path_factory.mktemp("controller-registry"))
     try:
         client = oci.Client(reg.host)
         digests = {}

@@ -145,7 +145,7 @@ def test_a_failing_eksctl_delete_keeps_the_state_file_and_says_what_still_bills(
     failed = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *operator_manifest_args("arm64"),
                       env={"FAKE_EKSCTL_FAIL": "delete"})
     assert failed.rc != 0
-    error = final_error(failed)
+    error = json.loads(final_error(failed).split(" => ", 1)[1])["msg"]
     assert 'Deleting eks-arm64 failed at "teardown | Delete the cluster and its nodes with eksctl"' in error, failed
     assert "waiter state transitioned to Failure" in error
     assert ("Still billing in us-east-1: EKS cluster eks-arm64 (ACTIVE); 2 instance(s) (hpc7g.16xlarge, "
