@@ -48,6 +48,9 @@ def test_the_plan_shows_the_digest_resolved_for_the_arch(aws, playbook, fake_eks
     pinned = controller_registry.pinned(tag, arch)
     assert f"Flux Operator controller: {pinned} (resolved from ghcr.io/flux-framework/flux-operator:{tag})" \
         in played.out
+    # the figures a person sees before confirming (pytest -s shows them)
+    print(*[line.strip(' ",') for line in played.out.splitlines()
+            if "Estimated cost" in line or "Time to live" in line], sep="\n")
     creates = [action for action in aws.config.forwarded if action.startswith(("Create", "Run"))]
     assert creates == [] and eksctl_calls(played) == []
 
