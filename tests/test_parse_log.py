@@ -157,3 +157,21 @@ def test_which_lines_are_the_apps(line: str, app: bool) -> None:
 def test_the_wrappers_failure_is_reported_when_the_app_said_nothing() -> None:
     log = "/flux_operator/wait-0.sh: line 23: /usr/bin/goshare-wait-fs: cannot execute binary file: Exec format error\n"
     assert lammps.DEFINITION.parse(log, exit_code=126).reason == "exec-format"
+
+
+@pytest.mark.parametrize("line", [
+    # a flux view built on Ubuntu 22.04 (glibc 2.35) run in an Ubuntu 20.04 image (glibc 2.31)
+    "flux: /lib/aarch64-linux-gnu/libc.so.6: version `GLIBC_2.34' not found (required by "
+    "/mnt/flux/view/lib/libflux-core.so.2)",
+    "lmp: symbol lookup error: /opt/software/linux-ubuntu22.04-aarch64/gcc-11.4.0/flux-core-0.61.2/lib/flux/"
+    "libpmi.so: undefined symbol: __libc_single_threaded, version GLIBC_2.32",
+    "lmp: relocation error: /mnt/flux/view/lib/libc.so.6: symbol __libc_enable_secure_decided, version "
+    "GLIBC_PRIVATE not defined in file ld-linux-aarch64.so.1 with link time reference",
+    "[compat-lab-0:00042] mca_base_component_repository_open: unable to open mca_pmix_flux: /lib/x86_64-linux-gnu/"
+    "libc.so.6: version `GLIBC_2.34' not found (required by /opt/software/lib/libpmi.so.0) (ignored)",
+])
+def test_the_loaders_and_open_mpis_words_for_a_newer_glibc_are_os_abi(line: str) -> None:
+    """What the dynamic loader (glibc's elf/dl-lookup.c, dl-version.c) and Open MPI's component loader
+    (opal/mca/base/mca_base_component_repository.c) print for a library built against a newer glibc."""
+    parsed = lammps.DEFINITION.parse(f"LAMMPS (2 Aug 2023)\n{line}\n", exit_code=127)
+    assert (parsed.status, parsed.reason) == ("failed", "os-abi")

@@ -238,7 +238,11 @@ def _rules_experiment(rules: str, options: str) -> Experiment:
     text = (REPO / "experiments" / "lammps.yaml").read_text()
     start, end = text.index("launch_rules:"), text.index("sweeps:")
     text = text[:start] + rules + text[end:]
-    text = text.replace("      vary: {x: [1, 2]}\n", options)
+    # the eks sweep's ranks at one size, varied as the test asks
+    sizes = ("        - {nodes: [1, 1, 2, 2], tasks: [64, 64, 128, 128], x: [1, 8, 1, 8], y: [1, 8, 1, 8], "
+             "z: [1, 6, 1, 12]}\n")
+    assert sizes in text
+    text = text.replace(sizes, "        - {nodes: [1, 2], tasks: [64, 128]}\n" + options)
     return parse_experiment(text, "rules.yaml")
 
 
@@ -283,3 +287,32 @@ def test_flux_options_on_a_native_variant_are_excluded_with_the_reason(ws: Works
     assert not plan.runs
     assert {x.detail for x in plan.excluded if x.variant.startswith("lammps-")} == {
         "pmi and shell are Flux options; native variants are launched with mpiexec"}
+
+
+def test_an_image_older_than_the_clusters_flux_view_is_excluded_as_os_abi_naming_the_view_that_serves_it(
+        ws: Workspace) -> None:
+    """A view's flux and libpmi.so need a glibc at least as new as their own in the image (issue 22: a jammy view in
+    an Ubuntu 20.04 image fails in MPI_Init). The shipped focal views (2.31) serve the Ubuntu images; Rocky 8
+    (2.28) needs a Rocky 8 view; a jammy view (2.35) would leave the 20.04 images out."""
+    plan = expand(ws.exp, ws.clusters, ws.variants, cluster="eks-amd64")
+    abi = {x.variant: x.detail for x in plan.excluded if x.reason == "os-abi"}
+    assert set(abi) == {"intel-mpi-rocky-8-amd64"}, abi
+    assert abi["intel-mpi-rocky-8-amd64"].startswith(
+        "variant intel-mpi-rocky-8-amd64 is rocky 8.9 (glibc 2.28), older than cluster eks-amd64's Flux view "
+        "ghcr.io/converged-computing/flux-view-ubuntu:tag-focal (glibc 2.31)")
+    assert abi["intel-mpi-rocky-8-amd64"].endswith(
+        "a MiniCluster with minicluster_flux_view_image=ghcr.io/converged-computing/flux-view-rocky:tag-8 serves it")
+    assert {run.variant for run in plan.runs} >= {"mpich-ubuntu-20.04-amd64", "mpich-ubuntu-22.04-amd64"}
+
+    jammy = {**ws.clusters, "eks-arm64": dataclasses.replace(
+        ws.clusters["eks-arm64"], flux_view="ghcr.io/converged-computing/flux-view-ubuntu:arm-jammy")}
+    plan = expand(ws.exp, jammy, ws.variants, cluster="eks-arm64")
+    abi = {x.variant: x.detail for x in plan.excluded if x.reason == "os-abi"}
+    assert set(abi) == {"mpich-ubuntu-20.04-arm64", "openmpi-ubuntu-20.04-arm64"}
+    assert all(detail.endswith("minicluster_flux_view_image=ghcr.io/converged-computing/flux-view-ubuntu:arm-focal "
+                               "serves it") for detail in abi.values())
+    assert {run.variant for run in plan.runs} == {"mpich-ubuntu-22.04-arm64", "openmpi-ubuntu-22.04-arm64"}
+
+
+def test_plan_json_shows_the_os_abi_reason(tmp_path: Path) -> None:
+    assert compat.reason_code(compat.OsAbi("x")) == "os-abi" and compat.reason_code("y") == "incompatible"

@@ -186,6 +186,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _sweep_end(console: Console, report: Any, plan: Any, cluster: str, experiment: str) -> int:
     """What every sweep says at its end (runs, time, failures, what next) and its exit code."""
+    from planner.edges import cloud
     from planner.edges.sweep import INTERRUPTED
 
     if report.executed:
@@ -200,6 +201,8 @@ def _sweep_end(console: Console, report: Any, plan: Any, cluster: str, experimen
         named = "" if experiment == cli_args.default_experiment(plan.runs[0].app) else f" -e {experiment}"
         console.print(f"next: python -m planner fit{named} && python -m planner recommend "
                       f"{plan.runs[0].app} {plan.runs[0].workload} --cluster {cluster}{named}")
+    if bill := cloud.billing(cluster):
+        console.print(bill)
     if report.interrupted:
         console.print(f"[yellow]interrupted[/]: {report.executed} run(s) stored this time; "
                       "run the same command again to resume")

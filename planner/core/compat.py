@@ -16,9 +16,53 @@ from planner.core.types import ClusterInfo, VariantInfo
 SUFFIX_PACKAGES = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKOS", "gpu": "GPU"}
 
 
+class OsAbi(str):
+    """A reason that is an OS ABI mismatch (the plan stores it as `os-abi`, not `incompatible`)."""
+
+    code = "os-abi"
+
+
+def reason_code(why: str) -> str:
+    """The failure reason code a plan stores for an exclusion `check` returned."""
+    return getattr(why, "code", "incompatible")
+
+
+#: glibc of the OS releases images and Flux views are built on (the distributions' archives: Ubuntu focal
+#: 2.31, jammy 2.35, noble 2.39; Rocky/RHEL 8 2.28, 9 2.34; Debian bullseye 2.31, bookworm 2.36)
+GLIBC = {("ubuntu", "20.04"): (2, 31), ("ubuntu", "22.04"): (2, 35), ("ubuntu", "24.04"): (2, 39),
+         ("rocky", "8"): (2, 28), ("rocky", "9"): (2, 34), ("debian", "11"): (2, 31), ("debian", "12"): (2, 36)}
+#: The Flux Operator's Flux views (converged-computing/flux-views, as the operator's MiniCluster docs list
+#: them): image -> (arch, OS, release). A view's flux and libpmi.so need a glibc at least as new as theirs
+#: wherever they run: in the pods' image and, for Open MPI's flux PMI component, in the app's image.
+FLUX_VIEWS = {
+    "ghcr.io/converged-computing/flux-view-ubuntu:tag-noble": ("amd64", "ubuntu", "24.04"),
+    "ghcr.io/converged-computing/flux-view-ubuntu:tag-jammy": ("amd64", "ubuntu", "22.04"),
+    "ghcr.io/converged-computing/flux-view-ubuntu:tag-focal": ("amd64", "ubuntu", "20.04"),
+    "ghcr.io/converged-computing/flux-view-rocky:tag-9": ("amd64", "rocky", "9"),
+    "ghcr.io/converged-computing/flux-view-rocky:tag-8": ("amd64", "rocky", "8"),
+    "ghcr.io/converged-computing/flux-view-ubuntu:arm-jammy": ("arm64", "ubuntu", "22.04"),
+    "ghcr.io/converged-computing/flux-view-ubuntu:arm-focal": ("arm64", "ubuntu", "20.04"),
+    "ghcr.io/converged-computing/flux-view-rocky:arm-9": ("arm64", "rocky", "9"),
+    "ghcr.io/converged-computing/flux-view-rocky:arm-8": ("arm64", "rocky", "8"),
+}
+
+
+def glibc(vendor: object, version: object) -> tuple[int, int] | None:
+    """The glibc of an OS release (`rocky`, `9.3` is Rocky 9), or None when it is not known here."""
+    vendor, version = str(vendor or "").lower(), str(version or "")
+    return GLIBC.get((vendor, version)) or GLIBC.get((vendor, version.split(".")[0]))
+
+
+def serving_view(arch: str, image_glibc: tuple[int, int]) -> str | None:
+    """The Flux view for `arch` with the newest glibc an image of `image_glibc` can load, if any."""
+    fitting = [(glibc(*FLUX_VIEWS[view][1:]), view) for view in FLUX_VIEWS
+               if FLUX_VIEWS[view][0] == arch and glibc(*FLUX_VIEWS[view][1:]) <= image_glibc]
+    return max(fitting)[1] if fitting else None
+
+
 def check(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
           options: Options) -> str | None:
-    for rule in (_kind, _backends, _architecture, _gpu, _packages, _resources):
+    for rule in (_kind, _backends, _architecture, _gpu, _packages, _resources, _os_abi):
         reason = rule(cluster, variant, workload_name, workload, options)
         if reason:
             return reason
@@ -135,3 +179,20 @@ def undecided(variant: VariantInfo, workload: Workload, options: Options) -> lis
     if variant.packages is None and (workload.requires or options.suffix in SUFFIX_PACKAGES):
         out.append(f"packages ({variant.app}.packages)")
     return out
+
+
+def _os_abi(cluster: ClusterInfo, variant: VariantInfo, *_: object) -> str | None:
+    view = FLUX_VIEWS.get(cluster.flux_view or "")
+    attrs = variant.attributes
+    image = glibc(attrs.get("os.vendor"), attrs.get("os.version"))
+    if variant.kind != "container" or view is None or image is None:
+        return None  # not known: the run tells (a loader's "GLIBC_2.34 not found" is stored as os-abi)
+    needs = glibc(*view[1:])
+    if needs is None or needs <= image:
+        return None
+    serves = serving_view(view[0], image)
+    where = (f"a MiniCluster with minicluster_flux_view_image={serves} serves it" if serves
+             else "no Flux view known here serves it")
+    return OsAbi(f"variant {variant.name} is {attrs.get('os.vendor')} {attrs.get('os.version')} (glibc "
+                 f"{'.'.join(map(str, image))}), older than cluster {cluster.name}'s Flux view {cluster.flux_view} "
+                 f"(glibc {'.'.join(map(str, needs))}), whose flux and libpmi.so would not load in it; {where}")

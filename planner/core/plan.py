@@ -61,7 +61,7 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
                         why = (compat.check(info, variant, workload_name, workload, options)
                                or definition.parameter_error(parameters, options))
                         if why is not None:
-                            plan.excluded.append(Excluded(*common, dict(point), "incompatible", why))
+                            plan.excluded.append(Excluded(*common, dict(point), compat.reason_code(why), why))
                             continue
                         source = workload.native if variant.kind == "native" else workload.container
                         if source is not None and source.uses is not None:  # what the input cannot take

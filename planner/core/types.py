@@ -40,6 +40,7 @@ class ClusterInfo:
     pmi: tuple[str, ...] = ()
     #: where the runtime finds a variant's image: `<image_dir>/<variant>` (Charliecloud directory images)
     image_dir: str | None = None
+    flux_view: str | None = None  # a MiniCluster's Flux view image (its glibc bounds the images it serves)
 
     @property
     def cores(self) -> int:
@@ -151,7 +152,7 @@ class Excluded:
     workload: str
     variant: str
     options: dict[str, Any]
-    reason: str  # stable code: incompatible | excluded
+    reason: str  # stable code: incompatible | os-abi (compat.OsAbi) | excluded
     detail: str
 
 

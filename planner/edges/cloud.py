@@ -75,6 +75,25 @@ def require_up(name: str, state_dir: Path | None = None) -> dict[str, Any]:
     return status
 
 
+def billing(name: str, state_dir: Path | None = None) -> str | None:
+    """What a cluster that is up costs and when its time-to-live ends, for the end of a sweep; None when it
+    is not a cloud cluster that is up (or its state file says nothing of its cost)."""
+    try:
+        status = cluster_status(name, state_dir)
+    except InputError:
+        return None
+    if not status["up"] or status.get("hourly_cost") in (None, ""):
+        return None
+    arch = re.fullmatch(r"eks-(arm64|amd64)", name)
+    down = (f"ansible-playbook playbooks/cluster.yml -e arch={arch.group(1) if arch else '<arm64|amd64>'} "
+            "-e state=absent")
+    cost = f"{name} is up and bills about ${float(status['hourly_cost']):.2f} per hour"
+    if status.get("expires_at"):
+        return (f"{cost} until its time-to-live ends at {status['expires_at']} UTC (an AWS-side schedule deletes it "
+                f"then); tear it down sooner with `{down}`")
+    return f"{cost} until torn down (no time-to-live): `{down}`"
+
+
 def sweep_vars(name: str, state_dir: Path | None = None) -> dict[str, Any]:
     """Extra variables with which playbooks/sweep.yml reaches the cluster's lead broker (minicluster's
     `connect` entry point, which reads <state dir>/clusters/<name>.json) and sources the Flux environment

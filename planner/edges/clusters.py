@@ -51,7 +51,7 @@ def cluster_info(name: str, cluster: Cluster) -> ClusterInfo:
     family = archs.family(cluster.arch or "amd64") or "x86_64"
     return ClusterInfo(name, cluster.kind, family, cluster.microarchitecture, cluster.nodes,
                        cluster.cores_per_node or 1, cluster.gpus_per_node, cluster.instance_type,
-                       cluster.price_per_hour, None, cluster.sif_dir, "singularity")
+                       cluster.price_per_hour, None, cluster.sif_dir, "singularity", cluster.flux_view)
 
 
 def slurm_info(name: str, cluster: Cluster) -> ClusterInfo:
@@ -69,7 +69,8 @@ def as_brought_up(exp: Experiment, name: str, info: ClusterInfo, state: dict[str
     """The cluster as its state file records it; InputError where the experiment says otherwise."""
     flux = state.get("flux") or {}
     actual = {"arch": state.get("arch"), "nodes": flux.get("nodes"), "cores_per_node": state.get("cores_per_node"),
-              "instance_type": state.get("instance_type"), "sif_dir": state.get("sif_dir")}
+              "instance_type": state.get("instance_type"), "sif_dir": state.get("sif_dir"),
+              "flux_view": (state.get("images") or {}).get("flux_view")}
     declared = exp.clusters[name]
     for key, value in actual.items():
         typed = getattr(declared, key)

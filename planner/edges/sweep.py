@@ -367,6 +367,9 @@ def _store(store: Store, record: RunRecord) -> None:
 
 def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_file: Path) -> list[dict[str, Any]]:
     items = []
+    # a run stored already is handed out again only to be retried (--retry-failed): where it runs (a pod's
+    # directory, out of reach here) its earlier attempt's result must not be reported again
+    again = store.ids(run.id for run in runs)
     for run in runs:
         launch = launches[run.id]
         directory = run_dir(store, run.id)
@@ -379,7 +382,8 @@ def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_f
                       "timeout": run.timeout + (FLUX_BACKSTOP if launch.job else 0.0), "run_dir": str(directory),
                       "image": launch.image, "sif": launch.sif, "job": launch.job, "scheduler": launch.scheduler,
                       "owner_pid": os.getpid(),
-                      "stop_file": str(stop_file), "profile": step or None, "profile_root": launch.profile_root})
+                      "stop_file": str(stop_file), "profile": step or None, "profile_root": launch.profile_root,
+                      "fresh": run.id in again})
     return items
 
 

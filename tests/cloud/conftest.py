@@ -33,8 +33,9 @@ import pytest
 from tests.cloud import fake_flux, fake_kubectl
 from tests.cloud.aws_front import Front
 from tests.cloud.fake_eksctl import package
-from tests.cloud.kube_api import Cluster, KubeAPI
+from tests.cloud.kube_api import Cluster, KubeAPI, shm_mib
 from tests.conftest import REPO
+from tests.registry.conftest import Registry, push_image, start_registry
 
 BIN = Path(sys.executable).parent
 HPC_QUOTA = "L-F7808C92"
@@ -138,6 +139,15 @@ def ansible_playbook(workdir: Path, front: Front, *args: str, env: dict[str, str
     No -i unless ARGS has one: ansible.cfg's inventory applies. The user's own AWS and Ansible
     configuration is kept out; credentials are dummies; the state directory is workdir/state.
     """
+    full_env = playbook_env(workdir, env)
+    done = subprocess.run([str(BIN / "ansible-playbook"), *args, "-e", f"eks_cluster_aws_endpoint_url={front.url}"],
+                          cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+    return Played(done.returncode, done.stdout + done.stderr, workdir / "state")
+
+
+def playbook_env(workdir: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment ansible_playbook runs the playbook with (see there)."""
     state_dir = workdir / "state"
     full_env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "ANSIBLE_"))}
     full_env.update({
@@ -152,20 +162,22 @@ def ansible_playbook(workdir: Path, front: Front, *args: str, env: dict[str, str
         "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true", "COMPAT_LAB_STATE_DIR": str(state_dir),
         "FAKE_EKSCTL_LOG": str(workdir / "eksctl.log"),
+        # ghcr.io is read from a loopback port (nothing listens there unless a test's registry does): no
+        # test resolves a name
+        "COMPAT_LAB_REGISTRY_MIRRORS": "ghcr.io=127.0.0.1:1",
     })
     full_env.update(env or {})
-    done = subprocess.run([str(BIN / "ansible-playbook"), *args, "-e", f"eks_cluster_aws_endpoint_url={front.url}"],
-                          cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
-    return Played(done.returncode, done.stdout + done.stderr, state_dir)
+    return full_env
 
 
 @pytest.fixture
-def playbook(tmp_path: Path, aws: Front):
-    """Run `ansible-playbook ARGS` (see ansible_playbook) in the test's own directory."""
+def playbook(tmp_path: Path, aws: Front, controller_registry: ControllerRegistry):
+    """Run `ansible-playbook ARGS` (see ansible_playbook) in the test's own directory, the controller image's
+    tags served by the loopback registry (controller_registry) as ghcr.io serves them."""
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Played:
-        return ansible_playbook(tmp_path, aws, *args, env=env, timeout=timeout)
+        return ansible_playbook(tmp_path, aws, *args, env={**controller_registry.env, **(env or {})},
+                                timeout=timeout)
 
     return run
 
@@ -194,6 +206,10 @@ def operator_manifest_args(arch: str = "arm64", manifest: Path = OPERATOR_MANIFE
     return ["-e", f"flux_operator_manifest_url=file://{manifest}",
             "-e", json.dumps({"flux_operator_manifest_checksums": {arch: f"sha256:{digest}"},
                               "flux_operator_controller_images": {arch: CONTROLLER_IMAGE}})]
+
+
+#: how long the stand-in's MiniCluster pods stay Pending, pulling their image
+POD_PULL_SECONDS = 3.0
 
 
 @dataclass
@@ -229,11 +245,13 @@ def kube(tmp_path: Path) -> Iterator[Kube]:
             f"export PATH={shlex.quote(str(tools))}:$PATH\n"
             f"export FAKE_FLUX_NODES={int(minicluster['spec']['size'])}"
             f" FAKE_FLUX_LOG={shlex.quote(str(directory / 'flux-calls.jsonl'))}"
-            f" FAKE_ROOT={shlex.quote(str(directory / 'container'))}\n"
+            f" FAKE_ROOT={shlex.quote(str(directory / 'container'))} FAKE_SHM_MIB={shm_mib(minicluster)}\n"
             "fluxsocket=local:///mnt/flux/view/run/flux/local\n")
 
     # the token the fake eksctl's kubeconfig carries for us-east-1: a request without it is refused
-    api = KubeAPI(free_port(), Cluster(tmp_path / "pods", on_pod, token="fake-eksctl-us-east-1"))
+    # pods turn Ready only once their image is pulled, here a few seconds (a real pull takes minutes)
+    api = KubeAPI(free_port(), Cluster(tmp_path / "pods", on_pod, token="fake-eksctl-us-east-1",
+                                       pull_seconds=POD_PULL_SECONDS))
     thread = threading.Thread(target=api.serve_forever, daemon=True)
     thread.start()
     try:
@@ -244,3 +262,63 @@ def kube(tmp_path: Path) -> Iterator[Kube]:
         api.shutdown()
         api.server_close()
         thread.join(timeout=10)
+
+
+#: The Flux Operator's controller image, as the manifests name it (flux_operator_controller_tags).
+CONTROLLER_REPOSITORY = "flux-framework/flux-operator"
+
+
+@dataclass
+class ControllerRegistry:
+    """A real OCI registry on loopback (Debian's docker-registry) standing in for ghcr.io, serving the
+    controller image's tags as upstream publishes them: `:arm` and `:latest` as image indexes."""
+
+    registry: Registry
+    digests: dict[str, str]  # "<tag>/<arch>" -> the digest of that tag's image for that arch
+    env: dict[str, str]  # what points the bring-up at it: the mirror the planner reads too
+
+    def pinned(self, tag: str, arch: str) -> str:
+        return f"ghcr.io/{CONTROLLER_REPOSITORY}@{self.digests[f'{tag}/{arch}']}"
+
+
+def push_index(client, ref, arches: list[str]) -> dict[str, str]:
+    """An OCI image index under ref's tag with one small image per arch (linux/<arch>); arch -> image digest."""
+    from planner.edges import registry as oci
+
+    manifests, digests = [], {}
+    for arch in arches:
+        digest = push_image(client, ref.with_tag(f"{ref.tag}-{arch}"), arch)
+        _, _, size = client.manifest(ref, digest)
+        manifests.append({"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": size,
+                          "platform": {"os": "linux", "architecture": arch}})
+        digests[arch] = digest
+    client.put_manifest(ref, ref.tag, {"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": manifests},
+                        oci.OCI_INDEX)
+    return digests
+
+
+@pytest.fixture(scope="session")
+def controller_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControllerRegistry]:
+    """The controller image's tags on a loopback registry, reached through COMPAT_LAB_REGISTRY_MIRRORS."""
+    from planner.core.compspec import ImageRef
+    from planner.edges import registry as oci
+
+    reg = start_registry(tmp_path_factory.mktemp("controller-registry"))
+    try:
+        client = oci.Client(reg.host)
+        digests = {}
+        for tag, arches in (("arm", ["arm64", "amd64"]), ("latest", ["amd64"])):
+            for arch, digest in push_index(client, ImageRef(reg.host, CONTROLLER_REPOSITORY, tag), arches).items():
+                digests[f"{tag}/{arch}"] = digest
+        yield ControllerRegistry(reg, digests, {"COMPAT_LAB_REGISTRY_MIRRORS": f"ghcr.io={reg.host}"})
+    finally:
+        reg.stop()
+
+
+def shipped_operator_args(arch: str = "arm64", manifest: Path = OPERATOR_MANIFEST) -> list[str]:
+    """operator_manifest_args without the controller pin: the shipped defaults resolve the controller's tag.
+
+    Only the manifest's download is replaced (no github.com here), checksum-verified as upstream's is."""
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return ["-e", f"flux_operator_manifest_url=file://{manifest}",
+            "-e", json.dumps({"flux_operator_manifest_checksums": {arch: f"sha256:{digest}"}})]

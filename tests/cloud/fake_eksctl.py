@@ -4,9 +4,15 @@
 It understands the few commands roles/eks_cluster runs (`version`, `create cluster --config-file`,
 `utils write-kubeconfig`, `delete cluster`) and does to the emulator (AWS_ENDPOINT_URL) what eksctl does
 to AWS, minus CloudFormation and the VPC: the EKS cluster, its managed node group and the node
-instances. It checks the ClusterConfig like eksctl would refuse one (API version, kind, a node group in
-zones of the config). FAKE_EKSCTL_FAIL=create makes `create cluster` fail after the cluster exists,
-like a node group that never becomes ready; FAKE_EKSCTL_LOG appends each command line to a file;
+instances, and the CloudFormation stacks eksctl names `eksctl-<cluster>-cluster` and
+`eksctl-<cluster>-nodegroup-<group>` (pkg/cfn/manager/api.go: `eksctl-` + cluster name + `-cluster`, and
+`-nodegroup-` + the group's name), each holding a stand-in resource: what a teardown must find gone. It
+checks the ClusterConfig like eksctl would refuse one (API version, kind, a node group in zones of the
+config). FAKE_EKSCTL_FAIL=create makes `create cluster` fail after the cluster exists, like a node group
+that never becomes ready (FAKE_EKSCTL_CREATE_SECONDS: how long it waits for the stacks first);
+FAKE_EKSCTL_FAIL=delete makes `delete cluster` fail with everything left, as
+eksctl does when a stack's deletion fails (its waiter: `waiter state transitioned to Failure`, the stack
+DELETE_FAILED, e.g. a VPC whose ENIs are still in use); FAKE_EKSCTL_LOG appends each command line to a file;
 FAKE_EKSCTL_KUBE_API is the Kubernetes API server the kubeconfig names (a loopback stand-in).
 
 `python fake_eksctl.py package DIR` writes DIR/eksctl_<OS>_<arch>.tar.gz holding this script as
@@ -21,6 +27,7 @@ import os
 import platform
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 VERSION = "0.225.0"
@@ -67,6 +74,27 @@ def clients(region: str):
     return boto3.client("eks", region_name=region), boto3.client("ec2", region_name=region)
 
 
+#: a stack body with one resource that costs nothing: the stacks only have to exist, as eksctl's do
+STACK_TEMPLATE = '{"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}'
+
+
+def stacks(region: str, name: str) -> list[str]:
+    """The eksctl stacks of cluster `name` that are not deleted, node groups first."""
+    import boto3
+
+    cfn = boto3.client("cloudformation", region_name=region)
+    found = [stack["StackName"] for page in cfn.get_paginator("list_stacks").paginate()
+             for stack in page["StackSummaries"]
+             if stack["StackName"].startswith(f"eksctl-{name}-") and stack["StackStatus"] != "DELETE_COMPLETE"]
+    return sorted(found, key=lambda stack: stack.endswith("-cluster"))
+
+
+def create_stack(region: str, stack: str) -> None:
+    import boto3
+
+    boto3.client("cloudformation", region_name=region).create_stack(StackName=stack, TemplateBody=STACK_TEMPLATE)
+
+
 def create(config_file: str) -> int:
     import yaml
 
@@ -76,6 +104,7 @@ def create(config_file: str) -> int:
     meta, zones = config["metadata"], config.get("availabilityZones", [])
     eks, ec2 = clients(meta["region"])
     print(f"[i]  eksctl version {VERSION}\n[i]  using region {meta['region']}")
+    create_stack(meta["region"], f"eksctl-{meta['name']}-cluster")
     eks.create_cluster(name=meta["name"], version=str(meta.get("version", "")), roleArn=ACCOUNT_ROLE,
                        resourcesVpcConfig={"subnetIds": []}, tags=meta.get("tags", {}))
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -89,11 +118,14 @@ def create(config_file: str) -> int:
                              diskSize=group.get("volumeSize", 80), labels=group.get("labels", {}),
                              scalingConfig={"minSize": group["minSize"], "maxSize": group["maxSize"],
                                             "desiredSize": group["desiredCapacity"]})
+        create_stack(meta["region"], f"eksctl-{meta['name']}-nodegroup-{group['name']}")
         tags = [{"Key": "eks:cluster-name", "Value": meta["name"]},
                 {"Key": "eks:nodegroup-name", "Value": group["name"]}]
         ec2.run_instances(ImageId=image, InstanceType=group["instanceType"], MinCount=group["desiredCapacity"],
                           MaxCount=group["desiredCapacity"], Placement={"AvailabilityZone": group_zones[0]},
                           TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+    # eksctl waits for CloudFormation to create the node group's stack: minutes, here FAKE_EKSCTL_CREATE_SECONDS
+    time.sleep(float(os.environ.get("FAKE_EKSCTL_CREATE_SECONDS", "0")))
     if os.environ.get("FAKE_EKSCTL_FAIL") == "create":
         return fail("waiter state transitioned to Failure (node group did not become ready)")
     print(f"[v]  EKS cluster \"{meta['name']}\" in \"{meta['region']}\" region is ready")
@@ -120,11 +152,23 @@ def write_kubeconfig(name: str, region: str, path: str) -> int:
 
 
 def delete(name: str, region: str) -> int:
+    import boto3
+
     eks, ec2 = clients(region)
+    left = stacks(region, name)
+    if os.environ.get("FAKE_EKSCTL_FAIL") == "delete":
+        return fail(f'waiter state transitioned to Failure: stack "{(left or [f"eksctl-{name}-cluster"])[0]}" '
+                    "is DELETE_FAILED")
     try:
         eks.describe_cluster(name=name)
     except eks.exceptions.ResourceNotFoundException:
+        # as eksctl does, it says there is no cluster and stops, leaving any orphan stack (a node group's VPC
+        # and NAT gateway) where it is: "eksctl can claim that the cluster doesn't exist anymore while
+        # there's still an orphan CloudFormation stack" (a cleanup script's comment, found upstream)
         return not_found(name)
+    cfn = boto3.client("cloudformation", region_name=region)
+    for stack in left:
+        cfn.delete_stack(StackName=stack)
     for group in eks.list_nodegroups(clusterName=name)["nodegroups"]:
         eks.delete_nodegroup(clusterName=name, nodegroupName=group)
     eks.delete_cluster(name=name)

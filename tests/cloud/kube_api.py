@@ -19,7 +19,15 @@ client and the real `kubernetes.core` modules:
 - controllers: a Deployment becomes Available one tick after it is created or changed; the stand-in
   Flux Operator, once its controller Deployment is Available, gives each MiniCluster `size` pods named
   `<name>-<index>-<5 random characters>` and labelled `job-name=<name>` (its indexed Job's), Pending first
-  and Running and Ready one tick later. Each pod gets a directory of its own (`pods_root/<ns>/<pod>`);
+  and Running and Ready once its image is "pulled": `pull_seconds` after it was created (a kubelet keeps a
+  pod Pending, its container waiting in ContainerCreating, while it pulls the images: Kubernetes' pod
+  lifecycle, "Pending ... includes time ... downloading container images over the network"). A pod's
+  /dev/shm is what a container runtime gives, 64 MiB (containerd's CRI and Docker's default shm size),
+  unless the MiniCluster's container declares the memory-backed volume there (`volumes: {<name>: {emptyDir:
+  true, emptyDirMedium: memory, path: /dev/shm, emptyDirSizeLimit: ...}}`, flux-operator PR 226): then its
+  size limit. The pod's `stand-in.compat-lab/shm-mib` annotation says which, and the stand-in `lmp`
+  (tests/cloud/fake_flux.py) fails like MPICH when its ranks do not fit. Each pod gets a directory of its
+  own (`pods_root/<ns>/<pod>`);
   `on_pod(directory, minicluster, index)` fills it (the tests write the operator's Flux environment
   script there, pointing at tests/cloud/fake_flux.py), and tests/cloud/fake_kubectl.py runs `kubectl exec`
   commands in it.
@@ -40,6 +48,7 @@ import random
 import re
 import string
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable
@@ -56,6 +65,11 @@ OPERATOR = ("operator-system", "operator-controller-manager")
 MINICLUSTER = ("flux-framework.org", "miniclusters")
 #: the annotation naming a pod's directory, where the stand-in kubectl runs what is exec'd in the pod
 POD_DIRECTORY = "stand-in.compat-lab/directory"
+#: the annotation giving a pod's /dev/shm size in MiB (see shm_mib)
+POD_SHM = "stand-in.compat-lab/shm-mib"
+#: a container's /dev/shm without a volume there: containerd's CRI and Docker default to 64 MiB
+RUNTIME_SHM_MIB = 64
+MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 TICK = 0.2  # seconds between two passes of the controllers
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -141,6 +155,21 @@ def selected(labels: dict[str, str], selector: str) -> bool:
     return True
 
 
+def shm_mib(minicluster: dict) -> int:
+    """The /dev/shm (MiB) of a MiniCluster's pods: the runtime's 64 MiB, or the memory-backed volume declared
+    there (an emptyDir of medium memory at /dev/shm; no size limit is the pod's memory, taken as plenty)."""
+    for container in minicluster["spec"].get("containers", []):
+        for volume in (container.get("volumes") or {}).values():
+            if volume.get("path") == "/dev/shm" and volume.get("emptyDir") \
+                    and str(volume.get("emptyDirMedium", "")).lower() == "memory":
+                limit = str(volume.get("emptyDirSizeLimit") or "")
+                match = re.fullmatch(r"([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?", limit)
+                if not match:
+                    return 1 << 20
+                return int(match.group(1)) * MEMORY_UNITS.get(match.group(2) or "", 1) // 2**20
+    return RUNTIME_SHM_MIB
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -156,6 +185,8 @@ class Cluster:
     lock: threading.RLock = field(default_factory=threading.RLock)
     version: int = 0
     rolling_out: dict[str, int] = field(default_factory=dict)  # deployment uid -> generation being rolled out
+    pull_seconds: float = 0.0  # how long a MiniCluster pod's image pull keeps it Pending
+    pulling: dict[str, float] = field(default_factory=dict)  # pod uid -> when its pull ends (monotonic)
 
     # --- kinds ----------------------------------------------------------------------------------
     def kinds(self) -> list[Kind]:
@@ -280,7 +311,8 @@ class Cluster:
                 for minicluster in self.list_of(*MINICLUSTER):
                     self._minicluster(minicluster)
             for pod in self.list_of("", "pods"):
-                if pod["status"]["phase"] == "Pending":
+                pulled = time.monotonic() >= self.pulling.get(pod["metadata"]["uid"], 0)
+                if pod["status"]["phase"] == "Pending" and pulled:
                     self._start(pod)
 
     def _deployment(self, deployment: dict) -> None:
@@ -315,7 +347,7 @@ class Cluster:
             self.create(pods_kind, namespace, {
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": pod_name, "namespace": namespace,
-                             "annotations": {POD_DIRECTORY: str(directory)},
+                             "annotations": {POD_DIRECTORY: str(directory), POD_SHM: str(shm_mib(minicluster))},
                              "labels": {"job-name": name, "batch.kubernetes.io/job-completion-index": str(index)},
                              "ownerReferences": [{"apiVersion": minicluster["apiVersion"], "kind": "MiniCluster",
                                                   "name": name, "uid": meta["uid"]}]},
@@ -323,7 +355,11 @@ class Cluster:
                          "nodeSelector": minicluster["spec"].get("pod", {}).get("nodeSelector", {})}})
             directory.mkdir(parents=True, exist_ok=True)
             self.on_pod(directory, minicluster, index)
-            self.objects[("", "pods", namespace, pod_name)]["status"] = {"phase": "Pending"}
+            pod = self.objects[("", "pods", namespace, pod_name)]
+            pod["status"] = {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}],
+                             "containerStatuses": [{"name": name, "image": container["image"], "ready": False,
+                                                    "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+            self.pulling[pod["metadata"]["uid"]] = time.monotonic() + self.pull_seconds
 
     def _start(self, pod: dict) -> None:
         containers = pod["spec"]["containers"]

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.cloud.conftest import CONTROLLER_IMAGE, client, eksctl_args, operator_manifest_args
+from tests.cloud.conftest import client, eksctl_args, shipped_operator_args
 from tests.conftest import REPO, planner
 
 pytestmark = pytest.mark.cloud_e2e
@@ -51,18 +52,22 @@ def pod_calls(pod_dir: Path) -> list[list[str]]:
     return [json.loads(line) for line in lines]
 
 
-def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path: Path) -> None:
-    # The pods' image directory is not the experiment's default: the sweep must take it from the state file.
+def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, controller_registry, tmp_path: Path) -> None:
+    # The shipped defaults: the controller image's tag is resolved on the (stand-in) registry. The pods' image
+    # directory is not the experiment's default: the sweep must take it from the state file.
+    started = time.monotonic()
     up = playbook(CLUSTER, "-e", "arch=arm64", "-e", "confirm=true", *eksctl_args(fake_eksctl),
-                  *operator_manifest_args("arm64"), "-e", "minicluster_sif_dir=/tmp/images",
-                  env=kube.env)
+                  *shipped_operator_args("arm64"), "-e", "minicluster_sif_dir=/tmp/images",
+                  env={**kube.env, **controller_registry.env})
     assert up.rc == 0, up
+    brought_up = time.monotonic()
+    controller = controller_registry.pinned("arm", "arm64")
 
     # Kubernetes holds what the roles applied, as the operator and the MiniCluster left it.
     (deployment,) = kube.objects("apps", "deployments", "operator-system")
     assert {c["type"]: c["status"] for c in deployment["status"]["conditions"]}["Available"] == "True"
     assert [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "manager"] == [
-        CONTROLLER_IMAGE], "the controller image is pinned by digest"
+        controller], "the controller image is the arm64 image of the tag, by digest"
     (minicluster,) = kube.objects("flux-framework.org", "miniclusters", "compat-lab")
     assert minicluster["spec"]["size"] == 2 and minicluster["spec"]["interactive"] is True
     pods = kube.objects("", "pods", "compat-lab")
@@ -77,6 +82,10 @@ def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path
     assert state["lead_broker"]["namespace"] == state["lead_broker"]["container"] == "compat-lab"
     assert state["flux"] == {"nodes": 2, "cores": 128, "gpus": 0, "env_script": "/mnt/flux/flux-view.sh"}
     assert state["cores_per_node"] == 64 and state["instance_type"] == "hpc7g.16xlarge"
+    assert state["flux_operator_controller_image"] == controller
+    assert state["expires_at"] and float(state["hourly_cost"]) == pytest.approx(3.4993, abs=1e-3)
+    # every pod has the memory-backed /dev/shm the MPICH run below needs (the stand-in enforces 64 MiB without)
+    assert minicluster["spec"]["containers"][0]["volumes"]["dev-shm"]["emptyDirSizeLimit"] == "512Mi"
     lead_dir = kube.pods / "compat-lab" / lead
     assert ["flux", "resource", "info", "-s", "up"] in pod_calls(lead_dir), "Flux was asked through kubectl exec"
     assert "eks-arm64 is up: 2 nodes, 128 cores under Flux" in up.out
@@ -88,6 +97,9 @@ def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path
     experiment = small_experiment(tmp_path / "experiment.yaml")
     swept = planner("sweep", "-e", str(experiment), "--cluster", "eks-arm64", store=store, env=env, timeout=300)
     assert swept.returncode == 0, swept.stdout + swept.stderr
+    swept_at = time.monotonic()
+    assert f"eks-arm64 is up and bills about $3.50 per hour until its time-to-live ends at {state['expires_at']} UTC" \
+        in " ".join(swept.stdout.split())
     assert state["sif_dir"] == "/tmp/images"
     sif = f"/tmp/images/ghcr.io_rse-ops_lammps-matrix_{VARIANT}-8757ad29be8e0efcc19c.sif"
     runs = [call[1:] for call in pod_calls(lead_dir) if call[:2] == ["flux", "run"]]
@@ -104,8 +116,10 @@ def test_bring_up_sweep_and_tear_down(aws, playbook, fake_eksctl, kube, tmp_path
 
     # Teardown: the state file first, then the MiniCluster, the operator and the cluster.
     down = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent",
-                    *operator_manifest_args("arm64"), env=kube.env)
+                    *shipped_operator_args("arm64"), env=kube.env)
     assert down.rc == 0, down
+    print(f"\nstand-in bring-up {brought_up - started:.1f} s, sweep {swept_at - brought_up:.1f} s, "
+          f"teardown {time.monotonic() - swept_at:.1f} s")
     assert "Could not delete" not in down.out, down
     assert not (up.state_dir / "clusters" / "eks-arm64.json").exists()
     assert kube.objects("flux-framework.org", "miniclusters") == [] and kube.objects("", "pods") == []

@@ -245,9 +245,9 @@ def experiment(broker: Broker, timeout: float) -> Path:
     return path
 
 
-def planner(broker: Broker, executor: str) -> subprocess.Popen[str]:
-    """`python -m planner sweep --cluster eks-arm64` (4 runs: 1 and 2 nodes, x 1 and 2) on the stand-in, with
-    the experiment `experiment` wrote (a run timeout of 60 s unless it was written before)."""
+def planner(broker: Broker, executor: str, *extra: str) -> subprocess.Popen[str]:
+    """`python -m planner sweep --cluster eks-arm64 EXTRA...` (4 runs: 1 and 2 nodes, x 1 and 2) on the stand-in,
+    with the experiment `experiment` wrote (a run timeout of 60 s unless it was written before)."""
     path = broker.root / "lammps.yaml"
     if not path.exists():
         experiment(broker, 60)
@@ -258,7 +258,7 @@ def planner(broker: Broker, executor: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.cloud.flux_planner", str(broker.inventory), json.dumps(stand_in), "--",
          "sweep", "-e", str(path),
-         "--cluster", "eks-arm64", "--workload", "reaxff", "--variant", VARIANT, "--store", str(store(broker))],
+         "--cluster", "eks-arm64", "--workload", "reaxff", "--variant", VARIANT, "--store", str(store(broker)), *extra],
         cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -382,3 +382,32 @@ def test_flux_time_limit_ends_planned_runs_stored_as_timeout_with_flux_run_time(
         assert "job.exception type=timeout" in Path(record.log_path).read_text()
         assert f"--job-name={record.id} -t 2s " in record.command
     assert not broker.active() and not broker.processes()
+
+
+@pytest.mark.parametrize("executor", ["sh", "python"])
+def test_retry_failed_runs_the_failed_runs_again_on_the_lead_broker(broker: Broker, executor: str) -> None:
+    """Each run's directory on the lead broker keeps its result.json: a retry must not report it again."""
+    fails = broker.root / "lmp-fails"
+    slow = broker.root / "slow" / "lmp"
+    slow.write_text(f'#!/bin/sh\nif [ -e {fails} ]; then echo "ERROR: Cannot open file in.reaxc.hns: No such file '
+                    f'or directory (src/input.cpp:330)"; exit 1; fi\n' + slow.read_text().split("\n", 1)[1])
+    fails.touch()
+    first = planner(broker, executor)
+    out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out
+    with Store(store(broker)) as kept:
+        assert {(r.status, r.reason) for r in kept.records()} == {("failed", "missing-input")}
+    fails.unlink()
+    again = planner(broker, executor, "--retry-failed")
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    assert "4 failed run(s) to run again" in " ".join(out.split())
+    with Store(store(broker)) as kept:
+        records = kept.records()
+    assert [(r.status, r.reason) for r in records] == [("ok", None)] * 4, [(r.status, r.detail) for r in records]
+    results = collections.Counter((job["name"], job["result"]) for job in broker.jobs())
+    assert results == {**{(r.id, "FAILED"): 1 for r in records}, **{(r.id, "COMPLETED"): 1 for r in records}}
+    for record in records:
+        assert "Total wall time" in Path(record.log_path).read_text()
+        kept_there = broker.root / "pod" / "runs" / record.id / "result.json"
+        assert json.loads(kept_there.read_text())["rc"] == 0, "the pod keeps the retry's result, not the first"

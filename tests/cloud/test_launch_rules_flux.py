@@ -48,8 +48,9 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def workspace(tmp_path: Path) -> Workspace:
     """The default experiment, its eks sweep varying whether the Open MPI rule applies (a sweepable choice)."""
     text = (REPO / "experiments" / "lammps.yaml").read_text()
-    assert "      vary: {x: [1, 2]}\n" in text
-    text = text.replace("      vary: {x: [1, 2]}\n", f"      vary: {{x: [1], skip_rules: [[], [{RULE}]]}}\n")
+    sizes = "z: [1, 6, 1, 12]}\n"
+    assert sizes in text
+    text = text.replace(sizes, f"{sizes}      vary: {{skip_rules: [[], [{RULE}]]}}\n", 1)
     ws = Workspace.load(parse_experiment(text, "lammps.yaml"), artifacts=warm_cache(tmp_path / "compspec"))
     ws.clusters["eks-arm64"] = dataclasses.replace(ws.clusters["eks-arm64"], sif_dir=str(tmp_path / "sif"))
     return ws
@@ -57,7 +58,7 @@ def workspace(tmp_path: Path) -> Workspace:
 
 def one_node_runs(ws: Workspace, variant: str) -> list[Run]:
     plan, _ = prepare(ws, "eks-arm64", ["reaxff"], [variant], 1, Console(quiet=True), install=False)
-    return [run for run in plan.runs if run.options.nodes == 1]
+    return [run for run in plan.runs if run.options.nodes == 1 and run.parameters.get("x") == 1]
 
 
 def stored(ws: Workspace, broker_: tuple, runs: list[Run], tmp_path: Path, argv: dict[str, list[str]] | None = None):

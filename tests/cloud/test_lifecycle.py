@@ -10,9 +10,17 @@ downloaded from a file:// URL and checksum-verified like the upstream one.
 
 from __future__ import annotations
 
+import datetime
+import json
+import os
+import signal
+import subprocess
+import time
+
 import pytest
 
-from tests.cloud.conftest import client, eksctl_args, operator_manifest_args
+from tests.cloud.conftest import BIN, client, eksctl_args, operator_manifest_args, playbook_env
+from tests.conftest import REPO
 
 CLUSTER = "playbooks/cluster.yml"
 # The apply is refused by the kubeconfig's loopback API server: the error names it, nothing else is reached.
@@ -118,3 +126,116 @@ def test_a_mistyped_region_is_refused_before_any_call(aws, playbook, fake_eksctl
     assert "us-east-1, us-east-2" in error
     assert sum(aws.config.forwarded.values()) == 0, "no AWS call"
     assert recorded.exists() and eksctl_calls(played) == []
+
+
+def stacks_left(aws) -> list[str]:
+    cfn = client(aws, "cloudformation")
+    return sorted(stack["StackName"] for stack in cfn.list_stacks()["StackSummaries"]
+                  if stack["StackStatus"] != "DELETE_COMPLETE")
+
+
+def test_a_failing_eksctl_delete_keeps_the_state_file_and_says_what_still_bills(aws, playbook, fake_eksctl,
+                                                                                  tmp_path) -> None:
+    kept = playbook(*up_args(fake_eksctl, "-e", "keep_on_failure=true"))
+    assert kept.rc != 0 and client(aws, "eks").list_clusters()["clusters"] == ["eks-arm64"], kept
+    state = kept.state_dir / "clusters" / "eks-arm64.json"
+    state.write_text('{"name": "eks-arm64", "sif_dir": "/tmp/sif", "lead_broker": {}}')  # as Flux would have
+    kubeconfig = kept.state_dir / "clusters" / "eks-arm64.kubeconfig"
+
+    failed = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *operator_manifest_args("arm64"),
+                      env={"FAKE_EKSCTL_FAIL": "delete"})
+    assert failed.rc != 0
+    error = json.loads(final_error(failed).split(" => ", 1)[1])["msg"]
+    assert 'Deleting eks-arm64 failed at "teardown | Delete the cluster and its nodes with eksctl"' in error, failed
+    assert "waiter state transitioned to Failure" in error
+    assert ("Still billing in us-east-1: EKS cluster eks-arm64 (ACTIVE); 2 instance(s) (hpc7g.16xlarge, "
+            "hpc7g.16xlarge); CloudFormation stacks eksctl-eks-arm64-nodegroup-eks-arm64-nodes, "
+            "eksctl-eks-arm64-cluster (CREATE_COMPLETE): about $3.47 per hour") in error
+    assert "Its state file and kubeconfig are kept" in error
+    assert state.exists() and kubeconfig.exists(), "the cluster bills: it stays recorded as up"
+
+    again = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *operator_manifest_args("arm64"))
+    assert again.rc == 0, again
+    assert not state.exists() and not kubeconfig.exists()
+    assert client(aws, "eks").list_clusters()["clusters"] == [] and running_nodes(aws) == []
+    assert stacks_left(aws) == []
+
+
+def test_stacks_left_without_a_cluster_are_deleted_before_the_state_file_goes(aws, playbook, fake_eksctl,
+                                                                             tmp_path) -> None:
+    """EKS says NotFound and eksctl says "No cluster found", yet a node group's stack (its VPC, NAT) is left."""
+    cfn = client(aws, "cloudformation")
+    body = '{"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}'
+    for stack in ("eksctl-eks-arm64-cluster", "eksctl-eks-arm64-nodegroup-eks-arm64-nodes", "eksctl-other-cluster"):
+        cfn.create_stack(StackName=stack, TemplateBody=body)
+    state, kubeconfig = recorded_up(tmp_path / "state")
+    gone = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *eksctl_args(fake_eksctl),
+                    *operator_manifest_args("arm64"))
+    assert gone.rc == 0, gone
+    assert eksctl_calls(gone) == ["delete cluster"], "eksctl is asked though EKS knows no such cluster"
+    assert stacks_left(aws) == ["eksctl-other-cluster"], "another cluster's stack is not touched"
+    assert not state.exists() and not kubeconfig.exists()
+
+
+def test_a_new_cluster_carries_a_time_to_live_that_aws_enforces(aws, playbook, fake_eksctl) -> None:
+    """The schedules are set before eksctl creates anything and go with the cluster. moto keeps them but does
+    not fire them: that AWS runs CloudFormation's DeleteStack at that time stays unverified here."""
+    plan = playbook(CLUSTER, "-e", "arch=arm64", *eksctl_args(fake_eksctl), *operator_manifest_args("arm64"))
+    assert "Not confirmed" in plan.out, plan
+    assert "Time to live: 4.0 h, until " in plan.out and "about $14.00 if it lives that long" in plan.out
+    kept = playbook(*up_args(fake_eksctl, "-e", "keep_on_failure=true", "-e", "eks_cluster_ttl_hours=2"))
+    assert client(aws, "eks").list_clusters()["clusters"] == ["eks-arm64"], kept
+    scheduler = client(aws, "scheduler")
+    schedules = {item["Name"]: scheduler.get_schedule(Name=item["Name"])
+                 for item in scheduler.list_schedules()["Schedules"]}
+    assert sorted(schedules) == ["compat-lab-ttl-eks-arm64-cluster", "compat-lab-ttl-eks-arm64-nodes"]
+    nodes, cluster = schedules["compat-lab-ttl-eks-arm64-nodes"], schedules["compat-lab-ttl-eks-arm64-cluster"]
+    at = datetime.datetime.strptime(nodes["ScheduleExpression"], "at(%Y-%m-%dT%H:%M:%S)")
+    assert abs((at - datetime.datetime.utcnow()).total_seconds() - 2 * 3600) < 600
+    later = datetime.datetime.strptime(cluster["ScheduleExpression"], "at(%Y-%m-%dT%H:%M:%S)")
+    assert later - at == datetime.timedelta(minutes=30), "the node group's stack goes first"
+    for schedule, stack in ((nodes, "eksctl-eks-arm64-nodegroup-eks-arm64-nodes"),
+                            (cluster, "eksctl-eks-arm64-cluster")):
+        assert schedule["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:cloudformation:deleteStack"
+        assert json.loads(schedule["Target"]["Input"]) == {"StackName": stack}
+        assert schedule["ScheduleExpressionTimezone"] == "UTC" and schedule["ActionAfterCompletion"] == "DELETE"
+    assert stacks_left(aws) == ["eksctl-eks-arm64-cluster", "eksctl-eks-arm64-nodegroup-eks-arm64-nodes"], \
+        "the stacks the schedules name are the ones eksctl made"
+    role = client(aws, "iam").get_role(RoleName="compat-lab-ttl-eks-arm64")["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+
+    gone = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *operator_manifest_args("arm64"))
+    assert gone.rc == 0, gone
+    assert scheduler.list_schedules()["Schedules"] == []
+    assert client(aws, "iam").list_roles()["Roles"] == [] or all(
+        r["RoleName"] != "compat-lab-ttl-eks-arm64" for r in client(aws, "iam").list_roles()["Roles"])
+
+
+def test_ctrl_c_during_create_still_deletes_what_it_began(aws, fake_eksctl, tmp_path) -> None:
+    """Ctrl-C ends ansible-playbook before any rescue runs; the stacks eksctl began go on being created. The
+    guard around `eksctl create` starts the deletion itself, detached, and it completes after the play is gone."""
+    env = playbook_env(tmp_path, {"FAKE_EKSCTL_CREATE_SECONDS": "60"})
+    play = subprocess.Popen([str(BIN / "ansible-playbook"), *up_args(fake_eksctl), "-e",
+                             f"eks_cluster_aws_endpoint_url={aws.url}"], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    log = tmp_path / "eksctl.log"
+    try:
+        deadline = time.monotonic() + 240
+        while not (log.exists() and "create cluster" in log.read_text()
+                   and client(aws, "eks").list_clusters()["clusters"] == ["eks-arm64"]):
+            assert play.poll() is None and time.monotonic() < deadline, play.communicate()[0][-3000:]
+            time.sleep(0.5)
+        os.killpg(play.pid, signal.SIGINT)  # what a terminal sends the foreground process group
+        out, _ = play.communicate(timeout=120)
+    finally:
+        if play.poll() is None:
+            os.killpg(play.pid, signal.SIGKILL)
+            play.wait()
+    assert play.returncode != 0, out
+    deadline = time.monotonic() + 120
+    while client(aws, "eks").list_clusters()["clusters"] or stacks_left(aws) or running_nodes(aws):
+        assert time.monotonic() < deadline, (log.read_text(), stacks_left(aws))
+        time.sleep(0.5)
+    assert [line.split(" --", 1)[0] for line in log.read_text().splitlines()] == ["create cluster", "delete cluster"]
+    interrupted = tmp_path / "state" / "clusters" / "eks-arm64.interrupted.log"
+    assert "the creation was interrupted; running" in interrupted.read_text()

@@ -31,9 +31,9 @@ from tests.cloud.conftest import (
 
 VIEW = "ghcr.io/converged-computing/flux-view-ubuntu"
 EXPECTED = {
-    "arm64": {"type": "hpc7g.16xlarge", "region": "us-east-1", "view": f"{VIEW}:arm-jammy",
+    "arm64": {"type": "hpc7g.16xlarge", "region": "us-east-1", "view": f"{VIEW}:arm-focal",
               "image": "ghcr.io/converged-computing/rainbow-experiments:singularity-mamba-arm", "tasks": 128},
-    "amd64": {"type": "hpc6a.48xlarge", "region": "us-east-2", "view": f"{VIEW}:tag-jammy",
+    "amd64": {"type": "hpc6a.48xlarge", "region": "us-east-2", "view": f"{VIEW}:tag-focal",
               "image": "ghcr.io/rse-ops/singularity:tag-mamba", "tasks": 192},
 }
 # moto implements no placement groups (CreatePlacementGroup answers 500), so EFA goes without one here.

@@ -38,3 +38,27 @@ def test_a_cpu_limit_below_the_ranks_per_pod_is_refused_before_anything_is_rende
     assert any(f"minicluster_resources.limits.cpu is {cpu}, fewer CPUs than the 64 ranks each pod runs" in failure
                for failure in done.failures), done.failures
     assert not (tmp_path / "minicluster.yaml").exists()
+
+
+@pytest.mark.parametrize(("arch", "shm"), [("arm64", "512Mi"), ("amd64", "768Mi")])
+def test_every_pod_gets_a_memory_backed_dev_shm_sized_from_its_ranks(tmp_path: Path, arch: str, shm: str) -> None:
+    """A container runtime's 64 MiB /dev/shm kills 64 MPICH ranks (tests/cloud/test_shm.py shows it with real
+    MPICH); the CRD's memory-backed volume at /dev/shm (flux-operator PR 226) gives 8 MiB per rank."""
+    done = render(tmp_path, arch)
+    assert done.ok, done.failures
+    minicluster = next(doc for doc in yaml.safe_load_all((tmp_path / "minicluster.yaml").read_text())
+                       if doc and doc["kind"] == "MiniCluster")
+    (container,) = minicluster["spec"]["containers"]
+    assert container["volumes"] == {"dev-shm": {"emptyDir": True, "emptyDirMedium": "memory",
+                                                "emptyDirSizeLimit": shm, "path": "/dev/shm"}}
+    # Open MPI's shared-memory transport backs onto /dev/shm too, not the operator's disk-backed /mnt/flux
+    assert container["environment"]["OMPI_MCA_btl_vader_backing_directory"] == "/dev/shm"
+
+
+def test_a_memory_limit_without_room_for_dev_shm_is_refused_before_anything_is_rendered(tmp_path: Path) -> None:
+    done = render(tmp_path, "arm64", minicluster_resources={"limits": {"cpu": "64", "memory": "512Mi"},
+                                                            "requests": {"cpu": "62", "memory": "512Mi"}})
+    assert not done.ok
+    assert any("minicluster_resources.limits.memory is 512Mi, no more than the 512Mi of /dev/shm the 64 ranks"
+               in failure for failure in done.failures), done.failures
+    assert not (tmp_path / "minicluster.yaml").exists()

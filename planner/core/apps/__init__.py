@@ -45,7 +45,13 @@ MISSING_MPI_LIBRARY = re.compile(r"error while loading shared libraries: (?:libm
                                  re.IGNORECASE)
 #: what any app's output may show, whatever the app: the loader, the kernel, MPI, the container runtime
 COMMON_FAILURES: dict[str, str] = {
-    "os-abi": r"`?(GLIBC|GLIBCXX|CXXABI)_[\d.]+'? not found|version `GLIBC",
+    # the loader's words for a binary or library built against a newer C/C++ runtime than the image has:
+    # `version 'GLIBC_2.34' not found`, a versioned symbol it lacks (`symbol lookup error: ... undefined
+    # symbol: X, version GLIBC_2.34`), glibc-internal symbols of another release (`relocation error: ...
+    # version GLIBC_PRIVATE not defined`); Open MPI repeats them when it cannot dlopen a component
+    # (`mca_base_component_repository_open: unable to open mca_pmix_flux: ...`, opal/mca/base)
+    "os-abi": r"`?(GLIBC|GLIBCXX|CXXABI)_[\d.]+'? not found|version `GLIBC|"
+              r"undefined symbol: \S+, version (GLIBC|GLIBCXX|CXXABI)_|version GLIBC_PRIVATE not defined",
     "exec-format": r"exec format error|cannot execute binary file|wrong ELF class",
     "missing-gpu": r"libcuda\.so[.\d]*: cannot open shared object|no CUDA-capable device|"
                    r"CUDA driver version is insufficient|cudaErrorNoDevice|found no NVIDIA driver",

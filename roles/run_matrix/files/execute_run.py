@@ -22,6 +22,8 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   same RUN_DIR waits for it (or for a stop) first.
 - A RUN_DIR whose result.json is a complete result of this ID is reported again with `"cached": true`
   and not run; any other result.json (another run's, a torn one) is replaced by running.
+- `-f` (fresh: a retry of a run stored as failed): everything an earlier attempt left in RUN_DIR (its
+  result.json, log, profiles) is removed first, under the lock, so the run is executed again.
 - `-j`: ARGV submits a Flux job named ID (`flux run --job-name=ID`; `flux` on PATH, FLUX_URI set). An
   active job of that name (left by an earlier attempt whose executor is gone) is cancelled before the
   start; on a stop or at TIMEOUT the job is cancelled in Flux (`flux cancel`) before the command's group
@@ -58,6 +60,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -65,8 +68,8 @@ import sys
 import time
 
 EXIT_REPORTED, EXIT_BAD_REQUEST, EXIT_STOPPED, EXIT_RUN_DIR = 0, 2, 3, 4
-USAGE = "usage: execute_run.py [-j | -J] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] " \
-        "ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV..."
+USAGE = "usage: execute_run.py [-f] [-j | -J] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] " \
+        "[-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV..."
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 POLL = 0.05
@@ -91,7 +94,7 @@ class BadRequest(Exception):
 def parse(args):
     """The request from the command line, or BadRequest saying what is wrong."""
     try:
-        opts, rest = getopt.getopt(args, "jJo:s:g:c:p:t:")
+        opts, rest = getopt.getopt(args, "fjJo:s:g:c:p:t:")
     except getopt.GetoptError as err:
         raise BadRequest(str(err)) from None
     options = dict(opts)
@@ -126,7 +129,8 @@ def parse(args):
     return {"id": run_id, "timeout": seconds, "run_dir": os.path.abspath(run_dir), "env": env, "argv": rest[4 + int(nenv):],
             "owner_pid": int(owner) if owner else None, "stop_file": options.get("-s") or None,
             "stage": options.get("-g") or None, "cwd": options.get("-c") or None, "profile": profile,
-            "profile_root": root, "flux_job": "-j" in options, "slurm_job": "-J" in options}
+            "profile_root": root, "flux_job": "-j" in options, "slurm_job": "-J" in options,
+            "fresh": "-f" in options}
 
 
 def profiled(spec):
@@ -328,7 +332,25 @@ def execute(spec):
         return execute_locked(spec, run_dir, done)
 
 
+def clear(run_dir):
+    """Remove what an earlier attempt left in RUN_DIR (its result, log, profiles), the lock aside."""
+    for name in os.listdir(run_dir):
+        path = os.path.join(run_dir, name)
+        if name == ".lock":
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+
 def execute_locked(spec, run_dir, done):
+    if spec["fresh"]:
+        try:
+            clear(run_dir)
+        except OSError as err:
+            print(f"execute_run.py: cannot clear {run_dir}: {err.strerror}", file=sys.stderr)
+            return EXIT_RUN_DIR
     result = cached(done, spec["id"])
     if result is not None:
         print(json.dumps(dict(result, cached=True)))

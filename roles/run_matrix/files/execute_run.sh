@@ -3,7 +3,7 @@
 # one JSON line. The contract is execute_run.py's, word for word (see its docstring and
 # roles/run_matrix/README.md); tests/test_executors.py runs both against the same cases:
 #
-#   execute_run.sh [-j] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
+#   execute_run.sh [-f] [-j] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
 #
 # Exit codes: 0 a result was printed, 2 bad request, 3 stopped (nothing printed), 4 RUN_DIR unusable.
 # POSIX sh and awk. setsid (util-linux, busybox), where present, puts the run in its own process group
@@ -18,13 +18,14 @@ OUTPUT_HEAD=65536 OUTPUT_TAIL=196608 PROFILE_CAP=131072
 GRACE_TICKS=25 # 5 s of 0.2 s ticks between SIGTERM and SIGKILL
 
 bad() {
-    printf 'execute_run.sh: %s\nusage: execute_run.sh [-j] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...\n' "$1" >&2
+    printf 'execute_run.sh: %s\nusage: execute_run.sh [-f] [-j] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...\n' "$1" >&2
     exit "$EXIT_BAD_REQUEST"
 }
 
-owner="" stop="" stage="" cwd="" flux_job="" profile="" profile_set="" root=tree
-while getopts jo:s:g:c:p:t: opt; do
+owner="" stop="" stage="" cwd="" fresh="" flux_job="" profile="" profile_set="" root=tree
+while getopts fjo:s:g:c:p:t: opt; do
     case $opt in
+    f) fresh=yes ;;
     j) flux_job=yes ;;
     o) owner=$OPTARG ;;
     s) stop=$OPTARG ;;
@@ -86,6 +87,12 @@ if command -v flock >/dev/null 2>&1; then
         stop_requested && exit "$EXIT_STOPPED"
         sleep "$tick"
     done
+fi
+
+# -f (a retry of a run that failed): what an earlier attempt left here goes first, its result above all.
+if [ -n "$fresh" ]; then
+    find "$run_dir" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} + ||
+        { echo "execute_run.sh: cannot clear $run_dir" >&2; exit "$EXIT_RUN_DIR"; }
 fi
 
 # A complete result of this run (written atomically, "id" first) is reported, not run again.

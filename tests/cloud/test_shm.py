@@ -1,0 +1,109 @@
+"""A MiniCluster pod's /dev/shm, with real MPICH: 64 ranks on one node die under a container runtime's 64 MiB and
+run under the memory-backed volume roles/minicluster declares.
+
+Real: MPICH 5.0.2 from PyPI (the `mpich` wheel the native variants install, its own mpicc and mpiexec), 64
+ranks of a small MPI program (MPI_Init, one MPI_Allreduce over every rank, MPI_Finalize) on this machine,
+each run in a private mount namespace (`unshare -m`, root) whose /dev/shm is a tmpfs of the size a pod gets:
+64 MiB (what containerd and Docker give a container) or the role's default for 64 ranks per pod. The
+Kubernetes volume itself cannot be made here; tests/cloud/test_minicluster_resources.py checks the role
+declares it, and the stand-in pod (tests/cloud/kube_api.py, fake_flux.py) enforces the same limit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cloud import fake_flux
+from tests.cloud.kube_api import RUNTIME_SHM_MIB, shm_mib
+from tests.conftest import REPO
+
+PROGRAM = r"""
+#include <mpi.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    int rank, size, one = 1, sum = 0;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (rank == 0) printf("%d ranks joined\n", sum);
+    MPI_Finalize();
+    return sum == size ? 0 : 1;
+}
+"""
+RANKS = 64
+
+
+def role_default_shm_mib(ranks_per_pod: int) -> int:
+    defaults = yaml.safe_load((REPO / "roles" / "minicluster" / "defaults" / "main.yml").read_text())
+    return ranks_per_pod * int(defaults["minicluster_shm_mib_per_rank"])
+
+
+@pytest.fixture(scope="module")
+def mpich(native_variants: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the PyPI MPICH's bin directory, the program built with its mpicc)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.fail("needs root and unshare (util-linux) for a private mount namespace; .ci/run runs as root")
+    bin_dir = native_variants / "variants" / "lammps-2025-mpich" / "bin"
+    build = tmp_path_factory.mktemp("shm")
+    (build / "allreduce.c").write_text(PROGRAM)
+    subprocess.run([str(bin_dir / "mpicc"), "allreduce.c", "-o", "allreduce"], cwd=build, check=True, timeout=120)
+    return bin_dir, build / "allreduce"
+
+
+def run_under_shm(mpich: tuple[Path, Path], mib: int) -> subprocess.CompletedProcess[str]:
+    bin_dir, program = mpich
+    script = (f"mount -t tmpfs -o size={mib}m tmpfs /dev/shm && "
+              f"exec {bin_dir / 'mpiexec'} -n {RANKS} {program}")
+    return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+def test_64_mpich_ranks_die_under_a_container_runtimes_dev_shm(mpich) -> None:
+    done = run_under_shm(mpich, RUNTIME_SHM_MIB)
+    assert done.returncode != 0, done.stdout
+    assert f"{RANKS} ranks joined" not in done.stdout
+    assert "BAD TERMINATION" in done.stdout + done.stderr
+
+
+def test_64_mpich_ranks_run_under_the_roles_memory_backed_dev_shm(mpich) -> None:
+    done = run_under_shm(mpich, role_default_shm_mib(RANKS))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{RANKS} ranks joined" in done.stdout
+
+
+def minicluster(volumes: dict | None) -> dict:
+    container = {"image": "ghcr.io/converged-computing/rainbow-experiments:singularity-mamba-arm"}
+    if volumes is not None:
+        container["volumes"] = volumes
+    return {"spec": {"size": 2, "containers": [container]}}
+
+
+def stand_in_lmp(tmp_path: Path, shm: int) -> subprocess.CompletedProcess[str]:
+    """The stand-in `lmp` of one 128-rank MPICH job over 2 pods (64 ranks each), in a pod of that /dev/shm."""
+    fake_flux.install(tmp_path / "fakes")
+    env = {**os.environ, "FAKE_FLUX_LOG": str(tmp_path / "calls.jsonl"), "FAKE_SHM_MIB": str(shm),
+           "FLUX_JOB_SIZE": "128", "FLUX_JOB_NNODES": "2", "PMI_FD": "3",
+           "FAKE_CONTAINER_IMAGE": "docker://ghcr.io/rse-ops/lammps-matrix:mpich-ubuntu-22.04-arm64"}
+    return subprocess.run([str(tmp_path / "fakes" / "lmp"), "-in", "in.reaxc.hns"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_the_stand_in_pod_enforces_64_mib_unless_the_volume_is_declared(tmp_path: Path) -> None:
+    assert shm_mib(minicluster(None)) == 64
+    declared = {"dev-shm": {"emptyDir": True, "emptyDirMedium": "memory", "emptyDirSizeLimit": "512Mi",
+                            "path": "/dev/shm"}}
+    assert shm_mib(minicluster(declared)) == 512
+    # a disk-backed emptyDir at /dev/shm is not what MPI needs: the runtime's 64 MiB stay
+    assert shm_mib(minicluster({"x": {"emptyDir": True, "path": "/dev/shm"}})) == 64
+    small = stand_in_lmp(tmp_path, 64)
+    assert small.returncode == 135 and "Caught signal 7 (Bus error)" in small.stderr
+    assert "Total wall time" not in small.stdout
+    roomy = stand_in_lmp(tmp_path, role_default_shm_mib(64))
+    assert roomy.returncode == 0 and "Loop time of 1.25 on 128 procs" in roomy.stdout
