@@ -81,7 +81,7 @@ def run_playbook(request: PlaybookRequest, *, on_item: ItemHandler | None = None
         elif kind in {"runner_on_failed", "runner_on_unreachable"} and not data.get("ignore_errors"):
             res = data.get("res") or {}
             message = res.get("msg") or res.get("stderr") or res.get("reason") or "failed"
-            failures.append(f"{task}: {str(message).strip().splitlines()[0] if str(message).strip() else 'failed'}")
+            failures.append(f"{task}: {_first_line(str(message))}")
         return False  # keep nothing on disk: the handler is the consumer
 
     bindir = str(Path(sys.executable).parent)
@@ -188,3 +188,10 @@ if __name__ == "__main__":
     request = PlaybookRequest(**json.loads(order.read_text()))
     order.unlink()
     sys.exit(0 if run_playbook(request).ok else 1)
+
+
+def _first_line(message: str) -> str:
+    """A task's message in one line: its first, with the next where the first only announces it
+    (`Validation of arguments failed:` says why on the line after)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()] or ["failed"]
+    return " ".join(lines[:2]) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
