@@ -139,8 +139,8 @@ def test_charliecloud_wraps_each_rank_in_the_image(tmp_path: Path) -> None:
                           if "USER" not in os.environ else None, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["bound", "a b", "/tmp", "debian"]
-    # a bind whose target the image lacks is refused by ch-run itself
+    # a bind whose target the image lacks is refused by ch-run itself (the image is mounted read-only)
     refused = backends.runtime("charliecloud").wrap(Container(str(image), binds=(f"{tmp_path}:/no/such/dir",)))
     failed = subprocess.run([*refused.argv, "true"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "USER": os.environ.get("USER", "root")}, check=False)
-    assert failed.returncode != 0 and "/no/such/dir" in failed.stderr
+    assert failed.returncode != 0 and "can't mkdir" in failed.stderr

@@ -29,7 +29,7 @@ def test_default_experiment_describes_both_worlds() -> None:
     assert len(natives) >= 3
     assert any(v.native.lammps_from for v in natives)  # the Intel MPI bound into the same binary
     assert {"lj", "eam", "chain", "rhodo", "reaxff"} <= set(exp.apps["lammps"].workloads)
-    assert {"local", "eks-arm64", "eks-amd64"} <= set(exp.clusters)
+    assert {"local", "local-slurm", "eks-arm64", "eks-amd64"} <= set(exp.clusters)
 
 
 def _mutate(old: str, new: str) -> str:
@@ -135,6 +135,9 @@ def test_a_bad_rule_names_its_line(tmp_path: Path) -> None:
 
 def test_the_default_rules_cover_the_three_mpi_families_on_flux() -> None:
     rules = load_experiment(REPO / "experiments" / "lammps.yaml").launch_rules
-    covered = {str(value).lower() for rule in rules for value in rule.match.variant.get("mpi.implementation", [])}
+    flux = [rule for rule in rules if rule.match.cluster == {"launcher": "flux"}]
+    covered = {str(value).lower() for rule in flux for value in rule.match.variant.get("mpi.implementation", [])}
     assert {"mpich", "openmpi", "intel-mpi"} <= covered  # the spellings of lammps-matrix's artifacts
-    assert all(rule.match.cluster == {"launcher": "flux"} for rule in rules)
+    # the others are local-slurm's: srun's PMI plugin, and Charliecloud's namespaces
+    assert all(rule in flux or rule.match.cluster in ({"launcher": "srun"}, {"runtime": "charliecloud"})
+               for rule in rules)

@@ -118,7 +118,7 @@ def test_local_command_binds_the_variant_mpi_and_stages_inputs(ws: Workspace) ->
 def test_unknown_cluster_filter_is_bad_input(ws: Workspace) -> None:
     with pytest.raises(InputError) as err:
         expand(ws.exp, ws.clusters, ws.variants, cluster="mars")
-    assert str(err.value) == "--cluster: unknown cluster 'mars'; known: local, eks-arm64, eks-amd64"
+    assert str(err.value) == "--cluster: unknown cluster 'mars'; known: local, local-slurm, eks-arm64, eks-amd64"
 
 
 def test_container_variant_on_local_needs_a_runtime(ws: Workspace) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from planner.core import compat
 from planner.core.experiment import Options, load_experiment
 from planner.core.launch import render
 from planner.core.plan import expand
 from planner.core.types import ClusterInfo, VariantInfo
-from tests.conftest import REPO
+from tests.conftest import REPO, planner
 
 EXP = load_experiment(REPO / "experiments" / "lammps.yaml")
 SLURM = ClusterInfo("local-slurm", "slurm", "x86_64", "zen2", 1, 2, container_runtime="/usr/bin/ch-run",
@@ -68,3 +69,16 @@ def test_pulled_images_are_not_local_slurm_s_and_built_ones_not_eks_s() -> None:
     eks = ClusterInfo("eks-amd64", "eks", "x86_64", "zen3", 2, 96)
     assert "in this machine's registry, which eks-amd64 cannot reach" in \
         compat.check(eks, VARIANTS["lammps-debian12-mpich"], "lj", lj, options)
+
+
+def test_clusters_lists_every_cluster_with_its_launcher_and_runtime() -> None:
+    done = planner("clusters", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {row["name"]: row for row in json.loads(done.stdout)}
+    assert list(rows) == list(EXP.clusters)
+    assert (rows["local"]["launcher"], rows["local"]["runtime"]) == ("mpiexec", "none")
+    assert (rows["local-slurm"]["launcher"], rows["local-slurm"]["runtime"]) == ("srun", "charliecloud")
+    assert (rows["eks-arm64"]["launcher"], rows["eks-arm64"]["runtime"]) == ("flux", "singularity")
+    assert rows["eks-arm64"]["cores_per_node"] == 64 and rows["eks-arm64"]["up"] is False
+    bad = planner("clusters", "-e", "/no/such.yaml")
+    assert bad.returncode == 2 and "/no/such.yaml" in bad.stderr
