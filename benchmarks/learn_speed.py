@@ -91,7 +91,8 @@ def main() -> int:
         took = report["seconds"]
         fit_wall = statistics.median(wall for wall, _ in fits)
         fit_cpu = statistics.median(cpu for _, cpu in fits)
-        print(f"fit: median {fit_wall:.1f} s wall of {len(fits)} (CPU median {fit_cpu:.1f} s) for {report['runs']} runs ({report['points']} points, {report['features']} features): the last "
+        print(f"fit: median {fit_wall:.1f} s wall of {len(fits)} (CPU median {fit_cpu:.1f} s) for {report['runs']} "
+              f"runs ({report['points']} points, {report['features']} features): the last "
               f"fitted with cross-validation in {took['fit']:.1f} s, prediction table {took['table']:.1f} s; ratio "
               f"to the {FIT_TARGET:.0f} s target {fit_wall / FIT_TARGET:.2f}; load average now "
               f"{os.getloadavg()[0]:.2f}")
