@@ -46,11 +46,11 @@ def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path, capsys:
     db.commit()
     db.close()
     before = path.read_bytes()
-    with pytest.raises(StoreError, match="schema version 99 is not 3"):
+    with pytest.raises(StoreError, match="schema version 99 is not 4"):
         Store(path)
     assert main(["results", "--store", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 3" in err
+    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 4" in err
     assert len(err.strip().splitlines()) == 1
     assert path.read_bytes() == before
 
@@ -121,3 +121,42 @@ def test_a_store_of_schema_version_1_is_upgraded_in_place_keeping_its_runs(tmp_p
     db = sqlite3.connect(path)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
     db.close()
+
+
+def test_a_store_held_by_another_writer_is_busy_not_unreadable_and_is_waited_for(tmp_path: Path) -> None:
+    """Another process holds the write lock for longer than SQLite's wait (BUSY_SECONDS): the planner says the
+    store is busy and waits, with progress, then does its work (it called a healthy store "not a readable
+    results store ... move it aside"). `import` and a sweep write through the same `Store.transaction`."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    busy_seconds = 30  # SQLite's wait for a lock, as the planner sets it (`store.BUSY_SECONDS`)
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.add(_record("r1"))
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+        "db.execute('BEGIN IMMEDIATE'); print('held', flush=True)\n"
+        f"time.sleep({busy_seconds * 2 + 10})\n"  # the importer starts slowly on a loaded machine
+        "db.execute('COMMIT')\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        csv = tmp_path / "r.csv"
+        csv.write_text("cluster,app,workload,variant,repeat,status,metric,value\nc1,toy,w,vA,0,ok,fom,5\n")
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "planner", "import", str(csv), "--store", str(path)], cwd=REPO,
+                              capture_output=True, text=True, timeout=busy_seconds * 4, check=False)
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - started > busy_seconds
+        assert "is busy: another process holds its write lock (waited 30 s); waiting" in done.stderr
+        assert "not a readable" not in done.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store(path) as store:
+        assert store.count() == 2

@@ -52,7 +52,6 @@ MAX_REPEAT = 999_999
 _NON_FINITE = re.compile(r"^[+-]?(nan|inf|infinity)$", re.IGNORECASE)
 _TARGET = "variant.io.archspec.cpu.target"
 _HOST_ALIAS = "cluster.io.archspec.cpu.target"
-_NAMES = frozenset(("cluster", "app", "workload", "variant"))
 
 
 class BadRows(InputError):
@@ -126,7 +125,7 @@ def read_csv(path: str | Path, progress: Callable[[int, float], None] | None = N
             runs: dict[str, _Run] = {}
             numbering: dict[str, _Blank | int] = {}  # point id -> its blank repeats, or the line of a numbered one
             problems: list[str] = []
-            parts: dict[tuple[str, ...], _Point | _RowError] = {}
+            parts: dict[tuple[Any, ...], Any] = {}
             rows = 0
             for fields in reader:
                 if not any(cell.strip() for cell in fields):
@@ -177,48 +176,57 @@ class _RowError(Exception):
 class _Point:
     """What a row's names and attribute columns make of it: the same for every row that repeats them."""
 
-    names: dict[str, str]
     cluster_attrs: dict[str, Any]
     variant_attrs: dict[str, Any]
     key: dict[str, Any]
     point: str
 
 
-def _point(cells: dict[str, str]) -> _Point:
-    names = {}
+def _cached(parts: dict[tuple[Any, ...], Any], key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """A part of a row validated once per distinct value: a valid one is kept (shared by every run that has
+    it), an invalid one raises again on each row that repeats it."""
+    if key not in parts:
+        parts[key] = compute()
+    return parts[key]
+
+
+def _point(cells: dict[str, str], parts: dict[tuple[Any, ...], Any]) -> _Point:
+    names = tuple(cells[column] for column in ("cluster", "app", "workload", "variant"))
+    _cached(parts, ("names", names), lambda: _check_names(cells))
+    by_prefix = {prefix: {k: v for k, v in cells.items() if k.startswith(prefix)} for prefix in PREFIXES}
+    for column, cell in cells.items():
+        if column.startswith(PREFIXES) and cell and _NON_FINITE.match(cell):
+            raise _RowError(column, f"{cell!r} is not a finite value")
+    cluster_attrs = _cached(parts, ("cluster", *by_prefix["cluster."].values()),
+                            lambda: _cluster_attrs(by_prefix["cluster."]))
+    variant_attrs = _cached(parts, ("variant", cluster_attrs.get("arch"), cluster_attrs.get("microarchitecture"),
+                                    *by_prefix["variant."].values()),
+                            lambda: {key.removeprefix("variant."): _variant_attr(key, cell, cluster_attrs)
+                                     for key, cell in by_prefix["variant."].items() if cell})
+    option_cells = tuple(by_prefix["option."].values())
+
+    def point() -> tuple[dict[str, Any], str]:
+        options = _cached(parts, ("options", *option_cells), lambda: _options(
+            {key.removeprefix("option."): cell for key, cell in by_prefix["option."].items() if cell}))
+        key = run_key(**dict(zip(("cluster", "app", "workload", "variant"), names, strict=True)), options=options)
+        return key, key_ids(key, 0)[1]
+
+    key, point_id = _cached(parts, ("point", names, option_cells), point)
+    return _Point(cluster_attrs, variant_attrs, key, point_id)
+
+
+def _check_names(cells: dict[str, str]) -> None:
     for column in ("cluster", "app", "workload", "variant"):
         if not _NAME.match(cells[column]):
             raise _RowError(column, f"{cells[column]!r} is not a name (letters, digits, _ . : / @ + -; no spaces)")
-        names[column] = cells[column]
-    for column, cell in cells.items():
-        if column.startswith(PREFIXES) and _NON_FINITE.match(cell):
-            raise _RowError(column, f"{cell!r} is not a finite value")
-    cluster_attrs = _cluster_attrs(cells)
-    variant_attrs = {key.removeprefix("variant."): _variant_attr(key, cell, cluster_attrs)
-                     for key, cell in cells.items() if key.startswith("variant.") and cell}
-    options = _options({key.removeprefix("option."): cell for key, cell in cells.items()
-                        if key.startswith("option.") and cell})
-    key = run_key(**names, options=options)
-    _, point = key_ids(key, 0)
-    return _Point(names, cluster_attrs, variant_attrs, key, point)
 
 
-def _add_row(runs: dict[str, _Run], numbering: dict[str, _Blank | int],
-             parts: dict[tuple[str, ...], _Point | _RowError], columns: list[str], fields: list[str],
-             line: int) -> None:
+def _add_row(runs: dict[str, _Run], numbering: dict[str, _Blank | int], parts: dict[tuple[Any, ...], Any],
+             columns: list[str], fields: list[str], line: int) -> None:
     if len(fields) != len(columns):
         raise _RowError("row", f"{len(fields)} fields, the header has {len(columns)}")
     cells = {column: cell.strip() for column, cell in zip(columns, fields, strict=True)}
-    # the names and attribute columns repeat from row to row: validated once per distinct combination
-    part_key = tuple(cell for column, cell in cells.items() if column in _NAMES or column.startswith(PREFIXES))
-    part = parts.get(part_key)
-    if part is None:
-        try:
-            part = parts[part_key] = _point(cells)
-        except _RowError as err:
-            part = parts[part_key] = err
-    if isinstance(part, _RowError):
-        raise part
+    part = _point(cells, parts)
     status = cells["status"]
     if status not in STATUSES:
         raise _RowError("status", f"{status!r} is not one of {', '.join(STATUSES)}")

@@ -71,7 +71,7 @@ def save(directory: Path, models: object, table: Table, *, changes: str, runs: i
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"cannot write the model here ({err.strerror}); the models of a store live in "
-                         "models/<store name>/ beside it", file=str(directory)) from None
+                         "models/<store file name>/ beside it", file=str(directory)) from None
     meta = ModelMeta(uuid.uuid4().hex, changes, runs, experiment, library_versions(), time.time(),
                      sorted(table.mid), report)
     joblib.dump({"stamp": meta.stamp, "models": models}, directory / f"{MODELS}.tmp", compress=3)

@@ -16,7 +16,7 @@ def test_fit_reports_cross_validated_error_and_saves_versioned_models(local_stor
     assert "fitted on 60 runs (30 points" in done.stdout
     assert "timesteps_per_s (log scale): 5-fold grouped CV on 60 runs: median error x" in done.stdout
     assert "every stored run succeeded: no classifier" in done.stdout
-    directory = local_store.parent / "models" / local_store.stem
+    directory = local_store.parent / "models" / local_store.name
     meta = json.loads((directory / "meta.json").read_text())
     assert meta["versions"]["scikit-learn"] == version("scikit-learn")
     with Store(local_store) as store:

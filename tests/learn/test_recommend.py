@@ -150,7 +150,7 @@ def test_eks_recommendations_show_the_flux_command(tmp_path: Path) -> None:
 
 def test_a_model_from_another_version_is_refused_until_fit_runs_again(local_store: Path) -> None:
     assert planner("fit", "--store", str(local_store)).returncode == 0
-    meta_path = local_store.parent / "models" / local_store.stem / "meta.json"
+    meta_path = local_store.parent / "models" / local_store.name / "meta.json"
     meta = json.loads(meta_path.read_text())
     meta["versions"]["scikit-learn"] = "0.24.2"
     meta_path.write_text(json.dumps(meta))
@@ -163,7 +163,7 @@ def test_a_model_from_another_version_is_refused_until_fit_runs_again(local_stor
 
 def test_a_corrupt_model_file_is_refused(local_store: Path) -> None:
     assert planner("fit", "--store", str(local_store)).returncode == 0
-    directory = local_store.parent / "models" / local_store.stem
+    directory = local_store.parent / "models" / local_store.name
     (directory / "models.joblib").write_bytes(b"not a pickle")
     with pytest.raises(InputError, match=r"not a model file this planner can read .* run `python -m planner fit`"):
         training.load_models(directory, modelfiles.load_meta(directory))
