@@ -229,7 +229,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     names = args.name or buildable
     if not names:
         raise InputError("the experiment declares no variant with a `build:` recipe", file=args.experiment)
-    cache, console = cache_dir(), cli_args.console()
+    from rich.console import Console
+
+    # with --json, stdout carries the JSON only: progress goes to stderr
+    cache, console = cache_dir(), Console(stderr=True, highlight=False) if args.json else cli_args.console()
     console.print(f"[bold]Building {len(names)} image(s)[/] into {cache / images.IMAGES}: {', '.join(names)} "
                   "(once; built images are kept)", soft_wrap=True)
     with console.status("building images") as status, cancel_on_sigint() as cancelled:

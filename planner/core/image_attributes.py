@@ -10,8 +10,9 @@ The edges (planner.edges.images) read the files and run the commands; this modul
 - `lammps.version` / `lammps.release` / `lammps.packages` from the banner and package list of `lmp -h`,
   packages under the names LAMMPS has used since 2021 (Debian 11's USER-OMP is OPENMP, USER-REAXC is
   REAXFF; other USER- packages lose the prefix), the names the launch and compatibility rules use;
-- `hardware.gpu.available` "yes" only when `lmp` links a GPU runtime it cannot start without (CUDA, HIP):
-  Debian 11 builds the GPU package over OpenCL, whose loader runs anywhere and leaves the GPU unused;
+- `hardware.gpu.available` "yes" only when `lmp` links the CUDA driver's library (libcuda), which only a
+  machine with the NVIDIA driver has: such a binary does not start elsewhere. Debian 11 builds the GPU
+  package over OpenCL, whose loader runs anywhere and leaves the GPU unused;
 - `io.archspec.cpu.target` from the ELF files that hold LAMMPS's code: their machine (x86-64, AArch64)
   and, on x86-64, the highest `x86 ISA needed` level in their GNU property notes (`readelf -n`; Debian's
   toolchain writes `x86-64-baseline`). No note means the toolchain's default, the baseline of the
@@ -35,8 +36,8 @@ X86_LEVELS = {"x86-64-baseline": "x86_64", "x86-64-v2": "x86_64_v2", "x86-64-v3"
 RENAMED_PACKAGES = {"USER-OMP": "OPENMP", "USER-REAXC": "REAXFF", "USER-CGSDK": "CG-SPICA", "USER-CGDNA": "CG-DNA",
                     "USER-DPD": "DPD-REACT", "USER-MESODPD": "DPD-MESO", "USER-SDPD": "DPD-SMOOTH",
                     "USER-MEAMC": "MEAM"}
-#: libraries a GPU build of LAMMPS cannot start without
-GPU_RUNTIMES = ("libcuda.so", "libcudart.so", "libamdhip64.so")
+#: libraries only a machine with a GPU driver has: a binary linking one does not start elsewhere
+GPU_RUNTIMES = ("libcuda.so",)
 #: MPI sonames and the family whose ABI they are
 MPI_SONAMES = {"libmpi.so.40": "openmpi", "libmpi.so.12": "mpich", "libmpich.so.12": "mpich"}
 
