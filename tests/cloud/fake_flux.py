@@ -446,6 +446,23 @@ def shm_fits() -> bool:
     return per_node * MPICH_SHM_MIB_PER_RANK <= float(limit)
 
 
+#: glibc of the OS in a lammps-matrix tag (`mpich-ubuntu-20.04-arm64`): what the view's libraries meet there
+TAG_GLIBC = {"ubuntu-20.04": (2, 31), "ubuntu-22.04": (2, 35), "rocky-8": (2, 28), "rocky-9": (2, 34)}
+
+
+def view_loads() -> str | None:
+    """None when the operator's Flux view (its glibc: FAKE_VIEW_GLIBC, "2.35"; unset: no check) loads in the
+    image, else the loader's line: an Open MPI rank dlopen()s the view's libpmi.so (pmix_flux.c), which needs
+    the view's glibc, and the loader refuses an older one (glibc's elf/dl-version.c wording)."""
+    view = os.environ.get("FAKE_VIEW_GLIBC")
+    tag = os.environ.get("FAKE_CONTAINER_IMAGE", "").rsplit(":", 1)[-1]
+    image = next((glibc for os_tag, glibc in TAG_GLIBC.items() if os_tag in tag), None)
+    if view is None or image is None or tuple(map(int, view.split("."))) <= image:
+        return None
+    return (f"lmp: /lib/aarch64-linux-gnu/libc.so.6: version `GLIBC_{view}' not found (required by "
+            f"{FLUX_PMI_LIBRARY})")
+
+
 def lmp(args: list[str]) -> int:
     end = time.process_time() + float(os.environ.get("FAKE_LMP_SECONDS", "0"))  # CPU a profile can see
     while time.process_time() < end:
@@ -454,6 +471,11 @@ def lmp(args: list[str]) -> int:
     joined = size == 1 or pmi_joins()
     procs, runs = (size, 1) if joined else (1, size)
     print(f"lmp {' '.join(args)}")  # not LAMMPS's: the tests check what reached it
+    refused = view_loads() if os.environ.get("FAKE_CONTAINER_IMAGE", "").rsplit(":", 1)[-1].startswith(
+        "openmpi") and "PMI_FD" in os.environ else None
+    if refused:
+        print(refused, file=sys.stderr)
+        return 127
     if joined and size > 1 and not shm_fits():
         # what the issue's 64-rank MPICH job printed under a 64 MiB /dev/shm, and its tasks' exit (128 + SIGBUS)
         print("LAMMPS (29 Sep 2021 - Update 2)")

@@ -150,7 +150,7 @@ def test_a_failing_eksctl_delete_keeps_the_state_file_and_says_what_still_bills(
     assert "waiter state transitioned to Failure" in error
     assert ("Still billing in us-east-1: EKS cluster eks-arm64 (ACTIVE); 2 instance(s) (hpc7g.16xlarge, "
             "hpc7g.16xlarge); CloudFormation stacks eksctl-eks-arm64-nodegroup-eks-arm64-nodes, "
-            "eksctl-eks-arm64-cluster (CREATE_COMPLETE): about $3.47 per hour") in error
+            "eksctl-eks-arm64-cluster (CREATE_COMPLETE): about $3.47 per hour") in error, error
     assert "Its state file and kubeconfig are kept" in error
     assert state.exists() and kubeconfig.exists(), "the cluster bills: it stays recorded as up"
 
