@@ -380,8 +380,8 @@ def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_f
         env = {**launch.env, **slurm.environment()} if launch.scheduler == "srun" else launch.env
         items.append({"id": run.id, "argv": launch.argv, "env": env, "cwd": None, "stage": launch.stage,
                       "timeout": run.timeout + (FLUX_BACKSTOP if launch.job else 0.0), "run_dir": str(directory),
-                      "image": launch.image, "sif": launch.sif, "job": launch.job, "scheduler": launch.scheduler or "flux",
-                      "owner_pid": os.getpid(),
+                      "image": launch.image, "sif": launch.sif, "job": launch.job,
+                      "scheduler": launch.scheduler or "flux", "owner_pid": os.getpid(),
                       "stop_file": str(stop_file), "profile": step or None, "profile_root": launch.profile_root,
                       "fresh": run.id in again})
     return items
