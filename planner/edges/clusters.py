@@ -51,7 +51,7 @@ def cluster_info(name: str, cluster: Cluster) -> ClusterInfo:
     family = archs.family(cluster.arch or "amd64") or "x86_64"
     return ClusterInfo(name, cluster.kind, family, cluster.microarchitecture, cluster.nodes,
                        cluster.cores_per_node or 1, cluster.gpus_per_node, cluster.instance_type,
-                       cluster.price_per_hour, None, cluster.sif_dir, "singularity", cluster.flux_view)
+                       cluster.price_per_hour, None, cluster.sif_dir, "singularity", flux_view=cluster.flux_view)
 
 
 def slurm_info(name: str, cluster: Cluster) -> ClusterInfo:
