@@ -12,7 +12,6 @@ declares it, and the stand-in pod (tests/cloud/kube_api.py, fake_flux.py) enforc
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import yaml
 from tests.cloud import fake_flux
 from tests.cloud.kube_api import RUNTIME_SHM_MIB, shm_mib
 from tests.conftest import REPO
+from tests.system import needs, needs_root
 
 PROGRAM = r"""
 #include <mpi.h>
@@ -48,8 +48,8 @@ def role_default_shm_mib(ranks_per_pod: int) -> int:
 @pytest.fixture(scope="module")
 def mpich(native_variants: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the PyPI MPICH's bin directory, the program built with its mpicc)."""
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.fail("needs root and unshare (util-linux) for a private mount namespace; .ci/run runs as root")
+    needs("unshare", "cc")
+    needs_root("a tmpfs of a chosen size in a private mount namespace")
     bin_dir = native_variants / "variants" / "lammps-2025-mpich" / "bin"
     build = tmp_path_factory.mktemp("shm")
     (build / "allreduce.c").write_text(PROGRAM)
