@@ -8,7 +8,7 @@ missing=""
 while read -r program package _; do
     case "$program" in ''|'#'*) continue ;; esac
     if [ "${program#/}" != "$program" ]; then
-        [ -x "$program" ] && continue
+        [ -e "$program" ] && continue
     else
         command -v "$program" >/dev/null 2>&1 && continue
     fi

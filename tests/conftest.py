@@ -64,3 +64,18 @@ def bpf() -> None:
 
     needs("bpftrace", "perf")
     needs_root("BPF")
+
+
+@pytest.fixture(scope="session")
+def built_images() -> dict[str, Path]:
+    """The container variants the default experiment builds (roles/container_images), built once into the
+    tests' cache (minutes, root, Debian's mirror) or found complete there: variant name -> image directory."""
+    import json
+
+    from tests.system import needs, needs_root
+
+    needs("mmdebstrap", "ch-run", "readelf")
+    needs_root("building images (mmdebstrap --mode=root)")
+    done = planner("variants", "build", "--json", "-e", str(REPO / "experiments" / "lammps.yaml"), timeout=3600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return {item["name"]: Path(item["image"]) for item in json.loads(done.stdout)["images"]}

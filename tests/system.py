@@ -23,7 +23,7 @@ def packages() -> dict[str, str]:
 
 
 def _present(program: str) -> bool:
-    return os.access(program, os.X_OK) if program.startswith("/") else shutil.which(program) is not None
+    return os.path.exists(program) if program.startswith("/") else shutil.which(program) is not None
 
 
 def _missing(reason: str) -> None:

@@ -12,7 +12,6 @@ are checked against their manuals, cited in their modules.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from planner.core import backends
 from planner.core.backends import Container, Ranks
-from tests.conftest import CACHE
+from tests.system import needs
 
 LAUNCHERS = sorted(backends.LAUNCHERS)
 RUNTIMES = sorted(backends.RUNTIMES)
@@ -107,29 +106,18 @@ def test_mpiexec_starts_the_ranks_asked_for(native_variants: Path) -> None:
     assert _ranks_started(list(words.argv), "PMI_RANK", dict(words.env)) == ["rank=0", "rank=1"]
 
 
-@pytest.mark.skipif(shutil.which("mpirun") is None, reason="needs Open MPI's mpirun (apt install openmpi-bin)")
 def test_mpirun_starts_the_ranks_asked_for() -> None:
     """Real Open MPI mpirun (the host's). As root it refuses to start without its two variables: a rule's
     business (the cluster runs as root), given here the way that rule gives them."""
+    needs("/usr/bin/mpirun.openmpi")
     words = backends.launcher("mpirun").command(Ranks(2, affinity="per-task"))
     env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"} if os.getuid() == 0 else {}
     assert _ranks_started(list(words.argv), "OMPI_COMM_WORLD_RANK", env) == ["rank=0", "rank=1"]
 
 
-def charliecloud_image() -> Path:
-    """A complete Charliecloud image of the shared cache (built by the images role), else a skip naming it."""
-    images = CACHE / "compat-lab" / "images"
-    done = sorted(images.glob("*.done")) if images.is_dir() else []
-    if shutil.which("ch-run") is None:
-        pytest.skip("needs Charliecloud's ch-run (apt install charliecloud-runtime)")
-    if not done:
-        pytest.skip(f"needs a Charliecloud image in {images} (built by `ansible-playbook playbooks/images.yml`)")
-    return done[0].with_suffix("")
-
-
-def test_charliecloud_wraps_each_rank_in_the_image(tmp_path: Path) -> None:
+def test_charliecloud_wraps_each_rank_in_the_image(built_images: dict[str, Path], tmp_path: Path) -> None:
     """Real ch-run: the bind, the variable and the working directory reach the command inside the image."""
-    image = charliecloud_image()
+    image = next(iter(built_images.values()))
     (tmp_path / "probe").write_text("bound\n")
     words = backends.runtime("charliecloud").wrap(Container(str(image), "/tmp", (f"{tmp_path}:/mnt",),
                                                             {"COMPAT_LAB_PROBE": "a b"}))

@@ -13,6 +13,7 @@ import pytest
 
 from planner.edges.store import Store
 from tests.conftest import REPO, planner
+from tests.system import needs
 
 pytestmark = pytest.mark.hpcc
 
@@ -24,9 +25,7 @@ TINY_HPCC = (REPO / "experiments" / "hpcc.yaml").read_text().replace(
 
 @pytest.fixture(scope="module")
 def hpcc_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    missing = [path for path in ("/usr/bin/hpcc", "/usr/bin/mpirun.openmpi") if not Path(path).exists()]
-    if missing:
-        pytest.skip(f"needs {' and '.join(missing)} (Debian packages hpcc, openmpi-bin)")
+    needs("/usr/bin/hpcc", "/usr/bin/mpirun.openmpi")
     directory = tmp_path_factory.mktemp("hpcc")
     experiment = directory / "hpcc.yaml"
     experiment.write_text(TINY_HPCC)

@@ -18,6 +18,7 @@ from planner.core.experiment import load_experiment
 from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.variants import recipe_digest, variant_infos
 from tests.conftest import REPO, TINY
+from tests.system import needs, needs_root
 
 ROLES = sorted(p.parent.parent.parent.name for p in (REPO / "roles").glob("*/molecule/default/molecule.yml"))
 
@@ -33,8 +34,12 @@ def test_every_role_has_argument_specs_and_a_scenario() -> None:
 @pytest.mark.molecule
 @pytest.mark.parametrize("role", ROLES)
 def test_molecule_scenario(role: str, tmp_path: Path) -> None:
-    if role == "local_slurm" and os.getuid() != 0:
-        pytest.skip("local_slurm needs root: slurmd starts job steps as their owner (CI runs it as root)")
+    if role == "local_slurm":
+        needs("slurmctld", "slurmd", "munged", "srun")
+        needs_root("local_slurm: slurmd starts job steps as their owner")
+    if role == "container_images":
+        needs("mmdebstrap", "ch-run")
+        needs_root("container_images: mmdebstrap --mode=root")
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
            "ANSIBLE_HOME": str(tmp_path / "ansible-home"), "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "eph"),

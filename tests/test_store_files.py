@@ -163,13 +163,12 @@ def test_the_input_text_and_its_substitutions_are_part_of_the_run_id(tmp_path: P
     assert changed.id != same.id and same.id in ids
 
 
-def test_the_edges_read_each_installed_input(tmp_path: Path) -> None:
+def test_the_edges_read_each_installed_input(native_variants: Path, tmp_path: Path) -> None:
     exp = load_experiment(TINY)
     variants = Workspace.load(exp, cache=tmp_path).variants  # nothing installed in an empty cache
     assert staging.originals(exp, variants) == {}
     ws = Workspace.load(exp)
-    if not ws.variants["lammps-2025-mpich"].installed:
-        pytest.skip("the local variants are not installed (a `lammps` test installs them)")
+    assert ws.variants["lammps-2025-mpich"].installed
     share = Path(ws.variants["lammps-2025-mpich"].layout["share"])
     assert ws.inputs[("lammps-2025-mpich", "lj")] == (share / "bench" / "in.lj").read_text()
 

@@ -3,14 +3,8 @@ them into the tests' cache (minutes, root, Debian's mirror), later sessions find
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-from pathlib import Path
-
-import pytest
-
-from tests.conftest import REPO, planner
+from tests.conftest import REPO
+from tests.system import needs, needs_root
 
 LAMMPS = REPO / "experiments" / "lammps.yaml"
 #: what each built variant must be, as the issue asks: OS base x MPI, with the C library each Debian has
@@ -23,24 +17,7 @@ EXPECTED = {
 
 
 def needs_image_tools() -> None:
-    """Skip, saying why, where images cannot be built: they need root, mmdebstrap and ch-run (CI has all)."""
-    missing = [tool for tool in ("mmdebstrap", "ch-run") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"needs {' and '.join(missing)} (Debian packages mmdebstrap, charliecloud-runtime)")
-    if os.geteuid() != 0:
-        pytest.skip("needs root to build images (mmdebstrap --mode=root)")
-
-
-def ensure_images() -> dict:
-    """Build (or find built) every variant the default experiment declares with `build:`; the build's JSON."""
-    done = planner("variants", "build", "--json", "-e", str(LAMMPS), timeout=3600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return json.loads(done.stdout)
-
-
-@pytest.fixture(scope="session")
-def built_images() -> dict[str, Path]:
-    """Variant name -> image directory, every image complete (its .done marker written)."""
-    needs_image_tools()
-    report = ensure_images()
-    return {item["name"]: Path(item["image"]) for item in report["images"]}
+    """Skip, naming the packages, where images cannot be built: they need root, mmdebstrap and ch-run (CI has
+    all, and fails instead of skipping)."""
+    needs("mmdebstrap", "ch-run", "readelf")
+    needs_root("building images (mmdebstrap --mode=root)")

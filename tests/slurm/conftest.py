@@ -12,8 +12,6 @@ the fetch from the registry itself is tested with the images (branch i21images).
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,14 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CACHE
+from tests.system import needs, needs_root
 
 IMAGES = CACHE / "compat-lab" / "images"
 #: the variants of experiments/lammps.yaml's local-slurm sweep, with the MPI their recipe builds them with
 VARIANTS = {"lammps-debian11-openmpi": "openmpi", "lammps-debian12-openmpi": "openmpi",
             "lammps-debian13-openmpi": "openmpi", "lammps-debian12-mpich": "mpich"}
-#: Debian packages of the programs these tests run
-PROGRAMS = {"slurmctld": "slurmctld", "slurmd": "slurmd", "munged": "munge", "srun": "slurm-client",
-            "ch-run": "charliecloud-runtime"}
 
 
 def _free_port() -> int:
@@ -38,18 +34,8 @@ def _free_port() -> int:
 
 
 def require_slurm() -> None:
-    if os.getuid() != 0:
-        pytest.skip("needs root: slurmd starts job steps as their owner (CI runs these as root)")
-    missing = sorted({package for program, package in PROGRAMS.items() if shutil.which(program) is None})
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install {' '.join(missing)})")
-
-
-def built_images() -> list[str]:
-    built = [name for name in VARIANTS if (IMAGES / f"{name}.done").is_file()]
-    if not built:
-        pytest.skip(f"needs the local-slurm images in {IMAGES} (python -m planner variants build)")
-    return built
+    needs("slurmctld", "slurmd", "munged", "srun", "ch-run")
+    needs_root("local-slurm: slurmd starts job steps as their owner")
 
 
 def bring(state: str, ports: tuple[int, int] | None = None) -> None:
@@ -86,8 +72,7 @@ def write_artifacts(store: Path, variants: list[str]) -> None:
     entries = []
     for name in variants:
         artifact = IMAGES / f"{name}.compspec.json"
-        if not artifact.is_file():
-            pytest.skip(f"needs the artifact the images role writes, {artifact} (python -m planner variants build)")
+        assert artifact.is_file(), f"the images role writes {artifact}"
         data = artifact.read_bytes()
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
         cache.put(digest, data)

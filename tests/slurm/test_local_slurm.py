@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import REPO, planner
-from tests.slurm.conftest import built_images, write_artifacts
+from tests.slurm.conftest import write_artifacts
 
 LAMMPS = yaml.safe_load((REPO / "experiments" / "lammps.yaml").read_text())
 #: a 4000-atom LJ melt, 50 steps: seconds on 2 ranks (the bench inputs take tens under load)
@@ -71,8 +71,9 @@ def test_clusters_shows_local_slurm_with_what_it_offers(local_slurm: dict[str, s
         assert row["host_mpi"]["implementation"] == "openmpi"
 
 
-def test_runs_are_slurm_jobs_launched_as_the_metadata_says(local_slurm: dict[str, str], tmp_path: Path) -> None:
-    variants = [name for name in ("lammps-debian12-openmpi", "lammps-debian12-mpich") if name in built_images()]
+def test_runs_are_slurm_jobs_launched_as_the_metadata_says(local_slurm: dict[str, str], built_images: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    variants = [name for name in ("lammps-debian12-openmpi", "lammps-debian12-mpich") if name in built_images]
     store = tmp_path / "planner.sqlite"
     write_artifacts(store, variants)
     # two launch modes: one namespace per rank, or joined
@@ -94,9 +95,10 @@ def test_runs_are_slurm_jobs_launched_as_the_metadata_says(local_slurm: dict[str
     assert squeue.stdout == ""
 
 
-def test_each_shipped_rule_is_needed(local_slurm: dict[str, str], tmp_path: Path) -> None:
+def test_each_shipped_rule_is_needed(local_slurm: dict[str, str], built_images: dict[str, Path],
+                                     tmp_path: Path) -> None:
     """Each rule left out (skip_rules), the real run fails, stored with the real reason."""
-    variants = [name for name in ("lammps-debian12-openmpi", "lammps-debian12-mpich") if name in built_images()]
+    variants = [name for name in ("lammps-debian12-openmpi", "lammps-debian12-mpich") if name in built_images]
     store = tmp_path / "planner.sqlite"
     write_artifacts(store, variants)
     exp = experiment(tmp_path, variants, [{"name": f"without-{rule}", "set": {"skip_rules": [rule]}}
@@ -123,8 +125,9 @@ def _jobs(env: dict[str, str]) -> list[str]:
 
 
 def test_a_killed_planner_loses_no_finished_run_and_no_job_runs_twice(local_slurm: dict[str, str],
-                                                                      tmp_path: Path) -> None:
-    variants = [name for name in ("lammps-debian12-openmpi",) if name in built_images()] or built_images()[:1]
+                                                                     built_images: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    variants = [name for name in ("lammps-debian12-openmpi",) if name in built_images] or list(built_images)[:1]
     store = tmp_path / "planner.sqlite"
     write_artifacts(store, variants)
     exp = experiment(tmp_path, variants, [{"name": "kill", "repeats": 3, "set": {"steps": 600}}])
