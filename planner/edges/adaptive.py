@@ -186,7 +186,7 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
     usable = int((train & runs.ok & np.isfinite(runs.values[METRIC.name])).sum())
     if usable >= 2:
         started = time.perf_counter()
-        models, _ = model.fit(runs, catalog, [METRIC.name], mask=train, cv=False)
+        models, _ = model.fit(runs, catalog, [METRIC], mask=train, cv=False)
         if METRIC.name in models.foms:
             predictions = models.tabulate(catalog, [(c.context, c.choice) for c in found]).predictions(
                 list(range(len(found))), METRIC.name)
