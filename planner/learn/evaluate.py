@@ -57,6 +57,7 @@ class FailedPick:
     variant: str
     options: dict[str, Any]
     reason: str
+    seed: int = 0  # of the model's fit that picked it
 
 
 @dataclass
@@ -229,7 +230,7 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, tru
                 group_score.add(pick)
                 if values[order[0]] is None:
                     failures.append(FailedPick(context.cluster, context.workload, choices[order[0]].variant,
-                                               choices[order[0]].options(), items[order[0]][1].reason()))
+                                               choices[order[0]].options(), items[order[0]][1].reason(), seed))
                 if seed:
                     continue  # the rules do not depend on the seed
                 if true_of:
