@@ -82,9 +82,9 @@ def test_leave_one_workload_out_on_a_local_store(local_store: Path, local_evalua
     assert done.stdout.startswith("leave-one-workload-out over 5 workloads, 5 picks, timesteps_per_s in timesteps/s "
                                   "(max), the model fitted with 3 seed(s):")
     model_row = next(line for line in done.stdout.splitlines() if line.startswith("model"))
-    # top1, mean and max regret of the ranking model on five contexts (it lost 1.03 -> 1.10 here when the
-    # ranking model came: with so few contexts the family_mean baseline, 1.03, is better; see issue 9)
-    assert model_row.split()[1:4] == ["0.400", "1.101", "1.177"]
+    # top1, mean and max regret on five contexts: the ranking model scored 1.101 here, below family_mean's 1.03;
+    # on four training contexts it never beats the default rule beyond chance, so that rule ranks (issue 23)
+    assert model_row.split()[1:4] == ["0.800", "1.030", "1.150"]
     result = local_evaluation.as_dict()
     regret = {group["group"]: group["mean_regret"] for group in result["per_group"]}
     assert regret["lammps/chain"] == regret["lammps/lj"] == 1.0
