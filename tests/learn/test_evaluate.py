@@ -190,3 +190,14 @@ def test_the_synthetic_ground_truth_has_the_measured_runs_statuses(tmp_path: Pat
     value = rows[0].index("value")
     assert [r[:value] + r[value + 1:] for r in rows] == [r[:value] + r[value + 1:] for r in true_rows]
     assert any(r[value] != t[value] for r, t in zip(rows[1:], true_rows[1:], strict=True) if r[value])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seeds", "0"], "--seeds: --seeds must be at least 1, got 0"),
+    (["--held-out", "nowhere"], "--held-out: no cluster nowhere with 2 or more candidates measured; known: "),
+])
+def test_bad_seeds_or_held_out_groups_are_one_line_and_exit_2(synthetic_store: Path, args: list[str],
+                                                              message: str) -> None:
+    done = planner("evaluate", "--group-by", "cluster", *args, "--store", str(synthetic_store))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
