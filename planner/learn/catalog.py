@@ -300,9 +300,10 @@ def every_choice(stored: dict[str, list[Choice]]) -> list[Choice]:
 
 
 def built_on(runs: Runs) -> dict[tuple[str, str], set[str]]:
-    """Per (app, variant) whose build target is one machine's own (`HOST_TARGETS`): the clusters it ran on."""
+    """Per (app, variant) whose build target is one machine's own (`HOST_TARGETS`): the clusters it ran on
+    successfully (a native build stored as incompatible or failed on a cluster did not run there)."""
     found: dict[tuple[str, str], set[str]] = {}
-    for c, k in set(zip(runs.ctx.tolist(), runs.choice.tolist(), strict=True)):
+    for c, k in set(zip(runs.ctx[runs.ok].tolist(), runs.choice[runs.ok].tolist(), strict=True)):
         choice = runs.choices[k]
         if runs.variant_attrs.get((choice.app, choice.variant), {}).get("io.archspec.cpu.target") in HOST_TARGETS:
             found.setdefault((choice.app, choice.variant), set()).add(runs.contexts[c].cluster)

@@ -28,8 +28,10 @@ CHECK = ("c7a.12xlarge", "m6g.12xlarge", "t3a.2xlarge", "tioga25")
 KEYS = {"picks", "top1", "mean_regret", "max_regret", "incompatible_picks", "failed_picks"}
 INVERSE = "seconds_per_gflop"
 
-pytestmark = pytest.mark.skipif(not HPCG.is_file(),
-                                reason="the shared real data (../shared/data/hpcg-dev.csv) is not here")
+pytestmark = [pytest.mark.skipif(not HPCG.is_file(),
+                                 reason="the shared real data (../shared/data/hpcg-dev.csv) is not here"),
+              # two evaluations of 4 held-out clusters x 3 seeds: ~1.5 min of CPU, much longer on a busy machine
+              pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +91,8 @@ def test_on_clusters_kept_apart_the_chosen_ranker_is_never_worse_than_the_best_r
     assert all(check["why"] for check in result["ranking_checks"]) and len(result["ranking_checks"]) == 3 * len(CHECK)
     # the rules alone let through builds that did not run there: a random allowed pick sometimes fails
     assert result["baselines"]["rules_random"]["incompatible_picks"] > 0
+    # an imported native build measured incompatible there is left out by the rules, never picked
+    assert not [pick for pick in result["failures"] if pick["variant"].startswith("native")]
 
 
 def test_a_time_per_unit_of_work_ranks_as_its_rate(both_goals: dict[str, dict[str, Any]]) -> None:
