@@ -100,8 +100,6 @@ def test_on_clusters_kept_apart_evaluate_reports_seeds_and_intervals_against_the
     assert model["verdict"] == f"{verdict} {best}"
     assert set(comparison["per_group"]) == set(CHECK) and len(comparison["model_per_seed"]) == 3
     assert all(check["why"] for check in result["ranking_checks"]) and len(result["ranking_checks"]) == 3 * len(CHECK)
-    # the rules alone let through builds that did not run there: a random allowed pick sometimes fails
-    assert result["baselines"]["rules_random"]["incompatible_picks"] > 0
     # an imported native build measured incompatible there is left out by the rules, never picked
     assert not [pick for pick in result["failures"] if pick["variant"].startswith("native")]
 
