@@ -230,7 +230,7 @@ def replay(store: Path, group_by: str, budget: float, metric_name: str | None = 
             continue
         train = group_of_run != group
         started = time.perf_counter()
-        models, _ = model.fit(runs, catalog, [metric.name], mask=train, cv=False)
+        models, _ = model.fit(runs, catalog, [metric], mask=train, cv=False)
         fits.append(time.perf_counter() - started)
         total = sum(len(r) for t in truths for r in t.hidden)
         allowed = max(1, math.ceil(budget * total))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from planner.cli import args as cli_args
 from planner.core.errors import InputError
-from planner.core.metrics import default_metric, resolve_metric
+from planner.core.metrics import DEFAULT_METRIC, default_metric, metric_of, resolve_metric
 
 if TYPE_CHECKING:
     from planner.edges.store import Store
@@ -76,17 +76,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
     with Store(path, create=False) as store:
         datasets.require_runs(store.db, path)
         measured = datasets.metrics(store.db)
-        # by default each stored app's own default figure of merit (the first app's is refused if none is measured)
-        defaults = [m for m in dict.fromkeys(default_metric(app) for app in datasets.distinct(store.db, "app"))
-                    if m in measured]
-        metrics = [resolve_metric(m, None, measured).name for m in dict.fromkeys(args.metric or defaults or [None])]
         try:
             previous = modelfiles.load_meta(modelfiles.model_dir(path))
         except InputError:  # a model of another version: replaced by this fit
             previous = None
+        goals = previous.goals if previous else {}
+        # by default each stored app's own default figure of merit (the first app's is refused if none is
+        # measured); a metric's goal: as asked, else the one the last fit ranked it towards, else its definition's
+        defaults = [m for m in dict.fromkeys(default_metric(app) for app in datasets.distinct(store.db, "app"))
+                    if m in measured]
+        metrics = [resolve_metric(m, args.goal or goals.get(m or DEFAULT_METRIC), measured)
+                   for m in dict.fromkeys(args.metric or defaults or [None])]
         if previous:
-            metrics += [m for m in previous.metrics if m not in metrics]
-        fitted = training.train(store, cli_args.catalog_of(exp, path), metrics)
+            metrics += [metric_of(m, goals.get(m)) for m in previous.metrics if m not in {n.name for n in metrics}]
+        catalog = cli_args.catalog_of(exp, path)
+        fitted = training.train(store, catalog, metrics)
     if args.json:
         print(json.dumps({"directory": str(fitted.directory), **fitted.meta.report}, indent=2))
     else:
@@ -136,10 +140,16 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise InputError(f"--top must be at least 1, got {args.top}", field="--top")
+    if args.across and args.cluster:
+        raise InputError("--across clusters ranks every known cluster together; leave out --cluster", field="--across")
     path = cli_args.store_path(args)
     catalog = cli_args.catalog(args)  # the experiment's errors, and its disagreements with a cluster, first
     with Store(path, create=False) as store:
         request = recommend.Request(args.app, args.workload, args.cluster, args.top, dict(args.param))
+        if args.per_dollar:
+            from planner.edges import prices
+
+            request.per_dollar = prices.listed()
         text, as_json = _recommendation(store, catalog, request, args.metric, args.goal)
     print(as_json if args.json else text)
     return 0
@@ -155,14 +165,17 @@ def _recommendation(store: Store, catalog: Catalog, request: Request, metric_nam
 
     _check_names(store, catalog, request)
     measured = datasets.metrics(store.db, request.app)
-    metric = resolve_metric(metric_name, goal, measured, of=request.app)
     directory = modelfiles.model_dir(store.path)
+    # without --goal, the goal the model was fitted towards (`fit --goal`), else the metric's by its name
+    fitted_goals = fitted.goals if (fitted := modelfiles.load_meta(directory)) else {}
+    metric = resolve_metric(metric_name, goal or fitted_goals.get(metric_name or default_metric(request.app)),
+                            measured, of=request.app)
     notes: list[str] = []
-    found = modelfiles.saved(directory, metric.name)
+    found = modelfiles.saved(directory, metric)
     if found is None:
         from planner.edges import training
 
-        found = training.ensure(store, catalog, metric.name, notes)
+        found = training.ensure(store, catalog, metric, notes)
     meta, table = found
 
     def predict_missing(catalog: Catalog, points: list[tuple[Context, Choice]]) -> Table:
@@ -217,26 +230,50 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         datasets.require_runs(store.db, path)
         metric = resolve_metric(args.metric, args.goal, datasets.metrics(store.db))
         runs = datasets.read(store.db, [metric.name])
-    result = evaluate.evaluate(runs, cli_args.catalog(args), args.group_by, metric)
+    result = evaluate.evaluate(runs, cli_args.catalog(args), args.group_by, metric, seeds=args.seeds,
+                               only=args.held_out)
     print(json.dumps(result.as_dict(), indent=2) if args.json else _evaluation_text(result))
     return 0
 
 
 def _evaluation_text(result: Evaluation) -> str:
+    unit = f" in {result.unit}" if result.unit else ""
+    seeds = result.comparison.seeds if result.comparison else [0]
     lines = [f"leave-one-{result.group_by}-out over {result.groups} {result.group_by}s, "
-             f"{result.model.picks} picks, {result.metric} ({result.goal}):",
+             f"{result.model.picks} picks, {result.metric}{unit} ({result.goal}), the model fitted with "
+             f"{len(seeds)} seed(s):",
              f"{'':18}{'top1':>8}{'mean regret':>14}{'max regret':>12}{'incompatible':>14}{'failed':>8}"]
     for name, row in [("model", result.model), *result.baselines.items()]:
         lines.append(f"{name:18}{_fmt(row.top1):>8}{_fmt(row.mean_regret):>14}{_fmt(row.max_regret):>12}"
                      f"{row.incompatible_picks:>14}{row.failed_picks:>8}")
-    if set(result.ranked_by) != {"model"}:
-        lines.append("ranked as `fit` ranks: by " + ", ".join(f"{name} in {count} of {result.groups} folds"
-                                                               for name, count in result.ranked_by.items()) +
-                     " (a simple rule where it beat the model on the training clusters)")
+    folds = result.groups * len(seeds)
+    lines.append("ranked as `fit` ranks: by " + ", ".join(f"{name} in {count} of {folds} folds"
+                                                           for name, count in result.ranked_by.items()) +
+                 " (the model only where it beat the best simple rule beyond chance on the training clusters)")
+    for name in result.ranked_by:
+        why = next(check["why"] for check in result.checks if check["ranked_by"] == name)
+        lines.append(f"  e.g. {name}: {why}")
+    if result.comparison is not None:
+        lines += _comparison_text(result.comparison)
     if result.no_pick:
         lines.append(f"{result.no_pick} context(s) had no candidate to pick (the hard rules or the classifier left "
                      "none, or no FOM model): no pick")
     return "\n".join(lines)
+
+
+def _comparison_text(comparison: Any) -> list[str]:
+    from planner.learn.intervals import LEVEL
+
+    best = comparison.best_rule
+    lines = [f"against the best rule, {best}: mean regret minus {best}'s, context by context, with its "
+             f"{LEVEL:.0%} paired bootstrap interval (held-out groups resampled):"]
+    for name, row in comparison.overall.items():
+        lines.append(f"  {name:18}{row.mean_regret:.3f}  {row.difference.text():28} {row.verdict}")
+    seeds = ", ".join("-" if value is None else f"{value:.3f}" for value in comparison.per_seed)
+    lines.append(f"  model per seed: {seeds}")
+    lines.append("  per group (the model's seeds resampled): " + "; ".join(
+        f"{group} {row.mean_regret:.3f} {row.difference.text()}" for group, row in comparison.per_group.items()))
+    return lines
 
 
 def _fmt(value: float | None) -> str:
@@ -261,7 +298,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         metric = resolve_metric(args.metric, None, datasets.metrics(store.db, apps[0] if len(apps) == 1 else None),
                                 of=apps[0] if len(apps) == 1 else None)
         notes: list[str] = []
-        meta, _ = training.ensure(store, catalog, metric.name, notes)
+        meta, _ = training.ensure(store, catalog, metric, notes)
         runs = datasets.read(store.db, [metric.name], explain=profiles.names(datasets.metrics(store.db)))
     model_text = fit_summary(meta.report, modelfiles.model_dir(path)) if meta.report.get("seconds") else ""
     result = report.write(runs, out, metric, meta.report, model_text, notes)
@@ -320,6 +357,7 @@ def add_commands(sub: Any) -> None:
     cli_args.experiment_arg(p)
     cli_args.store_arg(p)
     cli_args.metric_arg(p, repeat=True)
+    cli_args.goal_arg(p)
     cli_args.json_arg(p)
     p.set_defaults(func=cmd_fit)
 
@@ -327,6 +365,12 @@ def add_commands(sub: Any) -> None:
         "recommend", help="ranked variants and launch options for an app and workload, with the exact command",
         description=RECOMMEND_DESCRIPTION)
     recommend_arguments(p)
+    p.add_argument("--across", choices=("clusters",), default=None,
+                   help="rank (cluster, variant, options) across every known cluster together (no --cluster)")
+    p.add_argument("--per-dollar", action="store_true",
+                   help="rank by work per dollar (the FOM per hour over the cluster's price per hour: its "
+                        "price_per_hour, else the shipped EC2 On-Demand list price of its instance type), with the "
+                        "time and cost of one run; clusters without a price are left out and named")
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser(
@@ -345,6 +389,12 @@ def add_commands(sub: Any) -> None:
                    help="what to hold out: each cluster, or each workload, in turn")
     cli_args.metric_arg(p)
     cli_args.goal_arg(p)
+    p.add_argument("--seeds", type=int, default=3, metavar="N",
+                   help="fit the model with N seeds per held-out group (default: 3); each method's mean regret is "
+                        "shown with a paired bootstrap interval against the best simple rule")
+    p.add_argument("--held-out", action="append", default=None, metavar="GROUP",
+                   help="hold out and score only this group (repeatable), each still trained on all the others: "
+                        "check on groups kept apart from those a choice was designed on")
     cli_args.experiment_arg(p)
     cli_args.store_arg(p)
     cli_args.json_arg(p)

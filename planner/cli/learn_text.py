@@ -36,10 +36,9 @@ def fit_summary(report: dict[str, Any], directory: Path) -> str:
         if "ranking" in cv:
             check = cv["ranking"]
             regrets = ", ".join(f"{name} {value:.3f}" for name, value in check["mean_regret"].items())
-            lines.append(f"{metric} ranking, first pick in {check['contexts']} contexts of held-out "
-                         f"{check['held_out']}s ({check['folds']} folds), mean regret: {regrets}; ranked by "
-                         f"{check['ranked_by']}" + ("" if check["ranked_by"] == "model" else
-                                                     " (the model did not beat it: recommend uses the rule)"))
+            lines.append(f"{metric} ({cv.get('goal', 'max')}) ranking, first pick in {check['contexts']} contexts of "
+                         f"held-out {check['held_out']}s ({check['folds']} folds), mean regret: {regrets}; ranked by "
+                         f"{check['ranked_by']}: {check['why']}")
     for metric, found in report.get("profiles", {}).items():
         for link in found:
             way = "higher" if link["rho"] > 0 else "lower"
@@ -77,6 +76,11 @@ def recommendation(result: Recommendation) -> str:
         lines.append(f"{row.rank:>2}. {cluster}{row.variant}  {options}")
         lines.append(f"    {value}" + ("" if row.confidence == "high" else
                                         f"  LOW CONFIDENCE: {', '.join(row.low_confidence_because)}"))
+        if row.per_dollar is not None:
+            d = row.per_dollar
+            run = "" if d.run_seconds is None else f"; one run {d.run_seconds:.4g} s, ${d.run_cost:.4g}"
+            lines.append(f"    {row.source}: {d.work_per_dollar:.4g} {d.unit} at ${d.price_per_hour:.4g}/h "
+                         f"({d.price_source}){run}")
         lines.append(f"    $ {row.command}" if row.command else f"    command {row.command_note}")
         lines.append(f"    why: {row.why}")
     if result.excluded:

@@ -230,6 +230,17 @@ def _check_adaptive_args(args: argparse.Namespace) -> None:
     if args.adaptive and args.retry_failed:
         raise InputError("--retry-failed runs every failed run again, while an adaptive sweep chooses its runs: "
                          "use one or the other", field="--adaptive")
+    for flag, value in (("--metric", args.metric), ("--goal", args.goal)):
+        if value is not None and not args.adaptive:
+            raise InputError("sets what an adaptive sweep optimizes: add --adaptive", field=flag)
+
+
+def _adaptive_metric(args: argparse.Namespace, plan: Any) -> Any:
+    """What an adaptive sweep optimizes: --metric (default: the planned app's default figure of merit) towards
+    --goal (default: the metric's own)."""
+    from planner.core.metrics import metric_of
+
+    return metric_of(args.metric or default_metric(plan.runs[0].app if plan.runs else None), args.goal)
 
 
 def _budget(args: argparse.Namespace, plan: Any) -> Any:
@@ -251,7 +262,7 @@ def _adaptive_dry_run(args: argparse.Namespace, ws: Any, plan: Any, console: Con
     path = cli_args.store_path(args)
     store = Store(path, create=False) if path.exists() else None
     try:
-        result = adaptive.first_batch(ws, store, plan, budget)
+        result = adaptive.first_batch(ws, store, plan, budget, _adaptive_metric(args, plan))
     finally:
         if store is not None:
             store.close()
@@ -288,14 +299,14 @@ def _adaptive_sweep(args: argparse.Namespace, ws: Any, store: Store, plan: Any, 
                     report: Any) -> int:
     from planner.edges import adaptive
 
-    result = adaptive.run(ws, store, plan, _budget(args, plan), console, report)
+    result = adaptive.run(ws, store, plan, _budget(args, plan), console, report, _adaptive_metric(args, plan))
     planned = {run.id for run in plan.runs}
     records = [r for r in store.records(cluster=args.cluster) if r.id in planned]
     _print_summary(console, records, f"Adaptive sweep results on {args.cluster}")
     console.print(f"adaptive sweep: {result.spent} of {result.budget} budgeted runs spent ({result.plan_runs} in "
                   f"the plan); stopped: {_stopped_text(result.stopped)}")
     for outcome in result.outcomes:
-        item = adaptive.describe(outcome)
+        item = adaptive.describe(outcome, result.metric)
         best = item["best"]
         if best is None:
             console.print(f"  {item['workload']}: nothing measured successfully yet")
@@ -304,7 +315,7 @@ def _adaptive_sweep(args: argparse.Namespace, ws: Any, store: Store, plan: Any, 
         also = f" (likeliest: {likeliest['variant']} {options_label(likeliest['options'])}, " \
                f"{likeliest['chance']:.0%})" if likeliest and likeliest["chance"] >= 0.005 else ""
         console.print(f"  {item['workload']}: best {best['variant']} {options_label(best['options'])}: "
-                      f"{adaptive.METRIC.name} {best['median']:.4g} (median of {best['runs']} run(s)); chance an "
+                      f"{result.metric.name} {best['median']:.4g} (median of {best['runs']} run(s)); chance an "
                       f"unmeasured point beats it by 5% or more: {item['chance_unmeasured_beats_by_5pct']:.0%}{also}",
                       soft_wrap=True)
     left = sum(outcome.runs_left for outcome in result.outcomes)
@@ -543,6 +554,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--budget", type=cli_args.budget, default=None, metavar="N|P%",
                    help=f"with --adaptive: at most N runs, or P%% of the plan's runs (default: "
                         f"{DEFAULT_BUDGET:.0%}%); repeats count like any run")
+    p.add_argument("--metric", default=None, metavar="M",
+                   help="with --adaptive: the figure of merit to optimize (default: the app's default one)")
+    cli_args.goal_arg(p)
     p.add_argument("--json", action="store_true",
                    help="with --dry-run: print the plan (with --adaptive: the first batch) as JSON")
     p.add_argument("--profile", type=_profilers, default=None, metavar="P[,P]...",

@@ -17,12 +17,20 @@ DEFAULT_METRIC = "timesteps_per_s"
 #: switches, faults); any other is maximized.
 MINIMIZED = frozenset({"loop_time", "wall_time", "wall", "hours_per_ns", "process_wall", "price", "cost"})
 GOALS = ("max", "min")
+#: Units of the figures of merit the planner parses itself (an imported metric's unit is not known).
+UNITS = {"timesteps_per_s": "timesteps/s", "matom_steps_per_s": "Matom-step/s", "ns_per_day": "ns/day",
+         "hours_per_ns": "hours/ns", "tau_per_day": "tau/day", "loop_time": "s", "wall_time": "s", "wall": "s"}
 
 
 @dataclass(frozen=True)
 class Metric:
+    """A figure of merit as every learning command ranks by it: its name, whether more or less is better, and
+    its unit where known. The goal travels with the name (fit, the model and its priors, the baselines,
+    recommend, evaluate, sweep --adaptive), never re-derived from the name downstream."""
+
     name: str
     goal: str  # max | min
+    unit: str | None = None
 
     @property
     def sign(self) -> float:
@@ -48,6 +56,11 @@ def goal_of(name: str) -> str:
     return "min" if name in MINIMIZED or name.endswith(("_time", "_seconds")) or is_profile_metric(name) else "max"
 
 
+def metric_of(name: str, goal: str | None = None) -> Metric:
+    """The metric of this name, towards `goal` (by its name when None), with its unit where known."""
+    return Metric(name, goal or goal_of(name), UNITS.get(name))
+
+
 def resolve_metric(metric: str | None, goal: str | None, measured: Collection[str], *,
                    of: str | None = None) -> Metric:
     """The metric asked for (or the default) with its goal (as asked, or by its name), refused with exit 2
@@ -60,4 +73,4 @@ def resolve_metric(metric: str | None, goal: str | None, measured: Collection[st
                          field="--metric")
     if goal is not None and goal not in GOALS:
         raise InputError(f"goal {goal!r} is not one of {', '.join(GOALS)}", field="--goal")
-    return Metric(name, goal or goal_of(name))
+    return metric_of(name, goal)

@@ -32,7 +32,7 @@ from rich.console import Console
 
 from planner.core import files
 from planner.core.errors import InputError
-from planner.core.metrics import DEFAULT_METRIC, Metric, goal_of
+from planner.core.metrics import DEFAULT_METRIC, Metric, metric_of
 from planner.core.types import Plan, Run, RunRecord, stable_id
 from planner.edges import datasets
 from planner.edges.store import Store
@@ -43,7 +43,8 @@ from planner.learn.dataset import Choice, Context, Runs, canonical
 from planner.learn.features import split_options
 
 #: What an adaptive sweep optimizes (the default metric of every learning command).
-METRIC = Metric(DEFAULT_METRIC, goal_of(DEFAULT_METRIC))
+#: What an adaptive sweep optimizes unless told (one Metric, its goal carried, never re-derived downstream).
+METRIC = metric_of(DEFAULT_METRIC)
 #: The side file of a store that holds adaptive sweeps' decisions.
 DECISIONS = ".adaptive"
 #: Its size read at most (a decision is a line of about 200 bytes).
@@ -80,6 +81,7 @@ class Result:
     refit_seconds: list[float] = field(default_factory=list)
     run_walls: list[float] = field(default_factory=list)  #: wall seconds of the selection's stored runs
     notes: list[str] = field(default_factory=list)
+    metric: Metric = METRIC  #: what the loop optimized
 
 
 def candidates(plan: Plan) -> list[Candidate]:
@@ -154,29 +156,30 @@ class DecisionLog:
 # ----------------------------------------------------------------------------------------------- prior
 
 
-def _empty_runs() -> Runs:
+def _empty_runs(metric: Metric) -> Runs:
     return Runs([], [], np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool),
-                {METRIC.name: np.zeros(0)}, [], [], {}, {})
+                {metric.name: np.zeros(0)}, [], [], {}, {})
 
 
-def _value(record: RunRecord) -> float | None:
+def _value(record: RunRecord, metric: Metric) -> float | None:
     """sign x log FOM of a stored run, None where it failed (or measured nothing usable)."""
-    value = record.foms.get(METRIC.name)
+    value = record.foms.get(metric.name)
     if record.status != "ok" or value is None or not math.isfinite(value) or value <= 0:
         return None
-    return METRIC.sign * math.log(value)
+    return metric.sign * math.log(value)
 
 
-def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budget,
-          decided: list[str]) -> tuple[adaptive.Adaptive, list[Candidate], Result, dict[str, RunRecord]]:
-    """The loop with its prior and what the store holds of the selection; `decided`: runs chosen before."""
+def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budget, decided: list[str],
+          metric: Metric = METRIC) -> tuple[adaptive.Adaptive, list[Candidate], Result, dict[str, RunRecord]]:
+    """The loop with its prior and what the store holds of the selection; `decided`: runs chosen before;
+    `metric`: what the loop maximizes or minimizes, as its goal says (the prior's model is fitted towards it)."""
     found = candidates(plan)
     total = len(plan.runs)
     allowed = budget.of(total)
     # the plan's app's runs only (another app's choices teach nothing about this one's)
     apps = {run.app for run in plan.runs}
-    runs = datasets.read(store.db, [METRIC.name], app=apps.pop() if len(apps) == 1 else None) \
-        if store is not None else _empty_runs()
+    runs = datasets.read(store.db, [metric.name], app=apps.pop() if len(apps) == 1 else None) \
+        if store is not None else _empty_runs(metric)
     catalog = Catalog(ws.exp, ws.clusters, ws.variants).with_stored(runs.cluster_attrs, runs.variant_attrs)
     contexts = {c.context for c in found}
     in_selection = np.array([c in contexts for c in runs.contexts], dtype=bool)
@@ -186,22 +189,22 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
         if store is not None else {}
     pending = [i for i in decided if i not in records]
     spent = len(decided) - len(pending)
-    result = Result(allowed, total, spent, "")
+    result = Result(allowed, total, spent, "", metric=metric)
     items = []
     for candidate in found:
         stored = [records[run.id] for run in candidate.runs if run.id in records]
-        values = [_value(r) for r in stored]
+        values = [_value(r, metric) for r in stored]
         items.append(adaptive.Item(candidate.context, candidate.choice, len(candidate.runs) - len(stored),
                                    [v for v in values if v is not None], sum(v is None for v in values)))
     result.run_walls = [r.wall for r in records.values() if r.wall]
     predictions = None
-    usable = int((train & runs.ok & np.isfinite(runs.values[METRIC.name])).sum())
+    usable = int((train & runs.ok & np.isfinite(runs.values[metric.name])).sum())
     if usable >= 2:
         started = time.perf_counter()
-        models, _ = model.fit(runs, catalog, [METRIC.name], mask=train, cv=False)
-        if METRIC.name in models.foms:
+        models, _ = model.fit(runs, catalog, [metric], mask=train, cv=False)
+        if metric.name in models.foms:
             predictions = models.tabulate(catalog, [(c.context, c.choice) for c in found]).predictions(
-                list(range(len(found))), METRIC.name)
+                list(range(len(found))), metric.name)
         result.fit_seconds = time.perf_counter() - started
     if predictions is not None:
         seen = [runs.contexts[c] for c in set(runs.ctx[train].tolist())]
@@ -210,7 +213,7 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
                         f"in {result.fit_seconds:.1f} s")
     else:
         result.prior = "no prior (nothing stored the model could learn from): starting with one point per variant"
-    loop = adaptive.start(items, catalog, runs, train, METRIC, predictions, budget=allowed,
+    loop = adaptive.start(items, catalog, runs, train, metric, predictions, budget=allowed,
                           batch=adaptive.batch_size(allowed), spent=spent)
     return loop, found, result, records
 
@@ -228,10 +231,11 @@ def _next_runs(found: list[Candidate], decisions: list[adaptive.Decision], taken
     return out
 
 
-def first_batch(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budget) -> Result:
+def first_batch(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budget,
+                metric: Metric = METRIC) -> Result:
     """What `sweep --adaptive --dry-run` shows: the first batch the loop would run now (nothing is written)."""
     decided = DecisionLog(store, selection_key(plan)).decided() if store is not None else []
-    loop, found, result, records = start(ws, store, plan, budget, decided)
+    loop, found, result, records = start(ws, store, plan, budget, decided, metric)
     pending = [r for r in plan.runs if r.id in set(decided) and r.id not in records]
     if pending:
         result.first = [Chosen(run, "decided before the last adaptive sweep stopped: runs first") for run in pending]
@@ -243,11 +247,11 @@ def first_batch(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive
 
 
 def run(ws: Workspace, store: Store, plan: Plan, budget: adaptive.Budget, console: Console,
-        report: SweepReport) -> Result:
+        report: SweepReport, metric: Metric = METRIC) -> Result:
     """The adaptive sweep: batches chosen, logged, run and learnt from until the loop stops or Ctrl-C."""
     log = DecisionLog(store, selection_key(plan))
     decided = log.decided()
-    loop, found, result, records = start(ws, store, plan, budget, decided)
+    loop, found, result, records = start(ws, store, plan, budget, decided, metric)
     console.print(f"adaptive sweep on {plan.runs[0].cluster}: budget {result.budget} of the plan's {result.plan_runs} "
                   f"runs ({budget}); {result.spent} spent before; {result.prior}")
     by_id = {run.id: (k, run) for k, candidate in enumerate(found) for run in candidate.runs}
@@ -282,7 +286,7 @@ def run(ws: Workspace, store: Store, plan: Plan, budget: adaptive.Budget, consol
             got = {r.id: r for r in store.records(cluster=plan.runs[0].cluster) if r.id in {run.id for run in todo}}
             for run in todo:
                 if run.id in got:
-                    loop.observe(by_id[run.id][0], _value(got[run.id]))
+                    loop.observe(by_id[run.id][0], _value(got[run.id], metric))
                     stored.add(run.id)
                     if got[run.id].wall:
                         result.run_walls.append(float(got[run.id].wall or 0.0))
@@ -300,12 +304,12 @@ def median_wall(result: Result) -> float | None:
     return statistics.median(result.run_walls) if result.run_walls else None
 
 
-def describe(outcome: adaptive.Outcome) -> dict[str, Any]:
+def describe(outcome: adaptive.Outcome, metric: Metric = METRIC) -> dict[str, Any]:
     """One context's end state, as the end of `sweep --adaptive` tells it."""
     best = outcome.best
     value = None
     if best is not None:
-        value = statistics.median(math.exp(METRIC.sign * v) for v in best.values)
+        value = statistics.median(math.exp(metric.sign * v) for v in best.values)
     return {"workload": outcome.context.workload, "cluster": outcome.context.cluster,
             "best": None if best is None else {"variant": best.choice.variant, "options": best.choice.options(),
                                                "median": value, "runs": len(best.values)},

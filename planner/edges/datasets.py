@@ -34,7 +34,7 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
     joins = "".join(f" LEFT JOIN foms f{i} ON f{i}.run_id = r.id AND f{i}.name = ?" for i in range(len(metrics)))
     values = "".join(f", f{i}.value" for i in range(len(metrics)))
     sql = (f"SELECT r.cluster, r.app, r.workload, r.variant, r.options, r.status, r.reason, r.variant_attrs, "
-           f"r.cluster_attrs{values}, r.id FROM runs r{joins}{where} ORDER BY r.rowid")
+           f"r.cluster_attrs{values}, r.wall, r.id FROM runs r{joins}{where} ORDER BY r.rowid")
     # keyed by plain tuples while reading: hashing a tuple is much cheaper than a frozen dataclass
     contexts: dict[tuple[str, str, str, str], int] = {}
     choices: dict[tuple[str, str, str], int] = {}
@@ -42,7 +42,7 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
     parsed: dict[str, dict[str, Any]] = {}
     cluster_attrs: dict[str, dict[str, Any]] = {}
     variant_attrs: dict[tuple[str, str], dict[str, Any]] = {}
-    ctx, choice, ok, status, reason, foms = [], [], [], [], [], []
+    ctx, choice, ok, status, reason, foms, wall = [], [], [], [], [], [], []
     unusable = _Unusable()
     for row in db.execute(sql, [*metrics, *args]):
         c_name, a_name, w_name, v_name, options, st, why, v_attrs, c_attrs = row[:9]
@@ -57,7 +57,8 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
         ok.append(st == "ok")
         status.append(st)
         reason.append(why)
-        foms.append(row[9:-1] if st == "ok" else (None,) * len(metrics))
+        foms.append(row[9:-2] if st == "ok" else (None,) * len(metrics))
+        wall.append(row[-2])
         cluster_attrs[c_name] = parsed[c_attrs]
         variant_attrs[(a_name, v_name)] = parsed[v_attrs]
     unusable.warn()
@@ -66,7 +67,8 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
                 ctx=np.asarray(ctx, dtype=np.int32),
                 choice=np.asarray(choice, dtype=np.int32), ok=np.asarray(ok, dtype=bool),
                 values={name: table[:, i] for i, name in enumerate(metrics)}, status=status, reason=reason,
-                cluster_attrs=cluster_attrs, variant_attrs=variant_attrs)
+                cluster_attrs=cluster_attrs, variant_attrs=variant_attrs,
+                wall=np.array(wall, dtype=float))
 
 
 class _Unusable:

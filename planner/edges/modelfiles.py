@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from planner.core.errors import InputError
+from planner.core.metrics import Metric
 from planner.learn.table import Table
 
-MODEL_FORMAT = 4
+MODEL_FORMAT = 5
 META, TABLE, MODELS = "meta.json", "table.npz", "models.joblib"
 
 
@@ -43,6 +44,7 @@ class ModelMeta:
     versions: dict[str, Any]
     created: float
     metrics: list[str]  # figures of merit with a FOM model
+    goals: dict[str, str]  # per metric: the goal its model ranks towards (max | min)
     report: dict[str, Any]  # what `fit --json` printed
 
 
@@ -63,7 +65,7 @@ def refit(path: Path, why: str) -> InputError:
 
 
 def save(directory: Path, models: object, table: Table, *, changes: str, runs: int, experiment: str | None,
-         report: dict[str, Any]) -> ModelMeta:
+         report: dict[str, Any], goals: dict[str, str]) -> ModelMeta:
     """Write the three files of one fit; returns what meta.json says."""
     import joblib  # pickles the fitted models; loading them back needs scikit-learn, writing them does not
 
@@ -73,7 +75,7 @@ def save(directory: Path, models: object, table: Table, *, changes: str, runs: i
         raise InputError(f"cannot write the model here ({err.strerror}); the models of a store live in "
                          "models/<store file name>/ beside it", file=str(directory)) from None
     meta = ModelMeta(uuid.uuid4().hex, changes, runs, experiment, library_versions(), time.time(),
-                     sorted(table.mid), report)
+                     sorted(table.mid), {m: goals[m] for m in sorted(table.mid)}, report)
     joblib.dump({"stamp": meta.stamp, "models": models}, directory / f"{MODELS}.tmp", compress=3)
     with open(directory / f"{TABLE}.tmp", "wb") as handle:
         np.savez(handle, stamp=np.array(meta.stamp), **table.to_arrays())
@@ -122,9 +124,10 @@ def load_table(directory: Path, meta: ModelMeta) -> Table:
         raise refit(path, f"a prediction table of another layout ({err.__class__.__name__}: {err})") from None
 
 
-def saved(directory: Path, metric: str) -> tuple[ModelMeta, Table] | None:
-    """The saved model and its prediction table when it models this metric; None when it must be fitted."""
+def saved(directory: Path, metric: Metric) -> tuple[ModelMeta, Table] | None:
+    """The saved model and its prediction table when it models this metric towards its goal; None when it
+    must be fitted."""
     meta = load_meta(directory)
-    if meta is None or metric not in meta.metrics:
+    if meta is None or metric.name not in meta.metrics or meta.goals.get(metric.name) != metric.goal:
         return None
     return meta, load_table(directory, meta)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from sklearn.exceptions import InconsistentVersionWarning
 
+from planner.core.metrics import Metric, metric_of
 from planner.edges import datasets, modelfiles
 from planner.edges.modelfiles import ModelMeta
 from planner.edges.store import Store
 from planner.learn import model, profiles
-from planner.learn.catalog import Catalog, choice_sets
+from planner.learn.catalog import Catalog, built_on, choice_sets
 from planner.learn.dataset import Choice, Context, Runs
 from planner.learn.estimators import Models
 from planner.learn.table import Table
@@ -32,16 +33,16 @@ class Fitted:
     report: model.FitReport
 
 
-def train(store: Store, catalog: Catalog, metrics: list[str], *, cv: bool = True) -> Fitted:
+def train(store: Store, catalog: Catalog, metrics: list[Metric], *, cv: bool = True) -> Fitted:
     """Fit on every stored run, tabulate predictions for every known point, save beside the store."""
     started = time.perf_counter()
     measured_profiles = profiles.names(datasets.metrics(store.db))
     # the profiles are read to explain (report.profiles), never handed to the model as features
-    runs = datasets.read(store.db, metrics, explain=measured_profiles)
-    catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs)
+    runs = datasets.read(store.db, [m.name for m in metrics], explain=measured_profiles)
+    catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs).with_built_on(built_on(runs))
     models, report = model.fit(runs, catalog, metrics, cv=cv)
-    report.profiles = {metric: [link.as_dict() for link in profiles.links(runs, metric, measured_profiles)]
-                       for metric in metrics if not profiles.names([metric])}
+    report.profiles = {m.name: [link.as_dict() for link in profiles.links(runs, m.name, measured_profiles)]
+                       for m in metrics if not profiles.names([m.name])}
     report.profiles = {metric: found for metric, found in report.profiles.items() if found}
     fitted = time.perf_counter()
     points, excluded = known_points(runs, catalog)
@@ -50,10 +51,12 @@ def train(store: Store, catalog: Catalog, metrics: list[str], *, cv: bool = True
     table.cluster_attrs = {name: catalog.cluster_attrs(name) for name in sorted({c.cluster for c in table.contexts})}
     table.variant_attrs = {(k.app, k.variant): catalog.variant_attrs(k.app, k.variant) for k in table.choices}
     table.measured = {(choice.app, choice.variant) for choice in runs.choices}
+    table.built_on = {key: sorted(clusters) for key, clusters in catalog.built_on.items()}
     report.seconds = {"fit": round(fitted - started, 2), "table": round(time.perf_counter() - fitted, 2)}
     directory = modelfiles.model_dir(store.path)
     meta = modelfiles.save(directory, models, table, changes=store.changes(), runs=len(runs),
-                           experiment=catalog.exp.source if catalog.exp else None, report=report.as_dict())
+                           experiment=catalog.exp.source if catalog.exp else None, report=report.as_dict(),
+                           goals={m.name: m.goal for m in metrics})
     return Fitted(directory, meta, table, report)
 
 
@@ -83,17 +86,24 @@ def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choi
     return points, excluded
 
 
-def ensure(store: Store, catalog: Catalog, metric: str, notes: list[str]) -> tuple[ModelMeta, Table | None]:
-    """The saved model and its table for this metric, fitting one now (and saying so) when there is none;
-    the table is None when the store has too few successful runs of the metric to model it."""
+def ensure(store: Store, catalog: Catalog, metric: Metric, notes: list[str]) -> tuple[ModelMeta, Table | None]:
+    """The saved model and its table for this metric towards its goal, fitting one now (and saying so) when
+    there is none; the table is None when the store has too few successful runs of the metric to model it."""
     directory = modelfiles.model_dir(store.path)
     found = modelfiles.saved(directory, metric)
     if found is not None:
         return found
     previous = modelfiles.load_meta(directory)
-    notes.append(f"no model for {metric} yet: fitted one now (`python -m planner fit` does this ahead)")
-    fitted = train(store, catalog, sorted({metric, *(previous.metrics if previous else [])}))
-    return fitted.meta, fitted.table if metric in fitted.table.mid else None
+    if previous is not None and metric.name in previous.goals:
+        notes.append(f"the model ranked {metric.name} towards {previous.goals[metric.name]}, asked {metric.goal}: "
+                     f"fitted again towards {metric.goal} now (`python -m planner fit --metric {metric.name} "
+                     f"--goal {metric.goal}` does this ahead)")
+    else:
+        notes.append(f"no model for {metric.name} yet: fitted one now (`python -m planner fit` does this ahead)")
+    kept = [metric_of(name, previous.goals.get(name)) for name in (previous.metrics if previous else [])
+            if name != metric.name]
+    fitted = train(store, catalog, sorted([metric, *kept], key=lambda m: m.name))
+    return fitted.meta, fitted.table if metric.name in fitted.table.mid else None
 
 
 def load_models(directory: Path, meta: ModelMeta) -> Models:

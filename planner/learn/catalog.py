@@ -23,9 +23,11 @@ from planner.core.experiment import Experiment, Options, Source, Workload, param
 from planner.core.launch import render
 from planner.core.plan import expand
 from planner.core.types import ClusterInfo, Run, VariantInfo, canonical_options
-from planner.learn.dataset import Choice, Context, canonical
+from planner.learn.dataset import Choice, Context, Runs, canonical
 from planner.learn.features import Features, choice_features, context_features, describe
 
+#: Build targets that mean "for the machine it was built on": an imported build of one runs only there.
+HOST_TARGETS = (archs.NATIVE, "host")
 #: Stands in for the input of a workload the experiment does not declare (imported data).
 _ANY_SOURCE = Source(workdir="/", input="-")
 
@@ -43,6 +45,8 @@ class Catalog:
     variant_infos: dict[str, VariantInfo] = dataclasses.field(default_factory=dict)
     stored_clusters: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     stored_variants: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: imported builds for one machine (`HOST_TARGETS`), per (app, variant): the clusters they ran on
+    built_on: dict[tuple[str, str], frozenset[str]] = dataclasses.field(default_factory=dict)
     #: features, verdicts and descriptions, computed once per point
     _cache: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     #: the experiment's points per app: they depend on the experiment alone, so `with_stored` keeps them
@@ -56,6 +60,14 @@ class Catalog:
             return self
         return dataclasses.replace(self, stored_clusters={**self.stored_clusters, **clusters},
                                    stored_variants={**self.stored_variants, **variants}, _cache={})
+
+    def with_built_on(self, found: dict[tuple[str, str], Iterable[str]]) -> Catalog:
+        """This catalog knowing these clusters too as where each imported host build ran (`built_on`)."""
+        merged = {key: frozenset(self.built_on.get(key, frozenset()) | set(clusters))
+                  for key, clusters in found.items()}
+        if all(self.built_on.get(key) == clusters for key, clusters in merged.items()):
+            return self
+        return dataclasses.replace(self, built_on={**self.built_on, **merged}, _cache={})
 
     # ----------------------------------------------------------------------------------- attributes
 
@@ -126,6 +138,9 @@ class Catalog:
         options = self._cache[key]
         if isinstance(options, str):
             return options
+        elsewhere = self._built_elsewhere(context, choice)
+        if elsewhere is not None:
+            return elsewhere
         workload = self._workload(context)
         cluster = self.cluster_infos.get(context.cluster) or self._stand_in_cluster(context.cluster, choice)
         variant = self._known_variant(choice) or self._stand_in_variant(choice)
@@ -136,6 +151,20 @@ class Catalog:
                 self._cache[stand_in] = Workload(requires=requires, native=_ANY_SOURCE, container=_ANY_SOURCE)
             workload = self._cache[stand_in]
         return compat.check(cluster, variant, context.workload, workload, options)
+
+    def _built_elsewhere(self, context: Context, choice: Choice) -> str | None:
+        """Why an imported build for one machine (-march=native, host) cannot be assumed to run on this cluster:
+        it is the binary built on the machine it was measured on, not a recipe to build it here."""
+        if self._known_variant(choice) is not None:
+            return None  # the experiment's own variants are judged by compat.check
+        target = self.variant_attrs(choice.app, choice.variant).get("io.archspec.cpu.target")
+        if target not in HOST_TARGETS:
+            return None
+        hosts = self.built_on.get((choice.app, choice.variant), frozenset())
+        if context.cluster in hosts:
+            return None
+        where = f"built on {', '.join(sorted(hosts))}" if hosts else "built on the machine it was measured on"
+        return f"a {target} build {where}: it runs there, it is not known to run on {context.cluster}"
 
     def _workload(self, context: Context) -> Workload | None:
         app = self.exp.apps.get(context.app) if self.exp else None
@@ -288,3 +317,14 @@ def choice_sets(clusters: Iterable[str], stored: dict[str, list[Choice]],
 
 def every_choice(stored: dict[str, list[Choice]]) -> list[Choice]:
     return list(dict.fromkeys(choice for found in stored.values() for choice in found))
+
+
+def built_on(runs: Runs) -> dict[tuple[str, str], set[str]]:
+    """Per (app, variant) whose build target is one machine's own (`HOST_TARGETS`): the clusters it ran on
+    successfully (a native build stored as incompatible or failed on a cluster did not run there)."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for c, k in set(zip(runs.ctx[runs.ok].tolist(), runs.choice[runs.ok].tolist(), strict=True)):
+        choice = runs.choices[k]
+        if runs.variant_attrs.get((choice.app, choice.variant), {}).get("io.archspec.cpu.target") in HOST_TARGETS:
+            found.setdefault((choice.app, choice.variant), set()).add(runs.contexts[c].cluster)
+    return found

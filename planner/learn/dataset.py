@@ -83,6 +83,8 @@ class Runs:
     reason: list[str | None]
     cluster_attrs: dict[str, dict[str, Any]]  # latest attributes per cluster
     variant_attrs: dict[tuple[str, str], dict[str, Any]]  # latest attributes per (app, variant)
+    #: per run: its wall time in seconds (NaN where not stored, e.g. imported runs)
+    wall: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.ok)

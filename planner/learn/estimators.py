@@ -103,13 +103,13 @@ def per_point(point: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
     return points, np.bincount(inverse, weights=values) / count, count
 
 
-def fit_relative(X: np.ndarray, y: np.ndarray, ctx: np.ndarray, point: np.ndarray, size: int) -> tuple[
-        Any, np.ndarray]:
+def fit_relative(X: np.ndarray, y: np.ndarray, ctx: np.ndarray, point: np.ndarray, size: int, *,
+                 seed: int = 0) -> tuple[Any, np.ndarray]:
     """The regressor of log FOM relative to the context level, and the levels (per context index) it used;
     X has a row per point, y, ctx and point a value per run."""
     levels = context_levels(ctx, y, size)
     points, relative, count = per_point(point, y - levels[ctx])
-    return booster("regressor", len(points)).fit(X[points], relative, sample_weight=count), levels
+    return booster("regressor", len(points), random_state=seed).fit(X[points], relative, sample_weight=count), levels
 
 
 def fit_level(rows: list[Features], levels: np.ndarray) -> Pipeline:
@@ -152,6 +152,7 @@ class FomModel:
     level_mean: float
     interval: Interval
     ranking: Ranking | None = None
+    goal: str = "max"  # what its ranking was fitted towards (planner.core.metrics.Metric.goal)
 
     def levels(self, contexts: list[Context], context_rows: list[Features]) -> tuple[np.ndarray, np.ndarray]:
         """Level of each context (measured, else predicted) and whether it was measured."""
@@ -179,10 +180,10 @@ def outcomes(point: np.ndarray, ok: np.ndarray, points: int) -> tuple[np.ndarray
             np.concatenate([n_ok[with_ok], n_fail[with_fail]]))
 
 
-def fit_classifier(X: np.ndarray, ok: np.ndarray, point: np.ndarray) -> Any:
+def fit_classifier(X: np.ndarray, ok: np.ndarray, point: np.ndarray, *, seed: int = 0) -> Any:
     """P(ok) per point; X has a row per point, ok and point a value per run."""
     rows, y, weight = outcomes(point, ok, len(X))
-    return booster("classifier", len(rows)).fit(X[rows], y, sample_weight=weight)
+    return booster("classifier", len(rows), random_state=seed).fit(X[rows], y, sample_weight=weight)
 
 
 def p_ok(classifier: Any, X: np.ndarray) -> np.ndarray:

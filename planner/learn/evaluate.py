@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,8 @@ import numpy as np
 from planner.core import archs
 from planner.core.errors import InputError
 from planner.core.metrics import Metric
-from planner.learn import baselines, model, ranking
-from planner.learn.catalog import Catalog
+from planner.learn import baselines, intervals, model, ranking
+from planner.learn.catalog import Catalog, built_on
 from planner.learn.dataset import Choice, Context, Measured, Runs
 from planner.learn.table import Predictions
 
@@ -57,6 +57,7 @@ class FailedPick:
     variant: str
     options: dict[str, Any]
     reason: str
+    seed: int = 0  # of the model's fit that picked it
 
 
 @dataclass
@@ -87,6 +88,11 @@ class Evaluation:
     #: with a ground truth: the truly best point of each context scored against the measured medians, the
     #: regret no ranking can beat there (what the noise of the measurements adds)
     noise_floor: Summary | None = None
+    #: each method against the best simple rule, with intervals (None where nothing could be paired)
+    comparison: Comparison | None = None
+    unit: str | None = None  # the metric's, where known
+    #: per held-out group and seed: what ranked and why (`fit`'s check on the training groups)
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """What `evaluate --json` prints."""
@@ -96,18 +102,67 @@ class Evaluation:
                 "per_group": [{"group": group, **asdict(score)} for group, score in self.per_group.items()],
                 "ranked_by": self.ranked_by,
                 **({"truth": {name: asdict(row) for name, row in self.truth.items()}} if self.truth else {}),
-                **({"noise_floor": asdict(self.noise_floor)} if self.noise_floor else {})}
+                **({"noise_floor": asdict(self.noise_floor)} if self.noise_floor else {}),
+                **({"comparison": self.comparison.as_dict()} if self.comparison else {}),
+                "ranking_checks": self.checks}
 
 
 def group_key(context: Context, group_by: str) -> str:
     return context.cluster if group_by == "cluster" else f"{context.app}/{context.workload}"
 
 
-def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, truth: Runs | None = None) -> Evaluation:
+@dataclass
+class Versus:
+    """One method against the best simple rule: its mean regret and the paired difference (method - rule)."""
+
+    mean_regret: float
+    difference: intervals.Difference
+    verdict: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mean_regret": round(self.mean_regret, 4), "minus_best_rule": self.difference.as_dict(),
+                "verdict": self.verdict}
+
+
+@dataclass
+class Comparison:
+    """Each method's mean regret over the seeds with a paired bootstrap interval against the best rule (the
+    baseline with the lowest mean regret): overall, whole groups resampled; per group, the seeds resampled
+    (what the model's randomness alone moves there). "no better than RULE" when the interval includes 0."""
+
+    seeds: list[int]
+    best_rule: str
+    overall: dict[str, Versus]  # per method: "model" and each baseline but the best rule
+    per_group: dict[str, Versus]  # the model, per group
+    per_seed: list[float | None]  # the model's mean regret with each seed (the rules do not depend on one)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seeds": self.seeds, "level": intervals.LEVEL, "best_rule": self.best_rule,
+                "methods": {name: row.as_dict() for name, row in self.overall.items()},
+                "per_group": {group: row.as_dict() for group, row in self.per_group.items()},
+                "model_per_seed": [None if value is None else round(value, 4) for value in self.per_seed]}
+
+
+@dataclass
+class _Scored:
+    """One held-out context: its group, and the regret of each method's pick (the model's per seed)."""
+
+    group: str
+    model: list[float | None] = field(default_factory=list)
+    rules: dict[str, float | None] = field(default_factory=dict)
+
+
+def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, truth: Runs | None = None,
+             seeds: int = 1, only: list[str] | None = None) -> Evaluation:
     """Leave each group out in turn; `runs` are the stored runs of the apps that measured the metric. `truth`
     (a synthetic benchmark's): the same runs with the values a noise-free measurement gives; the picks are
-    also scored against it (`Evaluation.truth`), free of the noise the measured medians add to every regret."""
-    catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs)
+    also scored against it (`Evaluation.truth`), free of the noise the measured medians add to every regret.
+    `seeds`: the model is fitted that many times per group, with seeds 0, 1, ...; its scores are pooled over
+    them and compared with the best rule's (`Evaluation.comparison`). `only`: hold out (and score) these groups
+    alone, each model still trained on every other group (a check set kept apart from a design set)."""
+    if seeds < 1:
+        raise InputError(f"--seeds must be at least 1, got {seeds}", field="--seeds")
+    catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs).with_built_on(built_on(runs))
     measured = runs.measured(metric.name)
     true_of: dict[tuple[int, int], Measured] = {}
     if truth is not None:
@@ -123,6 +178,12 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, tru
     if len(groups) < 2:
         raise InputError(f"leave-one-{group_by}-out needs measurements in at least 2 {group_by}s with 2 or more "
                          f"candidates each; the store has {len(groups)}: sweep or import more", field="--group-by")
+    if only:
+        unknown = sorted(set(only) - set(groups))
+        if unknown:
+            raise InputError(f"no {group_by} {', '.join(unknown)} with 2 or more candidates measured; known: "
+                             f"{', '.join(groups)}", field="--held-out")
+        groups = [group for group in groups if group in only]
     group_of_run = np.array([group_key(c, group_by) for c in runs.contexts], dtype=object)[runs.ctx]
     model_score = baselines.Score()
     baseline_scores = {name: baselines.Score() for name in BASELINES}
@@ -130,55 +191,112 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, tru
     failures: list[FailedPick] = []
     picks: list[Pick] = []
     ranked_by: dict[str, int] = defaultdict(int)
+    contexts: dict[int, _Scored] = {}
+    checks: list[dict[str, Any]] = []
     for group in groups:
         train = group_of_run != group
-        # fitted as `fit` does (the ranking checked against the simple rules, and one of them used where it
-        # ranked better), so the picks are the ones `recommend` would show
-        models, _ = model.fit(runs, catalog, [metric.name], mask=train, cv=False, check_ranking=True)
-        fom = models.foms.get(metric.name)
-        ranked_by[fom.ranking.by if fom is not None and fom.ranking is not None else "model"] += 1
         seen = baselines.history([(runs.contexts[c], catalog.cluster_attrs(runs.contexts[c].cluster),
                                    [(runs.choices[k], m) for k, m in items])
                                   for c, items in by_context.items() if group_key(runs.contexts[c], group_by) != group],
                                  metric.sign)
         group_score = baselines.Score()
-        for c in sorted(c for c in scored if group_key(runs.contexts[c], group_by) == group):
-            items = sorted(scored[c], key=lambda item: runs.choices[item[0]])
-            context = runs.contexts[c]
-            choices = [runs.choices[k] for k, _ in items]
-            values = [baselines.outcome(m) for _, m in items]
-            kinds = [baselines.failure_kind(m) for _, m in items]
-            order = _model_ranking(models, catalog, context, choices, metric)
-            picks.append(Pick(group, context, choices[order[0]] if order else None))
-            if not order:
-                continue
-            true_values = [baselines.outcome(true_of[c, k]) for k, _ in items] if true_of else []
-            pick = baselines.score([[i] for i in order], values, kinds, metric.sign)
-            if true_of:
-                truth_scores["model"].add(baselines.score([[i] for i in order], true_values, kinds, metric.sign))
-                oracle = sorted(range(len(items)), key=lambda i: -metric.sign * math.log(true_values[i])
-                                if true_values[i] is not None else math.inf)
-                floor.add(baselines.score([[i] for i in oracle], values, kinds, metric.sign))
-            model_score.add(pick)
-            group_score.add(pick)
-            if values[order[0]] is None:
-                failures.append(FailedPick(context.cluster, context.workload, choices[order[0]].variant,
-                                           choices[order[0]].options(), items[order[0]][1].reason()))
-            allowed = [i for i, choice in enumerate(choices) if catalog.rule(context, choice) is None]
-            cluster = catalog.cluster_attrs(context.cluster)
-            rows = _heuristic_rows(catalog, context, choices)
-            for name in BASELINES:
-                tiers = baselines.rank(name, seen, context, cluster, choices, allowed, rows.__getitem__)
-                baseline_scores[name].add(baselines.score(tiers, values, kinds, metric.sign))
+        held = sorted(c for c in scored if group_key(runs.contexts[c], group_by) == group)
+        for seed in range(seeds):
+            # fitted as `fit` does (the ranking checked against the simple rules, and the best of them used unless
+            # the model beat it), so the picks are the ones `recommend` would show
+            models, report = model.fit(runs, catalog, [metric], mask=train, cv=False, check_ranking=True, seed=seed)
+            fom = models.foms.get(metric.name)
+            ranked_by[fom.ranking.by if fom is not None and fom.ranking is not None else "model"] += 1
+            check = report.foms[metric.name].ranking if metric.name in report.foms else None
+            checks.append({"group": group, "seed": seed, "ranked_by": check.ranked_by if check else "model",
+                           "why": check.why if check else "too few clusters or contexts to check the model"})
+            for c in held:
+                items = sorted(scored[c], key=lambda item: runs.choices[item[0]])
+                context = runs.contexts[c]
+                choices = [runs.choices[k] for k, _ in items]
+                values = [baselines.outcome(m) for _, m in items]
+                kinds = [baselines.failure_kind(m) for _, m in items]
+                order = _model_ranking(models, catalog, context, choices, metric)
+                picks.append(Pick(group, context, choices[order[0]] if order else None))
+                if not order:
+                    continue
+                record = contexts.setdefault(c, _Scored(group))
+                true_values = [baselines.outcome(true_of[c, k]) for k, _ in items] if true_of else []
+                pick = baselines.score([[i] for i in order], values, kinds, metric.sign)
+                record.model.append(pick.regret)
                 if true_of:
-                    truth_scores[name].add(baselines.score(tiers, true_values, kinds, metric.sign))
-        per_group[group] = Summary(**group_score.as_dict())
-    return Evaluation(group_by, metric.name, metric.goal, len(groups), Summary(**model_score.as_dict()),
-                      sum(p.choice is None for p in picks), failures,
-                      {name: Summary(**score.as_dict()) for name, score in baseline_scores.items()}, per_group,
+                    truth_scores["model"].add(baselines.score([[i] for i in order], true_values, kinds, metric.sign))
+                model_score.add(pick)
+                group_score.add(pick)
+                if values[order[0]] is None:
+                    failures.append(FailedPick(context.cluster, context.workload, choices[order[0]].variant,
+                                               choices[order[0]].options(), items[order[0]][1].reason(), seed))
+                if seed:
+                    continue  # the rules do not depend on the seed
+                if true_of:
+                    oracle = sorted(range(len(items)), key=lambda i: -metric.sign * math.log(true_values[i])
+                                    if true_values[i] is not None else math.inf)
+                    floor.add(baselines.score([[i] for i in oracle], values, kinds, metric.sign))
+                allowed = [i for i, choice in enumerate(choices) if catalog.rule(context, choice) is None]
+                cluster = catalog.cluster_attrs(context.cluster)
+                rows = _heuristic_rows(catalog, context, choices)
+                for name in BASELINES:
+                    tiers = baselines.rank(name, seen, context, cluster, choices, allowed, rows.__getitem__)
+                    rule_pick = baselines.score(tiers, values, kinds, metric.sign)
+                    baseline_scores[name].add(rule_pick)
+                    record.rules[name] = rule_pick.regret
+                    if true_of:
+                        truth_scores[name].add(baselines.score(tiers, true_values, kinds, metric.sign))
+        per_group[group] = _pooled(group_score, seeds)
+    baseline_rows = {name: Summary(**score.as_dict()) for name, score in baseline_scores.items()}
+    return Evaluation(group_by, metric.name, metric.goal, len(groups), _pooled(model_score, seeds),
+                      sum(p.choice is None for p in picks) // seeds, failures, baseline_rows, per_group,
                       dict(sorted(ranked_by.items())), picks,
-                      {name: Summary(**score.as_dict()) for name, score in truth_scores.items()} if true_of else None,
-                      Summary(**floor.as_dict()) if true_of else None)
+                      {name: _pooled(score, seeds) if name == "model" else Summary(**score.as_dict())
+                       for name, score in truth_scores.items()} if true_of else None,
+                      Summary(**floor.as_dict()) if true_of else None,
+                      _compare(list(contexts.values()), baseline_rows, seeds), metric.unit, checks)
+
+
+def _pooled(score: baselines.Score, seeds: int) -> Summary:
+    """A method's summary over every seed's picks: rates and regrets pooled, counts per seed."""
+    row = score.as_dict()
+    for key in ("picks", "incompatible_picks", "failed_picks"):
+        row[key] = row[key] // seeds if key == "picks" else round(row[key] / seeds, 2)
+    return Summary(**row)
+
+
+def _compare(contexts: list[_Scored], rows: dict[str, Summary], seeds: int) -> Comparison | None:
+    """Each method against the best rule, paired context by context (`Comparison`)."""
+    ranked = [name for name in BASELINES if rows[name].mean_regret is not None]
+    if not ranked:
+        return None
+    best = min(ranked, key=lambda name: (rows[name].mean_regret, BASELINES.index(name)))
+    usable = [c for c in contexts if c.rules.get(best) is not None and c.model and None not in c.model]
+    if not usable:
+        return None
+    groups = np.array([c.group for c in usable])
+    model = np.array([float(np.mean(c.model)) for c in usable])  # per context, over the seeds
+    reference = np.array([c.rules[best] for c in usable], dtype=float)
+
+    def versus(values: np.ndarray, where: np.ndarray, units: np.ndarray) -> Versus:
+        difference = intervals.paired(values - reference[where], units)
+        return Versus(float(values.mean()), difference, difference.verdict(best))
+
+    everywhere = np.ones(len(usable), dtype=bool)
+    overall = {"model": versus(model, everywhere, groups)}
+    for name in ranked:
+        if name != best and all(c.rules.get(name) is not None for c in usable):
+            overall[name] = versus(np.array([c.rules[name] for c in usable], dtype=float), everywhere, groups)
+    per_group = {}
+    for group in dict.fromkeys(groups.tolist()):
+        where = groups == group
+        # each seed's picks in the group against the rule's: the seeds are the units resampled
+        diffs = np.array([[c.model[s] - c.rules[best] for c in usable if c.group == group] for s in range(seeds)])
+        difference = intervals.paired(diffs.ravel(), np.repeat(np.arange(seeds), diffs.shape[1]))
+        per_group[group] = Versus(float(model[where].mean()), difference, difference.verdict(best))
+    per_seed = [float(np.mean([c.model[s] for c in usable])) for s in range(seeds)]
+    return Comparison(list(range(seeds)), best, overall, per_group, per_seed)
 
 
 def _model_ranking(models: model.Models, catalog: Catalog, context: Context, choices: list[Choice],

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.feature_extraction import DictVectorizer
 from threadpoolctl import threadpool_limits
 
-from planner.core.metrics import goal_of
+from planner.core.metrics import Metric
 from planner.learn import baselines, estimators, ranker, validation
 from planner.learn.catalog import Catalog
 from planner.learn.dataset import Choice, Runs
@@ -36,9 +36,11 @@ class FomReport:
     level_error_log: float
     scores: validation.FomScores | None = None  # None: too few points to cross-validate
     ranking: validation.RankingCheck | None = None  # None: too few clusters or contexts to check the ranking
+    goal: str = "max"  # the metric's, as fitted
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"runs": self.runs, "points": self.points, **(self.scores.as_dict() if self.scores else {}),
+        out = {"goal": self.goal, "runs": self.runs, "points": self.points,
+               **(self.scores.as_dict() if self.scores else {}),
                "level_error_log": self.level_error_log}
         if self.ranking is not None:
             out["ranking"] = self.ranking.as_dict()
@@ -87,11 +89,13 @@ class FitReport:
         return out
 
 
-def fit(runs: Runs, catalog: Catalog, metrics: list[str], *, mask: np.ndarray | None = None,
-        cv: bool = True, check_ranking: bool | None = None) -> tuple[Models, FitReport]:
-    """Fit the classifier and a FOM regressor per metric on the selected runs (all by default); with `cv`,
-    cross-validate them and measure importances; with `check_ranking` (`cv` unless said), check the ranking
-    model against the simple rules on held-out clusters and rank with whichever did best."""
+def fit(runs: Runs, catalog: Catalog, metrics: list[Metric], *, mask: np.ndarray | None = None,
+        cv: bool = True, check_ranking: bool | None = None, seed: int = 0) -> tuple[Models, FitReport]:
+    """Fit the classifier and a FOM regressor per metric on the selected runs (all by default), each metric
+    ranked towards its own goal; with `cv`, cross-validate them and measure importances; with `check_ranking`
+    (`cv` unless said), check the ranking model against the simple rules on held-out clusters and rank with
+    the model only where it beat the best of them beyond chance. `seed`: of everything random in the fit
+    (the trees, the folds of the ranking check)."""
     check_ranking = cv if check_ranking is None else check_ranking
     selected = len(runs) if mask is None else int(mask.sum())
     # OpenMP threads cost more than they give on small data (much more on a busy machine)
@@ -99,13 +103,13 @@ def fit(runs: Runs, catalog: Catalog, metrics: list[str], *, mask: np.ndarray | 
         d = estimators.design(runs, catalog, mask)
         vectorizer = DictVectorizer(sparse=False).fit(d.rows)
         X = vectorizer.transform(d.rows)
-        success, success_report = _fit_success(runs, d, X, cv=cv)
+        success, success_report = _fit_success(runs, d, X, cv=cv, seed=seed)
         foms: dict[str, FomModel] = {}
         reports: dict[str, FomReport] = {}
         for metric in metrics:
-            fitted = _fit_fom(runs, catalog, metric, d, X, cv=cv, check_ranking=check_ranking)
+            fitted = _fit_fom(runs, catalog, metric, d, X, cv=cv, check_ranking=check_ranking, seed=seed)
             if fitted is not None:
-                foms[metric], reports[metric] = fitted
+                foms[metric.name], reports[metric.name] = fitted
         models = Models(vectorizer, success, foms)
         report = FitReport(len(d.runs), len(d.points), len(vectorizer.feature_names_), success_report, reports)
         if cv:
@@ -113,9 +117,9 @@ def fit(runs: Runs, catalog: Catalog, metrics: list[str], *, mask: np.ndarray | 
     return models, report
 
 
-def _fit_fom(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design, X: np.ndarray, *,
-             cv: bool, check_ranking: bool) -> tuple[FomModel, FomReport] | None:
-    value = runs.values[metric][d.runs]
+def _fit_fom(runs: Runs, catalog: Catalog, metric: Metric, d: estimators.Design, X: np.ndarray, *,
+             cv: bool, check_ranking: bool, seed: int) -> tuple[FomModel, FomReport] | None:
+    value = runs.values[metric.name][d.runs]
     with np.errstate(invalid="ignore"):
         usable = np.flatnonzero(runs.ok[d.runs] & np.isfinite(value) & (value > 0))
     if len(usable) < 2:
@@ -123,29 +127,31 @@ def _fit_fom(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design, X:
     y = np.log(value[usable])
     ctx = runs.ctx[d.runs[usable]]
     point = d.point[usable]
-    relative, levels = estimators.fit_relative(X, y, ctx, point, len(runs.contexts))
+    relative, levels = estimators.fit_relative(X, y, ctx, point, len(runs.contexts), seed=seed)
     scores = validation.fom(X, y, ctx, point, len(runs.contexts)) if cv else None
     residuals = scores.residuals if scores is not None else validation.DEFAULT_RESIDUALS
     measured = {runs.contexts[c]: float(levels[c]) for c in np.unique(ctx)}
-    level, level_mean, level_error = _fit_level(catalog, measured)
-    ranking, check = _fit_ranking(runs, catalog, metric, d, X, y, ctx, point, check=check_ranking)
-    model = FomModel(metric, relative, level, measured, level_mean, Interval(*residuals, level_error), ranking)
-    return model, FomReport(len(usable), len(np.unique(point)), level_error, scores, check)
+    level, level_mean, level_error = _fit_level(catalog, measured, cv=cv)
+    ranking, check = _fit_ranking(runs, catalog, metric, d, X, y, ctx, point, check=check_ranking, seed=seed)
+    model = FomModel(metric.name, relative, level, measured, level_mean, Interval(*residuals, level_error), ranking,
+                     metric.goal)
+    return model, FomReport(len(usable), len(np.unique(point)), level_error, scores, check, metric.goal)
 
 
-def _fit_ranking(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design, X: np.ndarray, y: np.ndarray,
-                 ctx: np.ndarray, point: np.ndarray, *, check: bool) -> tuple[estimators.Ranking,
-                                                                            validation.RankingCheck | None]:
-    """The ranking model (planner.learn.ranker) on each point's normalized median log FOM; with `cv`, checked
-    against the simple rules on held-out clusters, and replaced by the rule that ranked best there if one did."""
-    sign = -1.0 if goal_of(metric) == "min" else 1.0
+def _fit_ranking(runs: Runs, catalog: Catalog, metric: Metric, d: estimators.Design, X: np.ndarray,
+                 y: np.ndarray, ctx: np.ndarray, point: np.ndarray, *, check: bool,
+                 seed: int) -> tuple[estimators.Ranking, validation.RankingCheck | None]:
+    """The ranking model (planner.learn.ranker) on each point's normalized median log FOM, towards the metric's
+    goal; with `check`, scored against the simple rules on held-out clusters: it ranks only where it beat the
+    best of them beyond chance, that rule ranks otherwise."""
+    sign = metric.sign
     points = np.unique(point)
     point_ctx = np.array([d.points[p][0] for p in points], dtype=np.int64)
     target = ranker.normalized(point_ctx, ranker.medians(point, y), sign)
     mask = np.zeros(len(runs), dtype=bool)
     mask[d.runs] = True
     items: dict[int, list[tuple[Choice, Any]]] = {}
-    for (c, k), found in runs.measured(metric, mask).items():
+    for (c, k), found in runs.measured(metric.name, mask).items():
         items.setdefault(c, []).append((runs.choices[k], found))
     clusters = {runs.contexts[c].cluster: catalog.cluster_attrs(runs.contexts[c].cluster) for c in items}
     pairs = [(runs.contexts[d.points[p][0]], runs.choices[d.points[p][1]]) for p in points]
@@ -157,7 +163,7 @@ def _fit_ranking(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design
 
     def fit_on(train: np.ndarray, priors: ranker.Priors) -> tuple[Any, np.ndarray]:
         P = priors.matrix(pairs, catalog.cluster_attrs)
-        return ranker.estimator(int(train.sum())).fit(np.hstack([X[points][train], P[train]]), target[train]), P
+        return ranker.estimator(int(train.sum()), seed).fit(np.hstack([X[points][train], P[train]]), target[train]), P
 
     def score_fold(train: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         priors = priors_of(set(point_ctx[train].tolist()))
@@ -171,7 +177,7 @@ def _fit_ranking(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design
         cluster_of = np.array([runs.contexts[c].cluster for c in point_ctx], dtype=object)
         several = len(set(cluster_of.tolist())) > 1
         checked = validation.ranking(target, point_ctx, cluster_of if several else point_ctx,
-                                     "cluster" if several else "context", score_fold)
+                                     "cluster" if several else "context", score_fold, seed=seed)
     priors = priors_of(None)
     fitted, _ = fit_on(np.ones(len(points), dtype=bool), priors)
     if checked is None:
@@ -179,17 +185,21 @@ def _fit_ranking(runs: Runs, catalog: Catalog, metric: str, d: estimators.Design
     return estimators.Ranking(fitted, priors, checked.ranked_by, checked.residuals), checked
 
 
-def _fit_level(catalog: Catalog, measured: dict[Any, float]) -> tuple[Any, float, float]:
-    """The level model (None with few contexts), the mean level, and the error of a predicted level."""
+def _fit_level(catalog: Catalog, measured: dict[Any, float], *, cv: bool) -> tuple[Any, float, float]:
+    """The level model (None with few contexts), the mean level, and the error of a predicted level
+    (cross-validated with `cv`; else the spread of the levels, as with few contexts: it only widens intervals,
+    which `evaluate` and `sweep --adaptive`, fitting without `cv`, do not show)."""
     values = np.array(list(measured.values()))
     mean = float(values.mean())
+    spread = float(max(values.std(), math.log(2)))
     if len(values) < LEVEL_MODEL_FROM:
-        return None, mean, float(max(values.std(), math.log(2)))
+        return None, mean, spread
     rows = [catalog.context_features(c) for c in measured]
-    return estimators.fit_level(rows, values), mean, validation.level_error(rows, values)
+    return estimators.fit_level(rows, values), mean, validation.level_error(rows, values) if cv else spread
 
 
-def _fit_success(runs: Runs, d: estimators.Design, X: np.ndarray, *, cv: bool) -> tuple[Any, SuccessReport]:
+def _fit_success(runs: Runs, d: estimators.Design, X: np.ndarray, *, cv: bool,
+                 seed: int = 0) -> tuple[Any, SuccessReport]:
     ok = runs.ok[d.runs]
     report = SuccessReport(len(ok), int((~ok).sum()))
     if ok.all() or not ok.any():
@@ -198,7 +208,7 @@ def _fit_success(runs: Runs, d: estimators.Design, X: np.ndarray, *, cv: bool) -
         return None, report
     if cv:
         report.scores = validation.success(X, ok, d.point)
-    return estimators.fit_classifier(X, ok, d.point), report
+    return estimators.fit_classifier(X, ok, d.point, seed=seed), report
 
 
 def importances(models: Models, rows: list[Features], limit: int = 600) -> dict[str, dict[str, float]]:

@@ -26,7 +26,7 @@ import numpy as np
 from planner.core.errors import InputError
 from planner.core.metrics import Metric
 from planner.learn import profiles, ranking
-from planner.learn.catalog import Catalog
+from planner.learn.catalog import Catalog, built_on
 from planner.learn.dataset import Choice, Context, Runs
 from planner.learn.features import CHOICE_GROUPS
 from planner.learn.ranking import Candidate
@@ -51,6 +51,8 @@ class Request:
     cluster: str | None = None
     top: int = 5
     params: dict[str, str] = field(default_factory=dict)
+    #: rank (cluster, variant, options) by work per dollar: per instance type, USD per hour and where from
+    per_dollar: dict[str, tuple[float, str]] | None = None
 
 
 @dataclass
@@ -91,6 +93,20 @@ class Share:
 
 
 @dataclass
+class PerDollar:
+    """What one dollar buys of a candidate: the work of its FOM (a rate: value x 3600 s; a time per unit of
+    work: 3600 s / value) per hour over the cluster's hourly price, and one run's time and cost where the
+    store knows how long runs of this workload take."""
+
+    work_per_dollar: float
+    unit: str
+    price_per_hour: float
+    price_source: str
+    run_seconds: float | None
+    run_cost: float | None
+
+
+@dataclass
 class Row:
     rank: int
     cluster: str
@@ -106,11 +122,14 @@ class Row:
     confidence: str  # high | low
     low_confidence_because: list[str]
     why: str
+    per_dollar: PerDollar | None = None  # with --per-dollar (left out of the JSON otherwise)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         if self.command_note is None:
             del out["command_note"]
+        if self.per_dollar is None:
+            del out["per_dollar"]
         return out
 
 
@@ -155,8 +174,8 @@ def recommend(request: Request, metric: Metric, catalog: Catalog, runs: Runs, ta
     stored for the app (read from the store only for a cluster with no candidates of its own)."""
     notes = list(notes or [])
     if table is not None:
-        catalog = catalog.with_stored(table.cluster_attrs, table.variant_attrs)
-    catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs)
+        catalog = catalog.with_stored(table.cluster_attrs, table.variant_attrs).with_built_on(table.built_on)
+    catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs).with_built_on(built_on(runs))
     declared_contexts, declared = catalog.experiment_points(request.app)
     contexts, params_note = _contexts(runs, catalog, request, declared_contexts)
     if params_note:
@@ -173,14 +192,94 @@ def recommend(request: Request, metric: Metric, catalog: Catalog, runs: Runs, ta
         notes.append(_ranking_note(ranked_by, model.report.get(metric.name)))
     measured_variants = (table.measured if table is not None else set()) | {(k.app, k.variant) for k in runs.choices}
     profiled = profiles.medians(runs, profiles.names(list(runs.values)))
+    costs: dict[int, PerDollar] = {}
+    if request.per_dollar is not None:
+        ranked, costs = _by_work_per_dollar(ranked, runs, metric, catalog, request.per_dollar, notes)
     rows = [_row(i + 1, c, ranked, catalog, metric.sign, model, measured_variants, ranked_by, profiled)
             for i, c in enumerate(ranked[:request.top])]
-    if ranked and ranked[0].tier == 1:
+    for row, candidate in zip(rows, ranked, strict=False):
+        row.per_dollar = costs.get(id(candidate))
+    if ranked and ranked[0].tier == 1 and request.per_dollar is None:
         notes.append("nothing was measured for this workload on this cluster: the ranking is the model's")
     return Recommendation(request.app, request.workload, request.cluster, {c.cluster: c.parameters() for c in contexts},
                           metric.name, metric.goal, model, len(candidates), len(ranked), rows,
                           [LeftOut(c.context.cluster, c.choice.variant, c.choice.options(), c.excluded, c.reason)
                            for c in candidates if c.excluded], notes)
+
+
+def price_of(cluster: str, attrs: dict[str, Any], listed: dict[str, tuple[float, str]]) -> tuple[float, str] | None:
+    """A cluster's USD per hour and where it comes from: its own `price_per_hour`, else the list price of its
+    instance type, else of its name when that is an instance type; None when none is known."""
+    if attrs.get("price_per_hour"):
+        return float(attrs["price_per_hour"]), "cluster.price_per_hour"
+    for name in (attrs.get("instance_type"), cluster):
+        if name in listed:
+            return listed[name]
+    return None
+
+
+def _by_work_per_dollar(ranked: list[Candidate], runs: Runs, metric: Metric, catalog: Catalog,
+                        listed: dict[str, tuple[float, str]],
+                        notes: list[str]) -> tuple[list[Candidate], dict[int, PerDollar]]:
+    """The candidates of clusters with a price, most work per dollar first (measured medians and predictions
+    alike), and what a dollar buys of each (keyed by id)."""
+    rate = metric.goal == "max"  # a rate (work per second), else a time per unit of work
+    if metric.unit and metric.unit.endswith("/s"):
+        unit = f"{metric.unit[:-2]} per $"
+    else:
+        unit = f"{metric.name} x 3600 s per $" if rate else f"3600 s / {metric.name} per $"
+    work_per_run = _work_per_run(runs, metric)
+    walls = _walls(runs)
+    out: list[tuple[float, Candidate]] = []
+    costs: dict[int, PerDollar] = {}
+    unpriced = set()
+    for candidate in ranked:
+        price = price_of(candidate.context.cluster, catalog.cluster_attrs(candidate.context.cluster), listed)
+        if price is None:
+            unpriced.add(candidate.context.cluster)
+            continue
+        value = math.exp(candidate.log_value)
+        per_hour = value * 3600 if rate else 3600 / value
+        seconds = walls.get((candidate.context, candidate.choice)) if candidate.tier == 0 else None
+        if seconds is None and work_per_run is not None:
+            seconds = work_per_run / value if rate else work_per_run * value
+        costs[id(candidate)] = PerDollar(round(per_hour / price[0], 6), unit, price[0], price[1],
+                                         None if seconds is None else round(seconds, 3),
+                                         None if seconds is None else round(seconds / 3600 * price[0], 6))
+        out.append((per_hour / price[0], candidate))
+    if unpriced:
+        notes.append(f"left out, no price per hour known: {', '.join(sorted(unpriced))} (set cluster.price_per_hour "
+                     "or the experiment's price_per_hour)")
+    how = "value x 3600 s" if rate else "3600 s / value"
+    notes.append(f"ranked by work per dollar ({how} over the cluster's price per hour), measured and predicted "
+                 "rows alike" + ("" if work_per_run is not None else
+                                 "; no stored run time for this workload, so no time or cost of one run"))
+    out.sort(key=lambda item: (-item[0], item[1].tier))
+    return [candidate for _, candidate in out], costs
+
+
+def _work_per_run(runs: Runs, metric: Metric) -> float | None:
+    """The work one run of this workload does, in the metric's terms (value x wall for a rate, wall / value
+    for a time per unit of work): the median over stored runs with both; None without any."""
+    if not len(runs.wall):
+        return None
+    value, wall = runs.values[metric.name], runs.wall
+    with np.errstate(invalid="ignore"):
+        usable = runs.ok & np.isfinite(value) & (value > 0) & np.isfinite(wall) & (wall > 0)
+    if not usable.any():
+        return None
+    work = value[usable] * wall[usable] if metric.goal == "max" else wall[usable] / value[usable]
+    return float(np.median(work))
+
+
+def _walls(runs: Runs) -> dict[tuple[Context, Choice], float]:
+    """The median wall time of each measured point's successful runs."""
+    found: dict[tuple[Context, Choice], list[float]] = {}
+    if len(runs.wall):
+        for i in np.flatnonzero(runs.ok & np.isfinite(runs.wall)):
+            key = (runs.contexts[int(runs.ctx[i])], runs.choices[int(runs.choice[i])])
+            found.setdefault(key, []).append(float(runs.wall[i]))
+    return {key: float(np.median(values)) for key, values in found.items()}
 
 
 def _contexts(runs: Runs, catalog: Catalog, request: Request,
@@ -276,14 +375,10 @@ def _ranking_note(ranked_by: RankedBy, check: dict[str, Any] | None) -> str:
     if check is None:
         return "predicted candidates are ranked by the model (too few clusters or contexts to check it against " \
                "simple rules at fit time)"
-    regrets = check["mean_regret"]
-    others = ", ".join(f"{name} {value:.3f}" for name, value in regrets.items() if name != ranked_by.by)
-    where = f"{check['contexts']} contexts of held-out {check['held_out']}s"
     if ranked_by.by == "model":
-        return f"predicted candidates are ranked by the model: mean regret {regrets['model']:.3f} on {where} at " \
-               f"fit time, against {others}"
-    return f"predicted candidates are ranked by the simple rule {ranked_by.by}, not the model: it did better on " \
-           f"{where} at fit time (mean regret {regrets[ranked_by.by]:.3f}, against {others})"
+        return f"predicted candidates are ranked by the model: at fit time {check['why']}"
+    return f"predicted candidates are ranked by the simple rule {ranked_by.by}, not the model: at fit time " \
+           f"{check['why']}"
 
 
 def _row(rank: int, candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: float,

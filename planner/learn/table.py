@@ -121,6 +121,8 @@ class Table:
     normalized: dict[str, np.ndarray] = field(default_factory=dict)
     #: per metric: what ranks (the model or a rule) and its held-out error
     ranked_by: dict[str, RankedBy] = field(default_factory=dict)
+    #: (app, variant) of imported builds for one machine (`native`/`host` targets): the clusters they ran on
+    built_on: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def lookup(self, wanted: set[Context]) -> dict[tuple[Context, Choice], int]:
         """Row of every tabulated point in these contexts."""
@@ -178,7 +180,9 @@ class Table:
             "cluster_attrs": np.array([[name, json.dumps(attrs)] for name, attrs in self.cluster_attrs.items()],
                                       dtype=str).reshape(-1, 2),
             "variant_attrs": np.array([[app, name, json.dumps(attrs)] for (app, name), attrs in
-                                       self.variant_attrs.items()], dtype=str).reshape(-1, 3)}
+                                       self.variant_attrs.items()], dtype=str).reshape(-1, 3),
+            "built_on": np.array([[app, name, json.dumps(sorted(clusters))] for (app, name), clusters in
+                                  self.built_on.items()], dtype=str).reshape(-1, 3)}
         for metric in self.mid:
             interval = self.intervals[metric]
             arrays[f"mid:{metric}"] = self.mid[metric]
@@ -206,7 +210,8 @@ class Table:
                    {(app, name): json.loads(text) for app, name, text in arrays["variant_attrs"].tolist()},
                    arrays["excluded"], {(app, name) for app, name in arrays["measured"].tolist()},
                    per_metric("rank:"), per_metric("normalized:"),
-                   {metric: _ranked_by(json.loads(str(text))) for metric, text in per_metric("ranked_by:").items()})
+                   {metric: _ranked_by(json.loads(str(text))) for metric, text in per_metric("ranked_by:").items()},
+                   {(app, name): json.loads(text) for app, name, text in arrays["built_on"].tolist()})
 
 
 def _ranked_by(data: dict[str, Any]) -> RankedBy:

@@ -8,8 +8,8 @@ Cross-validation runs on at most `CV_SAMPLE` runs (whole points drawn at random)
 
 The ranking is checked apart (`ranking`), the way `evaluate` scores it: whole clusters are held out,
 and in each of their contexts the first pick of the ranking model and of each simple rule it could
-fall back to is scored by its regret. `fit` ranks with the model unless a rule ranked better there
-beyond chance (`CLEARLY`), then with that rule.
+fall back to is scored by its regret. `fit` ranks with the model only where it ranked better than the
+best of those rules beyond chance (`planner.learn.intervals`), otherwise with that rule.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GroupKFold, KFold
 
-from planner.learn import estimators, ranker
+from planner.learn import estimators, intervals, ranker
 from planner.learn.features import Features
 from planner.learn.ranking import P_OK
 
@@ -151,30 +151,32 @@ class RankingCheck:
     held_out: str  # cluster, or context where the store has one cluster
     contexts: int
     mean_regret: dict[str, float]  # per scorer (ranker.SCORERS)
-    #: the model, unless a rule's mean regret is lower beyond chance (`CLEARLY`), then the lowest rule
+    #: the best simple rule there: `ranker.DEFAULT_RULE` unless another rule beat it beyond chance
+    best_rule: str
+    #: the model's regret minus that rule's, context by context, with its interval (clusters resampled)
+    difference: intervals.Difference
+    #: the model where it beat the best rule beyond chance (`difference.better`), else that rule
     ranked_by: str
     #: the chosen scorer's held-out errors of log normalized FOM (estimate - measured): 10%, 90% quantiles, sd
     residuals: tuple[float, float, float]
 
+    @property
+    def why(self) -> str:
+        """Why the scorer that ranks does, in one line (fit, recommend and evaluate say it)."""
+        versus = (f"mean regret {self.mean_regret['model']:.3f} against {self.mean_regret[self.best_rule]:.3f} on "
+                  f"{self.contexts} contexts of held-out {self.held_out}s, difference {self.difference.text()} at "
+                  f"{self.difference.level:.0%}")
+        if self.ranked_by == "model":
+            return f"the model beat the best simple rule, {self.best_rule}, beyond chance ({versus})"
+        return f"the model was {self.difference.verdict(self.best_rule)} beyond chance ({versus})" \
+            if self.difference.worse else f"the model was no better than {self.best_rule} beyond chance ({versus})"
+
     def as_dict(self) -> dict[str, Any]:
         low, high, sd = self.residuals
         return {"folds": self.folds, "held_out": self.held_out, "contexts": self.contexts,
-                "mean_regret": self.mean_regret, "ranked_by": self.ranked_by,
+                "mean_regret": self.mean_regret, "best_rule": self.best_rule,
+                "model_minus_rule": self.difference.as_dict(), "ranked_by": self.ranked_by, "why": self.why,
                 "residuals": {"q10": low, "q90": high, "sd": sd}}
-
-
-#: A rule replaces the model only when, context by context, it ranked better by more than this many
-#: standard errors of the mean difference: picking the best of four on a dozen contexts favours luck.
-CLEARLY = 2.0
-
-
-def _clearly_better(rule: np.ndarray, model: np.ndarray) -> bool:
-    """Whether the rule's regrets are lower than the model's in the same contexts beyond chance."""
-    gain = model - rule
-    if len(gain) < 2:
-        return False
-    spread = float(np.std(gain, ddof=1)) / math.sqrt(len(gain))
-    return float(gain.mean()) > CLEARLY * spread
 
 
 #: What a fold's scorers say of every point, learnt from the training points only: per scorer, the key it
@@ -183,20 +185,28 @@ ScoreFold = Callable[[np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
 
 
 def ranking(target: np.ndarray, point_ctx: np.ndarray, groups: np.ndarray, held_out: str,
-            score_fold: ScoreFold) -> RankingCheck | None:
+            score_fold: ScoreFold, *, seed: int = 0) -> RankingCheck | None:
     """Hold out whole groups (clusters) in up to `CV_FOLDS` folds (`LARGE_FOLDS` on many points); in each
     held-out context with two or more points, score every scorer's first pick (ties: their mean) by its regret
-    exp(-normalized log FOM). `target`, `point_ctx` and `groups` have a value per point. None with fewer than
-    two groups."""
+    exp(-normalized log FOM). The model ranks only if its regrets are lower than the best rule's beyond chance
+    (`intervals.paired`, whole groups resampled); otherwise that rule does: choosing the lower of two means on a
+    dozen contexts rewards luck, whichever side it falls. `target`, `point_ctx` and `groups` have a value per
+    point. None with fewer than two groups."""
     if len(np.unique(groups)) < 2:
         return None
     folds = min(CV_FOLDS if len(target) <= CV_SAMPLE else LARGE_FOLDS, len(np.unique(groups)))
     regrets: dict[str, list[float]] = defaultdict(list)
+    context_group: list[Any] = []
     errors: dict[str, list[np.ndarray]] = defaultdict(list)
-    for train_rows, test in GroupKFold(folds, shuffle=True, random_state=0).split(target, groups=groups):
+    for train_rows, test in GroupKFold(folds, shuffle=True, random_state=seed).split(target, groups=groups):
         train = np.zeros(len(target), dtype=bool)
         train[train_rows] = True
-        for name, (key, estimate) in score_fold(train).items():
+        scored = score_fold(train)
+        for context in np.unique(point_ctx[test]):
+            rows = test[point_ctx[test] == context]
+            if len(rows) >= 2:
+                context_group.append(groups[rows[0]])
+        for name, (key, estimate) in scored.items():
             known = test[np.isfinite(estimate[test])]  # a rule has no estimate where the choice never ran
             errors[name].append(estimate[known] - target[known])
             for context in np.unique(point_ctx[test]):
@@ -207,12 +217,25 @@ def ranking(target: np.ndarray, point_ctx: np.ndarray, groups: np.ndarray, held_
     if not regrets:
         return None
     means = {name: float(np.mean(values)) for name, values in regrets.items()}
-    chosen = min(means, key=lambda name: (round(means[name], 6), ranker.SCORERS.index(name)))
-    if chosen != "model" and not _clearly_better(np.array(regrets[chosen]), np.array(regrets["model"])):
-        chosen = "model"
+    units = np.array(context_group, dtype=object).astype(str)
+
+    def versus(name: str, reference: str) -> intervals.Difference:
+        return intervals.paired(np.array(regrets[name]) - np.array(regrets[reference]), units, seed=seed,
+                                level=intervals.DECIDE)
+
+    # the best rule: the default one unless another beat it beyond chance (the rules' order on a dozen contexts
+    # is mostly luck too, and a choice that flips from fold to fold ranks worse than any one of them)
+    best_rule = ranker.DEFAULT_RULE
+    for name in sorted(ranker.RULES, key=lambda name: means[name]):
+        if name != ranker.DEFAULT_RULE and versus(name, ranker.DEFAULT_RULE).better:
+            best_rule = name
+            break
+    difference = versus("model", best_rule)
+    chosen = "model" if difference.better else best_rule
     residuals = np.concatenate(errors[chosen])
     if not len(residuals):
         return None
-    return RankingCheck(folds, held_out, len(regrets[chosen]), {k: round(v, 4) for k, v in means.items()}, chosen,
+    return RankingCheck(folds, held_out, len(regrets[chosen]), {k: round(v, 4) for k, v in means.items()},
+                        best_rule, difference, chosen,
                         (float(np.quantile(residuals, INTERVAL[0])), float(np.quantile(residuals, INTERVAL[1])),
                          float(np.std(residuals))))
