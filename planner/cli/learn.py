@@ -150,14 +150,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             from planner.edges import prices
 
             request.per_dollar = prices.listed()
-        text, as_json = _recommendation(store, catalog, request, args.metric, args.goal)
-    print(as_json if args.json else text)
+        print(_recommendation(store, catalog, request, args.metric, args.goal, as_json=args.json))
     return 0
 
 
 def _recommendation(store: Store, catalog: Catalog, request: Request, metric_name: str | None,
-                    goal: str | None) -> tuple[str, str]:
-    """The recommendation as `recommend` prints it: (text, JSON)."""
+                    goal: str | None, *, as_json: bool) -> str:
+    """The recommendation as `recommend` prints it, text or JSON (only the one asked for is made: the JSON of
+    every excluded candidate on every cluster is a third of the time)."""
     from planner.cli.learn_text import recommendation
     from planner.edges import datasets, modelfiles
     from planner.learn import profiles, recommend
@@ -195,7 +195,7 @@ def _recommendation(store: Store, catalog: Catalog, request: Request, metric_nam
         return every_choice(datasets.choices_by_cluster(store.db, request.app))
 
     result = recommend.recommend(request, metric, catalog, runs, table, model, stored, predict_missing, notes)
-    return recommendation(result), json.dumps(result.as_dict(), indent=2)
+    return json.dumps(result.as_dict(), indent=2) if as_json else recommendation(result)
 
 
 def _check_names(store: Store, catalog: Catalog, request: Request) -> None:
