@@ -250,9 +250,10 @@ class Definition:
                 if switch is not None and self.flag_arity.get(switch, taken) > taken:
                     raise ValueError(f"{title} flag {switch} needs {self.flag_arity[switch]} value(s) before {word!r}")
                 if word not in self.flags:
-                    accepted = ", ".join(sorted(set(self.flags.values()))) or "none"
-                    raise ValueError(f"{word!r} is not a {title} flag an experiment may add; accepted: {accepted}"
-                                     " (flags that read or write files of their choosing are not)")
+                    accepted = ", ".join(sorted(set(self.flags.values())))
+                    raise ValueError(f"{word!r} is not a {title} flag an experiment may add; accepted: "
+                                     + (f"{accepted} (flags that read or write files of their choosing are not)"
+                                        if accepted else "none"))
                 switch, taken = self.flags[word], 0
                 continue
             if switch is None:
