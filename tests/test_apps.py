@@ -195,3 +195,52 @@ def test_a_native_recipe_is_one_kind_of_source(tmp_path: Path, capsys: pytest.Ca
     assert main(["plan", "-e", str(path), "--store", str(tmp_path / "s.sqlite")]) == 2
     err = capsys.readouterr().err
     assert f"{path}:15: variants.toy-host.native" in err and message in err, err
+
+
+def test_no_module_outside_the_lammps_definition_names_it() -> None:
+    """`grep -ril lammps planner/` finds only LAMMPS's definition: the rest reaches it through the registry."""
+    naming = sorted(str(path.relative_to(REPO)) for path in (REPO / "planner").rglob("*")
+                    if path.is_file() and "__pycache__" not in path.parts
+                    and "lammps" in path.read_text(errors="replace").lower())
+    assert naming == ["planner/core/apps/lammps.py"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ("[-nocite]", r"hpcc\.yaml:\d+: sweeps\[0\]\.options\.set\.args: '-nocite' is not a hpcc flag an experiment "
+                  r"may add; accepted: none"),
+    ("[-v, x, '1']", r"'-v' is not a hpcc flag"),
+])
+def test_the_flags_an_option_may_add_are_its_apps_own(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      args: str, message: str) -> None:
+    path = tmp_path / "hpcc.yaml"
+    flags = f"    options:\n      set: {{args: {args}}}\n      vary:"
+    path.write_text(HPCC.replace("    options:\n      vary:", flags))
+    assert main(["plan", "-e", str(path), "--store", str(tmp_path / "s.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err), err
+
+
+LAMMPS = (REPO / "experiments" / "lammps.yaml").read_text()
+#: the recipe digests of experiments/lammps.yaml's borrowing variant and its base before `lammps_from` was
+#: renamed `binary_from`: variants installed then are not reinstalled
+DIGESTS = {"lammps-2025-impi": "71ccda0fe88a", "lammps-2025-mpich": "873b5ab24d88"}
+
+
+@pytest.mark.parametrize("key", ["binary_from", "lammps_from"])
+def test_a_borrowed_binary_keeps_its_recipe_digest_under_either_name(key: str) -> None:
+    from planner.edges.variants import recipe_digest
+
+    assert "binary_from: lammps-2025-mpich" in LAMMPS
+    exp = parse_experiment(LAMMPS.replace("binary_from: lammps-2025-mpich", f"{key}: lammps-2025-mpich"))
+    assert exp.variants["lammps-2025-impi"].native.binary_from == "lammps-2025-mpich"  # type: ignore[union-attr]
+    assert {name: recipe_digest(exp, name) for name in DIGESTS} == DIGESTS
+
+
+def test_the_old_and_new_name_of_a_borrowed_binary_together_are_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "lammps.yaml"
+    path.write_text(LAMMPS.replace("binary_from: lammps-2025-mpich",
+                                   "binary_from: lammps-2025-mpich\n      lammps_from: lammps-2025-mpich"))
+    assert main(["plan", "-e", str(path), "--store", str(tmp_path / "s.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "variants.lammps-2025-impi.native: `lammps_from` is the deprecated name of `binary_from`" in err, err

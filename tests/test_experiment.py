@@ -27,7 +27,7 @@ def test_default_experiment_describes_both_worlds() -> None:
     assert {(v.build.debian, v.build.mpi) for v in built} >= {("bullseye", "openmpi"), ("bookworm", "openmpi"),
                                                              ("trixie", "openmpi"), ("bookworm", "mpich")}
     assert len(natives) >= 3
-    assert any(v.native.lammps_from for v in natives)  # the Intel MPI bound into the same binary
+    assert any(v.native.binary_from for v in natives)  # the Intel MPI bound into the same binary
     assert {"lj", "eam", "chain", "rhodo", "reaxff"} <= set(exp.apps["lammps"].workloads)
     assert {"local", "local-slurm", "eks-arm64", "eks-amd64"} <= set(exp.clusters)
 
@@ -68,8 +68,8 @@ CASES = [
      r"not a valid regular expression"),
     ("tasks-below-nodes", _mutate("set: {affinity: per-task}", "set: {affinity: per-task, nodes: 3}"),
      r"tasks \(2\) must be at least nodes \(3\)"),
-    ("lammps-from-unknown", _mutate("lammps_from: lammps-2025-mpich", "lammps_from: lammps-1999"),
-     r"lammps_from names 'lammps-1999', which is not a native variant"),
+    ("lammps-from-unknown", _mutate("binary_from: lammps-2025-mpich", "binary_from: lammps-1999"),
+     r"binary_from names 'lammps-1999', which is not a native variant"),
     ("not-a-mapping", "- just\n- a list\n", r"an experiment file is a mapping"),
     ("negative-timeout", _mutate("timeout: 120", "timeout: -5"), r"sweeps\[0\]\.timeout: .*greater than 0"),
     ("rule-unknown-field", _rules("add: {pmi: simple, colour: blue}"),

@@ -87,7 +87,7 @@ def test_local_cluster_run_by_hand_installs_where_the_planner_looks(setting: str
     variant = exp.variants[name].native
     done = run_playbook(PlaybookRequest("playbooks/cluster.yml", "inventories/local", tags="local_cluster",
                                         extravars={"local_cluster_variants": [
-                                            {"name": name, "packages": list(variant.packages), "lammps_from": None,
+                                            {"name": name, "packages": list(variant.packages), "binary_from": None,
                                              "recipe": recipe_digest(exp, name)}]}))
     assert done.ok, done.failures
     found = variant_infos(exp)[name]

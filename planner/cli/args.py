@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from planner.core import apps
 from planner.core.metrics import DEFAULT_METRIC, GOALS
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from planner.learn.adaptive import Budget
     from planner.learn.catalog import Catalog
 
-DEFAULT_EXPERIMENT = "experiments/lammps.yaml"
+DEFAULT_EXPERIMENT = apps.default_experiment()
 DEFAULT_CLUSTER = "local"
 
 

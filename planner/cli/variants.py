@@ -17,7 +17,7 @@ from typing import Any
 from rich.markup import escape
 
 from planner.cli import args as cli_args
-from planner.core import compat, compspec, matrix
+from planner.core import apps, compat, compspec, matrix
 from planner.core.errors import InputError, WorkError
 from planner.core.experiment import load_experiment
 from planner.edges.compspec_cache import ArtifactCache, cache_path
@@ -150,8 +150,14 @@ def _short(value: Any, width: int = 60) -> str:
 # ------------------------------------------------------------------------------------------------- push
 
 
+def _manifests() -> str:
+    """The manifests of the registered apps' upstream image matrices, for the help."""
+    found = [d.image_manifest for d in map(apps.definition, apps.BUILTIN) if d is not None and d.image_manifest]
+    return " or ".join(found) or "an upstream image matrix's manifest"
+
+
 def cmd_push(args: argparse.Namespace) -> int:
-    from planner.edges import registry
+    from planner.edges import images, registry
     from planner.edges.variants import provenances
 
     try:
@@ -166,7 +172,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         raise InputError("the experiment has no native or built variant to push", file=args.experiment)
     console, client, failed = cli_args.console(), registry.Client(target.registry), 0
     for name in built:
-        failed += _push_built(console, client, target, name)
+        failed += _push_built(console, client, target, name, images.app_of(exp, name))
     for name, (info, where) in provenances(exp, artifacts=artifacts(args)).items():
         if name not in natives:
             continue
@@ -185,7 +191,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _push_built(console: Any, client: Any, target: compspec.ImageRef, name: str) -> int:
+def _push_built(console: Any, client: Any, target: compspec.ImageRef, name: str, app: Any) -> int:
     """Publish a built image and its artifact (read from the image); 1 when it is not built yet."""
     from planner.edges import images, registry
     from planner.edges.variants import cache_dir
@@ -197,7 +203,7 @@ def _push_built(console: Any, client: Any, target: compspec.ImageRef, name: str)
     started = time.perf_counter()
     artifact = images.artifact_path(cache, name)
     if not artifact.exists() or artifact.stat().st_mtime < images.marker(cache, name).stat().st_mtime:
-        images.write_artifact(cache, name)  # the role was run by hand, or rebuilt the image since
+        images.write_artifact(cache, name, app)  # the role was run by hand, or rebuilt the image since
     data = artifact.read_bytes()
     family = compspec.attributes(compspec.parse(data)).get("io.archspec.cpu.target", "")
     try:
@@ -246,8 +252,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(json.dumps({"seconds": round(seconds, 3), "images": out}, indent=2))
         return 0
     for item in out:
-        attrs = item["attributes"]
-        console.print(f"  {item['name']}  {item['image']}  LAMMPS {attrs.get('lammps.release')}, "
+        attrs, app = item["attributes"], images.app_of(exp, item["name"])
+        console.print(f"  {item['name']}  {item['image']}  {app.title or app.name} {attrs.get(f'{app.name}.release')}, "
                       f"{attrs.get('mpi.implementation')} {attrs.get('mpi.version')}, {attrs.get('os.name')} "
                       f"(glibc {attrs.get('os.glibc')}), {attrs.get('io.archspec.cpu.target')}",
                       markup=False, soft_wrap=True)
@@ -385,7 +391,8 @@ def add_commands(sub: Any) -> None:
                             description="Build each variant declared with a `build:` recipe from Debian's archive "
                                         "(roles/container_images: mmdebstrap, root) into <cache>/images/NAME as a "
                                         "Charliecloud directory image, once, and write its compspec artifact from "
-                                        "what the image holds (os-release, lmp -h, the MPI library lmp links).")
+                                        "what the image holds (os-release, what the app's definition runs to tell "
+                                        "its build, the MPI library its executable links).")
     b.add_argument("name", nargs="*", metavar="NAME", help="only these variants (default: all with `build:`)")
     cli_args.experiment_arg(b)
     cli_args.json_arg(b)
@@ -393,7 +400,7 @@ def add_commands(sub: Any) -> None:
 
     m = commands.add_parser("import-matrix", help="add every image of a matrix manifest as a variant",
                             description="Add each image of a matrix manifest (images: [{name, artifact}], as "
-                                        "lammps-matrix's manifests.yaml) to the experiment as a container variant "
+                                        f"{_manifests()}) to the experiment as a container variant "
                                         "declared by its URI; images already declared are kept.")
     m.add_argument("file", metavar="FILE")
     cli_args.experiment_arg(m)

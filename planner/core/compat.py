@@ -6,14 +6,18 @@ are never overridden by a model: a recommendation never picks a point they exclu
 
 from __future__ import annotations
 
-from planner.core import archs
+from planner.core import apps, archs
 from planner.core.backends import Container, Ranks
 from planner.core.experiment import Options, Workload
 from planner.core.launch import backends
 from planner.core.types import ClusterInfo, VariantInfo
 
-#: the package an accelerator suffix (`-sf`) needs compiled into the app (its `<app>.packages` attribute)
-SUFFIX_PACKAGES = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKOS", "gpu": "GPU"}
+
+def suffix_packages(app: str | None) -> dict[str, str]:
+    """The package each accelerator suffix needs compiled into the app (its `<app>.packages` attribute), as
+    the app's registered definition declares them (none for an app without one)."""
+    found = apps.definition(app) if app else None
+    return dict(found.suffix_packages) if found else {}
 
 
 class OsAbi(str):
@@ -145,11 +149,12 @@ def _packages(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, wo
     if have is None:
         return None  # not known before installation; the run itself reports missing-package
     needed = list(workload.requires)
-    if options.suffix in SUFFIX_PACKAGES:
-        needed.append(SUFFIX_PACKAGES[options.suffix])
+    by_suffix = suffix_packages(variant.app)
+    if options.suffix in by_suffix:
+        needed.append(by_suffix[options.suffix])
     missing = [name for name in needed if name not in have]
     if missing:
-        why = f"for -sf {options.suffix}" if SUFFIX_PACKAGES.get(options.suffix) in missing else \
+        why = f"for -sf {options.suffix}" if by_suffix.get(options.suffix) in missing else \
             f"for workload {workload_name}"
         return f"variant {variant.name} lacks {variant.app} package {', '.join(missing)} {why}"
     return None
@@ -176,7 +181,7 @@ def undecided(variant: VariantInfo, workload: Workload, options: Options) -> lis
         out.append("architecture (io.archspec.cpu.target)")
     if "hardware.gpu.available" not in variant.attributes:
         out.append("gpu (hardware.gpu.available)")
-    if variant.packages is None and (workload.requires or options.suffix in SUFFIX_PACKAGES):
+    if variant.packages is None and (workload.requires or options.suffix in suffix_packages(variant.app)):
         out.append(f"packages ({variant.app}.packages)")
     return out
 

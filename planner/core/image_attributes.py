@@ -4,16 +4,15 @@ The edges (planner.edges.images) read the files and run the commands; this modul
 - `os.*` from /etc/os-release, with `os.release` the point release (/etc/debian_version on Debian) and
   `os.glibc` the C library's version (the dpkg status of libc6): what decides whether a host library
   bound into the image can load there;
-- `mpi.implementation` from the MPI library `lmp` links (its soname in `ldd lmp`: libmpi.so.40 is Open
-  MPI, libmpi.so.12 / libmpich.so.12 the MPICH ABI), named and versioned by that library's own
-  MPI_Get_library_version line, which `lmp -h` prints (`MPI v3.1: Open MPI v4.1.4, ...`);
-- `lammps.version` / `lammps.release` / `lammps.packages` from the banner and package list of `lmp -h`,
-  packages under the names LAMMPS has used since 2021 (Debian 11's USER-OMP is OPENMP, USER-REAXC is
-  REAXFF; other USER- packages lose the prefix), the names the launch and compatibility rules use;
-- `hardware.gpu.available` "yes" only when `lmp` links the CUDA driver's library (libcuda), which only a
+- `mpi.implementation` from the MPI library the app's executable links (its soname in `ldd`: libmpi.so.40 is
+  Open MPI, libmpi.so.12 / libmpich.so.12 the MPICH ABI), named and versioned by that library's own
+  MPI_Get_library_version line where the app prints it (`MPI v3.1: Open MPI v4.1.4, ...`);
+- the app's own attributes (its version, release and packages) from what its definition runs in the image
+  (apps.Definition.help_args), read by the definition (`help_attributes`);
+- `hardware.gpu.available` "yes" only when the executable links the CUDA driver's library (libcuda), which only a
   machine with the NVIDIA driver has: such a binary does not start elsewhere. Debian 11 builds the GPU
   package over OpenCL, whose loader runs anywhere and leaves the GPU unused;
-- `io.archspec.cpu.target` from the ELF files that hold LAMMPS's code: their machine (x86-64, AArch64)
+- `io.archspec.cpu.target` from the ELF files that hold the app's code: their machine (x86-64, AArch64)
   and, on x86-64, the highest `x86 ISA needed` level in their GNU property notes (`readelf -n`; Debian's
   toolchain writes `x86-64-baseline`). No note means the toolchain's default, the baseline of the
   architecture (Debian amd64 and manylinux x86_64 build for plain x86-64). The names are archspec's:
@@ -25,17 +24,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
-                                       "Dec"), 1)}
+from planner.core.apps import Definition
+
 #: ELF e_machine values and the archspec name of their baseline
 ELF_MACHINES = {62: "x86_64", 183: "aarch64"}
 #: readelf's x86 ISA levels as archspec names
 X86_LEVELS = {"x86-64-baseline": "x86_64", "x86-64-v2": "x86_64_v2", "x86-64-v3": "x86_64_v3",
               "x86-64-v4": "x86_64_v4"}
-#: LAMMPS packages renamed in 2021 other than by dropping USER-
-RENAMED_PACKAGES = {"USER-OMP": "OPENMP", "USER-REAXC": "REAXFF", "USER-CGSDK": "CG-SPICA", "USER-CGDNA": "CG-DNA",
-                    "USER-DPD": "DPD-REACT", "USER-MESODPD": "DPD-MESO", "USER-SDPD": "DPD-SMOOTH",
-                    "USER-MEAMC": "MEAM"}
 #: libraries only a machine with a GPU driver has: a binary linking one does not start elsewhere
 GPU_RUNTIMES = ("libcuda.so",)
 #: MPI sonames and the family whose ABI they are
@@ -43,7 +38,7 @@ MPI_SONAMES = {"libmpi.so.40": "openmpi", "libmpi.so.12": "mpich", "libmpich.so.
 
 
 class ImageFactsError(ValueError):
-    """The image does not say what is needed (no os-release, no MPI library, lmp -h without a banner)."""
+    """The image does not say what is needed (no os-release, no MPI library, no version of the app)."""
 
 
 def os_release(text: str) -> dict[str, str]:
@@ -77,35 +72,18 @@ def os_attributes(os_release_text: str, debian_version: str | None, libc_version
     return {key: value for key, value in out.items() if value}
 
 
-def lammps_help(text: str) -> dict[str, Any]:
-    """Version, release, packages and the MPI library line of `lmp -h`."""
-    head = re.search(r"Large-scale Atomic/Molecular Massively Parallel Simulator - (\d+) (\w{3})\w* (\d{4})(.*)", text)
-    if head is None:
-        raise ImageFactsError("lmp -h printed no LAMMPS banner")
-    day, month, year, rest = head.groups()
-    out: dict[str, Any] = {"lammps.version": f"{year}{MONTHS.get(month, 0):02d}{int(day):02d}",
-                           "lammps.release": f"{int(day)} {month} {year}{rest.rstrip()}".strip()}
-    packages = re.search(r"Installed packages:\s*\n(.*?)\n\s*\n", text, re.DOTALL)
-    if packages:
-        names = {RENAMED_PACKAGES.get(name, name.removeprefix("USER-")) for name in packages.group(1).split()}
-        out["lammps.packages"] = " ".join(sorted(names))
-    mpi = re.search(r"^MPI v[\d.]+:\s*(.+)$", text, re.MULTILINE)
-    if mpi:
-        out["mpi_library"] = mpi.group(1).strip()
-    return out
-
-
 def linked_mpi(ldd_text: str) -> tuple[str, str]:
     """(the MPI ABI family, the soname) of the MPI library in `ldd` output."""
     for line in ldd_text.splitlines():
         soname = line.strip().split(" ", 1)[0]
         if soname in MPI_SONAMES and "not found" not in line:
             return MPI_SONAMES[soname], soname
-    raise ImageFactsError("lmp links no MPI library this planner knows (libmpi.so.40, libmpi.so.12, libmpich.so.12)")
+    raise ImageFactsError("the app links no MPI library this planner knows "
+                          "(libmpi.so.40, libmpi.so.12, libmpich.so.12)")
 
 
 def mpi_attributes(ldd_text: str, library_line: str | None) -> dict[str, str]:
-    """Implementation and version of the MPI `lmp` links: the soname decides the family, the library's own
+    """Implementation and version of the MPI the app links: the soname decides the family, the library's own
     version line names it (Intel MPI is MPICH-ABI) and gives the version."""
     family, soname = linked_mpi(ldd_text)
     implementation, version = family, None
@@ -119,7 +97,7 @@ def mpi_attributes(ldd_text: str, library_line: str | None) -> dict[str, str]:
     else:
         found = None
     if line and (family == "openmpi") != ("Open MPI" in line):
-        raise ImageFactsError(f"lmp links {soname} ({family}) but reports the MPI library {line!r}")
+        raise ImageFactsError(f"the app links {soname} ({family}) but reports the MPI library {line!r}")
     version = found.group(1) if found else None
     return {"mpi.implementation": implementation, **({"mpi.version": version} if version else {})}
 
@@ -133,7 +111,7 @@ def elf_machine(header: bytes) -> str | None:
 
 
 def cpu_target(machine: str | None, notes: list[str]) -> str | None:
-    """The CPU target LAMMPS was built for: the machine's baseline raised by the highest x86 ISA needed."""
+    """The CPU target the app was built for: the machine's baseline raised by the highest x86 ISA needed."""
     if machine != "x86_64":
         return machine
     levels = [X86_LEVELS[level] for text in notes
@@ -142,12 +120,16 @@ def cpu_target(machine: str | None, notes: list[str]) -> str | None:
     return max(levels, key=list(X86_LEVELS.values()).index) if levels else "x86_64"
 
 
-def attributes(*, os_release_text: str, debian_version: str | None, libc_version: str | None, lmp_help: str,
-               ldd_text: str, machine: str | None, notes: list[str]) -> dict[str, Any]:
-    """All the image's attributes, flat and namespaced as compspec artifacts carry them."""
-    lammps = lammps_help(lmp_help)
-    library = lammps.pop("mpi_library", None)
-    out: dict[str, Any] = {**os_attributes(os_release_text, debian_version, libc_version), **lammps,
+def attributes(*, os_release_text: str, debian_version: str | None, libc_version: str | None, help_text: str,
+               app: Definition, ldd_text: str, machine: str | None, notes: list[str]) -> dict[str, Any]:
+    """All the image's attributes, flat and namespaced as compspec artifacts carry them; `help_text` is what
+    the app's `help_args` printed."""
+    try:
+        own = app.help_attributes(help_text)
+    except ValueError as err:
+        raise ImageFactsError(str(err)) from None
+    library = own.pop("mpi_library", None)
+    out: dict[str, Any] = {**os_attributes(os_release_text, debian_version, libc_version), **own,
                            **mpi_attributes(ldd_text, library),
                            "hardware.gpu.available": "yes" if any(lib in ldd_text for lib in GPU_RUNTIMES) else "no"}
     target = cpu_target(machine, notes)

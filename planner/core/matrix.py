@@ -1,6 +1,6 @@
 """A matrix manifest as experiment variants: `variants import-matrix`. Pure (text in, text out).
 
-A matrix manifest (lammps-matrix's `manifests.yaml`) lists images and their artifacts:
+A matrix manifest (an app's upstream image matrix, apps.Definition.image_manifest) lists images and their artifacts:
 `images: [{name: ghcr.io/org/app:tag, artifact: ghcr.io/org/app:tag-compspec}, ...]`. Each image becomes
 a container variant named after its tag, declared by its URI alone; its attributes come from the artifact
 (`planner variants fetch`). The variants are added to the experiment's text after its last variant, so

@@ -3,7 +3,8 @@
 `build` runs roles/container_images through the runner adapter (as the native install runs
 roles/local_cluster), which builds each image into `<cache>/images/<variant>/` (a Charliecloud directory
 image) and marks it complete with `<cache>/images/<variant>.done`. `inspect` reads what an image holds
-(its os-release and dpkg status, `ch-run IMAGE -- lmp -h`, `ldd lmp`, the ELF notes of LAMMPS's code) and
+(its os-release and dpkg status, `ch-run IMAGE -- ` what the app's definition reads (its `help_args`), `ldd`
+of its executable, the ELF notes of the files holding its code) and
 planner.core.image_attributes turns that into compspec attributes; `write_artifact` keeps the generated
 artifact beside the image (`<variant>.compspec.json`). `push_image` lays an image out as an OCI image
 (one uncompressed tar layer) in a registry, where `registry.push` then hangs its artifact.
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from planner.core import compspec, image_attributes
+from planner.core import apps, compspec, image_attributes
 from planner.core.compspec import ImageRef
 from planner.core.errors import WorkError
 from planner.core.experiment import Experiment
@@ -78,8 +79,14 @@ def build(exp: Experiment, names: list[str], cache: Path, *, on_task: Callable[[
         failures = "; ".join(" ".join(f.split()) for f in result.failures) or result.status
         raise WorkError(f"building images {', '.join(names)} failed: {failures}")
     for name in names:
-        write_artifact(cache, name)
+        write_artifact(cache, name, app_of(exp, name))
     return time.monotonic() - started
+
+
+def app_of(exp: Experiment, name: str) -> apps.Definition:
+    """The definition of the app a variant builds."""
+    app = exp.variants[name].app or ""
+    return apps.resolve(app, exp.apps[app])
 
 
 # ---------------------------------------------------------------------------------------------- inspect
@@ -139,30 +146,32 @@ def _notes(path: Path) -> str:
     return done.stdout
 
 
-def inspect(cache: Path, name: str) -> dict[str, Any]:
-    """compspec attributes of a built image, read from the image."""
+def inspect(cache: Path, name: str, app: apps.Definition) -> dict[str, Any]:
+    """compspec attributes of a built image of `app`, read from the image."""
     root = image_dir(cache, name)
     os_release = _read(root, "/etc/os-release")
     if os_release is None:
         raise WorkError(f"image {root} has no /etc/os-release")
     status = _read(root, "/var/lib/dpkg/status") or ""
-    lmp = which(root, "lmp")
-    ldd = ch_run(root, ["ldd", lmp])
-    # LAMMPS's code is in lmp and, where it links one, liblammps (Debian's lmp is a small main())
-    code = [in_image(root, lmp)] + [in_image(root, line.split("=>")[1].split("(")[0].strip())
-                                    for line in ldd.splitlines() if "liblammps" in line and "=>" in line]
+    executable = which(root, app.executable)
+    ldd = ch_run(root, ["ldd", executable])
+    # the app's code is in its executable and in the libraries of its own it links (a Debian executable may
+    # be a small main() over the library)
+    code = [in_image(root, executable)] + [
+        in_image(root, line.split("=>")[1].split("(")[0].strip()) for line in ldd.splitlines()
+        if "=>" in line and any(library in line for library in app.code_libraries)]
     with code[0].open("rb") as handle:
         header = handle.read(20)
     return image_attributes.attributes(
         os_release_text=os_release, debian_version=_read(root, "/etc/debian_version"),
-        libc_version=image_attributes.dpkg_version(status, "libc6"), lmp_help=ch_run(root, ["lmp", "-h"]),
-        ldd_text=ldd, machine=image_attributes.elf_machine(header), notes=[_notes(path) for path in code])
+        libc_version=image_attributes.dpkg_version(status, "libc6"), help_text=ch_run(root, list(app.help_args)),
+        app=app, ldd_text=ldd, machine=image_attributes.elf_machine(header), notes=[_notes(path) for path in code])
 
 
-def write_artifact(cache: Path, name: str) -> Path:
+def write_artifact(cache: Path, name: str, app: apps.Definition) -> Path:
     """The image's compspec artifact, generated from what it holds, kept beside it."""
     try:
-        data = compspec.generate(name, inspect(cache, name))
+        data = compspec.generate(name, inspect(cache, name, app))
     except image_attributes.ImageFactsError as err:
         raise WorkError(f"image {image_dir(cache, name)}: {err}") from None
     path = artifact_path(cache, name)

@@ -3,7 +3,8 @@
 An image's artifact is found the ways the field publishes it, in this order: the `compspec` reference
 the experiment names; the OCI 1.1 referrers of the image manifest (the referrers API, else the tag schema
 `sha256-<digest>` for registries without it, such as the CNCF distribution registry); the tag
-`<tag>-compspec` (lammps-matrix: `oras push <image>-compspec --artifact-type application/org.supercontainers.compspec
+`<tag>-compspec` (as the upstream image matrices of apps.Definition.image_matrix do: `oras push
+<image>-compspec --artifact-type application/org.supercontainers.compspec
 spec.json:application/org.supercontainers.compspec`). Push writes the same: the artifact with its
 `artifactType`, a `subject` where the registry holds an image manifest for the variant, and the tag.
 
@@ -524,7 +525,7 @@ class Pushed:
 
 
 def push(client: Client, target: ImageRef, variant: str, artifact: bytes) -> Pushed:
-    """Publish one artifact as lammps-matrix does (tag `<name>-compspec`), with a subject where the
+    """Publish one artifact as the upstream image matrices do (tag `<name>-compspec`), with a subject where the
     registry holds an image `<name>`; without the referrers API the `sha256-<digest>` index is updated."""
     image = target.with_tag(variant)
     layer = client.put_blob(image, artifact, ARTIFACT_TYPE)

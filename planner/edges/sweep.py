@@ -186,7 +186,7 @@ def materialize(ws: Workspace, names: list[str], console: Console) -> float:
                          f"apt-get install {' '.join(packages)}", file=ws.exp.source)
     started = time.monotonic()
     items = [{"name": name, "packages": list(ws.exp.variants[name].native.packages),  # type: ignore[union-attr]
-              "lammps_from": ws.exp.variants[name].native.lammps_from,  # type: ignore[union-attr]
+              "binary_from": ws.exp.variants[name].native.binary_from,  # type: ignore[union-attr]
               "recipe": recipe_digest(ws.exp, name)} for name in names]
     console.print(f"[bold]Installing {len(names)} native variant(s)[/] into {ws.cache / 'variants'}: "
                   f"{', '.join(names)} (once; later sweeps reuse them)")

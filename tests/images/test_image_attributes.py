@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from planner.core import compspec, image_attributes
+from planner.core import apps, compspec, image_attributes
 
 DATA = Path(__file__).parent / "data"
 OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'
@@ -18,7 +18,7 @@ STATUS = ("Package: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u1
 def debian12(**overrides: object) -> dict:
     given = {"os_release_text": OS_RELEASE, "debian_version": "12.10\n",
              "libc_version": image_attributes.dpkg_version(STATUS, "libc6"),
-             "lmp_help": (DATA / "lmp-h-debian12-openmpi.txt").read_text(),
+             "help_text": (DATA / "lmp-h-debian12-openmpi.txt").read_text(), "app": apps.definition("lammps"),
              "ldd_text": (DATA / "ldd-debian12-openmpi.txt").read_text(), "machine": "x86_64",
              "notes": ["Properties: x86 ISA needed: x86-64-baseline"], **overrides}
     return image_attributes.attributes(**given)  # type: ignore[arg-type]
@@ -69,7 +69,7 @@ def test_package_names_are_todays_and_an_opencl_gpu_build_needs_no_gpu() -> None
     """Debian 11's LAMMPS (24 Dec 2020) lists USER-OMP and a GPU package built over OpenCL."""
     listed = (DATA / "lmp-h-debian12-openmpi.txt").read_text()
     old = listed.replace("ASPHERE BODY", "ASPHERE USER-OMP USER-REAXC GPU BODY")
-    attrs = debian12(lmp_help=old, ldd_text=(DATA / "ldd-debian12-openmpi.txt").read_text()
+    attrs = debian12(help_text=old, ldd_text=(DATA / "ldd-debian12-openmpi.txt").read_text()
                      + "\tlibOpenCL.so.1 => /lib/x86_64-linux-gnu/libOpenCL.so.1 (0x00007f)\n")
     assert {"OPENMP", "REAXFF", "GPU"} <= set(attrs["lammps.packages"].split())
     assert not any(name.startswith("USER-") for name in attrs["lammps.packages"].split())

@@ -5,7 +5,7 @@ workload's parameters, or an input file of the variant adapted and staged), its 
 a regular expression, a unit and a goal), its success line and its failure-reason patterns: its own lines,
 told apart from the launcher's and the wrappers' noise (a Flux broker, the Flux Operator's helper scripts).
 
-`definition(name)` returns a registered definition (one module of this package each: `lammps`, `hpcc`);
+`definition(name)` returns a registered definition (each module of this package that exposes `DEFINITION`);
 an experiment's app may instead be declared as data only (`foms`, `failures`, `success` in its `apps:`
 entry: see `resolve`), parsed by this module's generic `Definition`. Modelled on Ramble's application
 definitions (`figure_of_merit(name, fom_regex, group_name, units)`, `success_criteria(mode="string")`).
@@ -14,6 +14,7 @@ definitions (`figure_of_merit(name, fom_regex, group_name, units)`, `success_cri
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,8 +29,6 @@ REASONS = ("os-abi", "exec-format", "missing-gpu", "mpi", "missing-package", "mi
            "killed", "incompatible", "unknown")
 #: reasons read from a run's output, in priority order: the first that matches names the failure
 OUTPUT_REASONS = ("os-abi", "exec-format", "missing-gpu", "missing-package", "missing-input", "killed", "mpi")
-#: the registered definitions, each a module of this package exposing `DEFINITION`
-BUILTIN = ("lammps", "hpcc")
 Goal = Literal["max", "min"]
 
 _NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
@@ -81,7 +80,7 @@ class Parsed:
 @dataclass(frozen=True)
 class Fom:
     """A figure of merit: `pattern`'s first group (the last match in the output) times `scale`; a pattern
-    of None is computed by the definition itself (LAMMPS's derived rates)."""
+    of None is computed by the definition itself (derived rates)."""
 
     name: str
     unit: str
@@ -112,8 +111,10 @@ class Definition:
 
     name: str
     executable: str
-    #: words after the workload's own arguments (LAMMPS: `-nocite`)
+    #: words after the workload's own arguments
     args: tuple[str, ...] = ()
+    #: the app's name as its own documentation spells it, in messages
+    title: str = ""
     #: text whose presence in the output means the app finished its work (Ramble's `mode="string"`)
     success: str = ""
     foms_declared: tuple[Fom, ...] = ()
@@ -129,6 +130,26 @@ class Definition:
     wheel_executable: str = ""
     wheel_share: str = ""
     description: str = ""
+    #: command-line flags an experiment's options and rules may add, by each spelling, with the canonical
+    #: name (none for an app that declares none); the values each takes from a fixed set, and how many words
+    #: a flag takes where that is fixed
+    flags: Mapping[str, str] = field(default_factory=dict)
+    flag_choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    flag_arity: Mapping[str, int] = field(default_factory=dict)
+    #: the package each accelerator suffix option (`suffix`) needs compiled into the app
+    suffix_packages: Mapping[str, str] = field(default_factory=dict)
+    #: what an image inspection runs inside the image to read the app's build (`help_attributes`), and the
+    #: name of the shared libraries besides the executable that hold the app's code
+    help_args: tuple[str, ...] = ()
+    code_libraries: tuple[str, ...] = ()
+    #: deprecated keys of a native recipe, each with the key that replaced it (old -> new): still read from
+    #: experiment files, and kept in the recipe's digest so an installed variant is not reinstalled
+    recipe_aliases: Mapping[str, str] = field(default_factory=dict)
+    #: the experiment file sweeping this app that the commands read when given none (one definition has it)
+    default_experiment: str | None = None
+    #: an upstream matrix of container images of the app and its manifest (`variants import`)
+    image_matrix: str | None = None
+    image_manifest: str | None = None
 
     # ------------------------------------------------------------------------------------ output
     @property
@@ -218,6 +239,50 @@ class Definition:
     def goal(self, metric: str) -> Goal | None:
         return next((fom.goal for fom in self.foms_declared if fom.name == metric), None)
 
+    # ------------------------------------------------------------------------------------ flags and images
+    def check_args(self, args: Sequence[str]) -> Sequence[str]:
+        """App flags an option or a rule adds to this app's command line: each one of `flags`, followed by as
+        many values as it takes (the values' words are checked where they are read: experiment.check_args)."""
+        title = self.title or self.name
+        switch, taken = None, 0
+        for word in args:
+            if word.startswith("-") and not word[1:2].isdigit():
+                if switch is not None and self.flag_arity.get(switch, taken) > taken:
+                    raise ValueError(f"{title} flag {switch} needs {self.flag_arity[switch]} value(s) before {word!r}")
+                if word not in self.flags:
+                    accepted = ", ".join(sorted(set(self.flags.values())))
+                    raise ValueError(f"{word!r} is not a {title} flag an experiment may add; accepted: "
+                                     + (f"{accepted} (flags that read or write files of their choosing are not)"
+                                        if accepted else "none"))
+                switch, taken = self.flags[word], 0
+                continue
+            if switch is None:
+                raise ValueError(f"app flag {word!r} follows no {title} flag")
+            if self.flag_arity.get(switch, taken + 1) <= taken:
+                raise ValueError(f"{title} flag {switch} takes {self.flag_arity[switch]} value(s); "
+                                 f"{word!r} is one more")
+            choices = self.flag_choices.get(switch)
+            if choices and taken == 0 and word not in choices:
+                raise ValueError(f"{title} flag {switch} takes one of {', '.join(choices)} here; got {word!r}")
+            taken += 1
+        if switch is not None and self.flag_arity.get(switch, taken) > taken:
+            raise ValueError(f"{title} flag {switch} needs {self.flag_arity[switch]} value(s)")
+        return args
+
+    def help_attributes(self, text: str) -> dict[str, Any]:
+        """compspec attributes of the app's build from the output of `help_args` (`mpi_library`: the MPI
+        library's own version line, where the app prints it); ValueError when the output is not the app's."""
+        raise ValueError(f"the {self.title or self.name} definition reads no attributes from an image")
+
+
+def _registered() -> tuple[str, ...]:
+    """The modules of this package that expose `DEFINITION`: the definition naming the default experiment
+    first (the commands' default app), then by name. Adding an app is adding a module."""
+    modules = {m.name: importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__)
+               if not m.name.startswith("_")}
+    found = {name: module.DEFINITION for name, module in modules.items() if hasattr(module, "DEFINITION")}
+    return tuple(sorted(found, key=lambda name: (found[name].default_experiment is None, name)))
+
 
 def definition(name: str) -> Definition | None:
     """The registered definition of that name, or None."""
@@ -226,6 +291,18 @@ def definition(name: str) -> Definition | None:
     module = importlib.import_module(f"{__name__}.{name}")
     found: Definition = module.DEFINITION
     return found
+
+
+def default_experiment() -> str:
+    """The experiment file the commands read when given none: the one a registered definition names."""
+    found = definition(BUILTIN[0])
+    assert found is not None and found.default_experiment, "no registered app definition names a default experiment"
+    return found.default_experiment
+
+
+def recipe_aliases() -> dict[str, str]:
+    """Deprecated native-recipe keys of every registered definition (old -> new)."""
+    return {old: new for name in BUILTIN for old, new in definition(name).recipe_aliases.items()}  # type: ignore[union-attr]
 
 
 def resolve(name: str, app: App | None = None) -> Definition:
@@ -261,3 +338,7 @@ def goal(metric: str) -> Goal | None:
 def default_metric(app: str | None) -> str | None:
     found = definition(app) if app else None
     return found.default_metric if found else None
+
+
+#: the registered definitions (see `_registered`)
+BUILTIN = _registered()

