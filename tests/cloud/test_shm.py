@@ -112,7 +112,7 @@ def test_the_stand_in_pod_enforces_64_mib_unless_the_volume_is_declared(tmp_path
 def test_the_stand_in_view_does_not_load_in_an_older_image_and_the_run_is_os_abi(tmp_path: Path) -> None:
     """A jammy view (glibc 2.35) in an Ubuntu 20.04 Open MPI image: the rank's dlopen() of the view's
     libpmi.so fails in the loader; the stored reason is os-abi. The same view in a 22.04 image loads."""
-    from planner.core import lammps_log
+    from planner.core.apps import lammps
 
     fake_flux.install(tmp_path / "fakes")
     base = {**os.environ, "FAKE_FLUX_LOG": str(tmp_path / "calls.jsonl"), "FAKE_VIEW_GLIBC": "2.35",
@@ -121,7 +121,7 @@ def test_the_stand_in_view_does_not_load_in_an_older_image_and_the_run_is_os_abi
     old = subprocess.run([str(tmp_path / "fakes" / "lmp")], capture_output=True, text=True, timeout=60, check=False,
                          env={**base, "FAKE_CONTAINER_IMAGE": f"{matrix}:openmpi-ubuntu-20.04-arm64"})
     assert old.returncode == 127 and "version `GLIBC_2.35' not found" in old.stderr
-    parsed = lammps_log.parse(old.stdout + old.stderr, exit_code=old.returncode)
+    parsed = lammps.DEFINITION.parse(old.stdout + old.stderr, exit_code=old.returncode)
     assert (parsed.status, parsed.reason) == ("failed", "os-abi")
     new = subprocess.run([str(tmp_path / "fakes" / "lmp")], capture_output=True, text=True, timeout=60, check=False,
                          env={**base, "FAKE_CONTAINER_IMAGE": f"{matrix}:openmpi-ubuntu-22.04-arm64"})
