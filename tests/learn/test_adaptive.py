@@ -73,7 +73,7 @@ def test_an_unknown_cluster_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["sweep", "-e", str(EXPERIMENT), "--adaptive", "--cluster", "nowhere", "--dry-run",
                  "--store", str(tmp_path / "s.sqlite")]) == 2
     assert capsys.readouterr().err == \
-        "error: --cluster: unknown cluster 'nowhere'; known: local, eks-arm64, eks-amd64\n"
+        "error: --cluster: unknown cluster 'nowhere'; known: local, local-slurm, eks-arm64, eks-amd64\n"
 
 
 def test_without_a_prior_the_first_batch_is_one_point_per_variant(tmp_path: Path,
