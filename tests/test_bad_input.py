@@ -101,7 +101,8 @@ _VARY = _mutate("      set: {affinity: per-task}",
                 + ", ".join(f"p{i}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]" for i in range(7)) + "}")
 #: a model description recommend accepts, so that it goes on to read the table
 _TABLE_META = {"stamp": "s1", "changes": "?", "runs": 1, "experiment": None, "versions": library_versions(),
-               "created": 0.0, "metrics": ["timesteps_per_s"], "report": {}}
+               "created": 0.0, "metrics": ["timesteps_per_s"], "goals": {"timesteps_per_s": "max"},
+               "report": {}}
 
 CASES = [
     # --- the store path ----------------------------------------------------------------------------------
