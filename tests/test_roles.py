@@ -17,8 +17,8 @@ import pytest
 from planner.core.experiment import load_experiment
 from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.variants import recipe_digest, variant_infos
-from tests.conftest import REPO, TINY
-from tests.system import needs, needs_root
+from tests.conftest import REPO, TINY, needs_image_tools
+from tests.slurm.conftest import require_slurm
 
 ROLES = sorted(p.parent.parent.parent.name for p in (REPO / "roles").glob("*/molecule/default/molecule.yml"))
 
@@ -35,11 +35,9 @@ def test_every_role_has_argument_specs_and_a_scenario() -> None:
 @pytest.mark.parametrize("role", ROLES)
 def test_molecule_scenario(role: str, tmp_path: Path) -> None:
     if role == "local_slurm":
-        needs("slurmctld", "slurmd", "munged", "srun")
-        needs_root("local_slurm: slurmd starts job steps as their owner")
+        require_slurm()
     if role == "container_images":
-        needs("mmdebstrap", "ch-run")
-        needs_root("container_images: mmdebstrap --mode=root")
+        needs_image_tools()
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
            "ANSIBLE_HOME": str(tmp_path / "ansible-home"), "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "eph"),
