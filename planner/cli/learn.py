@@ -167,11 +167,12 @@ def _recommendation(store: Store, catalog: Catalog, request: Request, metric_nam
     measured = datasets.metrics(store.db, request.app)
     directory = modelfiles.model_dir(store.path)
     # without --goal, the goal the model was fitted towards (`fit --goal`), else the metric's by its name
-    fitted_goals = fitted.goals if (fitted := modelfiles.load_meta(directory)) else {}
+    fitted = modelfiles.load_meta(directory)
+    fitted_goals = fitted.goals if fitted else {}
     metric = resolve_metric(metric_name, goal or fitted_goals.get(metric_name or default_metric(request.app)),
                             measured, of=request.app)
     notes: list[str] = []
-    found = modelfiles.saved(directory, metric)
+    found = modelfiles.saved(directory, metric, fitted)
     if found is None:
         from planner.edges import training
 

@@ -124,10 +124,9 @@ def load_table(directory: Path, meta: ModelMeta) -> Table:
         raise refit(path, f"a prediction table of another layout ({err.__class__.__name__}: {err})") from None
 
 
-def saved(directory: Path, metric: Metric) -> tuple[ModelMeta, Table] | None:
-    """The saved model and its prediction table when it models this metric towards its goal; None when it
-    must be fitted."""
-    meta = load_meta(directory)
+def saved(directory: Path, metric: Metric, meta: ModelMeta | None) -> tuple[ModelMeta, Table] | None:
+    """The saved model (`meta`, as `load_meta` read it) and its prediction table when it models this metric
+    towards its goal; None when it must be fitted."""
     if meta is None or metric.name not in meta.metrics or meta.goals.get(metric.name) != metric.goal:
         return None
     return meta, load_table(directory, meta)

@@ -90,10 +90,10 @@ def ensure(store: Store, catalog: Catalog, metric: Metric, notes: list[str]) -> 
     """The saved model and its table for this metric towards its goal, fitting one now (and saying so) when
     there is none; the table is None when the store has too few successful runs of the metric to model it."""
     directory = modelfiles.model_dir(store.path)
-    found = modelfiles.saved(directory, metric)
+    previous = modelfiles.load_meta(directory)
+    found = modelfiles.saved(directory, metric, previous)
     if found is not None:
         return found
-    previous = modelfiles.load_meta(directory)
     if previous is not None and metric.name in previous.goals:
         notes.append(f"the model ranked {metric.name} towards {previous.goals[metric.name]}, asked {metric.goal}: "
                      f"fitted again towards {metric.goal} now (`python -m planner fit --metric {metric.name} "
