@@ -289,21 +289,24 @@ def test_flux_options_on_a_native_variant_are_excluded_with_the_reason(ws: Works
         "pmi and shell are Flux options; native variants are launched with mpiexec"}
 
 
-def test_an_image_older_than_the_clusters_flux_view_is_excluded_as_os_abi_naming_the_view_that_serves_it(
-        ws: Workspace) -> None:
+def test_the_flux_view_is_chosen_from_the_planned_images_os_and_an_older_image_is_os_abi(ws: Workspace) -> None:
     """A view's flux and libpmi.so need a glibc at least as new as their own in the image (issue 22: a jammy view in
-    an Ubuntu 20.04 image fails in MPI_Init). The shipped focal views (2.31) serve the Ubuntu images; Rocky 8
-    (2.28) needs a Rocky 8 view; a jammy view (2.35) would leave the 20.04 images out."""
+    an Ubuntu 20.04 image fails in MPI_Init). With no view configured the plan picks, per arch, the view with the
+    newest glibc no planned image is older than: amd64's Rocky 8 image (2.28) calls for the rocky tag-8 view, which
+    serves every amd64 image; arm64's Ubuntu 20.04 and 22.04 images for arm-focal (2.31)."""
     plan = expand(ws.exp, ws.clusters, ws.variants, cluster="eks-amd64")
-    abi = {x.variant: x.detail for x in plan.excluded if x.reason == "os-abi"}
-    assert set(abi) == {"intel-mpi-rocky-8-amd64"}, abi
-    assert abi["intel-mpi-rocky-8-amd64"].startswith(
-        "variant intel-mpi-rocky-8-amd64 is rocky 8.9 (glibc 2.28), older than cluster eks-amd64's Flux view "
-        "ghcr.io/converged-computing/flux-view-ubuntu:tag-focal (glibc 2.31)")
-    assert abi["intel-mpi-rocky-8-amd64"].endswith(
-        "a MiniCluster with minicluster_flux_view_image=ghcr.io/converged-computing/flux-view-rocky:tag-8 serves it")
-    assert {run.variant for run in plan.runs} >= {"mpich-ubuntu-20.04-amd64", "mpich-ubuntu-22.04-amd64"}
+    assert not [x for x in plan.excluded if x.reason == "os-abi"]
+    [own] = plan.miniclusters["eks-amd64"]
+    assert (own.view.image, own.chosen) == ("ghcr.io/converged-computing/flux-view-rocky:tag-8", True)
+    assert set(own.variants) == {run.variant for run in plan.runs} >= {"intel-mpi-rocky-8-amd64",
+                                                                        "mpich-ubuntu-22.04-amd64"}
+    assert own.pod_image.image == "ghcr.io/rse-ops/singularity:tag-mamba" and own.pod_image.glibc is None
+    [arm] = expand(ws.exp, ws.clusters, ws.variants, cluster="eks-arm64").miniclusters["eks-arm64"]
+    assert arm.view.image == "ghcr.io/converged-computing/flux-view-ubuntu:arm-focal"
+    assert arm.pod_image.label.endswith("(ubuntu 24.04, glibc 2.39)")
 
+    # a view configured (the experiment's flux_view, or what a cluster that is up runs): images older than it are
+    # os-abi, and the plan says which other MiniCluster serves them
     jammy = {**ws.clusters, "eks-arm64": dataclasses.replace(
         ws.clusters["eks-arm64"], flux_view="ghcr.io/converged-computing/flux-view-ubuntu:arm-jammy")}
     plan = expand(ws.exp, jammy, ws.variants, cluster="eks-arm64")
@@ -312,6 +315,59 @@ def test_an_image_older_than_the_clusters_flux_view_is_excluded_as_os_abi_naming
     assert all(detail.endswith("minicluster_flux_view_image=ghcr.io/converged-computing/flux-view-ubuntu:arm-focal "
                                "serves it") for detail in abi.values())
     assert {run.variant for run in plan.runs} == {"mpich-ubuntu-22.04-arm64", "openmpi-ubuntu-22.04-arm64"}
+    own, other = plan.miniclusters["eks-arm64"]
+    assert (own.view.image, own.chosen, set(own.variants)) == (
+        "ghcr.io/converged-computing/flux-view-ubuntu:arm-jammy", False,
+        {"mpich-ubuntu-22.04-arm64", "openmpi-ubuntu-22.04-arm64"})
+    assert (other.view.image, set(other.variants)) == ("ghcr.io/converged-computing/flux-view-ubuntu:arm-focal",
+                                                       {"mpich-ubuntu-20.04-arm64", "openmpi-ubuntu-20.04-arm64"})
+
+
+def test_an_image_older_than_every_view_is_excluded_as_os_abi_and_the_rest_keep_their_view(ws: Workspace) -> None:
+    """Ubuntu 18.04 (glibc 2.27) is older than every Flux view the operator publishes (the oldest, Rocky 8, is
+    2.28): its points are os-abi at plan time, and the view chosen is the one that serves the others."""
+    bionic = dataclasses.replace(ws.variants["mpich-ubuntu-20.04-amd64"], name="mpich-ubuntu-18.04-amd64",
+                                 attributes={**ws.variants["mpich-ubuntu-20.04-amd64"].attributes,
+                                             "os.version": "18.04"})
+    declared = ws.exp.variants["mpich-ubuntu-20.04-amd64"]
+    exp = ws.exp.model_copy(update={"variants": {**ws.exp.variants, "mpich-ubuntu-18.04-amd64": declared}})
+    plan = expand(exp, ws.clusters, {**ws.variants, "mpich-ubuntu-18.04-amd64": bionic}, cluster="eks-amd64")
+    abi = {x.variant: x.detail for x in plan.excluded if x.reason == "os-abi"}
+    assert set(abi) == {"mpich-ubuntu-18.04-amd64"}
+    assert abi["mpich-ubuntu-18.04-amd64"] == (
+        "variant mpich-ubuntu-18.04-amd64 is ubuntu 18.04 (glibc 2.27), older than cluster eks-amd64's Flux view "
+        "ghcr.io/converged-computing/flux-view-rocky:tag-8 (glibc 2.28), whose flux and libpmi.so would not load in "
+        "it; no Flux view known here serves it")
+    [own] = plan.miniclusters["eks-amd64"]
+    assert own.view.image.endswith("flux-view-rocky:tag-8") and "mpich-ubuntu-18.04-amd64" not in own.variants
+
+
+def test_every_known_view_and_pod_image_cites_its_source() -> None:
+    assert {(v.arch, v.os) for v in compat.FLUX_VIEWS} == {(a, o) for a in ("amd64", "arm64")
+                                                           for o in ("ubuntu", "rocky")}
+    assert all(view.glibc and "flux-operator" in view.source for view in compat.FLUX_VIEWS)
+    assert all(image.source for image in compat.POD_IMAGES.values())
+
+
+def test_plan_prints_the_minicluster_configuration_that_serves_each_image(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What a user brings the cluster up with: the view and the pods' image, and the images each serves."""
+    [config] = _plan_json(tmp_path / "p.sqlite", capsys)["miniclusters"]["eks-arm64"]
+    assert config == {
+        "flux_view": "ghcr.io/converged-computing/flux-view-ubuntu:arm-focal",
+        "flux_view_os": "ghcr.io/converged-computing/flux-view-ubuntu:arm-focal (ubuntu 20.04, glibc 2.31)",
+        "pod_image": "ghcr.io/converged-computing/rainbow-experiments:singularity-mamba-arm",
+        "pod_image_os": "ghcr.io/converged-computing/rainbow-experiments:singularity-mamba-arm (ubuntu 24.04, "
+                        "glibc 2.39)",
+        "variants": ["mpich-ubuntu-20.04-arm64", "mpich-ubuntu-22.04-arm64", "openmpi-ubuntu-20.04-arm64",
+                     "openmpi-ubuntu-22.04-arm64"], "chosen": True, "problem": None}
+    assert main(["plan", "--cluster", "eks-arm64", "--store", str(tmp_path / "p.sqlite")]) == 0
+    text = capsys.readouterr().out
+    assert ("MiniCluster on eks-arm64 (chosen from the images' os.* attributes): -e minicluster_flux_view_image="
+            "ghcr.io/converged-computing/flux-view-ubuntu:arm-focal -e minicluster_image="
+            "ghcr.io/converged-computing/rainbow-experiments:singularity-mamba-arm") in text
+    assert ("serves: mpich-ubuntu-20.04-arm64, mpich-ubuntu-22.04-arm64, openmpi-ubuntu-20.04-arm64, "
+            "openmpi-ubuntu-22.04-arm64") in text
 
 
 def test_plan_json_shows_the_os_abi_reason(tmp_path: Path) -> None:

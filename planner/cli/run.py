@@ -55,12 +55,31 @@ def show_plan(args: argparse.Namespace, ws: Any, plan: Any) -> list[dict[str, An
     rows = _plan_rows(ws, plan, stored, notes["unknown"])
     excluded = [{"cluster": x.cluster, "workload": x.workload, "variant": x.variant, "options": x.options,
                  "reason": x.reason, "detail": x.detail} for x in plan.excluded]
+    miniclusters = {name: [config.as_dict() for config in configs] for name, configs in plan.miniclusters.items()}
     if args.json:
-        print(json.dumps({"runs": rows, "excluded": excluded, "variants": notes["variants"]}, indent=2))
+        print(json.dumps({"runs": rows, "excluded": excluded, "variants": notes["variants"],
+                          "miniclusters": miniclusters}, indent=2))
     else:
         _print_plan(rows, excluded, ws, args.cluster)
+        _print_miniclusters(miniclusters)
         variants_cli.print_plan_notes(notes)
     return rows
+
+
+def _print_miniclusters(miniclusters: dict[str, list[dict[str, Any]]]) -> None:
+    """Which MiniCluster configuration serves which planned image, the cluster's own first."""
+    console = cli_args.console()
+    for name, configs in miniclusters.items():
+        for index, config in enumerate(configs):
+            how = ("as configured" if not config["chosen"] else "chosen from the images' os.* attributes") \
+                if index == 0 else "another MiniCluster, for what the first cannot serve"
+            console.print(f"[bold]MiniCluster on {name}[/] ({how}): -e minicluster_flux_view_image="
+                          f"{config['flux_view']} -e minicluster_image={config['pod_image']}", soft_wrap=True)
+            console.print(f"  view {config['flux_view_os']}; pods {config['pod_image_os']}", soft_wrap=True,
+                          markup=False)
+            console.print(f"  serves: {', '.join(config['variants']) or 'none'}", soft_wrap=True, markup=False)
+            if config["problem"]:
+                console.print(f"  [yellow]warning[/]: {escape(config['problem'])}", soft_wrap=True)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

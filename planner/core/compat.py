@@ -6,6 +6,9 @@ are never overridden by a model: a recommendation never picks a point they exclu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from planner.core import apps, archs
 from planner.core.backends import Container, Ranks
 from planner.core.experiment import Options, Workload
@@ -32,23 +35,10 @@ def reason_code(why: str) -> str:
 
 
 #: glibc of the OS releases images and Flux views are built on (the distributions' archives: Ubuntu focal
-#: 2.31, jammy 2.35, noble 2.39; Rocky/RHEL 8 2.28, 9 2.34; Debian bullseye 2.31, bookworm 2.36)
+#: 2.31, jammy 2.35, noble 2.39, bionic 2.27; Rocky/RHEL 8 2.28, 9 2.34; Debian bullseye 2.31, bookworm 2.36)
 GLIBC = {("ubuntu", "20.04"): (2, 31), ("ubuntu", "22.04"): (2, 35), ("ubuntu", "24.04"): (2, 39),
-         ("rocky", "8"): (2, 28), ("rocky", "9"): (2, 34), ("debian", "11"): (2, 31), ("debian", "12"): (2, 36)}
-#: The Flux Operator's Flux views (converged-computing/flux-views, as the operator's MiniCluster docs list
-#: them): image -> (arch, OS, release). A view's flux and libpmi.so need a glibc at least as new as theirs
-#: wherever they run: in the pods' image and, for Open MPI's flux PMI component, in the app's image.
-FLUX_VIEWS = {
-    "ghcr.io/converged-computing/flux-view-ubuntu:tag-noble": ("amd64", "ubuntu", "24.04"),
-    "ghcr.io/converged-computing/flux-view-ubuntu:tag-jammy": ("amd64", "ubuntu", "22.04"),
-    "ghcr.io/converged-computing/flux-view-ubuntu:tag-focal": ("amd64", "ubuntu", "20.04"),
-    "ghcr.io/converged-computing/flux-view-rocky:tag-9": ("amd64", "rocky", "9"),
-    "ghcr.io/converged-computing/flux-view-rocky:tag-8": ("amd64", "rocky", "8"),
-    "ghcr.io/converged-computing/flux-view-ubuntu:arm-jammy": ("arm64", "ubuntu", "22.04"),
-    "ghcr.io/converged-computing/flux-view-ubuntu:arm-focal": ("arm64", "ubuntu", "20.04"),
-    "ghcr.io/converged-computing/flux-view-rocky:arm-9": ("arm64", "rocky", "9"),
-    "ghcr.io/converged-computing/flux-view-rocky:arm-8": ("arm64", "rocky", "8"),
-}
+         ("rocky", "8"): (2, 28), ("rocky", "9"): (2, 34), ("debian", "11"): (2, 31), ("debian", "12"): (2, 36),
+         ("ubuntu", "18.04"): (2, 27)}
 
 
 def glibc(vendor: object, version: object) -> tuple[int, int] | None:
@@ -57,11 +47,126 @@ def glibc(vendor: object, version: object) -> tuple[int, int] | None:
     return GLIBC.get((vendor, version)) or GLIBC.get((vendor, version.split(".")[0]))
 
 
+@dataclass(frozen=True)
+class OsImage:
+    """An image a MiniCluster itself runs, built on one OS release (None: not published): a Flux view or the
+    pods' image with Singularity. `source` is where its arch and OS were read."""
+
+    image: str
+    arch: str
+    os: str | None
+    release: str | None
+    source: str
+
+    @property
+    def glibc(self) -> tuple[int, int] | None:
+        return glibc(self.os, self.release)
+
+    @property
+    def label(self) -> str:
+        found = self.glibc
+        return (f"{self.image} ({self.os} {self.release}, glibc {'.'.join(map(str, found))})" if found
+                else f"{self.image} (OS not published)")
+
+
+_VIEWS_SOURCE = ("flux-operator docs/getting_started/custom-resource-definition.md (flux.container.image: \"the "
+                 "bases of interest\", arm builds in converged-computing/flux-views/arm), listed again by kubeflow "
+                 "trainer's flux plugin: \"for the view, you primarily want it to match the base container "
+                 "platform, OS and version\"")
+#: The Flux Operator's Flux views. A view's flux and libpmi.so need a glibc at least as new as theirs wherever
+#: they run: `flux` in the pods' image, libpmi.so (Open MPI's flux PMI component) in the app's image; an older
+#: view in a newer OS loads (ocifit-k8s pkg/flux: "Rocky should work even with Ubuntu, but ubuntu 22.04 won't
+#: work with 24.04").
+FLUX_VIEWS = tuple(OsImage(f"ghcr.io/converged-computing/flux-view-{os}:{tag}", arch, os, release, _VIEWS_SOURCE)
+                   for tag, arch, os, release in (
+                       ("tag-noble", "amd64", "ubuntu", "24.04"), ("tag-jammy", "amd64", "ubuntu", "22.04"),
+                       ("tag-focal", "amd64", "ubuntu", "20.04"), ("tag-9", "amd64", "rocky", "9"),
+                       ("tag-8", "amd64", "rocky", "8"), ("arm-jammy", "arm64", "ubuntu", "22.04"),
+                       ("arm-focal", "arm64", "ubuntu", "20.04"), ("arm-9", "arm64", "rocky", "9"),
+                       ("arm-8", "arm64", "rocky", "8")))
+VIEWS = {view.image: view for view in FLUX_VIEWS}
+#: The pods' images with Singularity, one per arch (roles/minicluster `minicluster_image`): the view's `flux`
+#: runs in them.
+POD_IMAGES = {
+    "arm64": OsImage("ghcr.io/converged-computing/rainbow-experiments:singularity-mamba-arm", "arm64", "ubuntu",
+                     "24.04", "converged-computing/rainbow-experiments experiments/jobspec-ng/singularity-prototype/"
+                     "docker/singularity/Dockerfile.arm: FROM ubuntu:latest@sha256:3f85b7ca..., ubuntu:noble-20240429"),
+    "amd64": OsImage("ghcr.io/rse-ops/singularity:tag-mamba", "amd64", None, None,
+                     "flux-operator examples/singularity use it; its Dockerfile is not published, so its OS is not "
+                     "known here and no view is checked against it"),
+}
+
+
 def serving_view(arch: str, image_glibc: tuple[int, int]) -> str | None:
-    """The Flux view for `arch` with the newest glibc an image of `image_glibc` can load, if any."""
-    fitting = [(glibc(*FLUX_VIEWS[view][1:]), view) for view in FLUX_VIEWS
-               if FLUX_VIEWS[view][0] == arch and glibc(*FLUX_VIEWS[view][1:]) <= image_glibc]
+    """The Flux view for `arch` with the newest glibc both an image of `image_glibc` and the arch's pods' image
+    can load, if any."""
+    pod = POD_IMAGES.get(arch)
+    bound = min(image_glibc, pod.glibc) if pod and pod.glibc else image_glibc
+    fitting = [(view.glibc, view.image) for view in FLUX_VIEWS if view.arch == arch and view.glibc
+               and view.glibc <= bound]
     return max(fitting)[1] if fitting else None
+
+
+@dataclass(frozen=True)
+class MiniClusterConfig:
+    """One MiniCluster configuration of a cluster and the planned images it serves. The first of a cluster's is
+    the cluster's own: the view as configured (the experiment's `flux_view`, or what a cluster that is up runs) or,
+    with none configured, chosen here from the planned images' os.* attributes."""
+
+    view: OsImage
+    pod_image: OsImage | None
+    variants: tuple[str, ...]
+    chosen: bool
+    #: why this configuration would fail anyway (its view newer than its pods' image), or None
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"flux_view": self.view.image, "flux_view_os": self.view.label,
+                "pod_image": self.pod_image.image if self.pod_image else None,
+                "pod_image_os": self.pod_image.label if self.pod_image else None,
+                "variants": list(self.variants), "chosen": self.chosen, "problem": self.problem}
+
+
+def image_glibc(variant: VariantInfo) -> tuple[int, int] | None:
+    """The glibc of a container variant's OS from its fetched os.* attributes; None for a native variant or an
+    OS not known here."""
+    if variant.kind != "container":
+        return None
+    return glibc(variant.attributes.get("os.vendor"), variant.attributes.get("os.version"))
+
+
+def miniclusters(cluster: ClusterInfo, planned: list[VariantInfo]) -> list[MiniClusterConfig]:
+    """The MiniCluster configurations that serve the container images planned on a Flux cluster: its own first
+    (as configured, else the view of its arch with the newest glibc no planned image is older than), then one
+    per view that serves what the first cannot. An image no view serves is in none (the plan excludes it)."""
+    arch = archs.platform_name(cluster.arch) or str(cluster.arch)
+    pod = POD_IMAGES.get(arch)
+    images = {v.name: image_glibc(v) for v in planned if v.kind == "container"}
+    known = [found for found in images.values() if found]
+    if cluster.flux_view:
+        first = VIEWS.get(cluster.flux_view) or OsImage(cluster.flux_view, arch, None, None, "configured")
+    else:
+        views = [v for v in FLUX_VIEWS if v.arch == arch and v.glibc and (not pod or not pod.glibc
+                                                                         or v.glibc <= pod.glibc)]
+        bound = min(known, default=None)
+        fitting = [v for v in views if bound is None or v.glibc <= bound]
+        if not views:
+            return []
+        # none fits every image: the one that serves most of them (the oldest), newest flux first among equals
+        first = max(fitting or views, key=lambda v: (sum(1 for g in known if g >= v.glibc), v.glibc))
+    serves = lambda view, found: found is None or view.glibc is None or found >= view.glibc  # noqa: E731
+    problem = None
+    if pod and pod.glibc and first.glibc and first.glibc > pod.glibc:
+        problem = (f"the view's flux needs glibc {'.'.join(map(str, first.glibc))}, newer than the pods' image "
+                   f"{pod.label}: flux would not start")
+    out = [MiniClusterConfig(first, pod, tuple(n for n, g in images.items() if serves(first, g)),
+                             not cluster.flux_view, problem)]
+    rest: dict[str, list[str]] = {}
+    for name, found in images.items():
+        if not serves(first, found) and (view := serving_view(arch, found)):
+            rest.setdefault(view, []).append(name)
+    out += [MiniClusterConfig(VIEWS[view], pod, tuple(names), True) for view, names in rest.items()]
+    return out
 
 
 def check(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
@@ -187,17 +292,16 @@ def undecided(variant: VariantInfo, workload: Workload, options: Options) -> lis
 
 
 def _os_abi(cluster: ClusterInfo, variant: VariantInfo, *_: object) -> str | None:
-    view = FLUX_VIEWS.get(cluster.flux_view or "")
-    attrs = variant.attributes
-    image = glibc(attrs.get("os.vendor"), attrs.get("os.version"))
-    if variant.kind != "container" or view is None or image is None:
+    view = VIEWS.get(cluster.flux_view or "")
+    image = image_glibc(variant)
+    if view is None or image is None or view.glibc is None:
         return None  # not known: the run tells (a loader's "GLIBC_2.34 not found" is stored as os-abi)
-    needs = glibc(*view[1:])
-    if needs is None or needs <= image:
+    if view.glibc <= image:
         return None
-    serves = serving_view(view[0], image)
+    serves = serving_view(view.arch, image)
     where = (f"a MiniCluster with minicluster_flux_view_image={serves} serves it" if serves
              else "no Flux view known here serves it")
+    attrs = variant.attributes
     return OsAbi(f"variant {variant.name} is {attrs.get('os.vendor')} {attrs.get('os.version')} (glibc "
                  f"{'.'.join(map(str, image))}), older than cluster {cluster.name}'s Flux view {cluster.flux_view} "
-                 f"(glibc {'.'.join(map(str, needs))}), whose flux and libpmi.so would not load in it; {where}")
+                 f"(glibc {'.'.join(map(str, view.glibc))}), whose flux and libpmi.so would not load in it; {where}")

@@ -8,6 +8,7 @@ applied to each point's options (`launch.apply_rules`) before those rules judge 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,7 +28,30 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
     """Every point of every sweep (filtered by cluster, workloads and variants) as a run or an exclusion.
 
     `inputs` holds the text of each (variant, workload) input the edges could read; it goes into the run ids.
+    A Flux cluster whose view is not configured gets the view its planned images' OS call for (compat.miniclusters),
+    and the points of images that view cannot serve are excluded as os-abi.
     """
+    plan = _expand(exp, clusters, variants, cluster, workloads, only_variants, repeats, inputs)
+    chosen = {}
+    for name, info in clusters.items():
+        if info.launcher != "flux" or info.kind == "local" or cluster not in (None, name):
+            continue
+        planned = sorted({run.variant for run in plan.runs if run.cluster == name}
+                         | {x.variant for x in plan.excluded if x.cluster == name and x.reason == "os-abi"})
+        configs = compat.miniclusters(info, [variants[v] for v in planned])
+        plan.miniclusters[name] = configs
+        if configs and info.flux_view is None:
+            chosen[name] = dataclasses.replace(info, flux_view=configs[0].view.image)
+    if any(chosen[name].flux_view for name in chosen):
+        miniclusters = plan.miniclusters
+        plan = _expand(exp, {**clusters, **chosen}, variants, cluster, workloads, only_variants, repeats, inputs)
+        plan.miniclusters = miniclusters
+    return plan
+
+
+def _expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str, VariantInfo],
+            cluster: str | None, workloads: Iterable[str], only_variants: Iterable[str], repeats: int | None,
+            inputs: Mapping[tuple[str, str], str] | None) -> Plan:
     inputs = inputs or {}
     wanted_workloads, wanted_variants = set(workloads), set(only_variants)
     _check_filters(exp, cluster, wanted_workloads, wanted_variants)

@@ -160,6 +160,8 @@ class Excluded:
 class Plan:
     runs: list[Run] = field(default_factory=list)
     excluded: list[Excluded] = field(default_factory=list)
+    #: per Flux cluster: the MiniCluster configurations serving its planned images (planner.core.compat)
+    miniclusters: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def canonical_options(options: Options, parameters: dict[str, Any]) -> dict[str, Any]:
