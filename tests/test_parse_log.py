@@ -175,3 +175,26 @@ def test_the_loaders_and_open_mpis_words_for_a_newer_glibc_are_os_abi(line: str)
     (opal/mca/base/mca_base_component_repository.c) print for a library built against a newer glibc."""
     parsed = lammps.DEFINITION.parse(f"LAMMPS (2 Aug 2023)\n{line}\n", exit_code=127)
     assert (parsed.status, parsed.reason) == ("failed", "os-abi")
+
+
+def test_a_flux_view_newer_than_the_image_is_os_abi_from_the_loaders_words_on_the_launchers_side(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Open MPI 4's flux PMI component says only "PMI_Init [...pmix_flux.c:...:flux_init]: Operation failed" when it
+    cannot dlopen() the view's libpmi.so (opal/mca/pmix/flux/pmix_flux.c prints no dlerror()): alone, an `mpi`
+    failure (a library not bound in looks the same). The loader's words, from the launcher's side (the executor's
+    `ldd` in the image, the view's own `flux` refused in an older pods' image), name the cause over the app's MPI
+    lines: os-abi. Fixtures: tests/data/README.md says which upstream code prints each line."""
+    found = {Path(row["file"]).name: row for row in _parse_log(capsys, *(
+        str(LOGS / name) for name in ("flux-view-openmpi-pmi.log", "flux-view-openmpi-glibc.log",
+                                      "flux-view-flux-glibc.log")))}
+    alone = found["flux-view-openmpi-pmi.log"]
+    assert (alone["status"], alone["reason"]) == ("failed", "mpi")
+    assert alone["detail"] == "PMI_Init [../../../../../opal/mca/pmix/flux/pmix_flux.c:291:flux_init]: Operation failed"
+    explained = found["flux-view-openmpi-glibc.log"]
+    assert (explained["reason"], explained["detail"]) == ("os-abi", (
+        "compat-lab: ldd in the image: /mnt/flux/view/lib/flux/libpmi.so: /lib/x86_64-linux-gnu/libc.so.6: version "
+        "`GLIBC_2.34' not found (required by /mnt/flux/view/lib/flux/libpmi.so)"))
+    flux = found["flux-view-flux-glibc.log"]
+    assert (flux["reason"], flux["detail"]) == ("os-abi", "/mnt/flux/view/bin/flux: /lib/x86_64-linux-gnu/libc.so.6: "
+                                                "version `GLIBC_2.34' not found (required by /mnt/flux/view/bin/flux)")
+    assert not apps.is_app_line(explained["detail"]) and not apps.is_app_line(flux["detail"])

@@ -330,6 +330,9 @@ def flux(args: list[str]) -> int:
     if args[:2] == ["resource", "info"]:
         print(f"{nodes()} Nodes, {nodes() * CORES_PER_NODE} Cores, 0 GPUs")
         return 0
+    if args == ["getattr", "conf.pmi_library_path"]:  # the library the shell names in FLUX_PMI_LIBRARY_PATH
+        print(FLUX_PMI_LIBRARY)
+        return 0
     commands = {"run": flux_run, "jobs": flux_jobs, "cancel": flux_cancel}
     if args[:1] and args[0] in commands:
         try:
@@ -392,6 +395,9 @@ def singularity(args: list[str]) -> int:
         workdir = Path(os.environ["FAKE_ROOT"]) / (pwd or "/").lstrip("/")
         workdir.mkdir(parents=True, exist_ok=True)
         env.update(FAKE_CONTAINER_IMAGE=Path(image).read_text().split()[-1], FAKE_CONTAINER_BINDS=json.dumps(binds))
+        if command[:1] == ["ldd"]:
+            os.environ.update(env)
+            return ldd(command[1])
         return subprocess.call(command, cwd=workdir, env=env)
     print(f"singularity: the fake does not know `{' '.join(args)}`", file=sys.stderr)
     return 1
@@ -450,17 +456,47 @@ def shm_fits() -> bool:
 TAG_GLIBC = {"ubuntu-20.04": (2, 31), "ubuntu-22.04": (2, 35), "rocky-8": (2, 28), "rocky-9": (2, 34)}
 
 
-def view_loads() -> str | None:
+def view_loads(path: str = FLUX_PMI_LIBRARY) -> str | None:
     """None when the operator's Flux view (its glibc: FAKE_VIEW_GLIBC, "2.35"; unset: no check) loads in the
-    image, else the loader's line: an Open MPI rank dlopen()s the view's libpmi.so (pmix_flux.c), which needs
-    the view's glibc, and the loader refuses an older one (glibc's elf/dl-version.c wording)."""
+    image, else the loader's line for `path` (glibc elf/dl-version.c: "version `%s' not found (required by %s)")."""
     view = os.environ.get("FAKE_VIEW_GLIBC")
     tag = os.environ.get("FAKE_CONTAINER_IMAGE", "").rsplit(":", 1)[-1]
     image = next((glibc for os_tag, glibc in TAG_GLIBC.items() if os_tag in tag), None)
     if view is None or image is None or tuple(map(int, view.split("."))) <= image:
         return None
-    return (f"lmp: /lib/aarch64-linux-gnu/libc.so.6: version `GLIBC_{view}' not found (required by "
-            f"{FLUX_PMI_LIBRARY})")
+    return f"{path}: /lib/aarch64-linux-gnu/libc.so.6: version `GLIBC_{view}' not found (required by {path})"
+
+
+def ldd(path: str) -> int:
+    """`ldd` in the image: a path the binds do not show is ldd's "No such file or directory"; a library built for
+    a newer glibc than the image's is the loader's refusal (ldd lists the rest; its exit status is not relied on)."""
+    if not visible(path):
+        print(f"ldd: {path}: No such file or directory", file=sys.stderr)
+        return 1
+    refused = view_loads(path)
+    if refused:
+        print(refused, file=sys.stderr)
+    print("\tlibc.so.6 => /lib/aarch64-linux-gnu/libc.so.6 (0x0000ffff8e5b0000)")
+    return 1 if refused else 0
+
+
+#: What Open MPI 4 prints when its flux PMI component cannot dlopen() Flux's libpmi.so: OPAL_PMI_ERROR(rc,
+#: "PMI_Init") in opal/mca/pmix/flux/pmix_flux.c ("%s [%s:%d:%s]: %s", PMI_FAIL is "Operation failed"; no
+#: dlerror()), then ess_pmi_module.c's orte_show_help("orte_init:startup:internal-failure", "pmix init") in
+#: orte/util/show_help's frame (help-orte-runtime.txt). The line number is this stand-in's, not upstream's.
+OPEN_MPI_FLUX_PMI_FAILED = """\
+PMI_Init [../../../../../opal/mca/pmix/flux/pmix_flux.c:291:flux_init]: Operation failed
+--------------------------------------------------------------------------
+It looks like orte_init failed for some reason; your parallel process is
+likely to abort.  There are many reasons that a parallel process can
+fail during orte_init; some of which are due to configuration or
+environment problems.  This failure appears to be an internal failure;
+here's some additional information (which may only be relevant to an
+Open MPI developer):
+
+  pmix init
+  --> Returned value Error (-1) instead of ORTE_SUCCESS
+--------------------------------------------------------------------------"""
 
 
 def lmp(args: list[str]) -> int:
@@ -473,9 +509,9 @@ def lmp(args: list[str]) -> int:
     print(f"lmp {' '.join(args)}")  # not LAMMPS's: the tests check what reached it
     refused = view_loads() if os.environ.get("FAKE_CONTAINER_IMAGE", "").rsplit(":", 1)[-1].startswith(
         "openmpi") and "PMI_FD" in os.environ else None
-    if refused:
-        print(refused, file=sys.stderr)
-        return 127
+    if refused:  # the rank's dlopen() of the view's libpmi.so failed: Open MPI says only that PMI_Init failed
+        print(OPEN_MPI_FLUX_PMI_FAILED, file=sys.stderr)
+        return 1
     if joined and size > 1 and not shm_fits():
         # what the issue's 64-rank MPICH job printed under a 64 MiB /dev/shm, and its tasks' exit (128 + SIGBUS)
         print("LAMMPS (29 Sep 2021 - Update 2)")

@@ -61,14 +61,15 @@ def one_node_runs(ws: Workspace, variant: str) -> list[Run]:
     return [run for run in plan.runs if run.options.nodes == 1 and run.parameters.get("x") == 1]
 
 
-def stored(ws: Workspace, broker_: tuple, runs: list[Run], tmp_path: Path, argv: dict[str, list[str]] | None = None):
+def stored(ws: Workspace, broker_: tuple, runs: list[Run], tmp_path: Path, argv: dict[str, list[str]] | None = None,
+           executor: str = "sh"):
     """Run the planned runs through the role and parse each as the planner stores it: id -> record."""
     store = Store(tmp_path / "results" / "planner.sqlite")
     launches = {run.id: ws.launch(run) for run in runs}
     items = run_items(store, runs, launches, tmp_path / "stop")
     for item in items:
         item["argv"] = (argv or {}).get(item["id"], item["argv"])
-    swept = sweep(broker_, items, "sh")
+    swept = sweep(broker_, items, executor)
     assert swept.ok, swept.failures
     results = reported(swept)
     return {run.id: record_for(ws, run, launches[run.id], results[run.id], Path(items[0]["run_dir"]))
@@ -127,3 +128,23 @@ def test_a_bind_of_a_missing_host_path_fails_as_singularity_does(broker, host: P
     record = stored(ws, broker, [run], tmp_path)[run.id]
     assert (record.status, record.reason) == ("failed", "missing-input")
     assert "mount source /mnt/flux doesn't exist" in (record.detail or "")
+
+
+@pytest.mark.parametrize("executor", ["sh", "python"])
+def test_a_view_newer_than_the_image_is_stored_os_abi_from_the_loaders_words(broker, host: Path,  # noqa: F811
+                                                                             tmp_path: Path, executor: str,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A jammy view (glibc 2.35) on a cluster running Ubuntu 20.04 Open MPI images (the plan would exclude them; the
+    run fails "that way anyway" where the image's OS is not known). Open MPI 4 says only that PMI_Init failed (its
+    flux PMI component prints no dlerror()); roles/run_matrix then asks `ldd` in the image with the run's binds,
+    whose loader line names the cause: the run is stored os-abi. The 22.04 image runs under the same view."""
+    monkeypatch.setenv("FAKE_VIEW_GLIBC", "2.35")
+    ws = workspace(tmp_path)
+    old = next(run for run in one_node_runs(ws, "openmpi-ubuntu-20.04-arm64") if not run.options.skip_rules)
+    new = next(run for run in one_node_runs(ws, OPENMPI) if not run.options.skip_rules)
+    records = stored(ws, broker, [old, new], tmp_path, executor=executor)
+    assert (records[new.id].status, records[new.id].foms["procs"]) == ("ok", 64.0)
+    record = records[old.id]
+    assert (record.status, record.reason) == ("failed", "os-abi"), record.detail
+    assert record.detail == (f"compat-lab: ldd in the image: {FLUX_PMI_LIBRARY}: /lib/aarch64-linux-gnu/libc.so.6: "
+                             f"version `GLIBC_2.35' not found (required by {FLUX_PMI_LIBRARY})")

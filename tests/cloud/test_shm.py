@@ -109,9 +109,11 @@ def test_the_stand_in_pod_enforces_64_mib_unless_the_volume_is_declared(tmp_path
     assert roomy.returncode == 0 and "Loop time of 1.25 on 128 procs" in roomy.stdout
 
 
-def test_the_stand_in_view_does_not_load_in_an_older_image_and_the_run_is_os_abi(tmp_path: Path) -> None:
-    """A jammy view (glibc 2.35) in an Ubuntu 20.04 Open MPI image: the rank's dlopen() of the view's
-    libpmi.so fails in the loader; the stored reason is os-abi. The same view in a 22.04 image loads."""
+def test_the_stand_in_open_mpi_says_what_open_mpi_4_says_when_the_view_does_not_load(tmp_path: Path) -> None:
+    """A jammy view (glibc 2.35) in an Ubuntu 20.04 Open MPI image: the rank's dlopen() of the view's libpmi.so
+    fails and Open MPI 4 says only that PMI_Init failed (opal/mca/pmix/flux/pmix_flux.c: no dlerror()), which
+    alone is an `mpi` failure; `ldd` in the image gives the loader's words (roles/run_matrix adds them to the
+    log, tests/cloud/test_launch_rules_flux.py), and with them the run is os-abi. The 22.04 image loads it."""
     from planner.core.apps import lammps
 
     fake_flux.install(tmp_path / "fakes")
@@ -120,9 +122,15 @@ def test_the_stand_in_view_does_not_load_in_an_older_image_and_the_run_is_os_abi
     matrix = "ghcr.io/rse-ops/lammps-matrix"
     old = subprocess.run([str(tmp_path / "fakes" / "lmp")], capture_output=True, text=True, timeout=60, check=False,
                          env={**base, "FAKE_CONTAINER_IMAGE": f"{matrix}:openmpi-ubuntu-20.04-arm64"})
-    assert old.returncode == 127 and "version `GLIBC_2.35' not found" in old.stderr
+    assert old.returncode == 1 and "GLIBC" not in old.stderr
+    assert old.stderr.startswith("PMI_Init [../../../../../opal/mca/pmix/flux/pmix_flux.c:")
+    assert "  pmix init\n  --> Returned value Error (-1) instead of ORTE_SUCCESS" in old.stderr
     parsed = lammps.DEFINITION.parse(old.stdout + old.stderr, exit_code=old.returncode)
-    assert (parsed.status, parsed.reason) == ("failed", "os-abi")
+    assert (parsed.status, parsed.reason) == ("failed", "mpi")
+    said = ("compat-lab: ldd in the image: /mnt/flux/view/lib/flux/libpmi.so: /lib/aarch64-linux-gnu/libc.so.6: "
+            "version `GLIBC_2.35' not found (required by /mnt/flux/view/lib/flux/libpmi.so)")
+    parsed = lammps.DEFINITION.parse(old.stdout + old.stderr + said + "\n", exit_code=old.returncode)
+    assert (parsed.status, parsed.reason, parsed.detail) == ("failed", "os-abi", said)
     new = subprocess.run([str(tmp_path / "fakes" / "lmp")], capture_output=True, text=True, timeout=60, check=False,
                          env={**base, "FAKE_CONTAINER_IMAGE": f"{matrix}:openmpi-ubuntu-22.04-arm64"})
     assert new.returncode == 0 and "Total wall time" in new.stdout

@@ -37,7 +37,8 @@ _NUM = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 #: and Slurm's (`srun: error: vm: tasks 0-1: Segmentation fault` reports what the ranks' own lines explain)
 _FLUX_LINE = re.compile(r"^\s*(?:broker\.\w+\[\d+\]:|flux-(?:shell|job|run|submit|broker|exec)\b|"
                         r"Flux Operator\b|srun: |slurmstepd(?:-[\w.-]+)?: )")
-_OPERATOR_SPEAKER = re.compile(r"/flux_operator/|goshare|wait-fs|flux-view\.sh|flux-connect\.sh|^/mnt/flux/")
+_OPERATOR_SPEAKER = re.compile(r"/flux_operator/|goshare|wait-fs|flux-view\.sh|flux-connect\.sh|^/mnt/flux/|"
+                               r"^compat-lab$")
 #: a shared library the dynamic loader cannot find; MPI's own libraries make it an `mpi` failure
 MISSING_MPI_LIBRARY = re.compile(r"error while loading shared libraries: (?:libmpi|libpmi|libmpich|"
                                  r"libopen-(?:rte|pal)|libfabric|libucp|libucs|libpmix|libhwloc)\S*: cannot open",
@@ -185,12 +186,26 @@ class Definition:
         app = [line for line in lines if is_app_line(line)]
         others = [line for line in lines if not is_app_line(line)]
         for group in (app, others):
-            for reason, patterns in self._failures:
-                for line in group:
-                    if any(pattern.search(line) for pattern in patterns):
-                        return reason, line.strip()[:300]
+            found = self._first(group)
+            if found is not None and found[0] == "mpi":
+                # MPI gave up because the loader refused a library it needs, e.g. Flux's libpmi.so from a view
+                # newer than the image: Open MPI 4's flux PMI component says only "PMI_Init [...pmix_flux.c:...]:
+                # Operation failed" (it prints no dlerror()), the loader's words come from the launcher's side
+                # (roles/run_matrix asks `ldd` in the image): they name the cause
+                found = self._first(lines, "os-abi") or found
+            if found is not None:
+                return found
         error = re.search(self.error_line, text) if self.error_line else None
         return "unknown", (error.group(0).strip()[:300] if error else None)
+
+    def _first(self, lines: Sequence[str], only: str | None = None) -> tuple[str, str] | None:
+        """The first reason (in priority order, or only `only`) a line shows, and that line."""
+        for reason, patterns in self._failures:
+            if only in (None, reason):
+                for line in lines:
+                    if any(pattern.search(line) for pattern in patterns):
+                        return reason, line.strip()[:300]
+        return None
 
     def parse(self, text: str, *, exit_code: int | None = None, timed_out: bool = False,
               success: str | None = None, tasks: int | None = None) -> Parsed:

@@ -279,6 +279,43 @@ def slurm_cancel(name, env):
         jobs = slurm_jobs(name, env)
 
 
+#: Open MPI 4's flux PMI component when it cannot dlopen() (or init) Flux's libpmi.so from FLUX_PMI_LIBRARY_PATH:
+#: OPAL_PMI_ERROR(rc, "PMI_Init") in opal/mca/pmix/flux/pmix_flux.c (v4.x), which prints no dlerror()
+OMPI_FLUX_PMI = re.compile(r"PMI_Init \[\S*pmix_flux\.c:\d+:flux_init\]")
+#: ldd's lines that say why a library does not load (glibc elf/dl-version.c, ldd's own "No such file")
+LOADER_REFUSED = re.compile(r"not found|No such file|cannot open|wrong ELF class")
+
+
+def explain_flux_pmi(spec, log_path, env):
+    """After Open MPI's flux PMI component failed, add the loader's words to the log: `ldd` on Flux's libpmi.so
+    (`flux getattr conf.pmi_library_path`, what the shell puts in FLUX_PMI_LIBRARY_PATH) in the run's image
+    with the run's binds, so a view newer than the image is told from a library not bound in."""
+    with open(log_path, errors="replace") as handle:
+        if not OMPI_FLUX_PMI.search(handle.read()):
+            return
+    argv = spec["argv"]
+    at = next((i for i in range(len(argv) - 1) if os.path.basename(argv[i]) == "singularity"
+               and argv[i + 1] == "exec"), None)
+    if at is None:
+        return
+    flags, rest = [], argv[at + 2:]
+    while len(rest) > 2 and rest[0].startswith("-"):
+        if rest[0] in ("--bind", "-B"):
+            flags += rest[:2]
+        rest = rest[2:]
+    try:
+        library = subprocess.run(["flux", "getattr", "conf.pmi_library_path"], env=env, capture_output=True,
+                                 text=True, timeout=60, check=True).stdout.strip()
+        probe = subprocess.run([argv[at], "exec", *flags, rest[0], "ldd", library], env=env, capture_output=True,
+                               text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return
+    said = [line.strip() for line in (probe.stdout + probe.stderr).splitlines() if LOADER_REFUSED.search(line)]
+    with open(log_path, "a") as log:
+        for line in said or ["loads (the failure is not the loader's)"]:
+            log.write(f"compat-lab: ldd in the image: {line}\n")
+
+
 def kill_group(proc):
     """SIGTERM to the run's process group, SIGKILL to what is left of it after the grace period."""
     try:
@@ -404,6 +441,8 @@ def execute_locked(spec, run_dir, done):
     if interrupted or (spec["flux_job"] and stop_requested(spec)):
         return EXIT_STOPPED
     queue = None
+    if spec["flux_job"] and proc is not None and proc.returncode:
+        explain_flux_pmi(spec, log_path, env)
     if spec["flux_job"]:
         times = flux_times(spec["id"], started)
         if times is not None:

@@ -107,6 +107,33 @@ stop_requested && exit "$EXIT_STOPPED"
 # -j: Flux's jobs named after the run. `flux_jobs FORMAT [-a]` lists them (active ones, or all with -a);
 # `flux_cancel NOTE` cancels the active ones and waits (30 s at most) until Flux has ended them.
 flux_jobs() { flux jobs --name="$id" -no "$1" ${2:+"$2"} </dev/null 2>/dev/null; }
+
+# After Open MPI 4's flux PMI component failed to dlopen() or init Flux's libpmi.so (OPAL_PMI_ERROR(rc,
+# "PMI_Init") in opal/mca/pmix/flux/pmix_flux.c, which prints no dlerror()): the loader's words from `ldd` on
+# that library (`flux getattr conf.pmi_library_path`) in the run's image with the run's binds, added to the
+# log, so a view newer than the image is told from a library not bound in (execute_run.py's explain_flux_pmi).
+explain_flux_pmi() {
+    while [ "$#" -gt 2 ] && ! { [ "${1##*/}" = singularity ] && [ "$2" = exec ]; }; do shift; done
+    [ "$#" -gt 2 ] || return 0
+    runtime=$1 binds=""
+    shift 2
+    while [ "$#" -gt 2 ]; do
+        case $1 in
+        --bind | -B) binds="$binds --bind '$(printf %s "$2" | sed "s/'/'\\\\''/g")'" ;;
+        -*) ;;
+        *) break ;;
+        esac
+        shift 2
+    done
+    image=$1
+    library=$(flux getattr conf.pmi_library_path </dev/null 2>/dev/null) || return 0
+    said=$(eval "\"\$runtime\" exec $binds \"\$image\" ldd \"\$library\"" </dev/null 2>&1 |
+        grep -E 'not found|No such file|cannot open|wrong ELF class' | sed 's/^[[:space:]]*//')
+    [ -n "$said" ] || said="loads (the failure is not the loader's)"
+    printf '%s\n' "$said" | while IFS= read -r line; do
+        printf 'compat-lab: ldd in the image: %s\n' "$line"
+    done >>"$log"
+}
 flux_cancel() {
     jobs=$(flux_jobs '{id}')
     [ -n "$jobs" ] || return 0
@@ -256,6 +283,9 @@ if [ "$why" = stopped ] || { [ -n "$flux_job" ] && stop_requested; }; then
 fi
 timed_out=false
 [ "$why" = timeout ] && timed_out=true
+if [ -n "$flux_job" ] && [ "$rc" -ne 0 ] && grep -Eq 'PMI_Init \[[^ ]*pmix_flux\.c:[0-9]+:flux_init\]' "$log"; then
+    explain_flux_pmi "$@"
+fi
 
 wall=$(awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.6f", b - a }')
 queue=null rusage_of=command
