@@ -238,14 +238,20 @@ def kube(tmp_path: Path) -> Iterator[Kube]:
     bin_dir = tmp_path / "bin"
     fake_kubectl.install(bin_dir)
 
+    def glibc(image: str | None) -> str:
+        return (image and fake_flux.image_glibc(image)) or ""
+
     def on_pod(directory: Path, minicluster: dict, index: int) -> None:
+        spec = minicluster["spec"]
         view = directory / "mnt" / "flux"
         view.mkdir(parents=True)
         (view / "flux-view.sh").write_text(
             f"export PATH={shlex.quote(str(tools))}:$PATH\n"
             f"export FAKE_FLUX_NODES={int(minicluster['spec']['size'])}"
             f" FAKE_FLUX_LOG={shlex.quote(str(directory / 'flux-calls.jsonl'))}"
-            f" FAKE_ROOT={shlex.quote(str(directory / 'container'))} FAKE_SHM_MIB={shm_mib(minicluster)}\n"
+            f" FAKE_ROOT={shlex.quote(str(directory / 'container'))} FAKE_SHM_MIB={shm_mib(minicluster)}"
+            f" FAKE_VIEW_GLIBC={glibc(spec.get('flux', {}).get('container', {}).get('image'))}"
+            f" FAKE_POD_GLIBC={glibc(next(iter(spec.get('containers') or [{}])).get('image'))}\n"
             "fluxsocket=local:///mnt/flux/view/run/flux/local\n")
 
     # the token the fake eksctl's kubeconfig carries for us-east-1: a request without it is refused

@@ -322,6 +322,10 @@ def flux_cancel(args: list[str]) -> int:
 
 
 def flux(args: list[str]) -> int:
+    refused = flux_refused()
+    if refused:
+        print(refused, file=sys.stderr)
+        return 127  # the loader's exit status
     if not os.environ.get("FLUX_URI"):
         print("flux: FLUX_URI is not set: not connected to a Flux instance", file=sys.stderr)
         return 1
@@ -465,6 +469,27 @@ def view_loads(path: str = FLUX_PMI_LIBRARY) -> str | None:
     if view is None or image is None or tuple(map(int, view.split("."))) <= image:
         return None
     return f"{path}: /lib/aarch64-linux-gnu/libc.so.6: version `GLIBC_{view}' not found (required by {path})"
+
+
+#: glibc of the images a stand-in MiniCluster names: the Flux views by their OS tag (converged-computing/flux-views:
+#: focal, jammy, noble, Rocky 8, 9), Ubuntu images by release, the arm pods' image by its Dockerfile (rainbow-
+#: experiments singularity-mamba-arm: FROM ubuntu:noble-20240429); None where its OS is not known
+IMAGE_GLIBC = {"focal": "2.31", "20.04": "2.31", "jammy": "2.35", "22.04": "2.35", "noble": "2.39", "24.04": "2.39",
+               "singularity-mamba-arm": "2.39", "-8": "2.28", "-9": "2.34"}
+
+
+def image_glibc(image: str) -> str | None:
+    tag = image.rsplit(":", 1)[-1]
+    return next((glibc for key, glibc in IMAGE_GLIBC.items() if tag.endswith(key) or tag == key), None)
+
+
+def flux_refused() -> str | None:
+    """The loader's refusal of the view's `flux` in a pods' image older than the view (FAKE_VIEW_GLIBC,
+    FAKE_POD_GLIBC; either unset: no check), in glibc's elf/dl-version.c words with argv[0] as the speaker."""
+    view, pod = os.environ.get("FAKE_VIEW_GLIBC"), os.environ.get("FAKE_POD_GLIBC")
+    if not view or not pod or tuple(map(int, view.split("."))) <= tuple(map(int, pod.split("."))):
+        return None
+    return f"flux: /lib/aarch64-linux-gnu/libc.so.6: version `GLIBC_{view}' not found (required by flux)"
 
 
 def ldd(path: str) -> int:

@@ -156,3 +156,35 @@ def test_the_stand_in_kubectl_execs_in_the_pods_own_directory_and_refuses_what_k
     elsewhere.write_text(kubeconfig("https://api.example.com", TOKEN))
     refused = kubectl(kube, "--kubeconfig", str(elsewhere), "exec", "-i", lead.metadata.name, "--", "true")
     assert refused.returncode == 1 and "only a loopback API server" in refused.stderr
+
+
+@pytest.mark.parametrize(("view", "refused"), [("arm-jammy", True), ("arm-focal", False)])
+def test_the_views_flux_does_not_load_in_a_pods_image_older_than_the_view(kube, tmp_path: Path, view: str,
+                                                                          refused: bool) -> None:
+    """The issue's amd64 pair: a jammy view (glibc 2.35) in pods whose image is older (here a focal one, 2.31):
+    the view's own `flux` is refused by the loader (glibc elf/dl-version.c's words, exit 127), so the broker never
+    answers; a focal view loads in the same pods."""
+    api = connect(kube.api.url)
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(kube.api.url, TOKEN))
+    api.resources.get(api_version="v1", kind="Namespace").create(
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "compat-lab"}})
+    apply_manifest(api, OPERATOR_MANIFEST)
+    api.resources.invalidate_cache()
+    body = {**MINICLUSTER, "spec": {**MINICLUSTER["spec"], "containers": [{"image": "ghcr.io/x/singularity:focal"}],
+                                    "flux": {"container": {"image": f"ghcr.io/converged-computing/flux-view-ubuntu:"
+                                                                    f"{view}"}}}}
+    api.resources.get(api_version="flux-framework.org/v1alpha2", kind="MiniCluster").create(
+        body=body, namespace="compat-lab")
+    pods = api.resources.get(api_version="v1", kind="Pod")
+    lead = wait_for(lambda: next((p for p in pods.get(namespace="compat-lab").items
+                                  if p.metadata.name.startswith("compat-lab-0-") and p.status.phase == "Running"),
+                                 None), seconds=15)
+    done = kubectl(kube, "--kubeconfig", str(config), "-n", "compat-lab", "exec", "-i", lead.metadata.name, "--",
+                   "/bin/sh", "-c", ". /mnt/flux/flux-view.sh && FLUX_URI=$fluxsocket flux resource info")
+    if refused:
+        assert done.returncode == 127
+        assert done.stderr.strip() == ("flux: /lib/aarch64-linux-gnu/libc.so.6: version `GLIBC_2.35' not found "
+                                       "(required by flux)")
+    else:
+        assert (done.returncode, done.stdout.strip()) == (0, "2 Nodes, 128 Cores, 0 GPUs")
