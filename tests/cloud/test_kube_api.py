@@ -188,3 +188,31 @@ def test_the_views_flux_does_not_load_in_a_pods_image_older_than_the_view(kube, 
                                        "(required by flux)")
     else:
         assert (done.returncode, done.stdout.strip()) == (0, "2 Nodes, 128 Cores, 0 GPUs")
+
+
+def test_minicluster_pods_stay_pending_while_their_image_is_pulled(kube, tmp_path: Path) -> None:
+    """A kubelet keeps a pod Pending, its container waiting in ContainerCreating, while it pulls the image
+    (Kubernetes' pod lifecycle); `kubectl exec` into it is refused until it runs. The stand-in's pods take
+    POD_PULL_SECONDS (they turned Ready one tick after the MiniCluster was applied before issue 22)."""
+    api = connect(kube.api.url)
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(kube.api.url, TOKEN))
+    api.resources.get(api_version="v1", kind="Namespace").create(
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "compat-lab"}})
+    apply_manifest(api, OPERATOR_MANIFEST)
+    api.resources.invalidate_cache()
+    api.resources.get(api_version="flux-framework.org/v1alpha2", kind="MiniCluster").create(
+        body=MINICLUSTER, namespace="compat-lab")
+    pods = api.resources.get(api_version="v1", kind="Pod")
+    lead = wait_for(lambda: next((p for p in pods.get(namespace="compat-lab").items
+                                  if p.metadata.name.startswith("compat-lab-0-")), None), seconds=15)
+    assert lead.status.phase == "Pending"
+    assert lead.status.containerStatuses[0].state.waiting.reason == "ContainerCreating"
+    early = kubectl(kube, "--kubeconfig", str(config), "-n", "compat-lab", "exec", "-i", lead.metadata.name, "--",
+                    "true")
+    assert early.returncode == 1
+    assert f"unable to upgrade connection: pod {lead.metadata.name} is not running" in early.stderr
+    wait_for(lambda: pods.get(name=lead.metadata.name, namespace="compat-lab").status.phase == "Running", seconds=30)
+    late = kubectl(kube, "--kubeconfig", str(config), "-n", "compat-lab", "exec", "-i", lead.metadata.name, "--",
+                   "true")
+    assert late.returncode == 0, late.stderr
