@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,8 +19,9 @@ import yaml
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from tests.cloud.conftest import OPERATOR_MANIFEST
+from tests.cloud.conftest import OPERATOR_MANIFEST, playbook_env
 from tests.cloud.kube_api import kubeconfig
+from tests.conftest import REPO
 
 TOKEN = "fake-eksctl-us-east-1"
 MINICLUSTER = {"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
@@ -216,3 +218,27 @@ def test_minicluster_pods_stay_pending_while_their_image_is_pulled(kube, tmp_pat
     late = kubectl(kube, "--kubeconfig", str(config), "-n", "compat-lab", "exec", "-i", lead.metadata.name, "--",
                    "true")
     assert late.returncode == 0, late.stderr
+
+
+def test_bring_up_stops_at_once_when_the_views_flux_does_not_load_in_the_pods_image(kube, tmp_path: Path) -> None:
+    """roles/minicluster with a jammy view in pods of an older image: the loader's refusal ends the wait for Flux
+    at the first try (not minicluster_broker_retries x 10 s) and the play says which view and image, and why."""
+    api = connect(kube.api.url)
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(kube.api.url, TOKEN))
+    apply_manifest(api, OPERATOR_MANIFEST)
+    view = "ghcr.io/converged-computing/flux-view-ubuntu:arm-jammy"
+    extra = {"minicluster_kubeconfig": str(config), "minicluster_size": 2, "minicluster_tasks": 2,
+             "minicluster_flux_view_image": view, "minicluster_image": "ghcr.io/x/singularity:focal",
+             "minicluster_state_dir": str(tmp_path / "state"), "minicluster_broker_retries": 30,
+             "minicluster_resources": {"limits": {"cpu": "2", "memory": "8Gi"}},
+             "ansible_python_interpreter": sys.executable}
+    started = time.monotonic()
+    done = subprocess.run(["ansible-playbook", "tests/cloud/minicluster_up.yml", "-e", json.dumps(extra)],
+                          cwd=REPO, env=playbook_env(tmp_path, kube.env), capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode != 0, done.stdout
+    assert (f"The Flux view {view} does not load in the pods' image ghcr.io/x/singularity:focal: flux: "
+            "/lib/aarch64-linux-gnu/libc.so.6: version `GLIBC_2.35' not found (required by flux); choose a view whose "
+            "glibc is not newer than that image's") in " ".join(done.stdout.split()), done.stdout
+    assert time.monotonic() - started < 120 and "FAILED - RETRYING" not in done.stdout
