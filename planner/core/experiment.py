@@ -407,7 +407,7 @@ class Cluster(_Strict):
     microarchitecture: str | None = None
     price_per_hour: float | None = Field(None, ge=0)
     sif_dir: str = "/tmp/compat-lab/sif"
-    flux_view: str | None = None  # eks: the MiniCluster's Flux view image (roles/minicluster)
+    flux_view: str | None = None  # eks: the MiniCluster's Flux view image; unset: the plan's, from the images' os.*
 
     @model_validator(mode="after")
     def _eks_is_described(self) -> Cluster:

@@ -38,11 +38,13 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
             continue
         planned = sorted({run.variant for run in plan.runs if run.cluster == name}
                          | {x.variant for x in plan.excluded if x.cluster == name and x.reason == "os-abi"})
+        if not planned:
+            continue
         configs = compat.miniclusters(info, [variants[v] for v in planned])
         plan.miniclusters[name] = configs
         if configs and info.flux_view is None:
             chosen[name] = dataclasses.replace(info, flux_view=configs[0].view.image)
-    if any(chosen[name].flux_view for name in chosen):
+    if chosen:
         miniclusters = plan.miniclusters
         plan = _expand(exp, {**clusters, **chosen}, variants, cluster, workloads, only_variants, repeats, inputs)
         plan.miniclusters = miniclusters
