@@ -68,6 +68,8 @@ def expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[str
                             parameters = {k: v for k, v in parameters.items() if k in source.uses}
                         if variant.kind == "container" and source is not None and source.substitute \
                                 and info.image_dir is None:
+                            # what the run reads is the image's input as shipped: so is its id
+                            source = source.model_copy(update={"substitute": ()})
                             warnings = (*warnings, f"workload {workload_name}'s substitutions are not applied on "
                                                    f"{cluster_name}: it pulls the image, whose input is read as "
                                                    "shipped")
