@@ -65,12 +65,7 @@ def stage_container(image: str, stage_dir: str, source: Source) -> None:
         raise FileNotFoundError(f"input {PurePosixPath(source.workdir) / source.input} not found in image {image}")
     dest = Path(stage_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    target = dest / original.name
-    adapted = adapt(original.read_text(), source)
-    if not target.exists() or target.read_text() != adapted:
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(adapted)
-        tmp.replace(target)
+    _write(dest / original.name, adapt(original.read_text(), source))
 
 
 def stage(share: str, prefix: str, workload: str, source: Source) -> Path:
@@ -85,12 +80,7 @@ def stage(share: str, prefix: str, workload: str, source: Source) -> Path:
         link = dest / entry.name
         if entry.is_file() and entry.name != original.name and not link.exists():
             os.symlink(entry, link)
-    target = dest / original.name
-    adapted = adapt(original.read_text(), source)
-    if not target.exists() or target.read_text() != adapted:
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(adapted)
-        tmp.replace(target)
+    _write(dest / original.name, adapt(original.read_text(), source))
     return dest
 
 
@@ -99,8 +89,12 @@ def write_generated(directory: str, files: dict[str, str]) -> None:
     dest = Path(directory)
     dest.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        target = dest / name
-        if not target.exists() or target.read_text() != text:
-            tmp = target.with_suffix(".tmp")
-            tmp.write_text(text)
-            tmp.replace(target)
+        _write(dest / name, text)
+
+
+def _write(target: Path, text: str) -> None:
+    """Write `text` to `target` unless it holds it already, atomically (a reader sees the old or the new)."""
+    if not target.exists() or target.read_text() != text:
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
