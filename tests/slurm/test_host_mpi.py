@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import sysconfig
 from pathlib import Path
 
 import yaml
@@ -14,10 +15,12 @@ import yaml
 from tests.conftest import planner
 from tests.slurm.conftest import write_artifacts
 from tests.slurm.test_local_slurm import experiment
+from tests.system import needs
 
 #: where the host library is bound: a directory every Debian image has, empty in ours, on the loader's path
 TARGET = "/usr/local/lib"
-HOST_LIB = Path("/usr/lib/x86_64-linux-gnu")
+#: Debian's Open MPI libraries (libopenmpi3, which openmpi-bin brings)
+HOST_LIB = Path("/usr/lib") / str(sysconfig.get_config_var("MULTIARCH"))
 
 
 def _runs(store: Path) -> dict[str, tuple[str, str | None, str]]:
@@ -61,6 +64,7 @@ def test_a_host_library_needing_a_newer_glibc_is_excluded_or_fails_with_os_abi(
     """Debian 12's Open MPI (this host's, built against glibc 2.36: it needs GLIBC_2.34) bound into the Debian 11
     image (glibc 2.31): the plan excludes it from the artifact's os.glibc; with an artifact that does not say,
     the run happens and is stored with the loader's reason, os-abi."""
+    needs("/usr/bin/mpirun.openmpi")
     variant = "lammps-debian11-openmpi"
     libs = tmp_path / "host-openmpi"
     libs.mkdir()
