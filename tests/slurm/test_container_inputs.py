@@ -41,11 +41,11 @@ def test_reaxff_runs_adapted_on_the_mpich_image_and_recommend_leaves_out_what_th
     done = planner("sweep", "-e", str(path), "--cluster", "local-slurm", store=store)
     assert done.returncode == 0, done.stdout + done.stderr
     with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
-        runs = {(variant, workload): (status, command) for variant, workload, status, command in
-                db.execute("SELECT variant, workload, status, command FROM runs")}
+        rows = db.execute("SELECT variant, workload, status, command, reason, detail FROM runs").fetchall()
+    runs = {(variant, workload): (status, command) for variant, workload, status, command, _, _ in rows}
     assert {key: status for key, (status, _) in runs.items()} == {
         ("lammps-debian12-openmpi", "small"): "ok", ("lammps-debian12-mpich", "small"): "ok",
-        ("lammps-debian12-mpich", "reaxff"): "ok"}
+        ("lammps-debian12-mpich", "reaxff"): "ok"}, rows
     command = runs[("lammps-debian12-mpich", "reaxff")][1]
     assert "-in /srv/in.reaxc.hns" in command and ":/srv -c /opt/lammps/examples/reaxff/HNS " in command
 
