@@ -160,7 +160,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if cluster is not None and cluster.kind == "slurm" and not args.dry_run:
         from planner.edges import slurm
 
-        slurm.require_up(args.cluster, sorted({run.variant for run in plan.runs}))
+        # an image fetched from the registry (`variants fetch --images`) is as ready as one built here
+        slurm.require_up(args.cluster, sorted({run.variant for run in plan.runs
+                                               if not ws.variants[run.variant].installed}))
     if args.dry_run and args.adaptive:
         return _adaptive_dry_run(args, ws, plan, console)
     if args.dry_run:

@@ -53,11 +53,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     cache = artifacts(args)
     started = time.perf_counter()
     report = registry.fetch(exp, cache, _mirrors(args), names=args.variant)
+    pulled = _pull_images(exp, report, _mirrors(args)) if args.images else []
     seconds = time.perf_counter() - started
     if args.json:
         print(json.dumps({"cache": str(cache.root), "seconds": round(seconds, 3), "downloaded": report.downloaded,
                           "artifacts": [vars(entry) for entry in report.entries], "missing": report.missing,
-                          "failed": report.failed, "invalid": report.invalid, "skipped": report.skipped}, indent=2))
+                          "failed": report.failed, "invalid": report.invalid, "skipped": report.skipped,
+                          "images": pulled}, indent=2))
     else:
         console = cli_args.console()
         hosts = sorted({entry.registry for entry in report.entries})
@@ -69,6 +71,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             if entry.image in report.changed:
                 console.print(f"    attributes changed (artifact {entry.previous[:19]} -> {entry.digest[:19]}): "
                               f"{'; '.join(entry.changes)}", markup=False)
+        for item in pulled:
+            console.print(f"  image {item['name']} {'pulled' if item['pulled'] else 'already fetched'} into "
+                          f"{item['image']}", markup=False)
         for line in report.skipped:
             console.print(f"  skipped {line}", markup=False)
         for line in report.missing + report.failed:
@@ -83,6 +88,31 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if report.invalid:
         return 2
     return 1 if report.failed or report.missing else 0
+
+
+def _pull_images(exp: Any, report: Any, mirrors: dict[str, str]) -> list[dict[str, Any]]:
+    """The images built here (`build:`) whose artifacts were fetched, pulled from the registry into the variants
+    cache: local-slurm then runs what was fetched (a failure is the fetch's: one line in `report.failed`)."""
+    from planner.core import compspec
+    from planner.edges import images, registry
+    from planner.edges.variants import cache_dir
+
+    by_image = {variant.image: name for name, variant in exp.variants.items() if variant.build is not None}
+    clients: dict[str, Any] = {}
+    out = []
+    for entry in report.entries:
+        name = by_image.get(entry.image)
+        if name is None or entry.image_digest is None:
+            continue
+        ref = compspec.mirrored(compspec.image_ref(entry.image), mirrors)
+        client = clients.setdefault(ref.registry, registry.Client(ref.registry, named=False))
+        try:
+            path, now = images.pull_image(client, ref, entry.image_digest, cache_dir(), name)
+        except (registry.RegistryError, OSError) as err:
+            report.failed.append(f"{name}: image {entry.image}: {err}")
+            continue
+        out.append({"name": name, "image": str(path), "digest": entry.image_digest, "pulled": now})
+    return out
 
 
 def _check_names(exp: Any, names: list[str]) -> None:
@@ -359,6 +389,9 @@ def add_commands(sub: Any) -> None:
                                         "failed or an artifact is missing, 2 when an artifact does not validate.")
     cli_args.experiment_arg(f)
     f.add_argument("--variant", action="append", default=[], metavar="V", help="only this variant (repeatable)")
+    f.add_argument("--images", action="store_true",
+                   help="also pull the images built here (`build:`) from the registry into the variants cache, once "
+                        "per digest: local-slurm then runs what was fetched")
     f.add_argument("--mirror", action="append", default=[], metavar="FROM=TO",
                    help=f"read registry FROM at TO, e.g. ghcr.io=127.0.0.1:5000 (repeatable; also ${MIRRORS_ENV})")
     cli_args.json_arg(f)

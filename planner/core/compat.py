@@ -171,7 +171,7 @@ def miniclusters(cluster: ClusterInfo, planned: list[VariantInfo]) -> list[MiniC
 
 def check(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
           options: Options) -> str | None:
-    for rule in (_kind, _backends, _architecture, _gpu, _packages, _resources, _os_abi):
+    for rule in (_kind, _backends, _architecture, _gpu, _packages, _resources, _os_abi, _host_libraries):
         reason = rule(cluster, variant, workload_name, workload, options)
         if reason:
             return reason
@@ -305,3 +305,39 @@ def _os_abi(cluster: ClusterInfo, variant: VariantInfo, *_: object) -> str | Non
     return OsAbi(f"variant {variant.name} is {attrs.get('os.vendor')} {attrs.get('os.version')} (glibc "
                  f"{'.'.join(map(str, image))}), older than cluster {cluster.name}'s Flux view {cluster.flux_view} "
                  f"(glibc {'.'.join(map(str, view.glibc))}), whose flux and libpmi.so would not load in it; {where}")
+
+
+def _glibc_version(text: object) -> tuple[int, ...] | None:
+    parts = str(text or "").strip().split(".")
+    return tuple(int(part) for part in parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else None
+
+
+def bound_libraries(options: Options) -> list[str]:
+    """The run's binds that put host libraries on the loader's path in the container: those whose target holds an
+    LD_LIBRARY_PATH entry or the LD_PRELOAD of the run (`ch-run -b SRC:DST --set-env=LD_LIBRARY_PATH=DST`)."""
+    paths = [*options.env.get("LD_LIBRARY_PATH", "").split(":"), *(options.preload or "").replace(":", " ").split()]
+    paths = [path.rstrip("/") for path in paths if path.startswith("/")]
+    found = []
+    for bind in options.bind:
+        source, _, target = bind.partition(":")
+        target = (target or source).split(":", 1)[0].rstrip("/") or "/"
+        if any(path == target or path.startswith(target.rstrip("/") + "/") for path in paths):
+            found.append(bind)
+    return found
+
+
+def _host_libraries(cluster: ClusterInfo, variant: VariantInfo, workload_name: str, workload: Workload,
+                    options: Options) -> str | None:
+    """A library bound in from the nodes was built against their glibc and may need any symbol version up to it
+    (Debian 12's libmpi.so.40 needs GLIBC_2.34): an image with an older glibc (its artifact's `os.glibc`) cannot
+    load it. Measured on local-slurm (docs/slurm.md): Debian 12's Open MPI bound into the Debian 11 image fails
+    with "version `GLIBC_2.34' not found (required by /usr/local/lib/libmpi.so.40)". Unknown either side: the
+    run tells (stored as os-abi)."""
+    if variant.kind != "container" or not bound_libraries(options):
+        return None
+    image, host = _glibc_version(variant.attributes.get("os.glibc")), _glibc_version(cluster.glibc)
+    if image is None or host is None or image >= host:
+        return None
+    return OsAbi(f"variant {variant.name} has glibc {variant.attributes.get('os.glibc')} (os.glibc), older than "
+                 f"glibc {cluster.glibc} of cluster {cluster.name}'s nodes, whose libraries the run binds in "
+                 f"({', '.join(bound_libraries(options))}): a library built there may need GLIBC_{cluster.glibc}")

@@ -255,6 +255,22 @@ def backends(cluster: ClusterInfo, variant: VariantInfo) -> tuple[Launcher, Runt
     return backend.launcher(cluster.launcher), backend.runtime(cluster.runtime)
 
 
+#: where a container run reads its adapted input (a container source with `substitute`): the planner's copy,
+#: staged on this machine and bound over a directory every Debian image has and none of ours uses (base-files'
+#: /srv; ch-run binds only onto targets that exist in the image)
+STAGED_INPUTS = "/srv"
+
+
+def container_stage(run: Run, cluster: ClusterInfo, variant: VariantInfo, source: Source) -> str | None:
+    """Where the adapted copy of a container input is staged, on clusters whose images are directories of this
+    machine (Charliecloud), which the planner reads the original from; None where the image's input is used as
+    it ships (no `substitute`, or an image pulled by the cluster: `plan` warns). Keyed by what the run reads
+    (`run.input`: the source and the original's text), so an image with another input gets another copy."""
+    if not source.substitute or cluster.image_dir is None:
+        return None
+    return str(PurePosixPath(cluster.image_dir) / ".inputs" / f"{variant.name}-{run.workload}-{run.input}")
+
+
 def image_path(cluster: ClusterInfo, variant: VariantInfo) -> str:
     """What the runtime starts: a SIF `flux exec singularity pull` caches on every node, or the cluster's
     directory image of the variant (Charliecloud)."""
@@ -300,8 +316,13 @@ def render(run: Run, cluster: ClusterInfo, variant: VariantInfo, app: App) -> La
     # OMP_NUM_THREADS=1 is every runtime's default: said only where it is not
     env = {key: value for key, value in _env(run, variant).items()
            if key != "OMP_NUM_THREADS" or run.options.threads > 1}
-    wrapper = runtime.wrap(Container(image, source.workdir, run.options.bind, env, run.options.runtime_args))
-    argv = [*start.argv, *wrapper.argv, executable, *_app_args(run, definition, source)]
+    binds, read = run.options.bind, source
+    staged = container_stage(run, cluster, variant, source)
+    if staged is not None:  # the adapted copy, by its path in the container; the data stay the image's own
+        binds = (*binds, f"{staged}:{STAGED_INPUTS}")
+        read = source.model_copy(update={"workdir": "", "input": f"{STAGED_INPUTS}/{PurePosixPath(source.input).name}"})
+    wrapper = runtime.wrap(Container(image, source.workdir, binds, env, run.options.runtime_args))
+    argv = [*start.argv, *wrapper.argv, executable, *_app_args(run, definition, read)]
     pulled = cluster.image_dir is None
     return Launch(argv, {**start.env, **wrapper.env},
                   image=pull_reference(variant.image, variant.image_digest) if pulled else None,

@@ -92,6 +92,13 @@ def _expand(exp: Experiment, clusters: dict[str, ClusterInfo], variants: dict[st
                         source = workload.native if variant.kind == "native" else workload.container
                         if source is not None and source.uses is not None:  # what the input cannot take
                             parameters = {k: v for k, v in parameters.items() if k in source.uses}
+                        if variant.kind == "container" and source is not None and source.substitute \
+                                and info.image_dir is None:
+                            # what the run reads is the image's input as shipped: so is its id
+                            source = source.model_copy(update={"substitute": ()})
+                            warnings = (*warnings, f"workload {workload_name}'s substitutions are not applied on "
+                                                   f"{cluster_name}: it pulls the image, whose input is read as "
+                                                   "shipped")
                         read = input_digest(source, inputs.get((variant_name, workload_name)))
                         for repeat in range(repeats or sweep.repeats):
                             run = Run(*common, options, parameters, repeat, sweep.timeout, read, fired, warnings)

@@ -41,6 +41,8 @@ class ClusterInfo:
     #: where the runtime finds a variant's image: `<image_dir>/<variant>` (Charliecloud directory images)
     image_dir: str | None = None
     flux_view: str | None = None  # a MiniCluster's Flux view image (its glibc bounds the images it serves)
+    #: the glibc of the nodes' own OS (`2.36`), where known: what a library bound in from them was built against
+    glibc: str | None = None
 
     @property
     def cores(self) -> int:

@@ -62,7 +62,18 @@ def slurm_info(name: str, cluster: Cluster) -> ClusterInfo:
     return ClusterInfo(name, "slurm", arch, cluster.microarchitecture or micro, 1,
                        cluster.cores_per_node or int(up.get("cores") or cores), cluster.gpus_per_node, "local",
                        cluster.price_per_hour, memory, cluster.sif_dir, shutil.which("ch-run"), launcher="srun",
-                       runtime="charliecloud", pmi=tuple(up.get("pmi") or ()), image_dir=str(slurm.images_dir()))
+                       runtime="charliecloud", pmi=tuple(up.get("pmi") or ()), image_dir=str(slurm.images_dir()),
+                       glibc=host_glibc())
+
+
+def host_glibc() -> str | None:
+    """This machine's glibc version (`2.36`), as its C library reports it; None under another C library."""
+    try:
+        found = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return None
+    name, _, version = found.partition(" ")
+    return version if name == "glibc" and version else None
 
 
 def as_brought_up(exp: Experiment, name: str, info: ClusterInfo, state: dict[str, Any]) -> ClusterInfo:

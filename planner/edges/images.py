@@ -52,6 +52,20 @@ def artifact_path(cache: Path, name: str) -> Path:
     return cache / IMAGES / f"{name}.compspec.json"
 
 
+def fetched_dir(cache: Path, name: str, digest: str) -> Path:
+    """Where `variants fetch --images` unpacks the image whose manifest has `digest`: one directory per digest,
+    complete once `<dir>.done` exists."""
+    return cache / IMAGES / ".fetched" / f"{name}-{digest.split(':', 1)[-1][:16]}"
+
+
+def fetched(cache: Path, name: str, digest: str | None) -> Path | None:
+    """The image fetched for this manifest digest, when its unpacking finished."""
+    if digest is None:
+        return None
+    found = fetched_dir(cache, name, digest)
+    return found if Path(f"{found}.done").is_file() and found.is_dir() else None
+
+
 def is_built(cache: Path, name: str) -> bool:
     return marker(cache, name).is_file() and image_dir(cache, name).is_dir()
 
@@ -228,3 +242,41 @@ def push_image(client: Any, target: ImageRef, name: str, cache: Path, arch: str)
                 "annotations": {"org.opencontainers.image.title": name}}
     client.put_manifest(ref, name, manifest, registry.OCI_MANIFEST)
     return f"sha256:{hashlib.sha256(json.dumps(manifest, separators=(',', ':')).encode()).hexdigest()}"
+
+
+# ------------------------------------------------------------------------------------------------- pull
+
+
+def pull_image(client: Any, ref: ImageRef, digest: str, cache: Path, name: str) -> tuple[Path, bool]:
+    """Unpack the image `variants push` published (an OCI manifest with one uncompressed tar layer) whose manifest
+    has `digest` into `fetched_dir`, once per digest: (the directory, whether it was pulled now). What a pull
+    killed half-way left is removed and pulled again; nothing is trusted before its marker exists."""
+    from planner.edges import registry
+
+    dest = fetched_dir(cache, name, digest)
+    if fetched(cache, name, digest) is not None:
+        return dest, False
+    found = client.manifest(ref, digest)
+    if found is None or found[0] != digest:
+        raise registry.RegistryError(f"registry {client.host}: image {ref.repository}@{digest} is gone")
+    layers = found[1].get("layers")
+    if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict) \
+            or layers[0].get("mediaType") != OCI_LAYER_TAR or not isinstance(layers[0].get("size"), int):
+        raise registry.RegistryError(f"registry {client.host}: image {ref.repository}@{digest} is not one "
+                                     f"uncompressed tar layer ({OCI_LAYER_TAR}), as `variants push` publishes")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial, tar = dest.with_name(f".{dest.name}.partial"), dest.with_name(f".{dest.name}.layer.tar")
+    for stale in (partial, dest):
+        if stale.exists():
+            subprocess.run(["rm", "-rf", "--one-file-system", "--", str(stale)], check=True)
+    try:
+        client.download_blob(ref, layers[0]["digest"], layers[0]["size"], tar)
+        partial.mkdir()
+        with tarfile.open(tar, mode="r:") as archive:
+            # "tar": nothing outside the directory, no device files' privileges; owners as recorded (numeric)
+            archive.extractall(partial, filter="tar", numeric_owner=True)
+    finally:
+        tar.unlink(missing_ok=True)
+    os.rename(partial, dest)
+    Path(f"{dest}.done").write_text(digest + "\n")
+    return dest, True

@@ -314,6 +314,43 @@ class Client(oras.provider.Registry):
             raise self._fail(response, f"blob {digest}")
         return response.content
 
+    def download_blob(self, ref: ImageRef, digest: str, size: int, path: Path) -> None:
+        """Stream a large blob (an image layer) to `path`, checking its size and digest as it comes; RegistryError
+        (and nothing left at `path`) when either does not match."""
+        url = self._url(ref, f"blobs/{compspec.check_digest(digest)}")
+        sha, got = hashlib.sha256(), 0
+
+        def get() -> requests.Response:
+            headers = {"Authorization": self._authorization} if self._authorization else {}
+            return self.session.get(url, headers=headers, stream=True, verify=self._tls_verify,
+                                    timeout=(CONNECT_TIMEOUT, max(self.timeout, 60)))
+        try:
+            response = get()
+            if response.status_code == 401:  # the registry's token, as for every other request
+                response.close()
+                self._authorize(response)
+                response = get()
+            with response, path.open("wb") as out:
+                if response.status_code != 200:
+                    raise self._fail(response, f"blob {digest}")
+                for chunk in response.iter_content(1 << 20):
+                    got += len(chunk)
+                    if got > size:
+                        raise RegistryError(f"registry {self.host}: blob {digest} is larger than the {size} bytes "
+                                            "its manifest says")
+                    sha.update(chunk)
+                    out.write(chunk)
+            if got != size or f"sha256:{sha.hexdigest()}" != digest:
+                raise RegistryError(f"registry {self.host}: blob {digest} arrived with another size or digest "
+                                    f"({got} bytes, sha256:{sha.hexdigest()[:12]}...)")
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
+            path.unlink(missing_ok=True)
+            raise RegistryError(f"registry {self.host}: download of blob {digest} failed ({type(err).__name__})") \
+                from None
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
     def put_blob(self, ref: ImageRef, data: bytes, media_type: str) -> dict[str, Any]:
         descriptor = {"mediaType": media_type, "digest": _digest(data), "size": len(data)}
         with tempfile.NamedTemporaryFile() as handle:

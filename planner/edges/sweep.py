@@ -39,7 +39,7 @@ from rich.progress import (
 from planner.core import apps, profile
 from planner.core.errors import InputError, WorkError
 from planner.core.experiment import Experiment
-from planner.core.launch import Launch, generated_dir, generated_inputs, render
+from planner.core.launch import Launch, container_stage, generated_dir, generated_inputs, image_path, render
 from planner.core.plan import expand
 from planner.core.types import ClusterInfo, Plan, Run, VariantInfo
 from planner.edges import slurm, staging
@@ -216,7 +216,10 @@ def stage_inputs(ws: Workspace, runs: list[Run]) -> None:
         if generated is not None:
             staging.write_generated(generated_dir(variant.layout["prefix"], run.workload, generated), generated)
             continue
-        if variant.kind != "native" or (run.variant, run.workload) in done:
+        if variant.kind == "container":
+            _stage_container(ws, run)
+            continue
+        if (run.variant, run.workload) in done:
             continue
         source = ws.exp.apps[run.app].workloads[run.workload].native
         assert source is not None
@@ -225,6 +228,19 @@ def stage_inputs(ws: Workspace, runs: list[Run]) -> None:
         except FileNotFoundError as err:
             raise InputError(f"workload {run.workload}: {err}", file=ws.exp.source) from None
         done.add((run.variant, run.workload))
+
+
+def _stage_container(ws: Workspace, run: Run) -> None:
+    """The adapted input of a container run whose cluster binds it in (`launch.container_stage`)."""
+    variant, source = ws.variants[run.variant], ws.exp.apps[run.app].workloads[run.workload].container
+    assert source is not None
+    staged = container_stage(run, ws.clusters[run.cluster], variant, source)
+    if staged is None:
+        return
+    try:
+        staging.stage_container(image_path(ws.clusters[run.cluster], variant), staged, source)
+    except OSError as err:
+        raise InputError(f"workload {run.workload}: {err}", file=ws.exp.source) from None
 
 
 def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], directory: Path) -> RunRecord:

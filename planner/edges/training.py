@@ -65,8 +65,9 @@ def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choi
     and those the hard rules exclude, apart."""
     points: list[tuple[Context, Choice]] = []
     excluded: list[tuple[Context, Choice]] = []
-    # what ran on a cluster can run there, whatever a rule says (a rule is a guess made before running)
-    ran = {(runs.contexts[c].cluster, runs.choices[k]) for c, k in
+    # what ran in a context can run there, whatever a rule says (a rule is a guess made before running); only
+    # there: a choice that ran lj says nothing of a workload needing a package it lacks (ranking.rank alike)
+    ran = {(runs.contexts[c], runs.choices[k]) for c, k in
            zip(runs.ctx[runs.ok].tolist(), runs.choice[runs.ok].tolist(), strict=True)}
     for app in sorted({c.app for c in runs.contexts}):
         declared_contexts, declared = catalog.experiment_points(app)
@@ -81,7 +82,7 @@ def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choi
             for workload, params in problems:
                 context = Context(cluster, app, workload, params)
                 for choice in choices:
-                    ruled_out = (cluster, choice) not in ran and catalog.rule(context, choice)
+                    ruled_out = (context, choice) not in ran and catalog.rule(context, choice)
                     (excluded if ruled_out else points).append((context, choice))
     return points, excluded
 

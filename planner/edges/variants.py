@@ -191,7 +191,10 @@ def _variant(exp: Experiment, name: str, cache: Path, artifacts: ArtifactCache) 
     if variant.native is None:
         where = provenance(exp, name, None, artifacts)
         built = {}
-        if variant.build is not None:  # built here: where ch-run finds it, complete once its marker exists
+        pulled = images.fetched(cache, name, where.artifact.image_digest) if where.artifact else None
+        if variant.build is not None and pulled is not None:  # fetched from the registry (`variants fetch --images`)
+            built = {"layout": {"image": str(pulled), "marker": f"{pulled}.done"}, "installed": True}
+        elif variant.build is not None:  # built here: where ch-run finds it, complete once its marker exists
             built = {"layout": {"image": str(images.image_dir(cache, name)), "marker": str(images.marker(cache, name))},
                      "installed": images.is_built(cache, name)}
         return VariantInfo(name, "container", variant.app, where.sourced.attributes, image=variant.image,

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from planner.core import archs, compat
 from planner.core.errors import InputError
 from planner.core.experiment import Experiment, Options, Source, Workload, parameter_error
-from planner.core.launch import render
+from planner.core.launch import apply_rules, render
 from planner.core.plan import expand
 from planner.core.types import ClusterInfo, Run, VariantInfo, canonical_options
 from planner.learn.dataset import Choice, Context, Runs, canonical
@@ -144,6 +144,9 @@ class Catalog:
         workload = self._workload(context)
         cluster = self.cluster_infos.get(context.cluster) or self._stand_in_cluster(context.cluster, choice)
         variant = self._known_variant(choice) or self._stand_in_variant(choice)
+        if self.exp is not None and self._known(context, choice):
+            # judged as the plan judges it: with what the experiment's launch rules add (a bind, a PMI flavour)
+            options = apply_rules(self.exp.launch_rules, context.app, cluster, variant, options)[0]
         if workload is None or not self._known(context, choice):
             stand_in = ("workload", context.app, context.workload)
             if stand_in not in self._cache:

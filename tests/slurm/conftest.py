@@ -61,8 +61,11 @@ def local_slurm() -> Iterator[dict[str, str]]:
         bring("absent")
 
 
-def write_artifacts(store: Path, variants: list[str]) -> None:
-    """The images' own artifacts beside `store`, as `variants fetch` leaves them (see the module's docstring)."""
+def write_artifacts(store: Path, variants: list[str], without: tuple[str, ...] = ()) -> None:
+    """The images' own artifacts beside `store`, as `variants fetch` leaves them (see the module's docstring);
+    `without`: attributes left out, as an artifact that does not know them."""
+    import json
+
     from planner.core.experiment import load_experiment
     from planner.edges.compspec_cache import ArtifactCache, Entry, cache_path
     from tests.conftest import REPO
@@ -74,6 +77,11 @@ def write_artifacts(store: Path, variants: list[str]) -> None:
         artifact = IMAGES / f"{name}.compspec.json"
         assert artifact.is_file(), f"the images role writes {artifact}"
         data = artifact.read_bytes()
+        if without:
+            spec = json.loads(data)
+            for group in spec["compatibilities"]:
+                group["attributes"] = {k: v for k, v in group["attributes"].items() if k not in without}
+            data = json.dumps(spec, indent=2).encode()
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
         cache.put(digest, data)
         entries.append(Entry(str(exp.variants[name].image), digest, "localhost:5000", f"tag {name}-compspec",

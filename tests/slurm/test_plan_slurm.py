@@ -82,3 +82,37 @@ def test_clusters_lists_every_cluster_with_its_launcher_and_runtime() -> None:
     assert rows["eks-arm64"]["cores_per_node"] == 64 and rows["eks-arm64"]["up"] is False
     bad = planner("clusters", "-e", "/no/such.yaml")
     assert bad.returncode == 2 and "/no/such.yaml" in bad.stderr
+
+
+def test_a_host_library_bound_into_an_older_glibc_is_excluded_as_os_abi() -> None:
+    """The nodes' glibc (detected) against the image's artifact `os.glibc`, for binds the loader reads from."""
+    slurm = dataclasses.replace(SLURM, glibc="2.36")
+    lj = EXP.apps["lammps"].workloads["lj"]
+    host = {"bind": ("/usr/lib/host-mpi:/usr/local/lib",), "env": {"LD_LIBRARY_PATH": "/usr/local/lib"}}
+    old, same = (dataclasses.replace(VARIANTS["lammps-debian12-openmpi"], attributes={
+        **VARIANTS["lammps-debian12-openmpi"].attributes, "os.glibc": version}) for version in ("2.31", "2.36"))
+    why = compat.check(slurm, old, "lj", lj, Options(tasks=2, **host))
+    assert compat.reason_code(why) == "os-abi"
+    assert "has glibc 2.31 (os.glibc), older than glibc 2.36 of cluster local-slurm's nodes" in why
+    assert compat.check(slurm, same, "lj", lj, Options(tasks=2, **host)) is None
+    # a bind the loader does not read from (data), or nothing known of the nodes' glibc: nothing to judge
+    assert compat.check(slurm, old, "lj", lj, Options(tasks=2, bind=host["bind"])) is None
+    assert compat.check(SLURM, old, "lj", lj, Options(tasks=2, **host)) is None
+
+
+def test_substitutions_of_a_container_input_are_staged_here_and_said_not_applied_where_images_are_pulled() -> None:
+    mpich = _variants(**{"lammps-debian12-mpich": "mpich"})
+    mpich["lammps-debian12-mpich"].attributes["lammps.packages"] = "REAXFF"
+    [run] = expand(EXP, {"local-slurm": SLURM}, mpich, cluster="local-slurm", workloads=["reaxff"],
+                   only_variants=list(mpich), repeats=1).runs
+    argv = render(run, SLURM, mpich[run.variant], EXP.apps["lammps"]).argv
+    stage = f"/cache/images/.inputs/lammps-debian12-mpich-reaxff-{run.input}:/srv"
+    assert argv[argv.index("-b") + 1] == stage and argv[-3:] == ["-in", "/srv/in.reaxc.hns", "-nocite"]
+    assert not run.warnings
+    eks = ClusterInfo("eks-amd64", "eks", "x86_64", "zen3", 2, 96, container_runtime="singularity")
+    pulled = _variants(**{"mpich-ubuntu-22.04-amd64": "mpich"})
+    pulled["mpich-ubuntu-22.04-amd64"].attributes["lammps.packages"] = "REAXFF"
+    runs = expand(EXP, {"eks-amd64": eks}, pulled, cluster="eks-amd64", workloads=["reaxff"],
+                  only_variants=list(pulled), repeats=1).runs
+    assert runs and all("substitutions are not applied on eks-amd64" in " ".join(run.warnings) for run in runs)
+    assert "-in in.reaxc.hns" in " ".join(render(runs[0], eks, pulled[runs[0].variant], EXP.apps["lammps"]).argv)
