@@ -138,25 +138,37 @@ def test_a_store_held_by_another_writer_is_busy_not_unreadable_and_is_waited_for
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
         store.add(_record("r1"))
+    # the holder keeps the lock until the test tells it (a line on its stdin): no fixed sleep to outlast
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, sys, time\n"
+        "import sqlite3, sys\n"
         f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
         "db.execute('BEGIN IMMEDIATE'); print('held', flush=True)\n"
-        f"time.sleep({busy_seconds * 2 + 10})\n"  # the importer starts slowly on a loaded machine
-        "db.execute('COMMIT')\n")], stdout=subprocess.PIPE, text=True)
+        "sys.stdin.readline()\n"
+        "db.execute('COMMIT')\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    importer = None
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         csv = tmp_path / "r.csv"
         csv.write_text("cluster,app,workload,variant,repeat,status,metric,value\nc1,toy,w,vA,0,ok,fom,5\n")
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "planner", "import", str(csv), "--store", str(path)], cwd=REPO,
-                              capture_output=True, text=True, timeout=busy_seconds * 4, check=False)
-        assert done.returncode == 0, done.stderr
+        importer = subprocess.Popen([sys.executable, "-m", "planner", "import", str(csv), "--store", str(path)],
+                                    cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert importer.stderr is not None
+        said = ""
+        while line := importer.stderr.readline():  # what the importer says while the lock is held
+            said += line
+            if "is busy" in line:
+                break
+        assert "is busy: another process holds its write lock (waited 30 s); waiting" in said, said
         assert time.monotonic() - started > busy_seconds
-        assert "is busy: another process holds its write lock (waited 30 s); waiting" in done.stderr
-        assert "not a readable" not in done.stderr
+        holder.communicate("release\n", timeout=30)  # the other writer commits: the import goes on
+        _, err = importer.communicate(timeout=busy_seconds * 4)
+        assert importer.returncode == 0, said + err
+        assert "not a readable" not in said + err
     finally:
-        holder.kill()
-        holder.wait()
+        for proc in (holder, importer):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
     with Store(path) as store:
         assert store.count() == 2

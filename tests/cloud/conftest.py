@@ -29,6 +29,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
 from tests.cloud import fake_flux, fake_kubectl
 from tests.cloud.aws_front import Front
@@ -328,3 +329,33 @@ def shipped_operator_args(arch: str = "arm64", manifest: Path = OPERATOR_MANIFES
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
     return ["-e", f"flux_operator_manifest_url=file://{manifest}",
             "-e", json.dumps({"flux_operator_manifest_checksums": {arch: f"sha256:{digest}"}})]
+
+
+#: The bring-ups the manifest and inventory tests share: each target's extra variables. moto implements no
+#: placement groups (CreatePlacementGroup answers 500), so EFA goes without one here; EFA is asked of one
+#: architecture and not of the other, so two bring-ups show both the architectures and EFA on and off.
+BROUGHT_UP = {"arm64": [], "amd64-efa": ["-e", "eks_cluster_efa_enabled=true"]}
+
+
+@pytest.fixture(scope="session")
+def brought_up(tmp_path_factory: pytest.TempPathFactory, front_server: Front, moto_url: str,
+               fake_eksctl: Eksctl) -> dict[str, dict]:
+    """Each BROUGHT_UP target brought up once by the real playbook (`-e confirm=true`), the Flux Operator and
+    MiniCluster roles in their render mode (no Kubernetes here); what it left behind, by target."""
+    left = {}
+    for target, extra in BROUGHT_UP.items():
+        arch = target.split("-")[0]
+        work = tmp_path_factory.mktemp(target)
+        reset(front_server, moto_url)
+        render = work / "render"
+        played = ansible_playbook(
+            work, front_server, "playbooks/cluster.yml", "-e", f"arch={arch}", "-e", "confirm=true",
+            *eksctl_args(fake_eksctl), *operator_manifest_args(arch),
+            "-e", f"flux_operator_render_dir={render}", "-e", f"minicluster_render_dir={render}", *extra)
+        assert played.rc == 0, played
+        config = played.state_dir / "clusters" / f"eks-{arch}.eksctl.yaml"
+        region = yaml.safe_load(config.read_text())["metadata"]["region"]  # the tests check it is the arch's
+        left[target] = {"played": played, "clusters": client(front_server, "eks", region).list_clusters()["clusters"],
+                        "config": config, "render": render}
+    reset(front_server, moto_url)
+    return left

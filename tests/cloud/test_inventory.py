@@ -2,7 +2,8 @@
 Ansible's own precedence decide the settings, and the planner and the playbooks agree on the state directory.
 
 Each run is the real playbook against moto_server, stopped by the preflight's "Not confirmed" before anything
-is created; the plan it prints shows the settings it used.
+is created, or the bring-up the manifest tests share (conftest.brought_up); the plan it prints shows the settings
+it used.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def site_inventory(tmp_path: Path) -> Path:
     return site
 
 
-def test_inventory_variables_beat_role_defaults_and_extra_vars_beat_both(aws, playbook, site_inventory) -> None:
-    default = plan(playbook(CLUSTER, "-e", "arch=arm64"))
+def test_inventory_variables_beat_role_defaults_and_extra_vars_beat_both(brought_up, aws, playbook,
+                                                                        site_inventory) -> None:
+    default = plan(brought_up["arm64"]["played"])  # the plan `-e arch=arm64` printed before it brought it up
     assert (default["nodes"], default["type"], default["arch"], default["volume_gb"]) == (
         "2", "hpc7g.16xlarge", "arm64", "150"), "role defaults and group_vars/arm64"
 

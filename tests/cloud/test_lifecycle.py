@@ -74,26 +74,6 @@ def test_a_later_failure_tears_down_what_this_run_created(aws, playbook, fake_ek
     assert not (played.state_dir / "clusters" / "eks-arm64.json").exists()
 
 
-def test_kept_on_failure_then_torn_down_with_state_absent(aws, playbook, fake_eksctl) -> None:
-    kept = playbook(*up_args(fake_eksctl, "-e", "keep_on_failure=true"))
-    assert kept.rc != 0
-    error = final_error(kept)
-    assert '"msg": "apply | Apply the Flux Operator manifest: ' in error, kept
-    assert "torn down" not in error
-    assert eksctl_calls(kept) == ["create cluster", "utils write-kubeconfig"]
-    assert client(aws, "eks").list_clusters()["clusters"] == ["eks-arm64"]
-    assert len(running_nodes(aws)) == 2
-    kubeconfig = kept.state_dir / "clusters" / "eks-arm64.kubeconfig"
-    assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
-
-    gone = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent")
-    assert gone.rc == 0, gone
-    assert eksctl_calls(gone)[-1] == "delete cluster"
-    assert client(aws, "eks").list_clusters()["clusters"] == []
-    assert running_nodes(aws) == []
-    assert not kubeconfig.exists()
-
-
 def recorded_up(state_dir) -> tuple:
     """A cluster recorded as up: its state file and kubeconfig, as a bring-up leaves them."""
     clusters = state_dir / "clusters"
@@ -134,13 +114,22 @@ def stacks_left(aws) -> list[str]:
                   if stack["StackStatus"] != "DELETE_COMPLETE")
 
 
-def test_a_failing_eksctl_delete_keeps_the_state_file_and_says_what_still_bills(aws, playbook, fake_eksctl,
-                                                                                  tmp_path) -> None:
+def test_kept_on_failure_then_a_failing_delete_keeps_the_state_and_says_what_still_bills_then_state_absent(
+        aws, playbook, fake_eksctl, tmp_path) -> None:
+    """One kept bring-up serves both teardowns: eksctl's delete failing (the cluster stays recorded as up, and the
+    message says what still bills), then `-e state=absent` again, which tears it all down."""
     kept = playbook(*up_args(fake_eksctl, "-e", "keep_on_failure=true"))
-    assert kept.rc != 0 and client(aws, "eks").list_clusters()["clusters"] == ["eks-arm64"], kept
+    assert kept.rc != 0
+    error = final_error(kept)
+    assert '"msg": "apply | Apply the Flux Operator manifest: ' in error, kept
+    assert "torn down" not in error
+    assert eksctl_calls(kept) == ["create cluster", "utils write-kubeconfig"]
+    assert client(aws, "eks").list_clusters()["clusters"] == ["eks-arm64"]
+    assert len(running_nodes(aws)) == 2
+    kubeconfig = kept.state_dir / "clusters" / "eks-arm64.kubeconfig"
+    assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
     state = kept.state_dir / "clusters" / "eks-arm64.json"
     state.write_text('{"name": "eks-arm64", "sif_dir": "/tmp/sif", "lead_broker": {}}')  # as Flux would have
-    kubeconfig = kept.state_dir / "clusters" / "eks-arm64.kubeconfig"
 
     failed = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *operator_manifest_args("arm64"),
                       env={"FAKE_EKSCTL_FAIL": "delete"})
@@ -154,10 +143,12 @@ def test_a_failing_eksctl_delete_keeps_the_state_file_and_says_what_still_bills(
     assert "Its state file and kubeconfig are kept" in error
     assert state.exists() and kubeconfig.exists(), "the cluster bills: it stays recorded as up"
 
-    again = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *operator_manifest_args("arm64"))
-    assert again.rc == 0, again
+    gone = playbook(CLUSTER, "-e", "arch=arm64", "-e", "state=absent", *operator_manifest_args("arm64"))
+    assert gone.rc == 0, gone
+    assert eksctl_calls(gone)[-1] == "delete cluster"
+    assert client(aws, "eks").list_clusters()["clusters"] == []
+    assert running_nodes(aws) == []
     assert not state.exists() and not kubeconfig.exists()
-    assert client(aws, "eks").list_clusters()["clusters"] == [] and running_nodes(aws) == []
     assert stacks_left(aws) == []
 
 

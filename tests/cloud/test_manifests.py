@@ -17,17 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.cloud.conftest import (
-    CONTROLLER_IMAGE,
-    CRD,
-    EKSCTL_SCHEMA,
-    OPERATOR_MANIFEST,
-    ansible_playbook,
-    client,
-    eksctl_args,
-    operator_manifest_args,
-    reset,
-)
+from tests.cloud.conftest import BROUGHT_UP, CONTROLLER_IMAGE, CRD, EKSCTL_SCHEMA, OPERATOR_MANIFEST
 
 VIEW = "ghcr.io/converged-computing/flux-view-ubuntu"
 EXPECTED = {
@@ -36,35 +26,13 @@ EXPECTED = {
     "amd64": {"type": "hpc6a.48xlarge", "region": "us-east-2", "view": f"{VIEW}:tag-focal",
               "image": "ghcr.io/rse-ops/singularity:tag-mamba", "tasks": 192},
 }
-# moto implements no placement groups (CreatePlacementGroup answers 500), so EFA goes without one here.
-TARGETS = {"arm64": [], "amd64": [], "arm64-efa": ["-e", "eks_cluster_efa_enabled=true"]}
 
 
 def load(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-@pytest.fixture(scope="module")
-def brought_up(tmp_path_factory: pytest.TempPathFactory, front_server, moto_url, fake_eksctl) -> dict[str, dict]:
-    """Each target brought up once by the real playbook; what it left behind, by target."""
-    left = {}
-    for target, extra in TARGETS.items():
-        arch = target.split("-")[0]
-        work = tmp_path_factory.mktemp(target)
-        reset(front_server, moto_url)
-        render = work / "render"
-        played = ansible_playbook(
-            work, front_server, "playbooks/cluster.yml", "-e", f"arch={arch}", "-e", "confirm=true",
-            *eksctl_args(fake_eksctl), *operator_manifest_args(arch),
-            "-e", f"flux_operator_render_dir={render}", "-e", f"minicluster_render_dir={render}", *extra)
-        assert played.rc == 0, played
-        clusters = client(front_server, "eks", EXPECTED[arch]["region"]).list_clusters()["clusters"]
-        left[target] = {"clusters": clusters, "config": played.state_dir / "clusters" / f"eks-{arch}.eksctl.yaml",
-                        "render": render}
-    return left
-
-
-@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("target", list(BROUGHT_UP))
 def test_cluster_config_is_what_eksctl_accepts(brought_up: dict, target: str) -> None:
     arch = target.split("-")[0]
     assert brought_up[target]["clusters"] == [f"eks-{arch}"]
@@ -90,7 +58,7 @@ def test_cluster_config_is_what_eksctl_accepts(brought_up: dict, target: str) ->
         jsonschema.validate(misspelt, schema)
 
 
-@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("target", list(BROUGHT_UP))
 def test_minicluster_matches_the_architecture(brought_up: dict, target: str) -> None:
     namespace, minicluster = load(brought_up[target]["render"] / "minicluster.yaml")
     arch = target.split("-")[0]
@@ -117,7 +85,7 @@ def test_minicluster_matches_the_architecture(brought_up: dict, target: str) -> 
     assert rendered == upstream
 
 
-@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("target", list(BROUGHT_UP))
 def test_minicluster_is_valid_for_the_flux_operator_crd(brought_up: dict, target: str) -> None:
     (crd,) = load(CRD)
     (version,) = crd["spec"]["versions"]
