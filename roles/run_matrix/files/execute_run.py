@@ -33,7 +33,9 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   (`srun -J ID`; `scancel`/`squeue` on PATH, SLURM_CONF set in the NAME=VALUE words or the environment). An
   active job of that name (an earlier attempt's, its executor gone) is cancelled before the start; on a stop
   or at TIMEOUT it is cancelled in Slurm (`scancel --name`) before the command's group is ended.
-  "rusage_of" is then "srun-client".
+  "rusage_of" is then "srun-client". A job Slurm queues behind others (srun says "job N queued and waiting
+  for resources", then "job N has been allocated resources") has its wait in "queue", not in "wall", and
+  TIMEOUT counts from its allocation, as Slurm's own limit (`srun -t`) does.
 - The command runs in its own process group: at TIMEOUT, or on a stop, the whole group gets SIGTERM,
   then SIGKILL 5 s later. The executor itself ended by SIGTERM, SIGHUP or SIGINT is a stop too: it
   ends the run's group first.
@@ -43,7 +45,7 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   "finished", "host", "log_path", "output"} (+ "cached": true), "id" first; "output" is the log when it
   is at most 256 KiB, else its first 64 KiB, a line saying how many bytes were left out, and its last
   192 KiB (what travels back through Ansible stays small whatever the run writes; the log stays whole);
-  "queue" is null without -j; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
+  "queue" is null without -j or -J; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
   command and what it waited for) or, with -j, "flux-client" (the `flux run` client, not the job's tasks).
   With -j, a stop asked while the job ran reports nothing, even when the client ended meanwhile.
 
@@ -86,6 +88,12 @@ PROFILE_ROOTS = ("tree", "flux-shell")
 PROFILE_FILES = ("status", "perf.csv", "ebpf.json")
 #: seconds to wait for Flux to end a cancelled job (its kill-timeout is 5 s)
 FLUX_SETTLE = 30.0
+#: what srun prints (stderr, at its default verbosity) when the job waits for cores, and when it got them
+#: (Slurm's src/srun/libsrun/allocate.c: "job %u queued and waiting for resources", "job %u has been
+#: allocated resources")
+SRUN_QUEUED, SRUN_ALLOCATED = b"queued and waiting for resources", b"has been allocated resources"
+#: bytes at the head of the log where srun's allocation lines are looked for
+SRUN_HEAD = 4096
 
 
 class BadRequest(Exception):
@@ -279,6 +287,38 @@ def slurm_cancel(name, env):
         jobs = slurm_jobs(name, env)
 
 
+class SrunQueue:
+    """When a Slurm job the command submits waited for cores: srun's lines at the head of the log, read as they
+    come (only when the log grew) until they say, or until the head is past them."""
+
+    def __init__(self, log_path, started):
+        self.log_path, self.started = log_path, started
+        self.size, self.queued, self.allocated, self.settled = 0, False, None, False
+
+    def pending(self):
+        """Whether the job still waits for its allocation (read from the log as it is now)."""
+        if self.settled:
+            return False
+        try:
+            size = os.stat(self.log_path).st_size
+        except OSError:
+            return False
+        if size != self.size:
+            self.size = size
+            with open(self.log_path, "rb") as log:
+                head = log.read(SRUN_HEAD)
+            self.queued = SRUN_QUEUED in head
+            if SRUN_ALLOCATED in head:
+                self.allocated, self.settled = time.monotonic(), True
+            elif not self.queued and len(head) >= SRUN_HEAD:
+                self.settled = True
+        return self.queued and self.allocated is None
+
+    def seconds(self):
+        """Seconds the job waited before its allocation (0.0 when it was not queued)."""
+        return self.allocated - self.started if self.queued and self.allocated is not None else 0.0
+
+
 def kill_group(proc):
     """SIGTERM to the run's process group, SIGKILL to what is left of it after the grace period."""
     try:
@@ -378,6 +418,7 @@ def execute_locked(spec, run_dir, done):
             log.write(f"{spec['argv'][0]}: {err.strerror}\n".encode())
             proc = None
         deadline = t0 + spec["timeout"]
+        srun = SrunQueue(log_path, t0) if spec["slurm_job"] else None
         # a stop signal may come at any point of the loop (in a check as well as in the wait): the whole
         # loop is guarded, so the run's group is always ended with it
         try:
@@ -387,6 +428,8 @@ def execute_locked(spec, run_dir, done):
                     break
                 except subprocess.TimeoutExpired:
                     pass
+                if srun is not None and srun.pending():  # the run's time starts with its cores
+                    deadline = time.monotonic() + spec["timeout"]
                 if time.monotonic() >= deadline:
                     timed_out = True
                     end_run(spec, proc, "compat-lab: the run's timeout")
@@ -404,6 +447,10 @@ def execute_locked(spec, run_dir, done):
     if interrupted or (spec["flux_job"] and stop_requested(spec)):
         return EXIT_STOPPED
     queue = None
+    if srun is not None:
+        srun.pending()  # the last lines srun wrote
+        queue = srun.seconds()
+        wall -= queue
     if spec["flux_job"]:
         times = flux_times(spec["id"], started)
         if times is not None:
