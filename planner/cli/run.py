@@ -130,6 +130,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     path = cli_args.store_path(args)
     ws = Workspace.load(exp, artifacts=variants_cli.artifacts(args))
     ws.profile_override = args.profile
+    ws.side_by_side = args.side_by_side
     _check_adaptive_args(args)
     plan, _ = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console, install=False)
     check_profiles(ws, plan.runs)  # what the experiment asks of the cluster, before whether it is up
@@ -564,6 +565,13 @@ def add_commands(sub: Any) -> None:
                         "perf (perf stat software events), ebpf (bpftrace: run-queue wait, on-CPU, futex and "
                         "poll waits); default: the sweep's `profile:` (none). What the kernel denies is recorded "
                         "as unavailable, and the runs go on")
+    together = p.add_mutually_exclusive_group()
+    together.add_argument("--side-by-side", dest="side_by_side", action="store_true", default=True,
+                          help="on a cluster with a scheduler (local-slurm, a MiniCluster), start runs that fit its "
+                               "cores together side by side, each still its own job; each run records what ran "
+                               "beside it (the default: the cluster bills or waits for every core either way)")
+    together.add_argument("--alone", dest="side_by_side", action="store_false",
+                          help="one run at a time, for figures measured with nothing beside them")
     cli_args.store_arg(p)
     p.set_defaults(func=cmd_sweep)
 
