@@ -378,7 +378,7 @@ def lanes(cluster: ClusterInfo, runs: list[Run], launches: dict[str, Launch], si
     if not side_by_side or not runs or any(launches[run.id].job is None for run in runs):
         return 1
     smallest = min(run.options.tasks * run.options.threads for run in runs)
-    return max(1, min(len(runs), MAX_LANES, cluster.cores() // max(1, smallest)))
+    return max(1, min(len(runs), MAX_LANES, cluster.cores // max(1, smallest)))
 
 
 def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_file: Path,
