@@ -424,6 +424,7 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
     width = lanes(cluster, runs, launches, ws.side_by_side)
     items = run_items(store, runs, launches, stop_file, width)
     unstored: list[str] = []  # a run that could not be stored (a full disk) stops the sweep
+    unreachable: list[str] = []  # the cluster's scheduler could not be reached (slurmctld down): the sweep stops
     stored: set[str] = set()
     missing: list[Run] = []  # runs the playbook went through without a result that could be stored
     stopping: list[float] = []  # when the executors were asked to stop
@@ -473,6 +474,10 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
                     result = None
                 if not isinstance(result, dict):
                     return  # a run whose result did not come through is looked for in its directory at the end
+                if "unreachable" in result:  # nothing ran: the run stays pending, and so do the ones after it
+                    unreachable.append(str(result["unreachable"]))
+                    stop()
+                    return
                 run = by_id.get(result.get("id"))
                 if run is None or run.id in stored:
                     return
@@ -520,6 +525,9 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
     report.run_seconds += time.monotonic() - started
     if unstored:
         raise WorkError(unstored[0])
+    if unreachable and not report.interrupted:
+        raise WorkError(f"the cluster's scheduler could not be reached ({unreachable[0]}); {len(runs) - len(stored)} "
+                        "run(s) stay pending: bring the cluster up again and run the same command to resume")
     if missing and result.ok:
         names = ", ".join(f"{run.id} ({run.workload} {run.variant})" for run in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""

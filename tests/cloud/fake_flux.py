@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+
 def cores_per_node() -> int:
     return int(os.environ.get("FAKE_FLUX_CORES_PER_NODE", "64"))
 

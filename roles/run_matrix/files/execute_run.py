@@ -35,7 +35,9 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   or at TIMEOUT it is cancelled in Slurm (`scancel --name`) before the command's group is ended.
   "rusage_of" is then "srun-client". A job Slurm queues behind others (srun says "job N queued and waiting
   for resources", then "job N has been allocated resources") has its wait in "queue", not in "wall", and
-  TIMEOUT counts from its allocation, as Slurm's own limit (`srun -t`) does.
+  TIMEOUT counts from its allocation, as Slurm's own limit (`srun -t`) does. When srun cannot reach the
+  controller ("Unable to contact slurm controller": slurmctld down), nothing ran: no result.json, the JSON
+  line is {"id", "unreachable": srun's line}, and the exit code is 5 (the run stays pending).
 - The command runs in its own process group: at TIMEOUT, or on a stop, the whole group gets SIGTERM,
   then SIGKILL 5 s later. The executor itself ended by SIGTERM, SIGHUP or SIGINT is a stop too: it
   ends the run's group first.
@@ -53,7 +55,8 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
 
 Exit codes (EXIT_*): 0 a result was printed (whatever the command's own exit code); 2 bad request (a
 message on stderr, nothing run); 3 stopped (owner gone or stop file; nothing printed, no result.json:
-the run stays pending); 4 RUN_DIR cannot be created or result.json written.
+the run stays pending); 4 RUN_DIR cannot be created or result.json written; 5 (-J) the scheduler could
+not be reached, nothing ran (the run stays pending).
 """
 
 import fcntl
@@ -70,7 +73,7 @@ import subprocess
 import sys
 import time
 
-EXIT_REPORTED, EXIT_BAD_REQUEST, EXIT_STOPPED, EXIT_RUN_DIR = 0, 2, 3, 4
+EXIT_REPORTED, EXIT_BAD_REQUEST, EXIT_STOPPED, EXIT_RUN_DIR, EXIT_UNREACHABLE = 0, 2, 3, 4, 5
 USAGE = "usage: execute_run.py [-f] [-j | -J] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] " \
         "[-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV..."
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -92,6 +95,9 @@ FLUX_SETTLE = 30.0
 #: (Slurm's src/srun/libsrun/allocate.c: "job %u queued and waiting for resources", "job %u has been
 #: allocated resources")
 SRUN_QUEUED, SRUN_ALLOCATED = b"queued and waiting for resources", b"has been allocated resources"
+#: what srun prints when slurmctld cannot be reached and no job was created (src/common/slurm_protocol_api.c,
+#: "Unable to contact slurm controller (connect failure)"); it exits 1 after its retries
+SRUN_UNREACHABLE = "Unable to contact slurm controller"
 #: bytes at the head of the log where srun's allocation lines are looked for
 SRUN_HEAD = 4096
 
@@ -319,6 +325,16 @@ class SrunQueue:
         return self.allocated - self.started if self.queued and self.allocated is not None else 0.0
 
 
+def unreached(log_path):
+    """srun's line saying the controller could not be reached, when that is how it ended, else None."""
+    try:
+        with open(log_path, "rb") as log:
+            head = log.read(SRUN_HEAD).decode("utf-8", "replace")
+    except OSError:
+        return None
+    return next((line.strip() for line in head.splitlines() if SRUN_UNREACHABLE in line), None)
+
+
 def kill_group(proc):
     """SIGTERM to the run's process group, SIGKILL to what is left of it after the grace period."""
     try:
@@ -447,6 +463,11 @@ def execute_locked(spec, run_dir, done):
     if interrupted or (spec["flux_job"] and stop_requested(spec)):
         return EXIT_STOPPED
     queue = None
+    unreachable = srun is not None and proc is not None and proc.returncode != 0 and srun.allocated is None \
+        and unreached(log_path)
+    if unreachable:
+        print(json.dumps({"id": spec["id"], "unreachable": unreachable}))
+        return EXIT_UNREACHABLE
     if srun is not None:
         srun.pending()  # the last lines srun wrote
         queue = srun.seconds()
