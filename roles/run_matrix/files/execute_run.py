@@ -47,7 +47,8 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   "finished", "host", "log_path", "output"} (+ "cached": true), "id" first; "output" is the log when it
   is at most 256 KiB, else its first 64 KiB, a line saying how many bytes were left out, and its last
   192 KiB (what travels back through Ansible stays small whatever the run writes; the log stays whole);
-  "queue" is null without -j or -J; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
+  "started"/"finished" are when the run ran (with -j, the job's start and end in Flux; with -J, from its
+  allocation); "queue" is null without -j or -J; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
   command and what it waited for) or, with -j, "flux-client" (the `flux run` client, not the job's tasks).
   With -j, a stop asked while the job ran reports nothing, even when the client ended meanwhile.
 
@@ -259,7 +260,8 @@ def flux_cancel(name, note):
 
 
 def flux_times(name, since):
-    """(run time, queue wait, result) of the latest job named `name` submitted since `since`, else None."""
+    """(run time, queue wait, result, start, end) of the latest job named `name` submitted since `since`, else
+    None."""
     for job_id, result, submit, run, cleanup in flux_jobs(name, "id", "result", "t_submit", "t_run", "t_cleanup",
                                                          every=True):
         try:
@@ -267,7 +269,7 @@ def flux_times(name, since):
         except ValueError:
             continue
         if submit >= since - 1.0 and run > 0 and cleanup >= run:
-            return cleanup - run, run - submit, result
+            return cleanup - run, run - submit, result, run, cleanup
     return None
 
 
@@ -468,14 +470,16 @@ def execute_locked(spec, run_dir, done):
     if unreachable:
         print(json.dumps({"id": spec["id"], "unreachable": unreachable}))
         return EXIT_UNREACHABLE
+    finished = time.time()
     if srun is not None:
         srun.pending()  # the last lines srun wrote
         queue = srun.seconds()
         wall -= queue
+        started += queue
     if spec["flux_job"]:
         times = flux_times(spec["id"], started)
         if times is not None:
-            wall, queue = times[0], times[1]
+            wall, queue, started, finished = times[0], times[1], times[3], times[4]
             timed_out = timed_out or times[2] == "TIMEOUT"
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = excerpt(log_path)
@@ -484,7 +488,7 @@ def execute_locked(spec, run_dir, done):
         "wall": round(wall, 6), "queue": None if queue is None else round(queue, 6),
         "user": round(after.ru_utime - before.ru_utime, 6),
         "sys": round(after.ru_stime - before.ru_stime, 6), "maxrss_kb": after.ru_maxrss,
-        "rusage_of": "flux-client" if spec["flux_job"] else "srun-client" if spec["slurm_job"] else "command", "started": started, "finished": time.time(), "host": socket.gethostname(), "log_path": log_path,
+        "rusage_of": "flux-client" if spec["flux_job"] else "srun-client" if spec["slurm_job"] else "command", "started": started, "finished": finished, "host": socket.gethostname(), "log_path": log_path,
         "output": output,
     }
     if spec["profile"]:
