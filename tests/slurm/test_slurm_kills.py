@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO, planner
@@ -36,7 +36,7 @@ def _runs(store: Path) -> dict[str, tuple[str, float, str]]:
     """run id -> (status, started, beside) as stored (nothing while the store has no runs table yet)."""
     if not store.exists():
         return {}
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
         try:
             return {row[0]: row[1:] for row in db.execute("SELECT id, status, started, beside FROM runs")}
         except sqlite3.OperationalError:
@@ -191,7 +191,7 @@ def test_a_rank_killed_mid_sweep_fails_its_run_with_the_reason_and_the_sweep_goe
     assert proc.returncode == 0, out  # a run failed in the app is a result
     runs = _runs(store)
     assert sorted(status for status, _, _ in runs.values()) == ["failed", "ok"], runs
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
         reason, exit_code = db.execute("SELECT reason, exit_code FROM runs WHERE status = 'failed'").fetchone()
     assert reason in ("killed", "mpi") and exit_code != 0, (reason, exit_code)
     assert not _jobs(local_slurm)
