@@ -169,6 +169,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         left += [run for run in plan.runs if run.id in retry]
         if report.recovered:
             console.print(f"recovered {report.recovered} run(s) that finished after the last sweep stopped")
+        if ws.clusters[args.cluster].kind == "slurm":
+            from planner.edges import slurm
+
+            leftovers = slurm.cancel_leftovers(run.id for run in plan.runs if run.id not in left)
+            if leftovers:
+                console.print(f"cancelled {len(leftovers)} job(s) Slurm still had of runs stored already: "
+                              f"{', '.join(leftovers)}")
         if install_seconds:
             console.print(f"variants installed in {install_seconds:.1f} s")
         if not left:
