@@ -159,17 +159,21 @@ def test_slurmctld_killed_mid_sweep_loses_no_finished_run_and_the_next_sweep_res
     _resume(exp, store, local_slurm, kept, 4)
 
 
-def _lmp_ranks(marker: str) -> list[int]:
-    """The pids of LAMMPS ranks whose command line names `marker` (the test's input directory)."""
+def _lmp_ranks(env: dict[str, str]) -> list[int]:
+    """The pids of the LAMMPS ranks of this cluster's jobs: processes named lmp (ch-run execs it) whose
+    SLURM_JOB_NAME (srun sets it for each task) is one of this cluster's active jobs, a run id. (Other
+    processes named lmp on the machine are not this test's.)"""
+    names = {f"SLURM_JOB_NAME={name}".encode() for name in _jobs(env)}
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
         except OSError:
             continue
-        if argv and argv[0].endswith(b"lmp") and marker.encode() in b" ".join(argv):
+        if argv and argv[0].endswith(b"lmp") and names & environ:
             found.append(int(entry.name))
     return found
 
@@ -177,12 +181,11 @@ def _lmp_ranks(marker: str) -> list[int]:
 def test_a_rank_killed_mid_sweep_fails_its_run_with_the_reason_and_the_sweep_goes_on(local_slurm: dict[str, str],
                                                                                      built_images: dict[str, Path],
                                                                                      tmp_path: Path) -> None:
-    exp, store = _setup(tmp_path, built_images, runs=2, tasks=2, steps=3000)
+    exp, store = _setup(tmp_path, built_images, runs=2, tasks=2, steps=800)
     proc = _start(exp, store)
     try:
-        # ch-run execs lmp as it is, so the ranks are processes named lmp reading the input from /mnt
-        _wait(lambda: len(_lmp_ranks("in.small")) == 2, 300, "the first run's two ranks")
-        os.kill(_lmp_ranks("in.small")[0], signal.SIGKILL)
+        _wait(lambda: len(_lmp_ranks(local_slurm)) == 2, 300, "the first run's two ranks")
+        os.kill(_lmp_ranks(local_slurm)[0], signal.SIGKILL)
         out, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
