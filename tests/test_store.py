@@ -46,11 +46,11 @@ def test_unknown_schema_version_is_refused_and_untouched(tmp_path: Path, capsys:
     db.commit()
     db.close()
     before = path.read_bytes()
-    with pytest.raises(StoreError, match="schema version 99 is not 4"):
+    with pytest.raises(StoreError, match="schema version 99 is not 5"):
         Store(path)
     assert main(["results", "--store", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 4" in err
+    assert err.startswith(f"error: {path}: ") and "schema version 99 is not 5" in err
     assert len(err.strip().splitlines()) == 1
     assert path.read_bytes() == before
 
@@ -64,6 +64,7 @@ def test_a_schema_2_store_is_migrated_keeping_its_runs_and_takes_profiles(tmp_pa
     db = sqlite3.connect(path)
     with db:
         db.execute("DROP TABLE profiles")
+        db.execute("ALTER TABLE runs DROP COLUMN beside")
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     db.close()
     with Store(path) as store:
@@ -76,7 +77,7 @@ def test_a_schema_2_store_is_migrated_keeping_its_runs_and_takes_profiles(tmp_pa
     assert new.foms["ebpf.runq_wait_p99_us"] == 40.0
     assert new.profiles == {"ebpf": "ok", "perf": "unavailable: perf is not installed"}
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
 
 
 def test_corrupt_store_is_bad_input_and_left_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,7 +104,7 @@ def test_a_store_of_schema_version_1_is_upgraded_in_place_keeping_its_runs(tmp_p
     with Store(path) as store:
         store.add(_record("old"))
     db = sqlite3.connect(path)  # what a version-1 planner wrote
-    for column in ("queue_wait", "rusage_of"):
+    for column in ("queue_wait", "rusage_of", "beside"):
         db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
     db.execute("DROP TABLE profiles")
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
@@ -119,7 +120,7 @@ def test_a_store_of_schema_version_1_is_upgraded_in_place_keeping_its_runs(tmp_p
     assert (kept["new"].queue_wait, kept["new"].rusage_of) == (2.5, "flux-client")
     assert (kept["old"].queue_wait, kept["old"].rusage_of) == (None, None) and kept["old"].profiles == {}
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
     db.close()
 
 

@@ -149,6 +149,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     path = cli_args.store_path(args)
     ws = Workspace.load(exp, artifacts=variants_cli.artifacts(args))
     ws.profile_override = args.profile
+    ws.side_by_side = args.side_by_side
     _check_adaptive_args(args)
     plan, _ = prepare(ws, args.cluster, args.workload, args.variant, args.repeats, console, install=False)
     check_profiles(ws, plan.runs)  # what the experiment asks of the cluster, before whether it is up
@@ -189,6 +190,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         left += [run for run in plan.runs if run.id in retry]
         if report.recovered:
             console.print(f"recovered {report.recovered} run(s) that finished after the last sweep stopped")
+        if ws.clusters[args.cluster].kind == "slurm":
+            from planner.edges import slurm
+
+            leftovers = slurm.cancel_leftovers(run.id for run in plan.runs if run.id not in left)
+            if leftovers:
+                console.print(f"cancelled {len(leftovers)} job(s) Slurm still had of runs stored already: "
+                              f"{', '.join(leftovers)}")
         if install_seconds:
             console.print(f"variants installed in {install_seconds:.1f} s")
         if not left:
@@ -585,6 +593,13 @@ def add_commands(sub: Any) -> None:
                         "perf (perf stat software events), ebpf (bpftrace: run-queue wait, on-CPU, futex and "
                         "poll waits); default: the sweep's `profile:` (none). What the kernel denies is recorded "
                         "as unavailable, and the runs go on")
+    together = p.add_mutually_exclusive_group()
+    together.add_argument("--side-by-side", dest="side_by_side", action="store_true", default=True,
+                          help="on a cluster with a scheduler (local-slurm, a MiniCluster), start runs that fit its "
+                               "cores together side by side, each still its own job; each run records what ran "
+                               "beside it (the default: the cluster bills or waits for every core either way)")
+    together.add_argument("--alone", dest="side_by_side", action="store_false",
+                          help="one run at a time, for figures measured with nothing beside them")
     cli_args.store_arg(p)
     p.set_defaults(func=cmd_sweep)
 

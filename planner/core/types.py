@@ -217,6 +217,9 @@ class RunRecord:
     #: whose user/sys time and max RSS these are: "command" (the launched command and what it waited for:
     #: mpiexec and its ranks on this machine) or "flux-client" (the `flux run` client, not the app's tasks)
     rusage_of: str | None = None
+    #: ids of the runs that ran at the same time on the cluster (side by side, `sweep --side-by-side`): its
+    #: figures were measured sharing the cluster with them; [] alone; None where unknown (imported, older)
+    beside: list[str] | None = None
     host: str | None = None
     command: str | None = None
     log_path: str | None = None

@@ -45,6 +45,7 @@ class PlaybookRequest:
     tags: str | None = None
     limit: str | None = None
     verbosity: int = 0
+    forks: int | None = None  # Ansible's workers (hosts served at once); None: Ansible's default, 5
 
 
 @dataclass
@@ -148,7 +149,8 @@ def _run(request: PlaybookRequest, handle: Callable[[dict[str, Any]], bool], can
         runner = ansible_runner.run(
             private_data_dir=private, project_dir=str(REPO), playbook=str(REPO / request.playbook),
             inventory=str(REPO / request.inventory), cmdline=shlex.join(["-e", f"@{data}"]), envvars=envvars,
-            tags=request.tags, limit=request.limit, verbosity=request.verbosity or None, quiet=True,
+            tags=request.tags, limit=request.limit, verbosity=request.verbosity or None, forks=request.forks,
+            quiet=True,
             event_handler=handle, cancel_callback=cancel, suppress_env_files=True,
             settings={"suppress_ansible_output": True},
         )

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +65,26 @@ def require_up(cluster: str, variants: list[str]) -> None:
     if missing:
         raise WorkError(f"images not built in {images_dir()}: {', '.join(missing)} (`python -m planner variants "
                         "build`)")
+
+
+def cancel_leftovers(stored: Iterable[str]) -> list[str]:
+    """Cancel the cluster's active jobs named after runs that are stored already, and return their names.
+
+    A job runs under its run's id (`srun -J`). One still active for a stored run is a leftover of a killed
+    sweep: a step that ended while slurmctld was down stays RUNNING in the restarted controller (srun could
+    not report its end), holding its cores until its time limit. The run is stored, so the job is cancelled,
+    never waited on or run again. (A job of a run not stored yet is the executor's to cancel before it starts
+    that run again.)"""
+    env = {**os.environ, **environment()}
+    try:
+        listed = subprocess.run(["squeue", "-h", "-o", "%i %j"], env=env, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=60, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    wanted = set(stored)
+    found = [line.split(maxsplit=1) for line in listed.splitlines() if len(line.split(maxsplit=1)) == 2]
+    leftovers = [(job, name) for job, name in found if name in wanted]
+    if leftovers:
+        subprocess.run(["scancel", *(job for job, _ in leftovers)], env=env, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=60, check=False)
+    return sorted(name for _, name in leftovers)

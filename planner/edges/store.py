@@ -34,7 +34,7 @@ from typing import Any
 from planner.core.errors import InputError, StoreError
 from planner.core.types import RunRecord
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Seconds SQLite waits for another writer's lock before the planner says the store is busy (and waits on).
 BUSY_SECONDS = 30.0
 #: Bytes written into the runs directory before a sweep: room for a few run logs.
@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS runs (
     maxrss_kb INTEGER,
     queue_wait REAL,                -- seconds in the cluster's queue before the run ran (not in wall)
     rusage_of TEXT,                 -- whose user_time/sys_time/maxrss_kb: command | flux-client
+    beside TEXT,                    -- JSON: ids of the runs that ran at the same time on the cluster (a sweep's)
     host TEXT,
     command TEXT,                   -- the launch command as a person would type it
     log_path TEXT,
@@ -106,10 +107,12 @@ _UPGRADES = {
           if statement.strip()],
     # 3 -> 4: the change counter (`changes`), kept by triggers
     "3": [*_TRIGGERS, *_COUNTER],
+    # 4 -> 5: which runs ran side by side with each run
+    "4": ["ALTER TABLE runs ADD COLUMN beside TEXT"],
 }
 
 
-_JSON_COLUMNS = ("options", "variant_attrs", "cluster_attrs")
+_JSON_COLUMNS = ("options", "variant_attrs", "cluster_attrs", "beside")
 _COLUMNS = [name for name in RunRecord.__dataclass_fields__ if name not in {"foms", "profiles"}]
 _TABLES = {"meta", "runs", "foms", "profiles"}
 _EXPECTED_COLUMNS = {"meta": ["key", "value"], "runs": _COLUMNS, "foms": ["run_id", "name", "value"],
@@ -368,9 +371,20 @@ class Store:
             db.executemany("INSERT INTO profiles VALUES (?, ?, ?)",
                            [(record.id, name, status) for name, status in record.profiles.items()])
 
-    def add(self, record: RunRecord, *, replace: bool = True) -> None:
-        """Store one finished run in its own transaction."""
+    def add(self, record: RunRecord, *, replace: bool = True, beside: bool = False) -> None:
+        """Store one finished run in its own transaction. With `beside` (a run a sweep executed), the runs of its
+        cluster whose time overlapped its own (each run's time: its wall, ending when it finished) are its
+        `beside`, and it joins theirs."""
         with self.transaction() as db:
+            if beside and record.finished is not None and record.wall is not None:
+                start, end = record.finished - record.wall, record.finished
+                others = db.execute("SELECT id, beside FROM runs WHERE cluster = ? AND id != ? AND source = 'sweep' "
+                                    "AND finished - wall < ? AND finished > ?",
+                                    (record.cluster, record.id, end, start)).fetchall()
+                record.beside = sorted(other for other, _ in others)
+                for other, theirs in others:
+                    joined = sorted({*(json.loads(theirs) or [] if theirs else []), record.id})
+                    db.execute("UPDATE runs SET beside = ? WHERE id = ?", (json.dumps(joined), other))
             self._insert(db, record, replace)
 
     def add_many(self, records: Iterable[RunRecord], *, replace: bool = False) -> int:
@@ -452,6 +466,8 @@ class Store:
         for row in self._db.execute(sql, args):
             data = dict(zip(_COLUMNS, row, strict=True))
             for column in _JSON_COLUMNS:
+                if data[column] is None and column == "beside":  # a run stored before schema 5
+                    continue
                 try:
                     data[column] = json.loads(data[column])
                 except (TypeError, json.JSONDecodeError):

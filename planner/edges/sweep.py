@@ -70,6 +70,8 @@ class Workspace:
     inputs: dict[tuple[str, str], str] = field(default_factory=dict)
     #: profilers for every run (`sweep --profile`); None: each run's sweep says (`profile:`, none by default)
     profile_override: tuple[str, ...] | None = None
+    #: whether runs that fit a scheduler's cores together run side by side (`sweep --side-by-side/--alone`)
+    side_by_side: bool = True
 
     @classmethod
     def load(cls, exp: Experiment, cache: Path | None = None, artifacts: ArtifactCache | None = None) -> Workspace:
@@ -374,19 +376,35 @@ def _finished(directory: Path, run_id: str) -> dict[str, Any] | None:
 def _store(store: Store, record: RunRecord) -> None:
     """Store a finished run; when that fails (a full disk) say what is kept, instead of a traceback."""
     try:
-        store.add(record)
+        store.add(record, beside=True)
     except sqlite3.Error as err:
         raise WorkError(f"{store.path}: run {record.id} finished but could not be stored: "
                         f"{sqlite_problem(err, store.path)}; its result stays in {Path(record.log_path or '').parent} "
                         "and the next sweep stores it") from None
 
 
-def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_file: Path) -> list[dict[str, Any]]:
+#: the most lanes a sweep runs at once (one Ansible worker each)
+MAX_LANES = 32
+
+
+def lanes(cluster: ClusterInfo, runs: list[Run], launches: dict[str, Launch], side_by_side: bool) -> int:
+    """How many runs a sweep starts at once: as many of its smallest runs as the cluster's cores hold, where a
+    scheduler (Slurm, Flux) queues the runs that do not fit its free cores (so a run needing them all runs
+    alone); one on a cluster without one (`local`: mpiexec would oversubscribe the cores)."""
+    if not side_by_side or not runs or any(launches[run.id].job is None for run in runs):
+        return 1
+    smallest = min(run.options.tasks * run.options.threads for run in runs)
+    return max(1, min(len(runs), MAX_LANES, cluster.cores // max(1, smallest)))
+
+
+def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_file: Path,
+              lanes: int = 1) -> list[dict[str, Any]]:
+    """The runs as the role takes them; run i goes to lane i % lanes (the lanes take turns through the plan)."""
     items = []
     # a run stored already is handed out again only to be retried (--retry-failed): where it runs (a pod's
     # directory, out of reach here) its earlier attempt's result must not be reported again
     again = store.ids(run.id for run in runs)
-    for run in runs:
+    for index, run in enumerate(runs):
         launch = launches[run.id]
         directory = run_dir(store, run.id)
         if directory.exists():  # a run interrupted mid-way starts again from a clean directory
@@ -399,7 +417,7 @@ def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_f
                       "image": launch.image, "sif": launch.sif, "job": launch.job,
                       "scheduler": launch.scheduler or "flux", "owner_pid": os.getpid(),
                       "stop_file": str(stop_file), "profile": step or None, "profile_root": launch.profile_root,
-                      "fresh": run.id in again})
+                      "fresh": run.id in again, "lane": index % lanes})
     return items
 
 
@@ -418,18 +436,20 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
     stop_file = store.side(".stop")
     stop_file.unlink(missing_ok=True)
     launches = {run.id: ws.launch(run) for run in runs}
-    items = run_items(store, runs, launches, stop_file)
+    cluster = ws.clusters[runs[0].cluster]
+    width = lanes(cluster, runs, launches, ws.side_by_side)
+    items = run_items(store, runs, launches, stop_file, width)
     unstored: list[str] = []  # a run that could not be stored (a full disk) stops the sweep
+    unreachable: list[str] = []  # the cluster's scheduler could not be reached (slurmctld down): the sweep stops
     stored: set[str] = set()
     missing: list[Run] = []  # runs the playbook went through without a result that could be stored
     stopping: list[float] = []  # when the executors were asked to stop
-    cluster = ws.clusters[runs[0].cluster]
-    request = sweep_request(cluster, items)
+    request = sweep_request(cluster, items, width)
     extravars = request.extravars
     # On a cluster the executors and the runs' jobs are out of this machine's reach: a stop reaches them
     # through the same playbook's cancel action (a stop file on the lead broker, `flux cancel` of the jobs),
     # run here on Ctrl-C and by the watchdog should this process die.
-    halt = (dataclasses.replace(request, extravars={**extravars, "run_matrix_action": "cancel"})
+    halt = (dataclasses.replace(request, extravars={**extravars, "run_matrix_action": "cancel", "run_matrix_lanes": 1})
             if cluster.kind not in ("local", "slurm") else None)
     halting: list[threading.Thread] = []
 
@@ -470,6 +490,10 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
                     result = None
                 if not isinstance(result, dict):
                     return  # a run whose result did not come through is looked for in its directory at the end
+                if "unreachable" in result:  # nothing ran: the run stays pending, and so do the ones after it
+                    unreachable.append(str(result["unreachable"]))
+                    stop()
+                    return
                 run = by_id.get(result.get("id"))
                 if run is None or run.id in stored:
                     return
@@ -517,6 +541,9 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
     report.run_seconds += time.monotonic() - started
     if unstored:
         raise WorkError(unstored[0])
+    if unreachable and not report.interrupted:
+        raise WorkError(f"the cluster's scheduler could not be reached ({unreachable[0]}); {len(runs) - len(stored)} "
+                        "run(s) stay pending: bring the cluster up again and run the same command to resume")
     if missing and result.ok:
         names = ", ".join(f"{run.id} ({run.workload} {run.variant})" for run in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -526,16 +553,18 @@ def execute(ws: Workspace, store: Store, runs: list[Run], console: Console, repo
         report.playbook_failures = result.failures or [f"ansible-playbook ended {result.status} (rc {result.rc})"]
 
 
-def sweep_request(cluster: ClusterInfo, items: list[dict[str, Any]]) -> PlaybookRequest:
-    """playbooks/sweep.yml with these run items, on the cluster's hosts."""
+def sweep_request(cluster: ClusterInfo, items: list[dict[str, Any]], lanes: int = 1) -> PlaybookRequest:
+    """playbooks/sweep.yml with these run items, on the cluster's hosts, in `lanes` lanes at once."""
     here = cluster.kind in ("local", "slurm")  # executed on this machine (local-slurm's srun included)
-    extravars: dict[str, Any] = {"run_matrix_runs": items, "run_matrix_launcher": "local" if here else "flux"}
+    extravars: dict[str, Any] = {"run_matrix_runs": items, "run_matrix_launcher": "local" if here else "flux",
+                                 "run_matrix_lanes": lanes}
+    forks = max(5, lanes + 1)  # a worker per lane (Ansible's default is 5)
     if here:
-        return PlaybookRequest("playbooks/sweep.yml", "inventories/local", extravars)
+        return PlaybookRequest("playbooks/sweep.yml", "inventories/local", extravars, forks=forks)
     from planner.edges import cloud
 
     extravars.update(cloud.sweep_vars(cluster.name), sweep_hosts="flux_lead_broker")
-    return PlaybookRequest("playbooks/sweep.yml", "inventories/eks", extravars)
+    return PlaybookRequest("playbooks/sweep.yml", "inventories/eks", extravars, forks=forks)
 
 
 def prepare(ws: Workspace, cluster: str, workloads: list[str], variants: list[str], repeats: int | None,

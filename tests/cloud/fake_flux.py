@@ -5,7 +5,8 @@ what the tests observe: `flux exec -r all CMD` runs CMD once per node (FAKE_FLUX
 fails if any node fails; `flux run [-N n] [-n t] [-c c] [-o opt] [-t limit] [--job-name name] CMD` checks
 n against the nodes and runs CMD once as a job of the instance, under a `flux-shell` as Flux does (there the
 broker starts it, here the job's detached process), and `flux jobs` / `flux cancel` see and end such jobs
-(see "flux" below); `flux resource info` reports the nodes; `singularity pull DEST URI` writes
+(see "flux" below), each once its cores are free (FAKE_FLUX_CORES_PER_NODE per node, default 64);
+`flux resource info` reports the nodes; `singularity pull DEST URI` writes
 DEST; `singularity exec [--bind B] [--env K=V] --pwd DIR SIF CMD` needs SIF (and each bind's source, under
 FAKE_HOST_ROOT where that is set), enters DIR (under FAKE_ROOT) and runs CMD with the environment.
 
@@ -36,7 +37,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-CORES_PER_NODE = 64
+
+def cores_per_node() -> int:
+    return int(os.environ.get("FAKE_FLUX_CORES_PER_NODE", "64"))
+
+
 #: where the operator's Flux installs libpmi.so: its spack install tree, which the view at /mnt/flux/view
 #: links into and the application container gets a copy of (flux-operator pkg/flux/view.go)
 FLUX_PMI_LIBRARY = "/opt/software/linux-ubuntu22.04-aarch64/gcc-11.4.0/flux-core-0.61.2/lib/flux/libpmi.so"
@@ -67,6 +72,15 @@ def nodes() -> int:
 #   warns ("one more ctrl-C within 2s to cancel or ctrl-Z to detach"), a second within 2 s cancels.
 # - `flux jobs` lists active jobs (`-a`: all; `-f`: states or results; `--name`), with `-o` a Python
 #   format over its fields, `-n` no header.
+# - A job waits in state SCHED until the scheduler finds its cores free; jobs are started in the order they
+#   were submitted, a job that does not fit holding back those behind it (Fluxion's default queue policy,
+#   "fcfs: jobs are scheduled and run by their submission order", flux-sched
+#   doc/man5/flux-config-sched-fluxion-qmanager.rst). `-N n -n t -c c` takes ceil(t*c/n) cores on each of n
+#   nodes (flux-run(1): tasks spread over the nodes). A job cancelled while it waits never runs: it goes
+#   inactive with result CANCELED and t_run 0. Its time limit counts from its start (t_run), its run time is
+#   t_cleanup - t_run, its wait in the queue t_run - t_submit (flux-jobs(1) fields).
+# - A request for more nodes, or more cores per node, than the instance has is refused at submission:
+#   "unsatisfiable request" (the scheduler's feasibility check).
 # Job ids are printed in decimal (the `{id}` field); the real default is F58.
 KILL_TIMEOUT = 5.0
 #: the planner's mark on the processes it owns (planner.edges.watchdog.ENV): a job runs in the pod, out of
@@ -116,9 +130,49 @@ def raise_exception(job: dict, kind: str, note: str) -> None:
         job["exception"] = {"type": kind, "note": note, "t": time.time()}
 
 
+def free_cores(db: dict) -> list[int]:
+    """Each node's cores that no running job holds."""
+    free = [cores_per_node()] * nodes()
+    for job in db["jobs"].values():
+        if job["state"] in ("RUN", "CLEANUP"):
+            for node, cores in (job.get("alloc") or {}).items():
+                free[int(node)] -= cores
+    return free
+
+
+def schedule(db: dict, job_id: str) -> bool:
+    """Start the job when it is the first waiting one (fcfs) and its cores are free on enough nodes."""
+    job = db["jobs"][job_id]
+    waiting = [other for other in db["jobs"].values() if other["state"] == "SCHED"]
+    if min(other["id"] for other in waiting) != job["id"]:
+        return False
+    per_node = -(-job["ncores"] // job["nnodes"])
+    nodes_free = [node for node, cores in enumerate(free_cores(db)) if cores >= per_node][:job["nnodes"]]
+    if len(nodes_free) < job["nnodes"]:
+        return False
+    job.update(state="RUN", t_run=time.time(), alloc={str(node): per_node for node in nodes_free})
+    return True
+
+
+def wait_for_cores(job_id: str) -> bool:
+    """Wait in the queue until the job runs (True) or is cancelled while it waits (False: it ended)."""
+    while True:
+        with jobs_db() as db:
+            job = db["jobs"][job_id]
+            if job.get("exception"):
+                now = time.time()
+                job.update(state="INACTIVE", result="CANCELED", t_cleanup=now, t_inactive=now, returncode=1)
+                return False
+            if job["state"] == "RUN" or schedule(db, job_id):
+                return True
+        time.sleep(0.05)
+
+
 def job_shell(job_id: str, command: list[str], env: dict[str, str], limit: float | None) -> None:
-    """Runs in a detached process: starts the tasks, enforces the time limit and cancellations, and
-    records how the job ended."""
+    """Runs in a detached process: waits for the job's cores, starts the tasks, enforces the time limit and
+    cancellations, and records how the job ended."""
+    if not wait_for_cores(job_id):
+        return
     with open(job_output(job_id), "ab") as out:
         try:
             tasks = subprocess.Popen([shutil.which("flux-shell") or "flux-shell", *command], env=env,
@@ -159,9 +213,10 @@ def submit(options: argparse.Namespace, limit: float | None) -> str:
         db["next"] += 1
         now = time.time()
         db["jobs"][job_id] = {"id": int(job_id), "name": options.job_name or Path(options.command[0]).name,
-                              "state": "RUN", "result": "", "t_submit": now, "t_run": now, "t_cleanup": 0.0,
+                              "state": "SCHED", "result": "", "t_submit": now, "t_run": 0.0, "t_cleanup": 0.0,
                               "t_inactive": 0.0, "returncode": "", "ntasks": options.ntasks or 1,
-                              "nnodes": options.nodes or 1, "limit": limit, "exception": None}
+                              "nnodes": options.nodes or 1, "limit": limit, "exception": None,
+                              "ncores": (options.ntasks or 1) * (options.cores_per_task or 1), "alloc": {}}
     env["FLUX_JOB_ID"] = job_id
     job_output(job_id).write_bytes(b"")
     if os.fork() == 0:  # the job shell: in a session and with files of its own, so the client's end is not the job's
@@ -240,6 +295,11 @@ def flux_run(args: list[str]) -> int:
     wanted = options.nodes or 1
     if wanted > nodes():
         print(f"flux-run: ERROR: unsatisfiable request: {wanted} nodes, {nodes()} up", file=sys.stderr)
+        return 1
+    per_node = -(-(options.ntasks or 1) * (options.cores_per_task or 1) // wanted)
+    if per_node > cores_per_node():
+        print(f"flux-run: ERROR: unsatisfiable request: {per_node} cores per node, {cores_per_node()} per node up",
+              file=sys.stderr)
         return 1
     return attach(submit(options, limit))
 
@@ -332,7 +392,7 @@ def flux(args: list[str]) -> int:
     if args[:2] == ["exec", "-r"] and args[2] == "all":
         return max(subprocess.call(args[3:], env={**os.environ, "FAKE_NODE": str(rank)}) for rank in range(nodes()))
     if args[:2] == ["resource", "info"]:
-        print(f"{nodes()} Nodes, {nodes() * CORES_PER_NODE} Cores, 0 GPUs")
+        print(f"{nodes()} Nodes, {nodes() * cores_per_node()} Cores, 0 GPUs")
         return 0
     if args == ["getattr", "conf.pmi_library_path"]:  # the library the shell names in FLUX_PMI_LIBRARY_PATH
         print(FLUX_PMI_LIBRARY)

@@ -22,12 +22,13 @@ from planner.edges import sweep
 from planner.edges.runner import PlaybookRequest
 
 
-def stand_in(inventory: str, extra: dict[str, Any]) -> Callable[[ClusterInfo, list[dict[str, Any]]], PlaybookRequest]:
+def stand_in(inventory: str, extra: dict[str, Any]) -> Callable[..., PlaybookRequest]:
     real = sweep.sweep_request
 
-    def request(cluster: ClusterInfo, items: list[dict[str, Any]]) -> PlaybookRequest:
-        planned = real(cluster, items)
-        return PlaybookRequest("tests/cloud/flux_sweep.yml", inventory, {**planned.extravars, **extra})
+    def request(cluster: ClusterInfo, items: list[dict[str, Any]], lanes: int = 1) -> PlaybookRequest:
+        planned = real(cluster, items, lanes)
+        return PlaybookRequest("tests/cloud/flux_sweep.yml", inventory, {**planned.extravars, **extra},
+                               forks=planned.forks)
 
     return request
 

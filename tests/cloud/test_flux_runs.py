@@ -23,7 +23,7 @@ from rich.console import Console
 from planner.core.experiment import load_experiment
 from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.store import Store
-from planner.edges.sweep import FLUX_BACKSTOP, Workspace, prepare, record_for, run_items
+from planner.edges.sweep import FLUX_BACKSTOP, Workspace, lanes, prepare, record_for, run_items
 from tests.cloud.fake_flux import install
 from tests.conftest import REPO
 
@@ -65,7 +65,7 @@ class Swept:
     calls: list[list[str]]  # what the fakes were called with
 
 
-def sweep(broker, items: list[dict], executor: str) -> Swept:
+def sweep(broker, items: list[dict], executor: str, lanes: int = 1) -> Swept:
     """Run the role through the planner's ansible-runner adapter, collecting the run events as it does."""
     tmp_path, env_script, inventory = broker
     log = tmp_path / "calls.jsonl"
@@ -79,9 +79,11 @@ def sweep(broker, items: list[dict], executor: str) -> Swept:
 
     extravars = {"run_matrix_runs": items, "run_matrix_launcher": "flux",
                  "run_matrix_flux_env_script": str(env_script), "run_matrix_flux_work_dir": str(tmp_path / "pod"),
-                 "run_matrix_flux_executor": executor, "run_matrix_flux_python_command": sys.executable}
+                 "run_matrix_flux_executor": executor, "run_matrix_flux_python_command": sys.executable,
+                 "run_matrix_lanes": lanes}
     try:
-        result = run_playbook(PlaybookRequest("tests/cloud/flux_sweep.yml", str(inventory), extravars), on_item=on_item)
+        result = run_playbook(PlaybookRequest("tests/cloud/flux_sweep.yml", str(inventory), extravars, forks=lanes + 1),
+                              on_item=on_item)
     finally:
         for key in ("FAKE_FLUX_LOG", "FAKE_ROOT"):
             os.environ.pop(key, None)
@@ -155,6 +157,40 @@ def test_a_sweep_pulls_once_per_node_runs_as_rendered_and_reports_every_run(brok
     assert [call[1:4] for call in again.calls] == [["exec", "-r", "all"]], "cached image, finished runs not run again"
     assert all(res["changed"] is False for res in again.events.values())
     assert all(result.get("cached") for result in reported(again).values())
+
+
+def test_a_sweep_side_by_side_starts_one_node_runs_together_and_queues_a_two_node_run(broker) -> None:
+    """The eks-arm64 sweep's four runs (1 and 2 nodes of 64 cores, x 1 and 8) in as many lanes as the planner
+    chooses (two: 128 cores, 64-rank runs), each lane a host of its own on the stand-in lead broker, whose
+    Flux starts a job once its cores are free, in submission order."""
+    tmp_path = broker[0]
+    ws = Workspace.load(load_experiment(REPO / "experiments" / "lammps.yaml"))
+    ws.clusters["eks-arm64"] = dataclasses.replace(ws.clusters["eks-arm64"], sif_dir=str(tmp_path / "sif"))
+    plan, _ = prepare(ws, "eks-arm64", ["reaxff"], [VARIANT], 1, Console(quiet=True), install=False)
+    launches = {run.id: ws.launch(run) for run in plan.runs}
+    width = lanes(ws.clusters["eks-arm64"], plan.runs, launches, side_by_side=True)
+    assert width == 2 and lanes(ws.clusters["eks-arm64"], plan.runs, launches, side_by_side=False) == 1
+    items = run_items(Store(tmp_path / "results" / "planner.sqlite"), plan.runs, launches, tmp_path / "stop", width)
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "lmp").write_text(f'#!/bin/sh\nsleep 3\nexec {tmp_path}/fakes/lmp "$@"\n')
+    (tmp_path / "slow" / "lmp").chmod(0o755)
+    broker[1].write_text(broker[1].read_text().replace('export PATH="', f'export PATH="{tmp_path}/slow:'))
+    swept = sweep(broker, items, "python", width)
+    assert swept.ok, swept.failures
+    results = reported(swept)
+    assert sorted(results) == sorted(item["id"] for item in items)
+    nodes = {run.id: run.options.nodes for run in plan.runs}
+    spans = {run_id: (result["finished"] - result["wall"], result["finished"]) for run_id, result in results.items()}
+
+    def beside(run_id: str) -> list[str]:
+        start, end = spans[run_id]
+        return [other for other, (s, e) in spans.items() if other != run_id and s < end and e > start]
+
+    one_node = [run_id for run_id in results if nodes[run_id] == 1]
+    assert any(beside(run_id) for run_id in one_node), ("the one-node runs ran together", spans)
+    for run_id in (run_id for run_id in results if nodes[run_id] == 2):
+        assert beside(run_id) == [], ("a two-node run needs every core: it ran alone", spans)
+    assert any(results[run_id]["queue"] > 0.5 for run_id in results), "a run waited in Flux's queue for its cores"
 
 
 def test_execute_run_py_reports_alike_where_the_pod_has_python(broker) -> None:

@@ -33,7 +33,11 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   (`srun -J ID`; `scancel`/`squeue` on PATH, SLURM_CONF set in the NAME=VALUE words or the environment). An
   active job of that name (an earlier attempt's, its executor gone) is cancelled before the start; on a stop
   or at TIMEOUT it is cancelled in Slurm (`scancel --name`) before the command's group is ended.
-  "rusage_of" is then "srun-client".
+  "rusage_of" is then "srun-client". A job Slurm queues behind others (srun says "job N queued and waiting
+  for resources", then "job N has been allocated resources") has its wait in "queue", not in "wall", and
+  TIMEOUT counts from its allocation, as Slurm's own limit (`srun -t`) does. When srun cannot reach the
+  controller ("Unable to contact slurm controller": slurmctld down), nothing ran: no result.json, the JSON
+  line is {"id", "unreachable": srun's line}, and the exit code is 5 (the run stays pending).
 - The command runs in its own process group: at TIMEOUT, or on a stop, the whole group gets SIGTERM,
   then SIGKILL 5 s later. The executor itself ended by SIGTERM, SIGHUP or SIGINT is a stop too: it
   ends the run's group first.
@@ -43,7 +47,8 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
   "finished", "host", "log_path", "output"} (+ "cached": true), "id" first; "output" is the log when it
   is at most 256 KiB, else its first 64 KiB, a line saying how many bytes were left out, and its last
   192 KiB (what travels back through Ansible stays small whatever the run writes; the log stays whole);
-  "queue" is null without -j; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
+  "started"/"finished" are when the run ran (with -j, the job's start and end in Flux; with -J, from its
+  allocation); "queue" is null without -j or -J; "rusage_of" says whose user/sys/maxrss_kb they are: "command" (the
   command and what it waited for) or, with -j, "flux-client" (the `flux run` client, not the job's tasks).
   With -j, a stop asked while the job ran reports nothing, even when the client ended meanwhile.
 
@@ -51,7 +56,8 @@ written down in roles/run_matrix/README.md; tests/test_executors.py runs both ag
 
 Exit codes (EXIT_*): 0 a result was printed (whatever the command's own exit code); 2 bad request (a
 message on stderr, nothing run); 3 stopped (owner gone or stop file; nothing printed, no result.json:
-the run stays pending); 4 RUN_DIR cannot be created or result.json written.
+the run stays pending); 4 RUN_DIR cannot be created or result.json written; 5 (-J) the scheduler could
+not be reached, nothing ran (the run stays pending).
 """
 
 import fcntl
@@ -68,7 +74,7 @@ import subprocess
 import sys
 import time
 
-EXIT_REPORTED, EXIT_BAD_REQUEST, EXIT_STOPPED, EXIT_RUN_DIR = 0, 2, 3, 4
+EXIT_REPORTED, EXIT_BAD_REQUEST, EXIT_STOPPED, EXIT_RUN_DIR, EXIT_UNREACHABLE = 0, 2, 3, 4, 5
 USAGE = "usage: execute_run.py [-f] [-j | -J] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] " \
         "[-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV..."
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -86,6 +92,15 @@ PROFILE_ROOTS = ("tree", "flux-shell")
 PROFILE_FILES = ("status", "perf.csv", "ebpf.json")
 #: seconds to wait for Flux to end a cancelled job (its kill-timeout is 5 s)
 FLUX_SETTLE = 30.0
+#: what srun prints (stderr, at its default verbosity) when the job waits for cores, and when it got them
+#: (Slurm's src/srun/libsrun/allocate.c: "job %u queued and waiting for resources", "job %u has been
+#: allocated resources")
+SRUN_QUEUED, SRUN_ALLOCATED = b"queued and waiting for resources", b"has been allocated resources"
+#: what srun prints when slurmctld cannot be reached and no job was created (src/common/slurm_protocol_api.c,
+#: "Unable to contact slurm controller (connect failure)"); it exits 1 after its retries
+SRUN_UNREACHABLE = "Unable to contact slurm controller"
+#: bytes at the head of the log where srun's allocation lines are looked for
+SRUN_HEAD = 4096
 
 
 class BadRequest(Exception):
@@ -245,7 +260,8 @@ def flux_cancel(name, note):
 
 
 def flux_times(name, since):
-    """(run time, queue wait, result) of the latest job named `name` submitted since `since`, else None."""
+    """(run time, queue wait, result, start, end) of the latest job named `name` submitted since `since`, else
+    None."""
     for job_id, result, submit, run, cleanup in flux_jobs(name, "id", "result", "t_submit", "t_run", "t_cleanup",
                                                          every=True):
         try:
@@ -253,7 +269,7 @@ def flux_times(name, since):
         except ValueError:
             continue
         if submit >= since - 1.0 and run > 0 and cleanup >= run:
-            return cleanup - run, run - submit, result
+            return cleanup - run, run - submit, result, run, cleanup
     return None
 
 
@@ -314,6 +330,48 @@ def explain_flux_pmi(spec, log_path, env):
     with open(log_path, "a") as log:
         for line in said or ["loads (the failure is not the loader's)"]:
             log.write(f"compat-lab: ldd in the image: {line}\n")
+
+
+class SrunQueue:
+    """When a Slurm job the command submits waited for cores: srun's lines at the head of the log, read as they
+    come (only when the log grew) until they say, or until the head is past them."""
+
+    def __init__(self, log_path, started):
+        self.log_path, self.started = log_path, started
+        self.size, self.queued, self.allocated, self.settled = 0, False, None, False
+
+    def pending(self):
+        """Whether the job still waits for its allocation (read from the log as it is now)."""
+        if self.settled:
+            return False
+        try:
+            size = os.stat(self.log_path).st_size
+        except OSError:
+            return False
+        if size != self.size:
+            self.size = size
+            with open(self.log_path, "rb") as log:
+                head = log.read(SRUN_HEAD)
+            self.queued = SRUN_QUEUED in head
+            if SRUN_ALLOCATED in head:
+                self.allocated, self.settled = time.monotonic(), True
+            elif not self.queued and len(head) >= SRUN_HEAD:
+                self.settled = True
+        return self.queued and self.allocated is None
+
+    def seconds(self):
+        """Seconds the job waited before its allocation (0.0 when it was not queued)."""
+        return self.allocated - self.started if self.queued and self.allocated is not None else 0.0
+
+
+def unreached(log_path):
+    """srun's line saying the controller could not be reached, when that is how it ended, else None."""
+    try:
+        with open(log_path, "rb") as log:
+            head = log.read(SRUN_HEAD).decode("utf-8", "replace")
+    except OSError:
+        return None
+    return next((line.strip() for line in head.splitlines() if SRUN_UNREACHABLE in line), None)
 
 
 def kill_group(proc):
@@ -415,6 +473,7 @@ def execute_locked(spec, run_dir, done):
             log.write(f"{spec['argv'][0]}: {err.strerror}\n".encode())
             proc = None
         deadline = t0 + spec["timeout"]
+        srun = SrunQueue(log_path, t0) if spec["slurm_job"] else None
         # a stop signal may come at any point of the loop (in a check as well as in the wait): the whole
         # loop is guarded, so the run's group is always ended with it
         try:
@@ -424,6 +483,8 @@ def execute_locked(spec, run_dir, done):
                     break
                 except subprocess.TimeoutExpired:
                     pass
+                if srun is not None and srun.pending():  # the run's time starts with its cores
+                    deadline = time.monotonic() + spec["timeout"]
                 if time.monotonic() >= deadline:
                     timed_out = True
                     end_run(spec, proc, "compat-lab: the run's timeout")
@@ -441,12 +502,23 @@ def execute_locked(spec, run_dir, done):
     if interrupted or (spec["flux_job"] and stop_requested(spec)):
         return EXIT_STOPPED
     queue = None
+    unreachable = srun is not None and proc is not None and proc.returncode != 0 and srun.allocated is None \
+        and unreached(log_path)
+    if unreachable:
+        print(json.dumps({"id": spec["id"], "unreachable": unreachable}))
+        return EXIT_UNREACHABLE
     if spec["flux_job"] and proc is not None and proc.returncode:
         explain_flux_pmi(spec, log_path, env)
+    finished = time.time()
+    if srun is not None:
+        srun.pending()  # the last lines srun wrote
+        queue = srun.seconds()
+        wall -= queue
+        started += queue
     if spec["flux_job"]:
         times = flux_times(spec["id"], started)
         if times is not None:
-            wall, queue = times[0], times[1]
+            wall, queue, started, finished = times[0], times[1], times[3], times[4]
             timed_out = timed_out or times[2] == "TIMEOUT"
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = excerpt(log_path)
@@ -455,7 +527,7 @@ def execute_locked(spec, run_dir, done):
         "wall": round(wall, 6), "queue": None if queue is None else round(queue, 6),
         "user": round(after.ru_utime - before.ru_utime, 6),
         "sys": round(after.ru_stime - before.ru_stime, 6), "maxrss_kb": after.ru_maxrss,
-        "rusage_of": "flux-client" if spec["flux_job"] else "srun-client" if spec["slurm_job"] else "command", "started": started, "finished": time.time(), "host": socket.gethostname(), "log_path": log_path,
+        "rusage_of": "flux-client" if spec["flux_job"] else "srun-client" if spec["slurm_job"] else "command", "started": started, "finished": finished, "host": socket.gethostname(), "log_path": log_path,
         "output": output,
     }
     if spec["profile"]:

@@ -294,11 +294,11 @@ if [ -n "$flux_job" ]; then
     # the latest job of this name submitted since the start: its run time and wait, and whether Flux timed it out
     times=$(flux_jobs '{id} {result} {t_submit} {t_run} {t_cleanup}' -a |
         awk -v since="$started" 'NF == 5 && $3 >= since - 1 && $4 > 0 && $5 >= $4 && $3 > best {
-            best = $3; line = sprintf("%.6f %.6f %s", $5 - $4, $4 - $3, $2) } END { if (line) print line }')
+            best = $3; line = sprintf("%.6f %.6f %s %.6f %.6f", $5 - $4, $4 - $3, $2, $4, $5) } END { if (line) print line }')
     if [ -n "$times" ]; then
-        # shellcheck disable=SC2086  # three words
+        # shellcheck disable=SC2086  # five words
         set -- $times
-        wall=$1 queue=$2
+        wall=$1 queue=$2 started=$4 finished=$5
         [ "$3" = TIMEOUT ] && timed_out=true
     fi
 fi
