@@ -63,7 +63,7 @@ class Difference:
 
     def text(self) -> str:
         if not math.isfinite(self.low):
-            return f"{self.mean:+.3f} (no interval: one group)"
+            return f"{self.mean:+.3f} (no interval: {'one group' if self.groups < 2 else 'too few groups'})"
         return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
 
 
@@ -90,11 +90,14 @@ def paired(differences: np.ndarray, groups: np.ndarray, *, seed: int = 0, level:
     signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(RESAMPLES, len(labels)))
     shift = (signs * residuals).sum(axis=1) / counts.sum()
     errors = _error(signs * residuals - counts * shift[:, None], counts.sum())
+    # a draw whose groups all collapse onto its mean has no spread: its t is infinite unless it did not move (with
+    # two groups half the draws do, and no interval can be had)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(errors > 0, shift / errors, 0.0)
+        t = np.where(errors > 0, shift / errors, np.where(np.isclose(shift, 0.0), 0.0, np.sign(shift) * np.inf))
     tail = (1 - level) / 2
-    return Difference(mean, float(mean - np.quantile(t, 1 - tail) * error),
-                      float(mean - np.quantile(t, tail) * error), len(labels), level)
+    # quantiles without interpolation: between an infinite t and a finite one it is undefined
+    return Difference(mean, float(mean - np.quantile(t, 1 - tail, method="inverted_cdf") * error),
+                      float(mean - np.quantile(t, tail, method="inverted_cdf") * error), len(labels), level)
 
 
 def _error(residuals: np.ndarray, total: float) -> np.ndarray:
