@@ -267,12 +267,12 @@ def _comparison_text(comparison: Any) -> list[str]:
 
     best = comparison.best_rule
     lines = [f"against the best rule, {best}: mean regret minus {best}'s, context by context, with its "
-             f"{LEVEL:.0%} paired bootstrap interval (held-out groups resampled):"]
+             f"{LEVEL:.0%} paired bootstrap interval (wild cluster bootstrap-t over the held-out groups):"]
     for name, row in comparison.overall.items():
         lines.append(f"  {name:18}{row.mean_regret:.3f}  {row.difference.text():28} {row.verdict}")
     seeds = ", ".join("-" if value is None else f"{value:.3f}" for value in comparison.per_seed)
     lines.append(f"  model per seed: {seeds}")
-    lines.append("  per group (the model's seeds resampled): " + "; ".join(
+    lines.append("  per group (over the model's seeds): " + "; ".join(
         f"{group} {row.mean_regret:.3f} {row.difference.text()}" for group, row in comparison.per_group.items()))
     return lines
 

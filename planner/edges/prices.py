@@ -22,5 +22,7 @@ def listed() -> dict[str, tuple[float, str]]:
         lines = handle.read().splitlines()
     date = next(line.split(":", 1)[1].strip().split(" ", 1)[0] for line in lines if line.startswith("# date:"))
     rows = csv.DictReader(line for line in lines if not line.startswith("#"))
+    # the source says whether a page other than this file's own gave the same price (the file's header)
     return {row["instance_type"]: (float(row["usd_per_hour"]),
-                                   f"EC2 On-Demand list price, {row['region']}, {date}") for row in rows}
+                                   f"EC2 On-Demand list price, {row['region']}, {date}"
+                                   f"{'' if row['checked'] != 'unverified' else ', unverified'}") for row in rows}

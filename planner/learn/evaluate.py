@@ -21,6 +21,7 @@ data; random ones are scored by expectation, so no seed makes them lucky.
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,6 +37,9 @@ from planner.learn.dataset import Choice, Context, Measured, Runs
 from planner.learn.table import Predictions
 
 BASELINES = baselines.NAMES
+#: Stored runs x held-out groups x seeds from which the groups are evaluated in parallel, one process per core:
+#: each fold is independent (its fits are seeded), and merged in the groups' order, so the result is the same.
+PARALLEL_FROM = 20_000
 
 
 @dataclass
@@ -193,60 +197,35 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, tru
     ranked_by: dict[str, int] = defaultdict(int)
     contexts: dict[int, _Scored] = {}
     checks: list[dict[str, Any]] = []
-    for group in groups:
-        train = group_of_run != group
-        seen = baselines.history([(runs.contexts[c], catalog.cluster_attrs(runs.contexts[c].cluster),
-                                   [(runs.choices[k], m) for k, m in items])
-                                  for c, items in by_context.items() if group_key(runs.contexts[c], group_by) != group],
-                                 metric.sign)
+    task = _Task(runs, catalog, group_by, metric, seeds, group_of_run, dict(by_context), scored, true_of)
+    work = len(runs) * len(groups) * seeds
+    jobs = min(len(os.sched_getaffinity(0)), len(groups)) if work >= PARALLEL_FROM else 1
+    if jobs > 1:
+        from joblib import Parallel, delayed
+
+        done = Parallel(n_jobs=jobs)(delayed(_held_out)(task, group) for group in groups)
+    else:
+        done = [_held_out(task, group) for group in groups]
+    for group, fold in zip(groups, done, strict=True):
+        for pick in fold.model:
+            model_score.add(pick)
+        for name, rule_picks in fold.rules.items():
+            for pick in rule_picks:
+                baseline_scores[name].add(pick)
+        for name, true_picks in fold.truth.items():
+            for pick in true_picks:
+                truth_scores[name].add(pick)
+        for pick in fold.floor:
+            floor.add(pick)
+        failures += fold.failures
+        picks += fold.picks
+        for name in fold.ranked_by:
+            ranked_by[name] += 1
+        checks += fold.checks
+        contexts.update(fold.contexts)
         group_score = baselines.Score()
-        held = sorted(c for c in scored if group_key(runs.contexts[c], group_by) == group)
-        for seed in range(seeds):
-            # fitted as `fit` does (the ranking checked against the simple rules, and the best of them used unless
-            # the model beat it), so the picks are the ones `recommend` would show
-            models, report = model.fit(runs, catalog, [metric], mask=train, cv=False, check_ranking=True, seed=seed)
-            fom = models.foms.get(metric.name)
-            ranked_by[fom.ranking.by if fom is not None and fom.ranking is not None else "model"] += 1
-            check = report.foms[metric.name].ranking if metric.name in report.foms else None
-            checks.append({"group": group, "seed": seed, "ranked_by": check.ranked_by if check else "model",
-                           "why": check.why if check else "too few clusters or contexts to check the model"})
-            for c in held:
-                items = sorted(scored[c], key=lambda item: runs.choices[item[0]])
-                context = runs.contexts[c]
-                choices = [runs.choices[k] for k, _ in items]
-                values = [baselines.outcome(m) for _, m in items]
-                kinds = [baselines.failure_kind(m) for _, m in items]
-                order = _model_ranking(models, catalog, context, choices, metric)
-                picks.append(Pick(group, context, choices[order[0]] if order else None))
-                if not order:
-                    continue
-                record = contexts.setdefault(c, _Scored(group))
-                true_values = [baselines.outcome(true_of[c, k]) for k, _ in items] if true_of else []
-                pick = baselines.score([[i] for i in order], values, kinds, metric.sign)
-                record.model.append(pick.regret)
-                if true_of:
-                    truth_scores["model"].add(baselines.score([[i] for i in order], true_values, kinds, metric.sign))
-                model_score.add(pick)
-                group_score.add(pick)
-                if values[order[0]] is None:
-                    failures.append(FailedPick(context.cluster, context.workload, choices[order[0]].variant,
-                                               choices[order[0]].options(), items[order[0]][1].reason(), seed))
-                if seed:
-                    continue  # the rules do not depend on the seed
-                if true_of:
-                    oracle = sorted(range(len(items)), key=lambda i: -metric.sign * math.log(true_values[i])
-                                    if true_values[i] is not None else math.inf)
-                    floor.add(baselines.score([[i] for i in oracle], values, kinds, metric.sign))
-                allowed = [i for i, choice in enumerate(choices) if catalog.rule(context, choice) is None]
-                cluster = catalog.cluster_attrs(context.cluster)
-                rows = _heuristic_rows(catalog, context, choices)
-                for name in BASELINES:
-                    tiers = baselines.rank(name, seen, context, cluster, choices, allowed, rows.__getitem__)
-                    rule_pick = baselines.score(tiers, values, kinds, metric.sign)
-                    baseline_scores[name].add(rule_pick)
-                    record.rules[name] = rule_pick.regret
-                    if true_of:
-                        truth_scores[name].add(baselines.score(tiers, true_values, kinds, metric.sign))
+        for pick in fold.model:
+            group_score.add(pick)
         per_group[group] = _pooled(group_score, seeds)
     baseline_rows = {name: Summary(**score.as_dict()) for name, score in baseline_scores.items()}
     return Evaluation(group_by, metric.name, metric.goal, len(groups), _pooled(model_score, seeds),
@@ -256,6 +235,95 @@ def evaluate(runs: Runs, catalog: Catalog, group_by: str, metric: Metric, *, tru
                        for name, score in truth_scores.items()} if true_of else None,
                       Summary(**floor.as_dict()) if true_of else None,
                       _compare(list(contexts.values()), baseline_rows, seeds), metric.unit, checks)
+
+
+@dataclass
+class _Task:
+    """What every held-out group's fold reads (handed whole to a worker process)."""
+
+    runs: Runs
+    catalog: Catalog
+    group_by: str
+    metric: Metric
+    seeds: int
+    group_of_run: np.ndarray
+    by_context: dict[int, list[tuple[int, Measured]]]
+    scored: dict[int, list[tuple[int, Measured]]]
+    true_of: dict[tuple[int, int], Measured]
+
+
+@dataclass
+class _Fold:
+    """One held-out group's picks, scored (merged by `evaluate` in the groups' order)."""
+
+    model: list[baselines.Pick] = field(default_factory=list)
+    rules: dict[str, list[baselines.Pick]] = field(default_factory=lambda: defaultdict(list))
+    truth: dict[str, list[baselines.Pick]] = field(default_factory=lambda: defaultdict(list))
+    floor: list[baselines.Pick] = field(default_factory=list)
+    failures: list[FailedPick] = field(default_factory=list)
+    picks: list[Pick] = field(default_factory=list)
+    ranked_by: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    contexts: dict[int, _Scored] = field(default_factory=dict)
+
+
+def _held_out(task: _Task, group: str) -> _Fold:
+    """Fit on every run outside `group`, once per seed, and score the picks in its contexts."""
+    runs, catalog, group_by, metric, scored, true_of = (task.runs, task.catalog, task.group_by, task.metric,
+                                                        task.scored, task.true_of)
+    out = _Fold()
+    train = task.group_of_run != group
+    seen = baselines.history([(runs.contexts[c], catalog.cluster_attrs(runs.contexts[c].cluster),
+                               [(runs.choices[k], m) for k, m in items])
+                              for c, items in task.by_context.items()
+                              if group_key(runs.contexts[c], group_by) != group], metric.sign)
+    held = sorted(c for c in scored if group_key(runs.contexts[c], group_by) == group)
+    for seed in range(task.seeds):
+        # fitted as `fit` does (the ranking checked against the simple rules, and the best of them used unless
+        # the model beat it), so the picks are the ones `recommend` would show
+        models, report = model.fit(runs, catalog, [metric], mask=train, cv=False, check_ranking=True, seed=seed)
+        fom = models.foms.get(metric.name)
+        out.ranked_by.append(fom.ranking.by if fom is not None and fom.ranking is not None else "model")
+        check = report.foms[metric.name].ranking if metric.name in report.foms else None
+        out.checks.append({"group": group, "seed": seed, "ranked_by": check.ranked_by if check else "model",
+                           "why": check.why if check else "too few clusters or contexts to check the model"})
+        for c in held:
+            items = sorted(scored[c], key=lambda item: runs.choices[item[0]])
+            context = runs.contexts[c]
+            choices = [runs.choices[k] for k, _ in items]
+            values = [baselines.outcome(m) for _, m in items]
+            kinds = [baselines.failure_kind(m) for _, m in items]
+            order = _model_ranking(models, catalog, context, choices, metric)
+            out.picks.append(Pick(group, context, choices[order[0]] if order else None))
+            if not order:
+                continue
+            record = out.contexts.setdefault(c, _Scored(group))
+            true_values = [baselines.outcome(true_of[c, k]) for k, _ in items] if true_of else []
+            pick = baselines.score([[i] for i in order], values, kinds, metric.sign)
+            record.model.append(pick.regret)
+            if true_of:
+                out.truth["model"].append(baselines.score([[i] for i in order], true_values, kinds, metric.sign))
+            out.model.append(pick)
+            if values[order[0]] is None:
+                out.failures.append(FailedPick(context.cluster, context.workload, choices[order[0]].variant,
+                                               choices[order[0]].options(), items[order[0]][1].reason(), seed))
+            if seed:
+                continue  # the rules do not depend on the seed
+            if true_of:
+                oracle = sorted(range(len(items)), key=lambda i: -metric.sign * math.log(true_values[i])
+                                if true_values[i] is not None else math.inf)
+                out.floor.append(baselines.score([[i] for i in oracle], values, kinds, metric.sign))
+            allowed = [i for i, choice in enumerate(choices) if catalog.rule(context, choice) is None]
+            cluster = catalog.cluster_attrs(context.cluster)
+            rows = _heuristic_rows(catalog, context, choices)
+            for name in BASELINES:
+                tiers = baselines.rank(name, seen, context, cluster, choices, allowed, rows.__getitem__)
+                rule_pick = baselines.score(tiers, values, kinds, metric.sign)
+                out.rules[name].append(rule_pick)
+                record.rules[name] = rule_pick.regret
+                if true_of:
+                    out.truth[name].append(baselines.score(tiers, true_values, kinds, metric.sign))
+    return out
 
 
 def _pooled(score: baselines.Score, seeds: int) -> Summary:

@@ -1,10 +1,18 @@
 """Whether one method ranks better than another beyond chance: paired bootstrap intervals. numpy only.
 
 Two methods scored in the same contexts differ context by context; the mean of those differences, with a
-percentile bootstrap interval that resamples whole groups (a held-out cluster's contexts move together, and
-so do a context's scores over seeds), says whether the difference is more than the luck of which contexts
-were drawn. `fit` uses it to choose what ranks (`planner.learn.validation.ranking`), `evaluate --seeds` to
-report each method against the best simple rule.
+bootstrap interval that resamples whole groups (a held-out cluster's contexts move together, and so do a
+context's scores over seeds), says whether the difference is more than the luck of which contexts were drawn.
+`fit` uses it to choose what ranks (`planner.learn.validation.ranking`), `evaluate --seeds` to report each
+method against the best simple rule.
+
+The interval is a wild cluster bootstrap-t (Cameron, Gelbach & Miller, "Bootstrap-based improvements for
+inference with clustered errors", Review of Economics and Statistics 90(3), 2008), not the percentile
+bootstrap it replaced: with a handful of groups the percentile interval cannot reach below the smallest
+group's difference, so four held-out clusters that all lean one way were "beyond chance" whatever their
+spread. On differences with no true effect (Student t with 3 degrees of freedom, 300 draws, +-2%) the
+percentile interval at 90% excluded 0 in 27% of the draws with 4 groups, 16% with 6 and 15% with 13; this one
+in 5%, 7% and 13% (`tests/learn/test_intervals.py`, docs/learning.md).
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ class Difference:
 
     def text(self) -> str:
         if not math.isfinite(self.low):
-            return f"{self.mean:+.3f} (no interval: one group)"
+            return f"{self.mean:+.3f} (no interval: {'one group' if self.groups < 2 else 'too few groups'})"
         return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
 
 
@@ -64,8 +72,10 @@ def _rounded(value: float) -> float | None:
 
 
 def paired(differences: np.ndarray, groups: np.ndarray, *, seed: int = 0, level: float = LEVEL) -> Difference:
-    """The mean of `differences` (one per context, method minus reference) with the `level` interval of a
-    bootstrap that draws whole groups (`groups`: one label per difference) with replacement."""
+    """The mean of `differences` (one per context, method minus reference) with its `level` interval from a
+    wild cluster bootstrap-t: each group's (`groups`: one label per difference) total deviation from the mean
+    has its sign flipped at random (Rademacher weights), each draw's shift of the mean is divided by that draw's
+    cluster-robust standard error, and the quantiles of those t values scale the observed standard error."""
     differences = np.asarray(differences, dtype=float)
     labels, group = np.unique(np.asarray(groups), return_inverse=True)
     mean = float(differences.mean()) if len(differences) else math.nan
@@ -73,7 +83,25 @@ def paired(differences: np.ndarray, groups: np.ndarray, *, seed: int = 0, level:
         return Difference(mean, -math.inf, math.inf, len(labels), level)
     sums = np.bincount(group, weights=differences, minlength=len(labels))
     counts = np.bincount(group, minlength=len(labels)).astype(float)
-    drawn = np.random.default_rng(seed).integers(0, len(labels), size=(RESAMPLES, len(labels)))
-    means = sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1)
+    residuals = sums - counts * (sums.sum() / counts.sum())
+    error = _error(residuals[None, :], counts.sum())[0]
+    if error == 0:  # every group differs by the same amount: no spread to resample
+        return Difference(mean, mean, mean, len(labels), level)
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(RESAMPLES, len(labels)))
+    shift = (signs * residuals).sum(axis=1) / counts.sum()
+    errors = _error(signs * residuals - counts * shift[:, None], counts.sum())
+    # a draw whose groups all collapse onto its mean has no spread: its t is infinite unless it did not move (with
+    # two groups half the draws do, and no interval can be had)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(errors > 0, shift / errors, np.where(np.isclose(shift, 0.0), 0.0, np.sign(shift) * np.inf))
     tail = (1 - level) / 2
-    return Difference(mean, float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)), len(labels), level)
+    # quantiles without interpolation: between an infinite t and a finite one it is undefined
+    return Difference(mean, float(mean - np.quantile(t, 1 - tail, method="inverted_cdf") * error),
+                      float(mean - np.quantile(t, tail, method="inverted_cdf") * error), len(labels), level)
+
+
+def _error(residuals: np.ndarray, total: float) -> np.ndarray:
+    """Per row of group residual totals: the cluster-robust standard error of the mean (with the small-sample
+    factor G / (G - 1))."""
+    groups = residuals.shape[1]
+    return np.sqrt((residuals ** 2).sum(axis=1) * groups / (groups - 1)) / total

@@ -189,7 +189,7 @@ def ranking(target: np.ndarray, point_ctx: np.ndarray, groups: np.ndarray, held_
     """Hold out whole groups (clusters) in up to `CV_FOLDS` folds (`LARGE_FOLDS` on many points); in each
     held-out context with two or more points, score every scorer's first pick (ties: their mean) by its regret
     exp(-normalized log FOM). The model ranks only if its regrets are lower than the best rule's beyond chance
-    (`intervals.paired`, whole groups resampled); otherwise that rule does: choosing the lower of two means on a
+    (`intervals.paired` over whole groups); otherwise that rule does: choosing the lower of two means on a
     dozen contexts rewards luck, whichever side it falls. `target`, `point_ctx` and `groups` have a value per
     point. None with fewer than two groups."""
     if len(np.unique(groups)) < 2:

@@ -72,9 +72,6 @@ def both_goals(hpcg_store: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("goal", ["max", "min"])
-@pytest.mark.xfail(strict=True, reason="issue 23's 'done when' is not met on the 4 clusters kept apart: the chosen "
-                   "ranker (most_often_best in most folds) is worse than family_mean, the best rule there, beyond "
-                   "chance (+0.047 [+0.005, +0.105], seeds 0-2); see docs/learning.md")
 def test_on_clusters_kept_apart_the_chosen_ranker_is_never_worse_than_the_best_rule_beyond_chance(
         both_goals: dict[str, dict[str, Any]], goal: str) -> None:
     model = both_goals[goal]["comparison"]["methods"]["model"]
