@@ -104,7 +104,7 @@ def _resume(exp: Path, store: Path, env: dict[str, str], kept: dict[str, tuple[s
 def test_ctrl_c_of_the_planner_cancels_its_jobs_and_the_next_sweep_resumes(local_slurm: dict[str, str],
                                                                          built_images: dict[str, Path],
                                                                          tmp_path: Path) -> None:
-    exp, store = _setup(tmp_path, built_images, runs=4, tasks=1, steps=3000)
+    exp, store = _setup(tmp_path, built_images, runs=4, tasks=1, steps=1500)
     proc = _start(exp, store)
     try:
         _wait(lambda: len(_runs(store)) >= 2 and _jobs(local_slurm), 300, "two runs stored, more running")
@@ -138,7 +138,7 @@ def test_slurmctld_killed_mid_sweep_loses_no_finished_run_and_the_next_sweep_res
                                                                                      tmp_path: Path) -> None:
     from planner.edges import slurm
 
-    exp, store = _setup(tmp_path, built_images, runs=4, tasks=1, steps=3000)
+    exp, store = _setup(tmp_path, built_images, runs=4, tasks=1, steps=1500)
     proc = _start(exp, store)
     try:
         _wait(lambda: len(_runs(store)) >= 1 and _jobs(local_slurm), 300, "a run stored, more running")
