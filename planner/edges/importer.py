@@ -74,15 +74,15 @@ class _Run:
     repeat: int
     status: str
     reason: str | None
-    #: (metric, value or None where not ok, line) of each of the run's rows, flat: a million rows are in memory at
-    #: once, and two dicts per run would double that
-    rows: list[Any]
+    #: (metric, value or None where not ok, line - `line`) of each of the run's rows, flat: a million rows are in
+    #: memory at once (two dicts per run would double that, and small line offsets are Python's shared ints)
+    rows: tuple[Any, ...]
 
     def line_of(self, metric: str) -> int | None:
         rows = self.rows
         for at in range(0, len(rows), 3):
             if rows[at] == metric:
-                return rows[at + 2]
+                return self.line + rows[at + 2]
         return None
 
 
@@ -245,7 +245,7 @@ class _Rows:
     def add(self, fields: list[str], line: int) -> None:
         if len(fields) != len(self.columns):
             raise _RowError("row", f"{len(fields)} fields, the header has {len(self.columns)}")
-        cells = [cell.strip() for cell in fields]
+        cells = list(map(str.strip, fields))
         point = self.point_cells(cells)
         part = self.points.get(point)
         if part is None:
@@ -262,7 +262,7 @@ class _Rows:
         run_id = self._run_id(part, repeat)
         run = self.runs.get(run_id)
         if run is None:
-            self.runs[run_id] = _Run(line, part, repeat, status, reason, [metric, number, line])
+            self.runs[run_id] = _Run(line, part, repeat, status, reason, (metric, number, 0))
             return
         if run.part is not part or run.status is not status or run.reason != reason:
             for what, mine, theirs in (("status", status, run.status), ("reason", reason, run.reason),
@@ -273,7 +273,7 @@ class _Rows:
                                           f"({json.dumps(mine)} here, {json.dumps(theirs)} there)")
         given_on = run.line_of(metric)
         if given_on is None:
-            run.rows += (metric, number, line)
+            run.rows += (metric, number, line - run.line)
         elif number is not None:
             raise _RowError("metric", f"{metric!r} of this run was already given on line {given_on}")
 

@@ -118,7 +118,9 @@ _TABLES = {"meta", "runs", "foms", "profiles"}
 _EXPECTED_COLUMNS = {"meta": ["key", "value"], "runs": _COLUMNS, "foms": ["run_id", "name", "value"],
                      "profiles": ["run_id", "profiler", "status"]}
 _TRIGGER_NAMES = {statement.split()[5] for statement in _TRIGGERS}
-_JSON_AT = [_COLUMNS.index(column) for column in _JSON_COLUMNS]
+#: What only a run that ran has (an imported one has none of them).
+_MEASURED = ("exit_code", "started", "finished", "wall", "user_time", "sys_time", "maxrss_kb", "queue_wait",
+             "rusage_of", "host", "command", "log_path")
 
 #: Files the planner keeps beside a store (its runs, the sweep lock, the stop file, the compspec artifacts
 #: `variants fetch` pulled, the decisions of adaptive sweeps) and SQLite's own.
@@ -202,17 +204,18 @@ def _free(path: Path) -> str:
 
 
 class _RowValues:
-    """Records as rows of `runs`, in its column order; the JSON of options and attributes made once for the records
-    in a row that share the same object (an import's runs of one point do)."""
+    """Records as rows of `runs` with these columns; the JSON of options and attributes made once for the records in a
+    row that share the same object (an import's runs of one point do)."""
 
-    _columns = operator.attrgetter(*_COLUMNS)
-
-    def __init__(self) -> None:
+    def __init__(self, columns: list[str]) -> None:
+        self.insert = f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        self._columns = operator.attrgetter(*columns)
+        self._json_at = [columns.index(column) for column in _JSON_COLUMNS]
         self._last: dict[int, tuple[Any, str]] = {}
 
     def values(self, record: RunRecord) -> list[Any]:
         values = list(self._columns(record))
-        for at in _JSON_AT:
+        for at in self._json_at:
             value = values[at]
             last = self._last.get(at)
             if last is None or last[0] is not value:
@@ -428,11 +431,13 @@ class Store:
         one transaction; it commits with a full sync (durable once this returns)."""
         columns = [c for c in _COLUMNS if c != "id"]
         update = (f"UPDATE runs SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?")
-        insert = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        # an imported run has none of the columns of a run that ran: leaving them out of the insert (SQLite stores
+        # NULL) halves what each row costs
+        rows, unmeasured = _RowValues(_COLUMNS), _RowValues([c for c in _COLUMNS if c not in _MEASURED])
+        measured, nothing = operator.attrgetter(*_MEASURED), (None,) * len(_MEASURED)
         merge_fom = "INSERT INTO foms VALUES (?, ?, ?) ON CONFLICT(run_id, name) DO " + \
                     ("UPDATE SET value = excluded.value" if replace else "NOTHING")
         new = merged = done = 0
-        rows = _RowValues()
         with self._bulk_load(), self.transaction() as db, self._uncounted(db):
             empty = db.execute("SELECT NOT EXISTS (SELECT 1 FROM runs)").fetchone()[0]
             for batch in _batches(records, 10_000):
@@ -442,7 +447,10 @@ class Store:
                 for record in batch:
                     (again if record.id in stored else fresh).append(record)
                     stored.add(record.id)
-                db.executemany(insert, map(rows.values, fresh))
+                bare = [record for record in fresh if measured(record) == nothing]
+                db.executemany(unmeasured.insert, map(unmeasured.values, bare))
+                if len(bare) < len(fresh):
+                    db.executemany(rows.insert, [rows.values(r) for r in fresh if measured(r) != nothing])
                 db.executemany("INSERT INTO foms VALUES (?, ?, ?)", [
                     (record.id, name, float(value)) for record in fresh for name, value in record.foms.items()])
                 db.executemany("INSERT INTO profiles VALUES (?, ?, ?)", [
