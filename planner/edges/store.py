@@ -175,6 +175,8 @@ def sqlite_problem(err: sqlite3.Error, path: Path) -> str:
     if code.startswith("SQLITE_READONLY") or (code.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR"))
                                               and _read_only(path.resolve().parent)):
         return "the store (or its directory) is read-only; make it writable or point --store elsewhere"
+    if code.startswith("SQLITE_CONSTRAINT"):  # the file is fine: one statement broke a rule of its schema
+        return f"the store refused it ({err}); the store itself is intact"
     if code.startswith("SQLITE_CANTOPEN") or code.startswith("SQLITE_IOERR"):
         return f"cannot open or write the store here ({err}); check the directory exists and is writable"
     return f"not a readable results store ({err}); move it aside or point --store elsewhere"
