@@ -73,8 +73,9 @@ def _local_experiment(tmp_path: Path, env: dict[str, str], preload: str) -> Path
 
 @pytest.mark.lammps
 def test_a_real_sweep_passes_env_values_preloads_and_store_paths_as_they_are(tmp_path: Path) -> None:
-    m = markers(tmp_path, 2)
-    env = {"PIPE": pipe(m[0]), "STATEMENT": statement(m[1]), "TEN": TEN, "STRAY": STRAY}
+    markers(tmp_path, 0)
+    # an env value is one word (payloads there are refused at the door: tests/test_env_values.py)
+    env = {"WORDS": "a,b:c/d=e^f%g@h+i"}
     # a preload is one path word (a payload there is refused at the door: tests/test_app_flags.py)
     library = str(tmp_path / "lib" / "libabsent.so")
     experiment = _local_experiment(tmp_path, env, library)
@@ -92,7 +93,7 @@ def test_a_real_sweep_passes_env_values_preloads_and_store_paths_as_they_are(tmp
         assert f"{name}={value}\n" in log  # as LAMMPS read it from its environment
     assert f"ERROR: ld.so: object '{library}' from LD_PRELOAD cannot be preloaded" in log
     words = shlex.split(record.command)
-    assert f"LD_PRELOAD={library}" in words and f"TEN={TEN}" in words
+    assert f"LD_PRELOAD={library}" in words and "WORDS=a,b:c/d=e^f%g@h+i" in words
     assert record.foms  # LAMMPS ran its 20 steps to the end
 
 
@@ -126,7 +127,7 @@ sweeps:
     options:
       set:
         tasks: 2
-        env: {json.dumps({"PIPE": pipe(m[2]), "TEN": TEN, "STRAY": STRAY})}
+        env: {{}}
         preload: /opt/lib/libpreloaded.so
         bind: {json.dumps(["/host/" + pipe(m[4]) + ":/opt/lib"])}
 """
@@ -144,8 +145,11 @@ def test_container_runs_reach_the_lead_broker_as_rendered(broker, executor: str)
     exp = load_experiment(_container_experiment(tmp_path, m))
     ws = Workspace.load(exp)
     plan, _ = prepare(ws, "eks-arm64", [], [], 1, Console(quiet=True), install=False)
-    # a string parameter no experiment can give (the file refuses it): if one ever got through, it is data
-    runs = [dataclasses.replace(plan.runs[0], parameters={"x": 1, "label": statement(m[5])})]
+    # a string parameter and env values no experiment can give (the file refuses them): if one ever got through,
+    # it is data
+    env = {"PIPE": pipe(m[2]), "TEN": TEN, "STRAY": STRAY}
+    runs = [dataclasses.replace(plan.runs[0], parameters={"x": 1, "label": statement(m[5])},
+                                options=plan.runs[0].options.model_copy(update={"env": env}))]
     launches = {run.id: ws.launch(run) for run in runs}
     items = run_items(Store(tmp_path / "results" / "planner.sqlite"), runs, launches, tmp_path / "stop")
     swept = sweep(broker, items, executor)
@@ -213,15 +217,16 @@ SHELL_PAYLOADS = ["$(touch {m})", "`touch {m}`", "'; touch {m}; '", '"; touch {m
 
 
 def test_a_printed_command_pasted_into_bash_runs_exactly_the_launch(tmp_path: Path) -> None:
-    """`plan` prints each run's exact launch command: pasted into bash, it runs the rendered argv with
-    the rendered environment, whatever the values hold."""
+    """`plan` prints each run's exact launch command (`Launch.shell`): pasted into bash, it runs the rendered argv
+    with the rendered environment, whatever the values hold (env values no experiment can give since they are
+    checked as parameters, put into the rendered launch: if one ever got through, it is data)."""
     m = markers(tmp_path, len(SHELL_PAYLOADS))
     env = {f"V{i}": payload.replace("{m}", str(marker))
            for i, (payload, marker) in enumerate(zip(SHELL_PAYLOADS, m, strict=True))}
-    experiment = _local_experiment(tmp_path, env, "/lib/libpreloaded.so")
-    done = planner("plan", "-e", str(experiment), "--json")
-    assert done.returncode == 0, done.stderr
-    [run] = json.loads(done.stdout)["runs"]
+    ws = Workspace.load(load_experiment(_local_experiment(tmp_path, {}, "/lib/libpreloaded.so")))
+    plan, _ = prepare(ws, "local", [], [], 1, Console(quiet=True), install=False)
+    launch = ws.launch(plan.runs[0])
+    run = {"command": dataclasses.replace(launch, env={**launch.env, **env}).shell()}
     words = shlex.split(run["command"])
     assignments = list(itertools.takewhile(lambda word: re.match(r"[A-Za-z_][A-Za-z0-9_]*=", word), words))
     # what bash hands to the command: its environment and its arguments (a Python that prints both

@@ -66,13 +66,28 @@ CODE_ENV = {"LD_PRELOAD": "use the `preload` option", "LD_AUDIT": "the dynamic l
             "PYTHONSTARTUP": "python runs the file it names", "PERL5OPT": "perl takes it as options"}
 
 
+#: a launch option's or rule's environment value: a string parameter's word (`PARAMETER_WORD`), with `^` too (MPI's
+#: "all but": `OMPI_MCA_btl: ^openib`), or empty
+ENV_VALUE = re.compile(r"(?:[A-Za-z0-9_.,:/+@%=^][A-Za-z0-9_.,:/+@%=^-]*)?")
+#: `,NAME=` in a value: Singularity's and Apptainer's `--env K=V` split at commas and read it as one more variable,
+#: past the name check (apptainer/singularity#6088)
+_ENV_IN_VALUE = re.compile(r",[A-Za-z_][A-Za-z0-9_]*=")
+
+
 def check_option_env(env: dict[str, str]) -> dict[str, str]:
-    """Environment a launch option or rule adds: names as `check_env`, and none the loader or a shell runs."""
+    """Environment a launch option or rule adds: names as `check_env`, and none the loader or a shell runs; values
+    checked as string parameters are (`ENV_VALUE`)."""
     check_env(env)
-    for name in env:
+    for name, value in env.items():
         if name in CODE_ENV or name.startswith("BASH_FUNC_"):
             raise ValueError(f"environment variable {name} is not a launch option's: "
                              f"{CODE_ENV.get(name, 'bash runs it as a function')}")
+        if not ENV_VALUE.fullmatch(value):
+            raise ValueError(f"the value of {name}, {value!r}, is not one word of letters, digits and "
+                             "_ . , : / + @ % = ^ - not starting with -")
+        if _ENV_IN_VALUE.search(value):
+            raise ValueError(f"the value of {name}, {value!r}, sets another variable (',NAME=' is how a container "
+                             "runtime's --env separates them); give each variable its own key")
     return env
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,11 +184,38 @@ def run_key(cluster: str, app: str, workload: str, variant: str, options: dict[s
 
 def key_ids(key: dict[str, Any], repeat: int) -> tuple[str, str]:
     """(run id, configuration id) of one repeat of a `run_key`: what resumes a sweep and dedups an import."""
-    return stable_id({**key, "repeat": repeat}), stable_id(key)
+    return run_id(key, repeat), config_id(key)
+
+
+def config_id(key: dict[str, Any]) -> str:
+    """The configuration id alone (`key_ids`' second), shared by the repeats of one configuration."""
+    return stable_id(key)
+
+
+def run_id(key: dict[str, Any], repeat: int) -> str:
+    """The run id alone (`key_ids`' first)."""
+    return stable_id({**key, "repeat": repeat})
+
+
+def run_ids(key: dict[str, Any]) -> Callable[[int], str]:
+    """`run_id(key, repeat)` for one key and any repeat, the key's JSON made once (an import makes a million ids):
+    the text `stable_id` hashes, with the repeat spliced in where sorting the keys puts it."""
+    head = _json({name: value for name, value in key.items() if name < "repeat"})[:-1]
+    tail = _json({name: value for name, value in key.items() if name > "repeat"})[1:]
+    head += "," if len(head) > 1 else ""
+    tail = ("," if len(tail) > 1 else "") + tail
+    return lambda repeat: _hash(f'{head}"repeat":{repeat:d}{tail}')
 
 
 def stable_id(payload: dict[str, Any]) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return _hash(_json(payload))
+
+
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -20,16 +20,18 @@ from __future__ import annotations
 import csv
 import json
 import math
+import operator
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from planner.core import archs
+from planner.core import archs, types
 from planner.core.apps import REASONS
 from planner.core.errors import InputError
 from planner.core.experiment import OPTION_NAMES, Options
@@ -39,6 +41,9 @@ REQUIRED = ("cluster", "app", "workload", "variant", "status", "metric", "value"
 OPTIONAL = ("repeat", "reason")
 PREFIXES = ("variant.", "cluster.", "option.")
 STATUSES = ("ok", "failed", "incompatible")
+#: Each status as one string object, so a run keeps a shared one and rows of a run compare them by identity.
+_STATUSES = {status: status for status in STATUSES}
+_NAMES = ("cluster", "app", "workload", "variant")
 #: Cluster attributes that are numbers (as the planner's own ClusterInfo stores them).
 _CLUSTER_INTS = {"nodes", "cores_per_node", "gpus_per_node"}
 _CLUSTER_FLOATS = {"price_per_hour", "memory_gb"}
@@ -65,14 +70,20 @@ class BadRows(InputError):
 @dataclass(slots=True)
 class _Run:
     line: int
-    key: dict[str, Any]
+    part: _Point
     repeat: int
     status: str
     reason: str | None
-    variant_attrs: dict[str, Any]
-    cluster_attrs: dict[str, Any]
-    foms: dict[str, float] = field(default_factory=dict)
-    lines: dict[str, int] = field(default_factory=dict)  # metric -> line it came from
+    #: (metric, value or None where not ok, line - `line`) of each of the run's rows, flat: a million rows are in
+    #: memory at once (two dicts per run would double that, and small line offsets are Python's shared ints)
+    rows: tuple[Any, ...]
+
+    def line_of(self, metric: str) -> int | None:
+        rows = self.rows
+        for at in range(0, len(rows), 3):
+            if rows[at] == metric:
+                return self.line + rows[at + 2]
+        return None
 
 
 @dataclass
@@ -93,7 +104,8 @@ class Parsed:
     @property
     def records(self) -> Iterator[RunRecord]:
         """The runs as records, made one at a time (a million of them at once would not fit in memory)."""
-        return (_record(run, self.name) for run in self.runs.values())
+        detail = f"imported from {Path(self.name).name}, line "
+        return (_record(run_id, run, detail) for run_id, run in self.runs.items())
 
 
 def read_csv(path: str | Path, progress: Callable[[int, float], None] | None = None) -> Parsed:
@@ -107,46 +119,34 @@ def read_csv(path: str | Path, progress: Callable[[int, float], None] | None = N
     except (IsADirectoryError, PermissionError) as err:
         raise InputError(f"cannot read CSV file ({err.__class__.__name__})", file=name) from None
     size = max(os.fstat(handle.fileno()).st_size, 1)
-    read = 0
-
-    def counted() -> Iterator[str]:
-        nonlocal read
-        for text in handle:
-            read += len(text)
-            yield text
-
     with handle:
         try:
-            reader = csv.reader(counted())
+            reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
                 raise InputError(f"empty file; expected a header with {', '.join(REQUIRED)}", file=name, line=1)
-            columns = _check_header([column.strip() for column in header], name)
-            runs: dict[str, _Run] = {}
-            numbering: dict[str, _Blank | int] = {}  # point id -> its blank repeats, or the line of a numbered one
+            rows = _Rows(_check_header([column.strip() for column in header], name))
             problems: list[str] = []
-            parts: dict[tuple[Any, ...], Any] = {}
-            rows = 0
+            count = 0
             for fields in reader:
-                if not any(cell.strip() for cell in fields):
+                if not "".join(fields).strip():
                     continue
-                rows += 1
-                line = reader.line_num
+                count += 1
                 try:
-                    _add_row(runs, numbering, parts, columns, fields, line)
+                    rows.add(fields, reader.line_num)
                 except _RowError as err:
-                    problems.append(f"{name}:{line}: {err}")
-                if progress is not None and rows % 50_000 == 0:
-                    progress(rows, read / size)
+                    problems.append(f"{name}:{reader.line_num}: {err}")
+                if progress is not None and count % 50_000 == 0:
+                    progress(count, handle.buffer.tell() / size)
         except UnicodeDecodeError:
             raise InputError("not a UTF-8 text file", file=name) from None
         except csv.Error as err:
             raise InputError(f"not valid CSV ({err})", file=name, line=reader.line_num) from None
     if problems:
         raise BadRows(name, problems)
-    if not runs:
+    if not rows.runs:
         raise InputError("no data rows under the header", file=name, line=2)
-    return Parsed(runs, rows, name)
+    return Parsed(rows.runs, count, name)
 
 
 def _check_header(columns: list[str], name: str) -> list[str]:
@@ -193,10 +193,12 @@ def _cached(parts: dict[tuple[Any, ...], Any], key: tuple[Any, ...], compute: Ca
 def _point(cells: dict[str, str], parts: dict[tuple[Any, ...], Any]) -> _Point:
     names = tuple(cells[column] for column in ("cluster", "app", "workload", "variant"))
     _cached(parts, ("names", names), lambda: _check_names(cells))
-    by_prefix = {prefix: {k: v for k, v in cells.items() if k.startswith(prefix)} for prefix in PREFIXES}
+    by_prefix: dict[str, dict[str, str]] = {prefix: {} for prefix in PREFIXES}
     for column, cell in cells.items():
-        if column.startswith(PREFIXES) and cell and _NON_FINITE.match(cell):
-            raise _RowError(column, f"{cell!r} is not a finite value")
+        if column.startswith(PREFIXES):
+            if cell and _NON_FINITE.match(cell):
+                raise _RowError(column, f"{cell!r} is not a finite value")
+            by_prefix[column[:column.index(".") + 1]][column] = cell
     cluster_attrs = _cached(parts, ("cluster", *by_prefix["cluster."].values()),
                             lambda: _cluster_attrs(by_prefix["cluster."]))
     variant_attrs = _cached(parts, ("variant", cluster_attrs.get("arch"), cluster_attrs.get("microarchitecture"),
@@ -209,7 +211,7 @@ def _point(cells: dict[str, str], parts: dict[tuple[Any, ...], Any]) -> _Point:
         options = _cached(parts, ("options", *option_cells), lambda: _options(
             {key.removeprefix("option."): cell for key, cell in by_prefix["option."].items() if cell}))
         key = run_key(**dict(zip(("cluster", "app", "workload", "variant"), names, strict=True)), options=options)
-        return key, key_ids(key, 0)[1]
+        return key, types.config_id(key)
 
     key, point_id = _cached(parts, ("point", names, option_cells), point)
     return _Point(cluster_attrs, variant_attrs, key, point_id)
@@ -221,37 +223,93 @@ def _check_names(cells: dict[str, str]) -> None:
             raise _RowError(column, f"{cells[column]!r} is not a name (letters, digits, _ . : / @ + -; no spaces)")
 
 
-def _add_row(runs: dict[str, _Run], numbering: dict[str, _Blank | int], parts: dict[tuple[Any, ...], Any],
-             columns: list[str], fields: list[str], line: int) -> None:
-    if len(fields) != len(columns):
-        raise _RowError("row", f"{len(fields)} fields, the header has {len(columns)}")
-    cells = {column: cell.strip() for column, cell in zip(columns, fields, strict=True)}
-    part = _point(cells, parts)
-    status = cells["status"]
-    if status not in STATUSES:
-        raise _RowError("status", f"{status!r} is not one of {', '.join(STATUSES)}")
-    given = _repeat(cells.get("repeat", ""))
-    reason = _reason(cells.get("reason", ""), status)
-    metric, value = cells["metric"], cells["value"]
-    number = _value(metric, value, status)
-    key, cluster_attrs, variant_attrs = part.key, part.cluster_attrs, part.variant_attrs
-    repeat = _number_repeat(runs, numbering, part.point, key, given, metric, status, line)
-    run_id, _ = key_ids(key, repeat)
-    run = runs.get(run_id)
-    if run is None:
-        run = runs[run_id] = _Run(line, key, repeat, status, reason, variant_attrs, cluster_attrs)
-    else:
-        for what, mine, theirs in (("status", status, run.status), ("reason", reason, run.reason),
-                                   ("variant attributes", variant_attrs, run.variant_attrs),
-                                   ("cluster attributes", cluster_attrs, run.cluster_attrs)):
-            if mine != theirs:
-                raise _RowError(what, f"differ from line {run.line}, another row of the same run "
-                                      f"({json.dumps(mine)} here, {json.dumps(theirs)} there)")
-    if number is not None:
-        if metric in run.foms:
-            raise _RowError("metric", f"{metric!r} of this run was already given on line {run.lines[metric]}")
-        run.foms[metric] = number
-    run.lines.setdefault(metric, line)
+class _Rows:
+    """The file's rows made into runs. A row's point (its names and attribute columns) is validated once per distinct
+    value and shared by every row that repeats it; the strings kept are interned, so a million rows of a few
+    thousand points keep a few thousand copies of their names."""
+
+    def __init__(self, columns: list[str]) -> None:
+        at = {column: index for index, column in enumerate(columns)}
+        self.columns = columns
+        self.status, self.metric, self.value = at["status"], at["metric"], at["value"]
+        self.repeat, self.reason = at.get("repeat"), at.get("reason")
+        point = [at[column] for column in (*_NAMES, *columns) if column in _NAMES or column.startswith(PREFIXES)]
+        self.point_cells = operator.itemgetter(*dict.fromkeys(point))
+        self.runs: dict[str, _Run] = {}
+        self.numbering: dict[str, _Blank | int] = {}  # point id -> its blank repeats, or the line of a numbered one
+        self.parts: dict[tuple[Any, ...], Any] = {}
+        self.points: dict[tuple[str, ...], _Point] = {}
+        self.last: tuple[_Point | None, int, str] = (None, -1, "")  # the point, repeat and id of the last row's run
+        self.ids: tuple[_Point | None, Callable[[int], str]] = (None, types.run_ids({}))
+
+    def add(self, fields: list[str], line: int) -> None:
+        if len(fields) != len(self.columns):
+            raise _RowError("row", f"{len(fields)} fields, the header has {len(self.columns)}")
+        cells = list(map(str.strip, fields))
+        point = self.point_cells(cells)
+        part = self.points.get(point)
+        if part is None:
+            part = _point(dict(zip(self.columns, cells, strict=True)), self.parts)
+            self.points[tuple(map(sys.intern, point))] = part
+        status = _STATUSES.get(cells[self.status])
+        if status is None:
+            raise _RowError("status", f"{cells[self.status]!r} is not one of {', '.join(STATUSES)}")
+        given = _repeat(cells[self.repeat]) if self.repeat is not None else None
+        reason = _reason(cells[self.reason] if self.reason is not None else "", status)
+        metric = sys.intern(cells[self.metric])
+        number = _value(metric, cells[self.value], status)
+        repeat = self._number_repeat(part, given, metric, status, line)
+        run_id = self._run_id(part, repeat)
+        run = self.runs.get(run_id)
+        if run is None:
+            self.runs[run_id] = _Run(line, part, repeat, status, reason, (metric, number, 0))
+            return
+        if run.part is not part or run.status is not status or run.reason != reason:
+            for what, mine, theirs in (("status", status, run.status), ("reason", reason, run.reason),
+                                       ("variant attributes", part.variant_attrs, run.part.variant_attrs),
+                                       ("cluster attributes", part.cluster_attrs, run.part.cluster_attrs)):
+                if mine != theirs:
+                    raise _RowError(what, f"differ from line {run.line}, another row of the same run "
+                                          f"({json.dumps(mine)} here, {json.dumps(theirs)} there)")
+        given_on = run.line_of(metric)
+        if given_on is None:
+            run.rows += (metric, number, line - run.line)
+        elif number is not None:
+            raise _RowError("metric", f"{metric!r} of this run was already given on line {given_on}")
+
+    def _run_id(self, part: _Point, repeat: int) -> str:
+        """`types.run_id`, made from the point's key made JSON once (rows of a point mostly follow each other), and
+        the same again for the next row of the same run."""
+        last_part, last_repeat, found = self.last
+        if last_part is part and last_repeat == repeat:
+            return found
+        if self.ids[0] is not part:
+            self.ids = (part, types.run_ids(part.key))
+        found = self.ids[1](repeat)
+        self.last = (part, repeat, found)
+        return found
+
+    def _number_repeat(self, part: _Point, given: int | None, metric: str, status: str, line: int) -> int:
+        """The row's repeat: as given, or for a blank one the open repeat of its point unless that already
+        has this metric (or another status), then the next one. A point numbers its repeats all or none."""
+        seen = self.numbering.get(part.point)
+        if given is not None:
+            if isinstance(seen, _Blank):
+                raise _RowError("repeat", f"{given} given, but line {seen.line} of the same point leaves it blank; "
+                                          "number all rows of a point or none")
+            if seen is None:
+                self.numbering[part.point] = line
+            return given
+        if isinstance(seen, int):
+            raise _RowError("repeat", f"blank, but line {seen} of the same point numbers it; "
+                                      "number all rows of a point or none")
+        blank = seen or self.numbering.setdefault(part.point, _Blank(line))
+        assert isinstance(blank, _Blank)
+        current = self.runs.get(blank.open) if blank.open else None
+        if current is None or current.line_of(metric) is not None or status != current.status:
+            blank.open = self._run_id(part, blank.next)
+            blank.next += 1
+        return blank.next - 1
 
 
 def _repeat(text: str) -> int | None:
@@ -298,7 +356,7 @@ def _reason(text: str, status: str) -> str | None:
         return "incompatible" if status == "incompatible" else "unknown"
     if text not in REASONS:
         raise _RowError("reason", f"{text!r} is not a failure reason code ({', '.join(REASONS)})")
-    return text
+    return sys.intern(text)
 
 
 def _value(metric: str, value: str, status: str) -> float | None:
@@ -418,10 +476,11 @@ def _options(cells: dict[str, str]) -> dict[str, Any]:
     return canonical_options(options, params)
 
 
-def _record(run: _Run, name: str) -> RunRecord:
-    key = run.key
-    run_id, config_id = key_ids(key, run.repeat)
-    return RunRecord(id=run_id, config_id=config_id, cluster=key["cluster"], app=key["app"], workload=key["workload"],
-                     variant=key["variant"], options=key["options"], repeat=run.repeat, status=run.status,
-                     reason=run.reason, detail=f"imported from {Path(name).name}, line {run.line}",
-                     variant_attrs=run.variant_attrs, cluster_attrs=run.cluster_attrs, source="import", foms=run.foms)
+def _record(run_id: str, run: _Run, detail: str) -> RunRecord:
+    part, rows = run.part, run.rows
+    key = part.key
+    foms = {rows[at]: rows[at + 1] for at in range(0, len(rows), 3) if rows[at + 1] is not None}
+    return RunRecord(id=run_id, config_id=part.point, cluster=key["cluster"], app=key["app"],
+                     workload=key["workload"], variant=key["variant"], options=key["options"], repeat=run.repeat,
+                     status=run.status, reason=run.reason, detail=f"{detail}{run.line}",
+                     variant_attrs=part.variant_attrs, cluster_attrs=part.cluster_attrs, source="import", foms=foms)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import json
+import operator
 import os
 import shutil
 import sqlite3
@@ -39,6 +40,8 @@ SCHEMA_VERSION = 5
 BUSY_SECONDS = 30.0
 #: Bytes written into the runs directory before a sweep: room for a few run logs.
 WRITE_PROBE_BYTES = 1 << 20
+#: SQLite's page cache while an import loads runs (KiB; its default is 2,000).
+BULK_CACHE_KIB = 65_536
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -118,6 +121,9 @@ _TABLES = {"meta", "runs", "foms", "profiles"}
 _EXPECTED_COLUMNS = {"meta": ["key", "value"], "runs": _COLUMNS, "foms": ["run_id", "name", "value"],
                      "profiles": ["run_id", "profiler", "status"]}
 _TRIGGER_NAMES = {statement.split()[5] for statement in _TRIGGERS}
+#: What only a run that ran has (an imported one has none of them).
+_MEASURED = ("exit_code", "started", "finished", "wall", "user_time", "sys_time", "maxrss_kb", "queue_wait",
+             "rusage_of", "host", "command", "log_path")
 
 #: Files the planner keeps beside a store (its runs, the sweep lock, the stop file, the compspec artifacts
 #: `variants fetch` pulled, the decisions of adaptive sweeps) and SQLite's own.
@@ -172,6 +178,8 @@ def sqlite_problem(err: sqlite3.Error, path: Path) -> str:
     if code.startswith("SQLITE_READONLY") or (code.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR"))
                                               and _read_only(path.resolve().parent)):
         return "the store (or its directory) is read-only; make it writable or point --store elsewhere"
+    if code.startswith("SQLITE_CONSTRAINT"):  # the file is fine: one statement broke a rule of its schema
+        return f"the store refused it ({err}); the store itself is intact"
     if code.startswith("SQLITE_CANTOPEN") or code.startswith("SQLITE_IOERR"):
         return f"cannot open or write the store here ({err}); check the directory exists and is writable"
     return f"not a readable results store ({err}); move it aside or point --store elsewhere"
@@ -198,6 +206,38 @@ def _free(path: Path) -> str:
         return f"{shutil.disk_usage(path.resolve().parent).free / 2**20:.1f} MiB"
     except OSError:
         return "unknown"
+
+
+class _RowValues:
+    """Records as rows of `runs` with these columns; the JSON of options and attributes made once for the records in a
+    row that share the same object (an import's runs of one point do)."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.insert = f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        self._columns = operator.attrgetter(*columns)
+        self._json_at = [columns.index(column) for column in _JSON_COLUMNS]
+        self._last: dict[int, tuple[Any, str]] = {}
+
+    def values(self, record: RunRecord) -> list[Any]:
+        values = list(self._columns(record))
+        for at in self._json_at:
+            value = values[at]
+            last = self._last.get(at)
+            if last is None or last[0] is not value:
+                last = self._last[at] = (value, json.dumps(value, sort_keys=True))
+            values[at] = last[1]
+        return values
+
+
+def _batches(records: Iterable[RunRecord], size: int) -> Iterator[list[RunRecord]]:
+    batch: list[RunRecord] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class Store:
@@ -400,37 +440,86 @@ class Store:
         """Store imported runs atomically (all or nothing), merging into runs already stored: one stored with the
         same status gets the figures of merit it lacks; with `replace` a stored run takes the record's columns
         and figures, keeping the figures the record does not give (none when it is no longer ok). Returns
-        (new runs, figures of merit added to or replaced in stored runs); `progress(n)` after every 10,000."""
+        (new runs, figures of merit added to or replaced in stored runs); `progress(n)` after every 10,000.
+
+        Runs not stored yet go in by batches of 10,000 (`executemany`), with the change counter's triggers set
+        aside for the load and the counter advanced by the rows it changed before they are put back, all in the
+        one transaction; it commits with a full sync (durable once this returns)."""
         columns = [c for c in _COLUMNS if c != "id"]
         update = (f"UPDATE runs SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?")
-        insert = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) " \
-                 "ON CONFLICT(id) DO NOTHING"
+        # an imported run has none of the columns of a run that ran: leaving them out of the insert (SQLite stores
+        # NULL) halves what each row costs
+        rows, unmeasured = _RowValues(_COLUMNS), _RowValues([c for c in _COLUMNS if c not in _MEASURED])
+        measured, nothing = operator.attrgetter(*_MEASURED), (None,) * len(_MEASURED)
         merge_fom = "INSERT INTO foms VALUES (?, ?, ?) ON CONFLICT(run_id, name) DO " + \
                     ("UPDATE SET value = excluded.value" if replace else "NOTHING")
-        new = merged = 0
-        with self.transaction() as db:
-            for count, record in enumerate(records, 1):
-                row = asdict(record)
-                values = [json.dumps(row[c], sort_keys=True) if c in _JSON_COLUMNS else row[c] for c in _COLUMNS]
-                foms = [(record.id, name, float(value)) for name, value in record.foms.items()]
-                if db.execute(insert, values).rowcount:
-                    new += 1
-                    db.executemany("INSERT INTO foms VALUES (?, ?, ?)", foms)
-                    db.executemany("INSERT INTO profiles VALUES (?, ?, ?)",
-                                   [(record.id, name, status) for name, status in record.profiles.items()])
-                elif replace:
-                    db.execute(update, [*values[1:], record.id])
-                    if record.status != "ok":
-                        db.execute("DELETE FROM foms WHERE run_id = ?", (record.id,))
-                    for fom in foms:
-                        merged += db.execute(merge_fom, fom).rowcount
-                elif foms and db.execute("SELECT status FROM runs WHERE id = ?", (record.id,)).fetchone()[0] == \
-                        record.status:
-                    for fom in foms:
-                        merged += db.execute(merge_fom, fom).rowcount
-                if progress is not None and count % 10_000 == 0:
-                    progress(count)
+        new = merged = done = 0
+        with self._bulk_load(), self.transaction() as db, self._uncounted(db):
+            empty = db.execute("SELECT NOT EXISTS (SELECT 1 FROM runs)").fetchone()[0]
+            for batch in _batches(records, 10_000):
+                stored = set() if empty else self.ids(record.id for record in batch)
+                fresh: list[RunRecord] = []
+                again: list[RunRecord] = []  # stored already, or twice in the records: merged one by one
+                for record in batch:
+                    (again if record.id in stored else fresh).append(record)
+                    stored.add(record.id)
+                bare = [record for record in fresh if measured(record) == nothing]
+                db.executemany(unmeasured.insert, map(unmeasured.values, bare))
+                if len(bare) < len(fresh):
+                    db.executemany(rows.insert, [rows.values(r) for r in fresh if measured(r) != nothing])
+                db.executemany("INSERT INTO foms VALUES (?, ?, ?)", [
+                    (record.id, name, float(value)) for record in fresh for name, value in record.foms.items()])
+                db.executemany("INSERT INTO profiles VALUES (?, ?, ?)", [
+                    (record.id, name, status) for record in fresh for name, status in record.profiles.items()])
+                new += len(fresh)
+                for record in again:
+                    values = rows.values(record)
+                    foms = [(record.id, name, float(value)) for name, value in record.foms.items()]
+                    if replace:
+                        db.execute(update, [*values[1:], record.id])
+                        if record.status != "ok":
+                            db.execute("DELETE FROM foms WHERE run_id = ?", (record.id,))
+                        for fom in foms:
+                            merged += db.execute(merge_fom, fom).rowcount
+                    elif foms and db.execute("SELECT status FROM runs WHERE id = ?", (record.id,)).fetchone()[0] == \
+                            record.status:
+                        for fom in foms:
+                            merged += db.execute(merge_fom, fom).rowcount
+                done += len(batch)
+                if progress is not None:
+                    progress(done)
         return new, merged
+
+    @contextmanager
+    def _bulk_load(self) -> Iterator[None]:
+        """A larger page cache while many runs go in (fewer B-tree pages written twice before the commit), a full sync
+        at the commit, and no foreign key look-up per figure of merit (each refers to a run the same batch has just
+        inserted, or found stored); the store's own settings after."""
+        self._db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            yield
+        finally:
+            self._db.execute("PRAGMA cache_size = -2000")  # SQLite's default
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+
+    @contextmanager
+    def _uncounted(self, db: sqlite3.Connection) -> Iterator[None]:
+        """Inside a transaction: the change counter's triggers dropped (each costs more than the row it counts), and
+        before the commit the counter advanced by the number of rows changed meanwhile, a new generation drawn and
+        the triggers put back. On an error the caller's rollback restores them as they were."""
+        before = db.total_changes
+        for name in _TRIGGER_NAMES:
+            db.execute(f"DROP TRIGGER IF EXISTS {name}")
+        yield
+        changed = db.total_changes - before
+        for statement in _TRIGGERS:
+            db.execute(statement)
+        if changed:
+            db.execute("UPDATE meta SET value = CASE key WHEN 'changes' THEN CAST(value AS INTEGER) + ? "
+                       "ELSE lower(hex(randomblob(8))) END WHERE key IN ('changes', 'generation')", (changed,))
 
     # ------------------------------------------------------------------------------------------- reads
 
