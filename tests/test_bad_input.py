@@ -133,10 +133,10 @@ CASES = [
     # --- the store's content ---------------------------------------------------------------------------------
     Case("schema-version-abc",
          lambda t: ["results", "--store", str(_sql(_store(t), "UPDATE meta SET value='abc'"))], 2,
-         r"store schema version abc is not 4"),
+         r"store schema version abc is not 5"),
     Case("schema-version-missing",
          lambda t: ["results", "--store", str(_sql(_store(t), "DELETE FROM meta"))], 2,
-         r"store schema version None is not 4"),
+         r"store schema version None is not 5"),
     Case("missing-table-foms", lambda t: ["results", "--store", str(_sql(_store(t), "DROP TABLE foms"))], 2,
          r"table\(s\) \['foms'\] missing"),
     Case("missing-table-runs",

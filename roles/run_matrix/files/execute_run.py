@@ -74,6 +74,11 @@ import subprocess
 import sys
 import time
 
+#: a child's output read, not shown (subprocess.run's capture_output and text are Python 3.7's: the executor runs
+#: under Python 3.6, the oldest flux-core runs its own commands with)
+OUTPUT = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+TEXT_OUTPUT = {**OUTPUT, "universal_newlines": True}
+
 EXIT_REPORTED, EXIT_BAD_REQUEST, EXIT_STOPPED, EXIT_RUN_DIR, EXIT_UNREACHABLE = 0, 2, 3, 4, 5
 USAGE = "usage: execute_run.py [-f] [-j | -J] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] " \
         "[-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV..."
@@ -240,8 +245,7 @@ def flux_jobs(name, *fields, every=False):
     """Flux's jobs named `name` (active ones, or all with `every`), newest first, as tuples of `fields`."""
     argv = ["flux", "jobs", "--name=" + name, "-no", " ".join("{%s}" % field for field in fields)]
     try:
-        done = subprocess.run(argv + (["-a"] if every else []), stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(argv + (["-a"] if every else []), stdin=subprocess.DEVNULL, **TEXT_OUTPUT, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [tuple(line.split()) for line in done.stdout.splitlines() if len(line.split()) == len(fields)]
@@ -252,7 +256,7 @@ def flux_cancel(name, note):
     deadline = time.monotonic() + FLUX_SETTLE
     jobs = [job_id for (job_id,) in flux_jobs(name, "id")]
     if jobs:
-        subprocess.run(["flux", "cancel", "-m", note, *jobs], stdin=subprocess.DEVNULL, capture_output=True,
+        subprocess.run(["flux", "cancel", "-m", note, *jobs], stdin=subprocess.DEVNULL, **OUTPUT,
                        timeout=60)
     while jobs and time.monotonic() < deadline:
         time.sleep(POLL * 4)
@@ -277,7 +281,7 @@ def slurm_jobs(name, env):
     """Slurm's active jobs named `name` (their ids)."""
     try:
         done = subprocess.run(["squeue", "-h", "--name=" + name, "-o", "%i"], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=60, env=env)
+                              **TEXT_OUTPUT, timeout=60, env=env)
     except (OSError, subprocess.TimeoutExpired):
         return []
     return done.stdout.split()
@@ -288,7 +292,7 @@ def slurm_cancel(name, env):
     deadline = time.monotonic() + FLUX_SETTLE
     jobs = slurm_jobs(name, env)
     if jobs:
-        subprocess.run(["scancel", "--name=" + name], stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+        subprocess.run(["scancel", "--name=" + name], stdin=subprocess.DEVNULL, **OUTPUT, timeout=60,
                        env=env)
     while jobs and time.monotonic() < deadline:
         time.sleep(POLL * 4)
@@ -320,10 +324,10 @@ def explain_flux_pmi(spec, log_path, env):
             flags += rest[:2]
         rest = rest[2:]
     try:
-        library = subprocess.run(["flux", "getattr", "conf.pmi_library_path"], env=env, capture_output=True,
-                                 text=True, timeout=60, check=True).stdout.strip()
-        probe = subprocess.run([argv[at], "exec", *flags, rest[0], "ldd", library], env=env, capture_output=True,
-                               text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
+        library = subprocess.run(["flux", "getattr", "conf.pmi_library_path"], env=env, **TEXT_OUTPUT, timeout=60,
+                                 check=True).stdout.strip()
+        probe = subprocess.run([argv[at], "exec", *flags, rest[0], "ldd", library], env=env, **TEXT_OUTPUT,
+                               timeout=120, check=False, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return
     said = [line.strip() for line in (probe.stdout + probe.stderr).splitlines() if LOADER_REFUSED.search(line)]
