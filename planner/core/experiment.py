@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -23,10 +22,11 @@ from pydantic import (
     model_validator,
 )
 
-from planner.core import apps, files
+from planner.core import apps, files, yamlfile
 from planner.core.apps import OUTPUT_REASONS
 from planner.core.backends import LAUNCHERS
 from planner.core.errors import InputError
+from planner.core.yamlfile import MAX_FILE_BYTES
 
 Scalar = str | int | float | bool
 NAME = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -37,10 +37,6 @@ Name = Annotated[str, Field(pattern=NAME, max_length=NAME_MAX)]
 MAX_REPEATS = 100
 #: Points one sweep's option matrix may expand to: refused before expanding, not after filling memory.
 MAX_POINTS = 100_000
-#: Nodes in the YAML after aliases are expanded: an alias bomb is refused before anything walks it.
-MAX_YAML_NODES = 200_000
-#: Bytes of an experiment file.
-MAX_FILE_BYTES = 16 << 20
 #: what a shell (and execve) takes as an environment variable name
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: a string workload parameter: one word of the app's input language (`-v name value`) that cannot start a
@@ -610,7 +606,7 @@ def _matches(value: Any, wanted: Any) -> bool:
     return value in wanted if isinstance(wanted, list) else value == wanted
 
 
-#: What a sweep can record beside the figures of merit (planner.core.profile): per-rank rusage, perf stat
+#: What a sweep can record beside the figures of merit (planner.core.profilers): per-rank rusage, perf stat
 #: software events, eBPF scheduler/futex/poll profiles.
 Profiler = Literal["rusage", "perf", "ebpf"]
 
@@ -659,123 +655,29 @@ class Experiment(_Strict):
                 **({"sweeps": sweeps} if sweeps is not None else {})}
 
     def line_of(self, *path: Any) -> int | None:
-        return _line_for(self.lines, path)
+        return yamlfile.line_for(self.lines, path)
 
     def error(self, message: str, *path: Any) -> InputError:
-        return InputError(message, file=self.source, line=self.line_of(*path), field=_dotted(path))
+        return InputError(message, file=self.source, line=self.line_of(*path), field=yamlfile.dotted(path))
 
 
 # ----------------------------------------------------------------------------------------------- loading
 
 
-#: libyaml's parser where PyYAML was built with it (about 20x faster than the pure-Python one)
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """Refuses duplicate mapping keys: a silently overwritten variant is a lost afternoon."""
-
-
-def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: merged keys may be overridden
-            continue
-        if not isinstance(key_node, yaml.ScalarNode):
-            raise yaml.constructor.ConstructorError(
-                None, None, f"a mapping key must be a plain name, not a {key_node.id}", key_node.start_mark)
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _expanded_size(node: yaml.Node, sizes: dict[int, int | None]) -> int:
-    """How many nodes the document has once every alias is expanded (each shared node counted once
-    per use, computed once: an alias bomb costs its size in the file, not its expansion)."""
-    if id(node) in sizes:
-        size = sizes[id(node)]
-        if size is None:
-            raise InputError(f"an alias refers to the node that contains it (line {node.start_mark.line + 1}); "
-                             "an experiment is a tree")
-        return size
-    sizes[id(node)] = None  # being counted: meeting it again below is a recursive alias
-    children: list[yaml.Node] = []
-    if isinstance(node, yaml.MappingNode):
-        children = [part for pair in node.value for part in pair]
-    elif isinstance(node, yaml.SequenceNode):
-        children = list(node.value)
-    size = sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
-    return size
-
-
-def _yaml_size(node: yaml.Node, source: str) -> int:
-    try:
-        return _expanded_size(node, {})
-    except InputError as err:
-        raise InputError(err.detail, file=source, line=1) from None
-
-
-def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = (*path, key_node.value)
-            lines.update(_line_map(value_node, child))
-            lines[child] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.update(_line_map(item, (*path, index)))
-    return lines
-
-
-def _line_for(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return None
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
     """Validate experiment YAML text; pure apart from the name it is given for messages."""
-    loader = _UniqueKeyLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is not None and _yaml_size(node, source) > MAX_YAML_NODES:
-            raise InputError(f"the YAML expands to more than {MAX_YAML_NODES:,} values (aliases included); "
-                             "an experiment is far smaller", file=source, line=1)
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else None
-        raise InputError(f"not valid YAML: {err.problem or err.context}", file=source, line=line) from None
-    except RecursionError:
-        raise InputError("the YAML is nested too deeply", file=source) from None
-    finally:
-        loader.dispose()
+    document = yamlfile.load(text, source)
+    data, lines = document.data, document.lines
     if not isinstance(data, dict):
         raise InputError("an experiment file is a mapping with keys name, apps, variants, clusters, sweeps",
                          file=source, line=1)
-    lines = _line_map(node) if node is not None else {}
     try:
         experiment = Experiment.model_validate({**data, "source": source, "lines": lines})
     except ValidationError as err:
         first = err.errors()[0]
         loc = tuple(part for part in first["loc"] if not _is_union_tag(part))
-        raise InputError(_friendly(first), file=source, line=_line_for(lines, loc),
-                         field=_dotted(loc) or None) from None
+        raise InputError(_friendly(first), file=source, line=yamlfile.line_for(lines, loc),
+                         field=yamlfile.dotted(loc) or None) from None
     _check_references(experiment)
     return experiment
 
