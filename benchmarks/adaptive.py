@@ -3,7 +3,7 @@
 
 For each group (a cluster, or a workload) in turn, the group's runs are hidden and everything else
 in the store is the prior: the model is fitted on it (`planner.learn.model.fit`, as `evaluate` does)
-and the adaptive loop of `sweep --adaptive` (`planner.learn.adaptive`) runs on the group's
+and the adaptive loop of `sweep --adaptive` (`planner.learn.acquisition`) runs on the group's
 candidates (the points measured there that the hard rules allow); "running" a point reveals its
 stored repeats in order. After each run the loop's pick (the measured point it believes best) is
 scored against the whole matrix: regret = best median / median of the pick (the inverse for `min`
@@ -43,11 +43,11 @@ sys.path.insert(0, str(REPO))
 
 from planner.core.errors import InputError  # noqa: E402 - the benchmark runs from a checkout
 from planner.core.metrics import Metric, resolve_metric  # noqa: E402
-from planner.edges import datasets  # noqa: E402
+from planner.edges import column_reader  # noqa: E402
 from planner.edges.store import Store  # noqa: E402
-from planner.learn import adaptive, baselines, model  # noqa: E402
+from planner.learn import acquisition, baselines, model  # noqa: E402
 from planner.learn.catalog import Catalog  # noqa: E402
-from planner.learn.dataset import Choice, Context, Runs  # noqa: E402
+from planner.learn.columns import Choice, Context, Runs  # noqa: E402
 from planner.learn.evaluate import group_key  # noqa: E402
 
 WITHIN = 1.05
@@ -81,11 +81,11 @@ def _median(values: list[float | None]) -> float | None:
 
 def load(store: Path, metric_name: str | None) -> tuple[Runs, Metric, Catalog]:
     with Store(store, create=False) as handle:
-        datasets.require_runs(handle.db, store)
-        measured = datasets.metrics(handle.db)
+        column_reader.require_runs(handle.db, store)
+        measured = column_reader.metrics(handle.db)
         # a store of one figure of merit (imported data) needs no --metric
         metric = resolve_metric(metric_name or (measured[0] if len(measured) == 1 else None), None, measured)
-        runs = datasets.read(handle.db, [metric.name])
+        runs = column_reader.read(handle.db, [metric.name])
     return runs, metric, Catalog().with_stored(runs.cluster_attrs, runs.variant_attrs)
 
 
@@ -129,14 +129,14 @@ class Trace:
 
 def replay_adaptive(runs: Runs, catalog: Catalog, metric: Metric, truths: list[Truth], train: np.ndarray,
                     models: Any, budget: int) -> tuple[Trace, str | None, list[float]]:
-    items = [adaptive.Item(t.context, choice, len(hidden)) for t in truths
+    items = [acquisition.Item(t.context, choice, len(hidden)) for t in truths
              for choice, hidden in zip(t.choices, t.hidden, strict=True)]
     predictions = None
     if metric.name in models.foms:
         predictions = models.tabulate(catalog, [(i.context, i.choice) for i in items]).predictions(
             list(range(len(items))), metric.name)
-    loop = adaptive.start(items, catalog, runs, train, metric, predictions, budget=budget,
-                          batch=adaptive.batch_size(budget))
+    loop = acquisition.start(items, catalog, runs, train, metric, predictions, budget=budget,
+                          batch=acquisition.batch_size(budget))
     where = [(t, j) for t in truths for j in range(len(t.choices))]
     first = {id(t): sum(len(u.choices) for u in truths[:n]) for n, t in enumerate(truths)}
     revealed = [0] * len(items)

@@ -358,7 +358,7 @@ def evaluate_with_truth(where: Path, clusters: int, variants: int, repeats: int,
     (as `evaluate` prints them) and against the ground truth (under "truth": the noise of the measured medians,
     shared by every pick, left out). Runs in this process: the ground truth is not something a store holds."""
     from planner.core.metrics import resolve_metric
-    from planner.edges import datasets
+    from planner.edges import column_reader
     from planner.edges.store import Store
     from planner.learn import evaluate as evaluation
     from planner.learn.catalog import Catalog
@@ -373,7 +373,7 @@ def evaluate_with_truth(where: Path, clusters: int, variants: int, repeats: int,
         if done.returncode != 0:
             raise SystemExit(f"`planner import {csv_path}` failed ({done.returncode}):\n{done.stdout}{done.stderr}")
         with Store(store, create=False) as handle:
-            read.append(datasets.read(handle.db, [METRIC]))
+            read.append(column_reader.read(handle.db, [METRIC]))
     measured, truth_runs = read
     return evaluation.evaluate(measured, Catalog(), "cluster", resolve_metric(METRIC, None, [METRIC]),
                                truth=truth_runs).as_dict()

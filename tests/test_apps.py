@@ -228,7 +228,7 @@ DIGESTS = {"lammps-2025-impi": "71ccda0fe88a", "lammps-2025-mpich": "873b5ab24d8
 
 @pytest.mark.parametrize("key", ["binary_from", "lammps_from"])
 def test_a_borrowed_binary_keeps_its_recipe_digest_under_either_name(key: str) -> None:
-    from planner.edges.variants import recipe_digest
+    from planner.edges.variant_info import recipe_digest
 
     assert "binary_from: lammps-2025-mpich" in LAMMPS
     exp = parse_experiment(LAMMPS.replace("binary_from: lammps-2025-mpich", f"{key}: lammps-2025-mpich"))

@@ -171,6 +171,19 @@ CASES = [
          2, r"--json: --json prints the plan of a dry run; add --dry-run"),
     Case("import-matrix-dev-zero", lambda t: ["variants", "import-matrix", "/dev/zero", "-e", _file(t, "e.yaml", GOOD)],
          2, r"/dev/zero: matrix manifest is a character device"),
+    # one YAML reader for every file a user writes (planner.core.yamlfile): a matrix manifest has the
+    # experiment's limits and its line numbers
+    Case("import-matrix-alias-bomb", lambda t: ["variants", "import-matrix", _file(t, "m.yaml", _BOMB), "-e",
+                                                _file(t, "e.yaml", GOOD)], 2,
+         r"m\.yaml:1: the YAML expands to more than 200,000 values"),
+    Case("import-matrix-duplicate-key", lambda t: ["variants", "import-matrix",
+                                                   _file(t, "m.yaml", "images:\n  - name: a/b:c\n    name: a/b:d\n"),
+                                                   "-e", _file(t, "e.yaml", GOOD)], 2,
+         r"m\.yaml:3: not valid YAML: duplicate key 'name' \(first on line 2\)"),
+    Case("import-matrix-bad-entry-line", lambda t: ["variants", "import-matrix",
+                                                    _file(t, "m.yaml", "images:\n  - name: a/b:c\n  - artifact: x\n"),
+                                                    "-e", _file(t, "e.yaml", GOOD)], 2,
+         r"m\.yaml:3: images\[1\]\.name: Field required"),
     Case("import-matrix-fifo", lambda t: ["variants", "import-matrix", _fifo(t, "m.json"), "-e",
                                           _file(t, "e.yaml", GOOD)], 2, r"m\.json: matrix manifest is a FIFO"),
     # --- the experiment file ---------------------------------------------------------------------------------

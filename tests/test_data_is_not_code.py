@@ -29,7 +29,7 @@ from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.store import Store
 from planner.edges.sweep import Workspace, materialize, prepare, run_items
 from planner.learn.catalog import Catalog
-from planner.learn.dataset import Choice, Context, canonical
+from planner.learn.columns import Choice, Context, canonical
 from tests.cloud.test_flux_runs import broker, sweep  # noqa: F401  (broker is a fixture)
 from tests.conftest import REPO, TINY, planner
 from tests.one_run import lj_experiment

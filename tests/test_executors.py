@@ -251,9 +251,9 @@ def test_a_profiled_run_is_the_commands_own_run_with_its_profiles_beside(executo
     assert set(result["profile"]) == {"status", "perf.csv", "ebpf.json"}
     assert sorted(result["profile"]["status"].splitlines()) == ["ebpf ok", "perf ok"]
     assert result["profile"]["ebpf.json"] == (run_dir / "profile" / "ebpf.json").read_text()
-    from planner.core import profile
+    from planner.core import profilers
 
-    numbers = profile.parse(["perf", "ebpf"], result["profile"], result["output"]).metrics
+    numbers = profilers.parse(["perf", "ebpf"], result["profile"], result["output"]).metrics
     # two 0.3 s CPU loops in the tree, while the outsider of the same name burned more than that outside it
     assert outside_cpu > 1.0
     assert 0.5 < numbers["perf.task_clock_seconds"] < min(outside_cpu, 5.0)
@@ -293,9 +293,9 @@ def test_a_profile_the_machine_denies_is_recorded_unavailable_and_the_run_goes_o
     assert second["profile"]["status"].splitlines() == [
         "perf unavailable perf is not installed (Debian package linux-perf)",
         "ebpf unavailable bpftrace is not installed (Debian package bpftrace)"]
-    from planner.core import profile
+    from planner.core import profilers
 
-    assert profile.parse(["ebpf"], first["profile"], first["output"]).status["ebpf"].startswith("unavailable: ")
+    assert profilers.parse(["ebpf"], first["profile"], first["output"]).status["ebpf"].startswith("unavailable: ")
 def test_a_second_executor_in_a_run_directory_waits_for_the_first_and_runs_nothing(executor: str,
                                                                                  tmp_path: Path) -> None:
     """One executor per run directory (a sweep resumed while an earlier one's executor still works there)."""
@@ -407,8 +407,8 @@ while True:
     size = (run_dir / "profile" / "ebpf.json").stat().st_size
     assert size > 3_000_000 and len(done.stdout) < 300 * 1024
     assert result["profile"]["left_out"] == {"ebpf.json": size} and "ebpf.json" not in result["profile"]
-    from planner.core import profile
+    from planner.core import profilers
 
-    parsed = profile.parse(["ebpf"], result["profile"], result["output"])
+    parsed = profilers.parse(["ebpf"], result["profile"], result["output"])
     assert parsed.status["ebpf"] == (f"unavailable: ebpf.json is {size} bytes, more than is read (it stays in the "
                                      "run's profile directory)")

@@ -207,7 +207,7 @@ def test_plan_on_eks_arm64_shows_the_rules_each_run_fired_and_why(tmp_path: Path
     assert openmpi["options"]["bind"] == ["/mnt/flux:/mnt/flux", "/opt/software:/opt/software"]
     # the only warning: reaxff's container substitutions (for the images built here) are not applied to an image
     # the cluster pulls, whose input is read as shipped
-    assert all(row["warnings"] == ([f"workload reaxff's substitutions are not applied on eks-arm64: it pulls the "
+    assert all(row["warnings"] == (["workload reaxff's substitutions are not applied on eks-arm64: it pulls the "
                                     "image, whose input is read as shipped"] if row["workload"] == "reaxff" else [])
                for row in rows)
 

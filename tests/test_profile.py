@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from planner.core import profile
+from planner.core import profilers
 from planner.core.launch import Launch
 from planner.core.metrics import goal_of
 from tests.conftest import TINY, planner
@@ -95,28 +95,28 @@ def test_ranks_ending_together_each_leave_a_whole_rusage_line() -> None:
     # interleaved their lines mid-line (seen in a 2-rank sweep), and the run lost its rusage
     for _ in range(20):
         read, write = os.pipe()
-        ranks = [subprocess.Popen([*profile.RUSAGE_ARGV, "true"], stderr=write) for _ in range(16)]
+        ranks = [subprocess.Popen([*profilers.RUSAGE_ARGV, "true"], stderr=write) for _ in range(16)]
         os.close(write)
         for rank in ranks:
             rank.wait()
         with os.fdopen(read) as pipe:
             log = pipe.read()
-        assert profile.parse(["rusage"], None, log).metrics["rusage.ranks"] == 16, log
+        assert profilers.parse(["rusage"], None, log).metrics["rusage.ranks"] == 16, log
 
 
 def test_rusage_wraps_each_rank_and_the_other_profilers_the_whole_launch() -> None:
     launch = Launch(["/v/bin/mpiexec", "-n", "2", "-bind-to", "core", "/v/lmp", "-in", "in.lj"], {"A": "1"},
                     rank_start=5)
-    local = profile.wrap(launch, ["ebpf", "rusage"], "local")
+    local = profilers.wrap(launch, ["ebpf", "rusage"], "local")
     assert local.argv == ["/v/bin/mpiexec", "-n", "2", "-bind-to", "core", "/usr/bin/time", "-q", "-a", "-o",
-                          "/dev/stderr", "-f", profile.RUSAGE_FORMAT, "--", "/v/lmp", "-in", "in.lj"]
+                          "/dev/stderr", "-f", profilers.RUSAGE_FORMAT, "--", "/v/lmp", "-in", "in.lj"]
     assert (local.profile, local.profile_root, local.env) == (("rusage", "ebpf"), "tree", {"A": "1"})
-    flux = profile.wrap(Launch(["flux", "run", "-n", "2", "singularity", "exec", "x.sif", "lmp"], rank_start=4),
+    flux = profilers.wrap(Launch(["flux", "run", "-n", "2", "singularity", "exec", "x.sif", "lmp"], rank_start=4),
                         ["ebpf"], "eks")
     assert flux.argv[:4] == ["flux", "run", "-n", "2"] and flux.profile_root == "flux-shell"
-    assert profile.wrap(launch, [], "local") is launch
-    assert profile.unsupported(["rusage", "perf", "ebpf"], "eks").keys() == {"rusage", "perf"}
-    assert profile.unsupported(["rusage", "perf", "ebpf"], "local") == {}
+    assert profilers.wrap(launch, [], "local") is launch
+    assert profilers.unsupported(["rusage", "perf", "ebpf"], "eks").keys() == {"rusage", "perf"}
+    assert profilers.unsupported(["rusage", "perf", "ebpf"], "local") == {}
     assert goal_of("ebpf.runq_wait_p99_us") == goal_of("perf.context_switches") == "min"
 
 
@@ -139,7 +139,7 @@ def test_the_profilers_own_formats_become_numbers() -> None:
               "minor_faults=900 vol_switches=10 invol_switches=5\ncompat-lab-rusage wall=2.10 user=1.70 sys=0.20 "
               "maxrss_kb=42000 major_faults=1 minor_faults=950 vol_switches=12 invol_switches=7\n"
               "Total wall time: 0:00:02\n")
-    parsed = profile.parse(["rusage", "perf", "ebpf"], {"status": "perf ok\nebpf ok\n", "perf.csv": perf,
+    parsed = profilers.parse(["rusage", "perf", "ebpf"], {"status": "perf ok\nebpf ok\n", "perf.csv": perf,
                                                         "ebpf.json": ebpf}, output)
     m = parsed.metrics
     assert parsed.status == {"rusage": "ok", "perf": "ok", "ebpf": "ok"}
@@ -150,11 +150,11 @@ def test_the_profilers_own_formats_become_numbers() -> None:
     assert m["ebpf.runq_waits"] == 109 and m["ebpf.runq_wait_seconds"] == 3000.0008  # lmp + async, not mpiexec
     assert 8 <= m["ebpf.runq_wait_median_us"] <= 15 and 2**31 <= m["ebpf.runq_wait_p99_us"] < 2**32
     assert (m["ebpf.oncpu_seconds"], m["ebpf.launcher_oncpu_seconds"], m["ebpf.sched_yields"]) == (2.0, 0.001, 12)
-    denied = profile.parse(["rusage", "perf", "ebpf"], {"status": "ebpf unavailable bpftrace cannot trace here: "
+    denied = profilers.parse(["rusage", "perf", "ebpf"], {"status": "ebpf unavailable bpftrace cannot trace here: "
                                                                   "unshare failed\n"}, "no rank line\n")
     assert denied.metrics == {}
     assert denied.status == {"rusage": "unavailable: no rank reported its rusage (no rank ended?)",
                              "perf": "unavailable: the profiling step was ended before it reported (a timeout or "
                                      "a kill)",
                              "ebpf": "unavailable: bpftrace cannot trace here: unshare failed"}
-    assert profile.parse(["perf"], None, "").status == {"perf": "unavailable: the executor ran no profiling step"}
+    assert profilers.parse(["perf"], None, "").status == {"perf": "unavailable: the executor ran no profiling step"}

@@ -16,7 +16,7 @@ import pytest
 
 from planner.core.experiment import load_experiment
 from planner.edges.runner import PlaybookRequest, run_playbook
-from planner.edges.variants import recipe_digest, variant_infos
+from planner.edges.variant_info import recipe_digest, variant_infos
 from tests.conftest import REPO, TINY, needs_image_tools
 from tests.slurm.conftest import require_slurm
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from planner.core.experiment import Experiment
-    from planner.learn.adaptive import Budget
+    from planner.learn.acquisition import Budget
     from planner.learn.catalog import Catalog
 
 DEFAULT_EXPERIMENT = apps.default_experiment()
@@ -80,7 +80,7 @@ def repeats(text: str) -> int:
 
 
 def budget(text: str) -> Budget:
-    from planner.learn.adaptive import Budget
+    from planner.learn.acquisition import Budget
 
     try:
         return Budget.parse(text)
@@ -114,7 +114,7 @@ def catalog_of(exp: Experiment | None, store: Path) -> Catalog:
     (`variants fetch --store`, kept beside it)."""
     from planner.edges.clusters import cluster_infos
     from planner.edges.compspec_cache import ArtifactCache, cache_path
-    from planner.edges.variants import variant_infos
+    from planner.edges.variant_info import variant_infos
     from planner.learn.catalog import Catalog
 
     if exp is None:

@@ -16,7 +16,7 @@ from planner.core.metrics import DEFAULT_METRIC, default_metric, metric_of, reso
 if TYPE_CHECKING:
     from planner.edges.store import Store
     from planner.learn.catalog import Catalog
-    from planner.learn.dataset import Choice, Context
+    from planner.learn.columns import Choice, Context
     from planner.learn.evaluate import Evaluation
     from planner.learn.recommend import Request
     from planner.learn.table import Table
@@ -68,14 +68,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from planner.cli.learn_text import fit_summary
-    from planner.edges import datasets, modelfiles, training
+    from planner.edges import column_reader, modelfiles, training
     from planner.edges.store import Store
 
     path = cli_args.store_path(args)
     exp = cli_args.load_optional_experiment(args)
     with Store(path, create=False) as store:
-        datasets.require_runs(store.db, path)
-        measured = datasets.metrics(store.db)
+        column_reader.require_runs(store.db, path)
+        measured = column_reader.metrics(store.db)
         try:
             previous = modelfiles.load_meta(modelfiles.model_dir(path))
         except InputError:  # a model of another version: replaced by this fit
@@ -83,7 +83,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         goals = previous.goals if previous else {}
         # by default each stored app's own default figure of merit (the first app's is refused if none is
         # measured); a metric's goal: as asked, else the one the last fit ranked it towards, else its definition's
-        defaults = [m for m in dict.fromkeys(default_metric(app) for app in datasets.distinct(store.db, "app"))
+        defaults = [m for m in dict.fromkeys(default_metric(app) for app in column_reader.distinct(store.db, "app"))
                     if m in measured]
         metrics = [resolve_metric(m, args.goal or goals.get(m or DEFAULT_METRIC), measured)
                    for m in dict.fromkeys(args.metric or defaults or [None])]
@@ -159,12 +159,12 @@ def _recommendation(store: Store, catalog: Catalog, request: Request, metric_nam
     """The recommendation as `recommend` prints it, text or JSON (only the one asked for is made: the JSON of
     every excluded candidate on every cluster is a third of the time)."""
     from planner.cli.learn_text import recommendation
-    from planner.edges import datasets, modelfiles
-    from planner.learn import profiles, recommend
+    from planner.edges import column_reader, modelfiles
+    from planner.learn import explain, recommend
     from planner.learn.catalog import every_choice
 
     _check_names(store, catalog, request)
-    measured = datasets.metrics(store.db, request.app)
+    measured = column_reader.metrics(store.db, request.app)
     directory = modelfiles.model_dir(store.path)
     # without --goal, the goal the model was fitted towards (`fit --goal`), else the metric's by its name
     fitted = modelfiles.load_meta(directory)
@@ -186,14 +186,14 @@ def _recommendation(store: Store, catalog: Catalog, request: Request, metric_nam
 
     # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
     # with the profiles measured there: they explain a measured row's rank (never predict one)
-    measured_profiles = [p for p in profiles.names(measured) if p != metric.name]
-    runs = datasets.read(store.db, [metric.name], app=request.app, workload=request.workload,
+    measured_profiles = [p for p in explain.names(measured) if p != metric.name]
+    runs = column_reader.read(store.db, [metric.name], app=request.app, workload=request.workload,
                          cluster=request.cluster, explain=measured_profiles)
     checks = {name: fom["ranking"] for name, fom in meta.report.get("foms", {}).items() if "ranking" in fom}
     model = recommend.ModelInfo(str(directory), meta.runs, meta.changes != store.changes(), checks)
 
     def stored() -> list[Choice]:
-        return every_choice(datasets.choices_by_cluster(store.db, request.app))
+        return every_choice(column_reader.choices_by_cluster(store.db, request.app))
 
     result = recommend.recommend(request, metric, catalog, runs, table, model, stored, predict_missing, notes)
     return json.dumps(result.as_dict(), indent=2) if as_json else recommendation(result)
@@ -201,36 +201,36 @@ def _recommendation(store: Store, catalog: Catalog, request: Request, metric_nam
 
 def _check_names(store: Store, catalog: Catalog, request: Request) -> None:
     """Unknown names and an empty store are bad input: exit 2 listing what is known."""
-    from planner.edges import datasets
+    from planner.edges import column_reader
 
-    datasets.require_runs(store.db, store.path)
-    apps = sorted(set(datasets.distinct(store.db, "app")) | (set(catalog.exp.apps) if catalog.exp else set()))
+    column_reader.require_runs(store.db, store.path)
+    apps = sorted(set(column_reader.distinct(store.db, "app")) | (set(catalog.exp.apps) if catalog.exp else set()))
     if request.app not in apps:
         raise InputError(f"unknown app {request.app!r}; known: {', '.join(apps)}", field="APP")
-    workloads = sorted(set(datasets.distinct(store.db, "workload", app=request.app)) |
+    workloads = sorted(set(column_reader.distinct(store.db, "workload", app=request.app)) |
                        set(catalog.workloads(request.app)))
     if request.workload not in workloads:
         raise InputError(f"unknown workload {request.workload!r} of {request.app}; known: {', '.join(workloads)}",
                          field="WORKLOAD")
-    clusters = sorted(set(datasets.distinct(store.db, "cluster")) | set(catalog.cluster_infos))
+    clusters = sorted(set(column_reader.distinct(store.db, "cluster")) | set(catalog.cluster_infos))
     if request.cluster is not None and request.cluster not in clusters:
         raise InputError(f"unknown cluster {request.cluster!r}; known: {', '.join(clusters)}", field="--cluster")
-    datasets.require_runs(store.db, store.path, request.app)
+    column_reader.require_runs(store.db, store.path, request.app)
 
 
 # -------------------------------------------------------------------------------------------- evaluate
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from planner.edges import datasets
+    from planner.edges import column_reader
     from planner.edges.store import Store
     from planner.learn import evaluate
 
     path = cli_args.store_path(args)
     with Store(path, create=False) as store:
-        datasets.require_runs(store.db, path)
-        metric = resolve_metric(args.metric, args.goal, datasets.metrics(store.db))
-        runs = datasets.read(store.db, [metric.name])
+        column_reader.require_runs(store.db, path)
+        metric = resolve_metric(args.metric, args.goal, column_reader.metrics(store.db))
+        runs = column_reader.read(store.db, [metric.name])
     result = evaluate.evaluate(runs, cli_args.catalog(args), args.group_by, metric, seeds=args.seeds,
                                only=args.held_out)
     print(json.dumps(result.as_dict(), indent=2) if args.json else _evaluation_text(result))
@@ -286,21 +286,21 @@ def _fmt(value: float | None) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from planner.cli.learn_text import fit_summary
-    from planner.edges import datasets, modelfiles, report, training
+    from planner.edges import column_reader, modelfiles, report, training
     from planner.edges.store import Store
-    from planner.learn import profiles
+    from planner.learn import explain
 
     path = cli_args.store_path(args)
     catalog = cli_args.catalog(args)
     with Store(path, create=False) as store:
-        datasets.require_runs(store.db, path)
+        column_reader.require_runs(store.db, path)
         out = _writable_dir(args.out)  # before the model is fitted and the figures drawn
-        apps = datasets.distinct(store.db, "app")
-        metric = resolve_metric(args.metric, None, datasets.metrics(store.db, apps[0] if len(apps) == 1 else None),
+        apps = column_reader.distinct(store.db, "app")
+        metric = resolve_metric(args.metric, None, column_reader.metrics(store.db, apps[0] if len(apps) == 1 else None),
                                 of=apps[0] if len(apps) == 1 else None)
         notes: list[str] = []
         meta, _ = training.ensure(store, catalog, metric, notes)
-        runs = datasets.read(store.db, [metric.name], explain=profiles.names(datasets.metrics(store.db)))
+        runs = column_reader.read(store.db, [metric.name], explain=explain.names(column_reader.metrics(store.db)))
     model_text = fit_summary(meta.report, modelfiles.model_dir(path)) if meta.report.get("seconds") else ""
     result = report.write(runs, out, metric, meta.report, model_text, notes)
     if args.json:

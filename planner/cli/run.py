@@ -19,7 +19,7 @@ from rich.table import Table
 
 from planner.cli import args as cli_args
 from planner.cli import variants as variants_cli
-from planner.core import apps, files, profile
+from planner.core import apps, files, profilers
 from planner.core.errors import InputError
 from planner.core.experiment import load_experiment
 from planner.core.metrics import default_metric, resolve_metric
@@ -248,7 +248,7 @@ def _sweep_end(console: Console, report: Any, plan: Any, cluster: str, experimen
 
 def _profilers(text: str) -> tuple[str, ...]:
     try:
-        return profile.parse_names(text)
+        return profilers.parse_names(text)
     except InputError as err:
         raise argparse.ArgumentTypeError(err.detail) from None
 
@@ -273,7 +273,7 @@ def _adaptive_metric(args: argparse.Namespace, plan: Any) -> Any:
 
 
 def _budget(args: argparse.Namespace, plan: Any) -> Any:
-    from planner.learn.adaptive import Budget
+    from planner.learn.acquisition import Budget
 
     budget = args.budget or Budget(share=DEFAULT_BUDGET)
     try:
@@ -284,14 +284,14 @@ def _budget(args: argparse.Namespace, plan: Any) -> Any:
 
 
 def _adaptive_dry_run(args: argparse.Namespace, ws: Any, plan: Any, console: Console) -> int:
-    from planner.edges import adaptive
+    from planner.edges import adaptive_sweep
 
     _refuse_unrunnable(args, ws, plan)
     budget = _budget(args, plan)
     path = cli_args.store_path(args)
     store = Store(path, create=False) if path.exists() else None
     try:
-        result = adaptive.first_batch(ws, store, plan, budget, _adaptive_metric(args, plan))
+        result = adaptive_sweep.first_batch(ws, store, plan, budget, _adaptive_metric(args, plan))
     finally:
         if store is not None:
             store.close()
@@ -316,7 +316,7 @@ def _adaptive_dry_run(args: argparse.Namespace, ws: Any, plan: Any, console: Con
 
 
 def _stopped_text(stopped: str | None) -> str:
-    from planner.learn.adaptive import CHANCE, MARGIN
+    from planner.learn.acquisition import CHANCE, MARGIN
 
     return {"budget": "the budget is spent",
             "confident": f"the chance that an unmeasured point, or one that can run again, beats the best measured "
@@ -326,16 +326,16 @@ def _stopped_text(stopped: str | None) -> str:
 
 def _adaptive_sweep(args: argparse.Namespace, ws: Any, store: Store, plan: Any, console: Console,
                     report: Any) -> int:
-    from planner.edges import adaptive
+    from planner.edges import adaptive_sweep
 
-    result = adaptive.run(ws, store, plan, _budget(args, plan), console, report, _adaptive_metric(args, plan))
+    result = adaptive_sweep.run(ws, store, plan, _budget(args, plan), console, report, _adaptive_metric(args, plan))
     planned = {run.id for run in plan.runs}
     records = [r for r in store.records(cluster=args.cluster) if r.id in planned]
     _print_summary(console, records, f"Adaptive sweep results on {args.cluster}")
     console.print(f"adaptive sweep: {result.spent} of {result.budget} budgeted runs spent ({result.plan_runs} in "
                   f"the plan); stopped: {_stopped_text(result.stopped)}")
     for outcome in result.outcomes:
-        item = adaptive.describe(outcome, result.metric)
+        item = adaptive_sweep.describe(outcome, result.metric)
         best = item["best"]
         if best is None:
             console.print(f"  {item['workload']}: nothing measured successfully yet")
@@ -348,7 +348,7 @@ def _adaptive_sweep(args: argparse.Namespace, ws: Any, store: Store, plan: Any, 
                       f"unmeasured point beats it by 5% or more: {item['chance_unmeasured_beats_by_5pct']:.0%}{also}",
                       soft_wrap=True)
     left = sum(outcome.runs_left for outcome in result.outcomes)
-    wall = adaptive.median_wall(result)
+    wall = adaptive_sweep.median_wall(result)
     cost = f" (~{_duration(left * wall)} at the median {wall:.1f} s per run here)" if wall else ""
     console.print(f"an exhaustive sweep would still run {left} of the plan's {result.plan_runs} runs{cost}")
     refits = sum(result.refit_seconds)

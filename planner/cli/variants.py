@@ -95,7 +95,7 @@ def _pull_images(exp: Any, report: Any, mirrors: dict[str, str]) -> list[dict[st
     cache: local-slurm then runs what was fetched (a failure is the fetch's: one line in `report.failed`)."""
     from planner.core import compspec
     from planner.edges import images, registry
-    from planner.edges.variants import cache_dir
+    from planner.edges.variant_info import cache_dir
 
     by_image = {variant.image: name for name, variant in exp.variants.items() if variant.build is not None}
     clients: dict[str, Any] = {}
@@ -125,7 +125,7 @@ def _check_names(exp: Any, names: list[str]) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from planner.edges.variants import provenances
+    from planner.edges.variant_info import provenances
 
     exp = load_experiment(args.experiment)
     if args.name:
@@ -188,7 +188,7 @@ def _manifests() -> str:
 
 def cmd_push(args: argparse.Namespace) -> int:
     from planner.edges import images, registry
-    from planner.edges.variants import provenances
+    from planner.edges.variant_info import provenances
 
     try:
         target = registry.registry_target(args.registry)
@@ -224,7 +224,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def _push_built(console: Any, client: Any, target: compspec.ImageRef, name: str, app: Any) -> int:
     """Publish a built image and its artifact (read from the image); 1 when it is not built yet."""
     from planner.edges import images, registry
-    from planner.edges.variants import cache_dir
+    from planner.edges.variant_info import cache_dir
 
     cache = cache_dir()
     if not images.is_built(cache, name):
@@ -252,7 +252,7 @@ def _push_built(console: Any, client: Any, target: compspec.ImageRef, name: str,
 def cmd_build(args: argparse.Namespace) -> int:
     from planner.edges import images
     from planner.edges.sweep import cancel_on_sigint
-    from planner.edges.variants import cache_dir
+    from planner.edges.variant_info import cache_dir
 
     exp = load_experiment(args.experiment)
     buildable = images.built_variants(exp)
@@ -297,7 +297,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_import_matrix(args: argparse.Namespace) -> int:
     from planner.core import files
-    from planner.core.experiment import MAX_FILE_BYTES
+    from planner.core.yamlfile import MAX_FILE_BYTES
 
     # regular files of a bounded size only: a FIFO would block and /dev/zero never end
     manifest = files.read_text(args.file, "matrix manifest", MAX_FILE_BYTES)
@@ -321,7 +321,7 @@ def cmd_import_matrix(args: argparse.Namespace) -> int:
 
 def plan_notes(ws: Any, plan: Any) -> dict[str, Any]:
     """Where the planned variants' attributes came from: per variant, and per run the rules left unknown."""
-    from planner.edges.variants import provenances
+    from planner.edges.variant_info import provenances
 
     names = {run.variant for run in plan.runs} | {x.variant for x in plan.excluded}
     where = provenances(ws.exp, ws.cache, ws.artifacts)

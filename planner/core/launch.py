@@ -53,7 +53,7 @@ class Launch:
     sif: str | None = None
     #: where in `argv` the command each rank runs starts (after the launcher's words), for per-rank wrappers
     rank_start: int | None = None
-    #: profilers of the run (`planner.core.profile.wrap` sets them, with GNU time around each rank for
+    #: profilers of the run (`planner.core.profilers.wrap` sets them, with GNU time around each rank for
     #: rusage): the executor's profiling step runs perf and ebpf around the launch, watching `profile_root`
     profile: tuple[str, ...] = ()
     profile_root: str = "tree"

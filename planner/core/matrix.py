@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from planner.core import yamlfile
 from planner.core.compspec import TAG_SUFFIX, image_ref
 from planner.core.errors import InputError
 from planner.core.experiment import parse_experiment
@@ -40,37 +41,24 @@ class _Manifest(BaseModel):
 
 
 def parse_matrix(text: str, source: str) -> list[MatrixImage]:
+    document = yamlfile.load(text, source)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        manifest = _Manifest.model_validate(yaml.safe_load(text))
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        raise InputError(f"not valid YAML: {err.problem or err.context}", file=source,
-                         line=mark.line + 1 if mark else None) from None
+        manifest = _Manifest.model_validate(document.data)
     except ValidationError as err:
         first = err.errors()[0]
+        loc = tuple(first["loc"])
         raise InputError(f"{first['msg']}; a matrix manifest is `images: [{{name: IMAGE, artifact: REF}}, ...]`",
-                         file=source, line=1, field=".".join(map(str, first["loc"]))) from None
-    items = _sequence_lines(node)
+                         file=source, line=document.line_of(loc) or 1, field=yamlfile.dotted(loc)) from None
     out = []
     for index, entry in enumerate(manifest.images):
         ref = image_ref(entry.name)
         if ref is None or ref.tag is None:
             raise InputError(f"{entry.name!r} is not an image reference such as ghcr.io/org/app:tag", file=source,
-                             line=items.get(index), field=f"images[{index}].name")
+                             line=document.line_of(("images", index)), field=f"images[{index}].name")
         compspec = entry.artifact if entry.artifact not in (None, f"{entry.name}{TAG_SUFFIX}") else None
         out.append(MatrixImage(re.sub(r"[^a-z0-9_.-]", "-", ref.tag.lower()).lstrip("-_.") or "latest",
                                f"docker://{entry.name}", compspec))
     return out
-
-
-def _sequence_lines(node: yaml.Node | None) -> dict[int, int]:
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    for key, value in node.value:
-        if key.value == "images" and isinstance(value, yaml.SequenceNode):
-            return {i: item.start_mark.line + 1 for i, item in enumerate(value.value)}
-    return {}
 
 
 def add_variants(text: str, source: str, images: list[MatrixImage]) -> tuple[str, list[str], list[str]]:
@@ -92,7 +80,7 @@ def add_variants(text: str, source: str, images: list[MatrixImage]) -> tuple[str
         added.append(item.variant)
     if not blocks:
         return text, added, kept
-    variants = _variants_node(yaml.compose(text, Loader=yaml.SafeLoader))
+    variants = _variants_node(yamlfile.load(text, source).node)
     if variants is None or variants.flow_style or not variants.value:
         raise exp.error("import-matrix adds to a block mapping of variants; write `variants:` with one "
                         "variant on its own lines first", "variants")

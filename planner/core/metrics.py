@@ -48,7 +48,7 @@ def default_metric(app: str | None) -> str:
 def goal_of(name: str) -> str:
     """The goal an app definition declares for the figure of merit, else the one its name tells."""
     from planner.core import apps
-    from planner.core.profile import is_profile_metric  # profile names (it loads the experiment's schema)
+    from planner.core.profilers import is_profile_metric  # profile names (it loads the experiment's schema)
 
     declared = apps.goal(name)
     if declared:

@@ -28,11 +28,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from xml.etree import ElementTree
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from planner.core import yamlfile
 from planner.core.errors import InputError
-from planner.core.experiment import Options, _dotted, _line_for, _line_map, _UniqueKeyLoader
+from planner.core.experiment import Options
 from planner.core.summary import ConfigSummary, options_label
 
 #: Bytes of a reference file.
@@ -101,16 +101,8 @@ class Reference(_Strict):
 
 def parse_reference(text: str, source: str) -> Reference:
     """A reference file's declared values, or InputError naming the file, line and field at fault."""
-    loader = _UniqueKeyLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        raise InputError(f"not valid YAML: {err.problem or err.context}", file=source,
-                         line=mark.line + 1 if mark else None) from None
-    finally:
-        loader.dispose()
+    document = yamlfile.load(text, source)
+    data = document.data
     if not isinstance(data, dict):
         raise InputError("a reference file is a mapping with `references:` (and an optional `tolerance:`)",
                          file=source, line=1)
@@ -122,8 +114,8 @@ def parse_reference(text: str, source: str) -> Reference:
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown field; a point takes app, workload, cluster, variant, options, config_id, foms"
-        raise InputError(message, file=source, line=_line_for(_line_map(node), loc) if node else None,
-                         field=_dotted(loc) or None) from None
+        raise InputError(message, file=source, line=document.line_of(loc),
+                         field=yamlfile.dotted(loc) or None) from None
 
 
 def from_summaries(summaries: Sequence[ConfigSummary], metrics: Callable[[str], Sequence[str]],

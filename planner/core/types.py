@@ -65,7 +65,8 @@ class VariantInfo:
     image: str | None = None
     executable: str | None = None
     env: dict[str, str] = field(default_factory=dict)
-    #: where it lives: a native prefix (prefix, executable, launcher, share, libdir; see planner.edges.variants), or an
+    #: where it lives: a native prefix (prefix, executable, launcher, share, libdir; see
+    #: planner.edges.variant_info), or an
     #: image built here (image: the Charliecloud directory, marker: its .done file; see planner.edges.images)
     layout: dict[str, str] = field(default_factory=dict)
     installed: bool = True

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from planner.core.metrics import Metric
-from planner.learn import profiles
-from planner.learn.dataset import Measured, Runs
+from planner.learn import explain
+from planner.learn.columns import Measured, Runs
 
 #: At most this many bars per workload figure, rows and columns in the heatmap, workload figures.
 MAX_BARS, MAX_ROWS, MAX_COLUMNS, MAX_WORKLOADS = 25, 40, 30, 8
@@ -230,7 +230,7 @@ def _importances(path: Path, importances: dict[str, dict[str, float]], metric: s
 
 
 def _profile_panels(runs: Runs, metric: str, fit_report: dict[str, Any]) -> list[str]:
-    measured = [name for name in profiles.names(list(runs.values)) if not np.isnan(runs.values[name]).all()]
+    measured = [name for name in explain.names(list(runs.values)) if not np.isnan(runs.values[name]).all()]
     linked = [link["profile"] for link in fit_report.get("profiles", {}).get(metric, [])]
     order = [*linked, *DEFAULT_PROFILES, *sorted(measured)]
     return [name for name in dict.fromkeys(order) if name in measured][:MAX_PROFILE_PANELS]
@@ -239,7 +239,7 @@ def _profile_panels(runs: Runs, metric: str, fit_report: dict[str, Any]) -> list
 def _profiles(path: Path, runs: Runs, metric: str, shown: list[str]) -> None:
     import matplotlib.pyplot as plt
 
-    points = profiles.medians(runs, [metric, *shown])
+    points = explain.medians(runs, [metric, *shown])
     variants = sorted({choice.variant for _, choice in points})
     colors = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(variants)}
     fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 4.4), squeeze=False)

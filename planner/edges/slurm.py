@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.core.errors import WorkError
-from planner.edges.variants import cache_dir
+from planner.edges.variant_info import cache_dir
 
 
 def slurm_dir() -> Path:

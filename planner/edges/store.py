@@ -383,7 +383,7 @@ class Store:
 
     @property
     def db(self) -> sqlite3.Connection:
-        """The open connection, for the readers of `planner.edges.datasets`."""
+        """The open connection, for the readers of `planner.edges.column_reader`."""
         return self._db
 
     def close(self) -> None:

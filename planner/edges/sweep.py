@@ -36,7 +36,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from planner.core import apps, profile
+from planner.core import apps, profilers
 from planner.core.errors import InputError, WorkError
 from planner.core.experiment import Experiment
 from planner.core.launch import Launch, container_stage, generated_dir, generated_inputs, image_path, render
@@ -47,7 +47,7 @@ from planner.edges.clusters import cluster_infos
 from planner.edges.compspec_cache import ArtifactCache
 from planner.edges.runner import PlaybookRequest, run_playbook
 from planner.edges.store import RunRecord, Store, sqlite_problem
-from planner.edges.variants import cache_dir, materialization_order, recipe_digest, variant_infos
+from planner.edges.variant_info import cache_dir, materialization_order, recipe_digest, variant_infos
 
 INTERRUPTED = 130
 #: Seconds the executors get to stop their runs after the stop file is written, before Ansible is killed.
@@ -87,7 +87,7 @@ class Workspace:
         """The run's command as it is executed: rendered, with its profiling (if any) around it."""
         cluster = self.clusters[run.cluster]
         launch = render(run, cluster, self.variants[run.variant], self.exp.apps[run.app])
-        return profile.wrap(launch, self.profilers(run), cluster.kind)
+        return profilers.wrap(launch, self.profilers(run), cluster.kind)
 
     def profilers(self, run: Run) -> tuple[str, ...]:
         if self.profile_override is not None:
@@ -101,9 +101,9 @@ def check_profiles(ws: Workspace, runs: list[Run]) -> None:
     for run in runs:
         cluster = ws.clusters[run.cluster]
         wanted = ws.profilers(run)
-        why = profile.unsupported(wanted, cluster.kind)
-        if cluster.kind == "local" and "rusage" in wanted and not os.access(profile.RUSAGE_TIME, os.X_OK):
-            why["rusage"] = (f"each rank is timed with GNU time, and {profile.RUSAGE_TIME} is missing "
+        why = profilers.unsupported(wanted, cluster.kind)
+        if cluster.kind == "local" and "rusage" in wanted and not os.access(profilers.RUSAGE_TIME, os.X_OK):
+            why["rusage"] = (f"each rank is timed with GNU time, and {profilers.RUSAGE_TIME} is missing "
                              "(Debian package time)")
         if why:
             name, reason = next(iter(why.items()))
@@ -255,7 +255,7 @@ def record_for(ws: Workspace, run: Run, launch: Launch, result: dict[str, Any], 
     parsed = definition.parse(app_output(definition, output, directory), exit_code=result.get("rc"),
                               timed_out=bool(result.get("timed_out")), tasks=run.options.tasks)
     raw = _raw_profile(result, directory) if launch.profile else None
-    profiled = profile.parse(launch.profile, raw, output)
+    profiled = profilers.parse(launch.profile, raw, output)
     if launch.profile:
         _keep_raw_profile(directory, result.get("profile") or {})
     return RunRecord(
@@ -325,7 +325,7 @@ def _raw_profile(result: dict[str, Any], directory: Path) -> dict[str, Any]:
         return sent
     raw: dict[str, Any] = {}
     left_out: dict[str, int] = {}
-    for name in profile.STEP_FILES:
+    for name in profilers.STEP_FILES:
         path = directory / "profile" / name
         try:
             size = path.stat().st_size
@@ -409,7 +409,7 @@ def run_items(store: Store, runs: list[Run], launches: dict[str, Launch], stop_f
         directory = run_dir(store, run.id)
         if directory.exists():  # a run interrupted mid-way starts again from a clean directory
             shutil.rmtree(directory)
-        step = ",".join(name for name in launch.profile if name in profile.STEP_PROFILERS)
+        step = ",".join(name for name in launch.profile if name in profilers.STEP_PROFILERS)
         # srun and ch-run find the cluster and start through what the role recorded, not the shown command
         env = {**launch.env, **slurm.environment()} if launch.scheduler == "srun" else launch.env
         items.append({"id": run.id, "argv": launch.argv, "env": env, "cwd": None, "stage": launch.stage,

@@ -15,12 +15,12 @@ from pathlib import Path
 from sklearn.exceptions import InconsistentVersionWarning
 
 from planner.core.metrics import Metric, metric_of
-from planner.edges import datasets, modelfiles
+from planner.edges import column_reader, modelfiles
 from planner.edges.modelfiles import ModelMeta
 from planner.edges.store import Store
-from planner.learn import model, profiles
+from planner.learn import explain, model
 from planner.learn.catalog import Catalog, built_on, choice_sets
-from planner.learn.dataset import Choice, Context, Runs
+from planner.learn.columns import Choice, Context, Runs
 from planner.learn.estimators import Models
 from planner.learn.table import Table
 
@@ -36,13 +36,13 @@ class Fitted:
 def train(store: Store, catalog: Catalog, metrics: list[Metric], *, cv: bool = True) -> Fitted:
     """Fit on every stored run, tabulate predictions for every known point, save beside the store."""
     started = time.perf_counter()
-    measured_profiles = profiles.names(datasets.metrics(store.db))
+    measured_profiles = explain.names(column_reader.metrics(store.db))
     # the profiles are read to explain (report.profiles), never handed to the model as features
-    runs = datasets.read(store.db, [m.name for m in metrics], explain=measured_profiles)
+    runs = column_reader.read(store.db, [m.name for m in metrics], explain=measured_profiles)
     catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs).with_built_on(built_on(runs))
     models, report = model.fit(runs, catalog, metrics, cv=cv)
-    report.profiles = {m.name: [link.as_dict() for link in profiles.links(runs, m.name, measured_profiles)]
-                       for m in metrics if not profiles.names([m.name])}
+    report.profiles = {m.name: [link.as_dict() for link in explain.links(runs, m.name, measured_profiles)]
+                       for m in metrics if not explain.names([m.name])}
     report.profiles = {metric: found for metric, found in report.profiles.items() if found}
     fitted = time.perf_counter()
     points, excluded = known_points(runs, catalog)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner.core import archs
-from planner.learn.dataset import Choice, Context, Measured
+from planner.learn.columns import Choice, Context, Measured
 
 NAMES = ("rules_random", "most_often_best", "family_mean", "nearest_cluster", "heuristic")
 #: A point that succeeded in fewer of its runs than this share is a failure there.

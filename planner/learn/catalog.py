@@ -23,7 +23,7 @@ from planner.core.experiment import Experiment, Options, Source, Workload, param
 from planner.core.launch import apply_rules, render
 from planner.core.plan import expand
 from planner.core.types import ClusterInfo, Run, VariantInfo, canonical_options
-from planner.learn.dataset import Choice, Context, Runs, canonical
+from planner.learn.columns import Choice, Context, Runs, canonical
 from planner.learn.features import Features, choice_features, context_features, describe
 
 #: Build targets that mean "for the machine it was built on": an imported build of one runs only there.

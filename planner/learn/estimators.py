@@ -28,9 +28,9 @@ from sklearn import ensemble
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.pipeline import Pipeline
 
-from planner.learn import ranker
+from planner.learn import regret_model
 from planner.learn.catalog import Catalog
-from planner.learn.dataset import Choice, Context, Runs
+from planner.learn.columns import Choice, Context, Runs
 from planner.learn.features import Features
 from planner.learn.table import Interval, RankedBy, Table
 
@@ -121,16 +121,16 @@ def fit_level(rows: list[Features], levels: np.ndarray) -> Pipeline:
 
 @dataclass
 class Ranking:
-    """What orders the candidates of a context: the ranking model (planner.learn.ranker) on the shared
+    """What orders the candidates of a context: the ranking model (planner.learn.regret_model) on the shared
     columns + priors, or the simple rule that ranked better than it on held-out clusters at fit time."""
 
     model: Any
-    priors: ranker.Priors
+    priors: regret_model.Priors
     by: str = "model"  # one of ranker.SCORERS
     #: held-out errors of the estimate of log normalized FOM: 10%, 90% quantiles and sd (None: not checked)
     residuals: tuple[float, float, float] | None = None
 
-    def score(self, X: np.ndarray, points: list[tuple[Context, Choice]], attrs: ranker.ClusterAttrs) -> tuple[
+    def score(self, X: np.ndarray, points: list[tuple[Context, Choice]], attrs: regret_model.ClusterAttrs) -> tuple[
             np.ndarray, np.ndarray]:
         """Per point: the key it is ranked by (higher first) and the estimate of its log normalized FOM."""
         if not len(points):

@@ -33,7 +33,7 @@ from planner.core.errors import InputError
 from planner.core.metrics import Metric
 from planner.learn import baselines, intervals, model, ranking
 from planner.learn.catalog import Catalog, built_on
-from planner.learn.dataset import Choice, Context, Measured, Runs
+from planner.learn.columns import Choice, Context, Measured, Runs
 from planner.learn.table import Predictions
 
 BASELINES = baselines.NAMES

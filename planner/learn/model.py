@@ -16,9 +16,9 @@ from sklearn.feature_extraction import DictVectorizer
 from threadpoolctl import threadpool_limits
 
 from planner.core.metrics import Metric
-from planner.learn import baselines, estimators, ranker, validation
+from planner.learn import baselines, estimators, regret_model, validation
 from planner.learn.catalog import Catalog
-from planner.learn.dataset import Choice, Runs
+from planner.learn.columns import Choice, Runs
 from planner.learn.estimators import FomModel, Models
 from planner.learn.features import CONTEXT_GROUPS, Features, group_of
 from planner.learn.table import Interval
@@ -141,13 +141,13 @@ def _fit_fom(runs: Runs, catalog: Catalog, metric: Metric, d: estimators.Design,
 def _fit_ranking(runs: Runs, catalog: Catalog, metric: Metric, d: estimators.Design, X: np.ndarray,
                  y: np.ndarray, ctx: np.ndarray, point: np.ndarray, *, check: bool,
                  seed: int) -> tuple[estimators.Ranking, validation.RankingCheck | None]:
-    """The ranking model (planner.learn.ranker) on each point's normalized median log FOM, towards the metric's
+    """The ranking model (planner.learn.regret_model) on each point's normalized median log FOM, towards the metric's
     goal; with `check`, scored against the simple rules on held-out clusters: it ranks only where it beat the
     best of them beyond chance, that rule ranks otherwise."""
     sign = metric.sign
     points = np.unique(point)
     point_ctx = np.array([d.points[p][0] for p in points], dtype=np.int64)
-    target = ranker.normalized(point_ctx, ranker.medians(point, y), sign)
+    target = regret_model.normalized(point_ctx, regret_model.medians(point, y), sign)
     mask = np.zeros(len(runs), dtype=bool)
     mask[d.runs] = True
     items: dict[int, list[tuple[Choice, Any]]] = {}
@@ -156,20 +156,21 @@ def _fit_ranking(runs: Runs, catalog: Catalog, metric: Metric, d: estimators.Des
     clusters = {runs.contexts[c].cluster: catalog.cluster_attrs(runs.contexts[c].cluster) for c in items}
     pairs = [(runs.contexts[d.points[p][0]], runs.choices[d.points[p][1]]) for p in points]
 
-    def priors_of(contexts: set[int] | None) -> ranker.Priors:
-        return ranker.Priors(baselines.history([(runs.contexts[c], clusters[runs.contexts[c].cluster], found)
+    def priors_of(contexts: set[int] | None) -> regret_model.Priors:
+        return regret_model.Priors(baselines.history([(runs.contexts[c], clusters[runs.contexts[c].cluster], found)
                                                 for c, found in items.items() if contexts is None or c in contexts],
                                                sign), clusters)
 
-    def fit_on(train: np.ndarray, priors: ranker.Priors) -> tuple[Any, np.ndarray]:
+    def fit_on(train: np.ndarray, priors: regret_model.Priors) -> tuple[Any, np.ndarray]:
         P = priors.matrix(pairs, catalog.cluster_attrs)
-        return ranker.estimator(int(train.sum()), seed).fit(np.hstack([X[points][train], P[train]]), target[train]), P
+        estimator = regret_model.estimator(int(train.sum()), seed)
+        return estimator.fit(np.hstack([X[points][train], P[train]]), target[train]), P
 
     def score_fold(train: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         priors = priors_of(set(point_ctx[train].tolist()))
         fitted, P = fit_on(train, priors)
         estimate = fitted.predict(np.hstack([X[points], P]))
-        rules = {name: priors.rule(name, pairs, catalog.cluster_attrs, P) for name in ranker.RULES}
+        rules = {name: priors.rule(name, pairs, catalog.cluster_attrs, P) for name in regret_model.RULES}
         return {"model": (estimate, estimate), **rules}
 
     checked = None

@@ -5,7 +5,7 @@
 2. a choice that failed in most of its runs in its context is left out, with how often;
 3. the rest are predicted; the classifier leaves out an unmeasured one it gives less than `P_OK`;
 4. choices measured in their context rank first, by their measured median (first-hand), then the
-   others by the ranking's key: the ranking model's (`planner.learn.ranker`), or the simple rule's
+   others by the ranking's key: the ranking model's (`planner.learn.regret_model`), or the simple rule's
    that ranked better on held-out clusters when `fit` checked them (`validation.ranking`); by
    predicted FOM where there is no ranking; an unmeasured choice without a FOM prediction is not ranked.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from planner.core.metrics import Metric
 from planner.learn import baselines
 from planner.learn.catalog import Catalog
-from planner.learn.dataset import Choice, Context, Measured
+from planner.learn.columns import Choice, Context, Measured
 from planner.learn.table import Predictions
 
 #: Below this probability of success an unmeasured point is never recommended.

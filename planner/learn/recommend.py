@@ -25,9 +25,9 @@ import numpy as np
 
 from planner.core.errors import InputError
 from planner.core.metrics import Metric
-from planner.learn import profiles, ranking
+from planner.learn import explain, ranking
 from planner.learn.catalog import Catalog, built_on
-from planner.learn.dataset import Choice, Context, Runs
+from planner.learn.columns import Choice, Context, Runs
 from planner.learn.features import CHOICE_GROUPS
 from planner.learn.ranking import Candidate
 from planner.learn.table import Predictions, RankedBy, Table
@@ -191,7 +191,7 @@ def recommend(request: Request, metric: Metric, catalog: Catalog, runs: Runs, ta
     if ranked_by is not None and any(c.tier == 1 for c in ranked):
         notes.append(_ranking_note(ranked_by, model.report.get(metric.name)))
     measured_variants = (table.measured if table is not None else set()) | {(k.app, k.variant) for k in runs.choices}
-    profiled = profiles.medians(runs, profiles.names(list(runs.values)))
+    profiled = explain.medians(runs, explain.names(list(runs.values)))
     costs: dict[int, PerDollar] = {}
     if request.per_dollar is not None:
         ranked, costs = _by_work_per_dollar(ranked, runs, metric, catalog, request.per_dollar, notes)
@@ -461,7 +461,7 @@ def _why(candidate: Candidate, ranked: list[Candidate], catalog: Catalog, sign: 
         return text
     peers = [profiled[(c.context, c.choice)] for c in ranked
              if c.context == candidate.context and (c.context, c.choice) in profiled]
-    stands = profiles.standout(point, peers)
+    stands = explain.standout(point, peers)
     return f"{text}; profile: {stands}" if stands else text
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.learn.dataset import Choice, Context
+from planner.learn.columns import Choice, Context
 
 #: z of the interval's quantiles under a normal law, to widen it by the level model's error
 _Z = 1.2816
@@ -39,7 +39,7 @@ class Interval:
 
 @dataclass(frozen=True)
 class RankedBy:
-    """What ranks a metric's candidates (`planner.learn.ranker.SCORERS`: the model, or the simple rule that
+    """What ranks a metric's candidates (`planner.learn.regret_model.SCORERS`: the model, or the simple rule that
     ranked better on clusters held out at fit time) and how far its estimate of a candidate's share of
     its context's best strays: held-out residuals (estimate - measured, log) at 10% and 90%, and their sd."""
 
@@ -77,7 +77,7 @@ class Predictions:
     low: np.ndarray | None = None
     high: np.ndarray | None = None
     known: np.ndarray | None = None
-    #: the ranking's key (planner.learn.ranker), higher is better, and its estimate of the log share of the
+    #: the ranking's key (planner.learn.regret_model), higher is better, and its estimate of the log share of the
     #: context's best; None without a ranking
     score: np.ndarray | None = None
     normalized: np.ndarray | None = None

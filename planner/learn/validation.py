@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GroupKFold, KFold
 
-from planner.learn import estimators, intervals, ranker
+from planner.learn import estimators, intervals, regret_model
 from planner.learn.features import Features
 from planner.learn.ranking import P_OK
 
@@ -225,9 +225,9 @@ def ranking(target: np.ndarray, point_ctx: np.ndarray, groups: np.ndarray, held_
 
     # the best rule: the default one unless another beat it beyond chance (the rules' order on a dozen contexts
     # is mostly luck too, and a choice that flips from fold to fold ranks worse than any one of them)
-    best_rule = ranker.DEFAULT_RULE
-    for name in sorted(ranker.RULES, key=lambda name: means[name]):
-        if name != ranker.DEFAULT_RULE and versus(name, ranker.DEFAULT_RULE).better:
+    best_rule = regret_model.DEFAULT_RULE
+    for name in sorted(regret_model.RULES, key=lambda name: means[name]):
+        if name != regret_model.DEFAULT_RULE and versus(name, regret_model.DEFAULT_RULE).better:
             best_rule = name
             break
     difference = versus("model", best_rule)

@@ -26,7 +26,7 @@ from planner.core.inputs import adapt
 from planner.core.plan import expand
 from planner.core.types import ClusterInfo
 from planner.edges.compspec_cache import ArtifactCache
-from planner.edges.variants import variant_infos
+from planner.edges.variant_info import variant_infos
 from planner.edges.watchdog import owned_by
 from tests.conftest import CACHE, REPO, planner
 from tests.images.conftest import EXPECTED, LAMMPS, needs_image_tools

@@ -21,7 +21,7 @@ from planner.core.plan import expand
 from planner.core.types import Run, stable_id
 from planner.edges.clusters import cluster_infos
 from planner.edges.store import RunRecord, Store
-from planner.edges.variants import variant_infos
+from planner.edges.variant_info import variant_infos
 from tests.conftest import REPO, planner
 
 EXPERIMENT = REPO / "experiments" / "lammps.yaml"

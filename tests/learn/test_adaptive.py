@@ -17,8 +17,8 @@ import pytest
 
 from planner.cli import main
 from planner.edges.store import Store
-from planner.learn import adaptive
-from planner.learn.dataset import Choice, Context
+from planner.learn import acquisition
+from planner.learn.columns import Choice, Context
 from tests.conftest import REPO, planner
 from tests.learn.conftest import EXPERIMENT, best_local, records_from_plan
 
@@ -112,13 +112,13 @@ def test_with_other_workloads_stored_it_starts_where_the_model_points(without_lj
 
 
 def _points(truth: list[float], prior: list[float], labels: list[tuple[str, ...]], repeats: int = 2) -> list[
-        adaptive.Point]:
+        acquisition.Point]:
     context = Context("c", "app", "w", "{}")
-    return [adaptive.Point(context, Choice("app", f"v{i}", "{}"), labels[i], prior[i], runs_left=repeats)
+    return [acquisition.Point(context, Choice("app", f"v{i}", "{}"), labels[i], prior[i], runs_left=repeats)
             for i in range(len(truth))]
 
 
-def _run(loop: adaptive.Adaptive, truth: list[float], noise: float, seed: int = 0) -> list[int]:
+def _run(loop: acquisition.Adaptive, truth: list[float], noise: float, seed: int = 0) -> list[int]:
     rng = np.random.default_rng(seed)
     order = []
     while decisions := loop.next_batch():
@@ -131,13 +131,13 @@ def _run(loop: adaptive.Adaptive, truth: list[float], noise: float, seed: int = 
 def test_a_good_prior_finds_the_best_first_and_stops_before_the_budget() -> None:
     truth = [0.0, -0.3, -0.35, -0.5, -0.6, -0.7, -0.8, -0.9]
     labels = [(f"t{i // 2}", f"o{i % 2}") for i in range(len(truth))]
-    loop = adaptive.Adaptive(_points(truth, truth, labels), budget=12, batch=1, noise=0.02, spread=0.05,
+    loop = acquisition.Adaptive(_points(truth, truth, labels), budget=12, batch=1, noise=0.02, spread=0.05,
                              informed=True)
     order = _run(loop, truth, 0.02)
     assert order[0] == 0
     assert loop.stopped == "confident" and len(order) < 12
     outcome = loop.outcomes()[0]
-    assert outcome.best is loop.points[0] and outcome.chance < adaptive.CHANCE
+    assert outcome.best is loop.points[0] and outcome.chance < acquisition.CHANCE
 
 
 def test_a_wrong_prior_is_overcome_by_what_the_runs_show() -> None:
@@ -145,7 +145,7 @@ def test_a_wrong_prior_is_overcome_by_what_the_runs_show() -> None:
     prior = [0.0, -0.02, -0.04, -0.06, -0.08, -0.1, -0.12, -0.14]
     truth = [-0.3, *prior[1:]]
     labels = [("a", "x"), ("a", "y"), ("b", "x"), ("b", "y"), ("c", "x"), ("c", "y"), ("d", "x"), ("d", "y")]
-    loop = adaptive.Adaptive(_points(truth, prior, labels, repeats=1), budget=8, batch=1, noise=0.02, spread=0.05,
+    loop = acquisition.Adaptive(_points(truth, prior, labels, repeats=1), budget=8, batch=1, noise=0.02, spread=0.05,
                              informed=True)
     order = _run(loop, truth, 0.02)
     best = loop.outcomes()[0].best
@@ -157,9 +157,9 @@ def test_a_point_is_what_the_median_of_its_runs_says_not_a_slow_first_run() -> N
     # v0's first run was 35% slow (a warm-up, a burst of load), its other two the fastest of all; v1 ran
     # steadily 5% slower. The median of each point's runs (what `summary` and `recommend` report) says v0.
     context = Context("c", "app", "w", "{}")
-    points = [adaptive.Point(context, Choice("app", f"v{i}", "{}"), (f"v{i}",), 0.0, runs_left=0, values=values)
+    points = [acquisition.Point(context, Choice("app", f"v{i}", "{}"), (f"v{i}",), 0.0, runs_left=0, values=values)
               for i, values in enumerate([[-0.3, 0.0, 0.0], [-0.05, -0.05, -0.05], [-0.2, -0.2, -0.2]])]
-    loop = adaptive.Adaptive(points, budget=9, batch=1, noise=0.05, spread=0.1, informed=True, spent=9)
+    loop = acquisition.Adaptive(points, budget=9, batch=1, noise=0.05, spread=0.1, informed=True, spent=9)
     best = loop.outcomes()[0].best
     assert best is not None and best.choice.variant == "v0"
 
@@ -169,15 +169,15 @@ def test_a_noisy_context_runs_a_near_tied_contender_again_instead_of_stopping() 
     # here are noisy (15%): one run cannot say whether v1 is in fact 5% better. The loop runs it again.
     context = Context("c", "app", "w", "{}")
 
-    def loop(noise: float) -> adaptive.Adaptive:
-        points = [adaptive.Point(context, Choice("app", "v0", "{}"), ("v0",), 0.0, runs_left=1, values=[0.0] * 3),
-                  adaptive.Point(context, Choice("app", "v1", "{}"), ("v1",), 0.0, runs_left=2, values=[-0.02])]
-        return adaptive.Adaptive(points, budget=10, batch=1, noise=noise, spread=0.1, informed=True, spent=4)
+    def loop(noise: float) -> acquisition.Adaptive:
+        points = [acquisition.Point(context, Choice("app", "v0", "{}"), ("v0",), 0.0, runs_left=1, values=[0.0] * 3),
+                  acquisition.Point(context, Choice("app", "v1", "{}"), ("v1",), 0.0, runs_left=2, values=[-0.02])]
+        return acquisition.Adaptive(points, budget=10, batch=1, noise=noise, spread=0.1, informed=True, spent=4)
 
     noisy = loop(0.15)
     belief = noisy.belief(context)
     assert belief.best == 0 and not belief.chance  # no unmeasured point could beat it
-    assert belief.contest[1] > adaptive.CHANCE and not belief.confident
+    assert belief.contest[1] > acquisition.CHANCE and not belief.confident
     assert [d.point for d in noisy.next_batch()] == [1] and noisy.stopped is None
     # where runs repeat within 1%, the same single run settles it: the loop stops
     quiet = loop(0.01)
@@ -188,9 +188,9 @@ def test_the_budget_counts_every_run_repeats_included() -> None:
     # 3 variants x 3 launch options, noisy runs, no prior
     truth = [0.0, -0.01, -0.02, -0.03, -0.04, -0.05, -0.06, -0.07, -0.08]
     context = Context("c", "app", "w", "{}")
-    points = [adaptive.Point(context, Choice("app", f"v{i % 3}", f'{{"o": {i // 3}}}'), (f"v{i % 3}", f"o{i // 3}"),
+    points = [acquisition.Point(context, Choice("app", f"v{i % 3}", f'{{"o": {i // 3}}}'), (f"v{i % 3}", f"o{i // 3}"),
                              0.0, runs_left=5) for i in range(9)]
-    loop = adaptive.Adaptive(points, budget=7, batch=3, noise=0.3, spread=0.3, informed=False)
+    loop = acquisition.Adaptive(points, budget=7, batch=3, noise=0.3, spread=0.3, informed=False)
     order = _run(loop, truth, 0.3)
     assert len(order) == 7 and loop.stopped == "budget" and loop.spent == 7
     assert order[:3] == [0, 1, 2]  # no prior: one point per variant first
@@ -199,7 +199,7 @@ def test_the_budget_counts_every_run_repeats_included() -> None:
 
 def test_the_kernel_is_a_correlation() -> None:
     labels = [("a", "x", "same"), ("a", "y", "same"), ("b", "x", "same"), ("b", "y", "same")]
-    k = adaptive.kernel(labels)
+    k = acquisition.kernel(labels)
     assert np.allclose(np.diag(k), 1.0) and np.allclose(k, k.T)
     assert np.linalg.eigvalsh(k).min() > 0
     # half its own, half shared by the two groups that vary (the constant one counts for nothing)
@@ -208,7 +208,7 @@ def test_the_kernel_is_a_correlation() -> None:
 
 @pytest.mark.parametrize(("text", "runs"), [("25%", 3), ("100%", 12), ("1", 1), ("12", 12), ("10%", 2)])
 def test_a_budget_is_runs_or_a_share_of_the_plan(text: str, runs: int) -> None:
-    assert adaptive.Budget.parse(text).of(12) == runs
+    assert acquisition.Budget.parse(text).of(12) == runs
 
 
 # ------------------------------------------------------------------------------------------- replay

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from planner.learn import baselines
-from planner.learn.dataset import Choice, Context, Measured
+from planner.learn.columns import Choice, Context, Measured
 
 
 def measured(*values: float | None) -> Measured:

@@ -14,9 +14,9 @@ import pytest
 from planner.cli import args as cli_args
 from planner.cli import main
 from planner.core.metrics import resolve_metric
-from planner.edges import datasets
+from planner.edges import column_reader
 from planner.edges.store import Store
-from planner.learn import dataset, evaluate, model
+from planner.learn import columns, evaluate, model
 from planner.learn.catalog import Catalog
 from tests.conftest import planner
 from tests.learn.conftest import EXPERIMENT, METRIC, REAXFF_OMP, copy_store, record
@@ -47,7 +47,7 @@ def test_the_held_out_group_never_reaches_the_model(synthetic_store: Path, monke
     seen: list[set[str]] = []
     real_fit = model.fit
 
-    def spy(runs: dataset.Runs, catalog: Catalog, metrics: list[str], *, mask: np.ndarray | None = None,
+    def spy(runs: columns.Runs, catalog: Catalog, metrics: list[str], *, mask: np.ndarray | None = None,
             **options: Any) -> tuple[model.Models, model.FitReport]:
         assert mask is not None
         seen.append({runs.contexts[c].cluster for c in np.unique(runs.ctx[mask])})
@@ -55,8 +55,8 @@ def test_the_held_out_group_never_reaches_the_model(synthetic_store: Path, monke
 
     monkeypatch.setattr(model, "fit", spy)
     with Store(synthetic_store) as store:
-        runs = datasets.read(store.db, ["timesteps_per_s"])
-        everything = set(datasets.distinct(store.db, "cluster"))
+        runs = column_reader.read(store.db, ["timesteps_per_s"])
+        everything = set(column_reader.distinct(store.db, "cluster"))
     result = evaluate.evaluate(runs, Catalog(), "cluster", resolve_metric(None, None, ["timesteps_per_s"]))
     held_out = [everything - trained for trained in seen]
     assert all(len(missing) == 1 for missing in held_out)
@@ -68,7 +68,7 @@ def test_the_held_out_group_never_reaches_the_model(synthetic_store: Path, monke
 def local_evaluation(local_store_master: Path) -> evaluate.Evaluation:
     """Leave-one-workload-out on the local store with the default experiment, as `evaluate` runs it."""
     with Store(local_store_master) as store:
-        runs = datasets.read(store.db, [METRIC])
+        runs = column_reader.read(store.db, [METRIC])
     catalog = cli_args.catalog(argparse.Namespace(experiment=str(EXPERIMENT), store=str(local_store_master)))
     return evaluate.evaluate(runs, catalog, "workload", resolve_metric(None, None, [METRIC]))
 
@@ -142,7 +142,7 @@ def test_no_pick_where_every_candidate_is_predicted_to_fail(tmp_path: Path, caps
     store = tmp_path / "planner.sqlite"
     with Store(store) as handle:
         handle.add_many(records)
-        runs = datasets.read(handle.db, [METRIC])
+        runs = column_reader.read(handle.db, [METRIC])
     result = evaluate.evaluate(runs, Catalog(), "cluster", resolve_metric(None, None, [METRIC]))
     picks = {(pick.context.cluster, pick.context.workload): pick.choice for pick in result.picks}
     assert picks[("c", "w")] is None
@@ -160,7 +160,7 @@ def test_picks_are_also_scored_against_a_ground_truth_when_one_is_given(syntheti
     context is equally good in truth, so every scorer's regret against it is exactly 1, while the measured
     scores are the ones `evaluate` prints without a truth."""
     with Store(synthetic_store) as store:
-        runs = datasets.read(store.db, [METRIC])
+        runs = column_reader.read(store.db, [METRIC])
     flat = dataclasses.replace(runs, values={METRIC: np.where(runs.ok, 1.0, np.nan)})
     result = evaluate.evaluate(runs, Catalog(), "cluster", resolve_metric(None, None, [METRIC]), truth=flat)
     assert result.truth is not None and set(result.truth) == {"model", *evaluate.BASELINES}
@@ -172,7 +172,7 @@ def test_picks_are_also_scored_against_a_ground_truth_when_one_is_given(syntheti
 
 def test_a_truth_equal_to_the_measurements_scores_as_they_do_and_has_no_noise_floor(synthetic_store: Path) -> None:
     with Store(synthetic_store) as store:
-        runs = datasets.read(store.db, [METRIC])
+        runs = column_reader.read(store.db, [METRIC])
     result = evaluate.evaluate(runs, Catalog(), "cluster", resolve_metric(None, None, [METRIC]), truth=runs)
     assert result.truth is not None and result.noise_floor is not None
     assert result.truth["model"] == result.model

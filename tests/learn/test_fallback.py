@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from planner.cli import main
-from planner.edges import datasets
+from planner.edges import column_reader
 from planner.edges.store import Store
-from planner.learn import baselines, ranker, validation
+from planner.learn import baselines, regret_model, validation
 from planner.learn.catalog import Catalog
-from planner.learn.dataset import Choice, Context, canonical
+from planner.learn.columns import Choice, Context, canonical
 from tests.conftest import planner
 
 HELD = "c00-haswell"
@@ -47,12 +47,12 @@ def partial_store(tmp_path: Path, synthetic: Any) -> Path:
 
 def test_a_model_that_cannot_rank_falls_back_to_the_best_rule(partial_store: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(ranker, "estimator", lambda n, seed=0: Blind())
+    monkeypatch.setattr(regret_model, "estimator", lambda n, seed=0: Blind())
     assert main(["fit", "--store", str(partial_store), "--json"]) == 0
     check = json.loads(capsys.readouterr().out)["foms"]["timesteps_per_s"]["ranking"]
     assert check["held_out"] == "cluster" and check["contexts"] >= 8
     rule = check["ranked_by"]
-    assert rule in ranker.RULES and rule == check["best_rule"]
+    assert rule in regret_model.RULES and rule == check["best_rule"]
     assert check["mean_regret"][rule] < check["mean_regret"]["model"]
     assert check["why"].startswith("the model was ") and rule in check["why"]
 
@@ -68,7 +68,7 @@ def test_a_model_that_cannot_rank_falls_back_to_the_best_rule(partial_store: Pat
 
     # the first row is in the rule's first tier among what was ranked, as planner.learn.baselines ranks
     with Store(partial_store) as store:
-        runs = datasets.read(store.db, ["timesteps_per_s"])
+        runs = column_reader.read(store.db, ["timesteps_per_s"])
     catalog = Catalog().with_stored(runs.cluster_attrs, runs.variant_attrs)
     by_context: dict[int, list[Any]] = {}
     for (c, k), measured in runs.measured("timesteps_per_s").items():
@@ -99,14 +99,14 @@ def test_the_model_ranks_only_where_it_beats_the_best_rule_beyond_chance() -> No
     # the model picks the best in one context of 12, the second best elsewhere, as the rules do: no better
     model = np.where(point_ctx == 0, good, middle)
     lucky = validation.ranking(target, point_ctx, point_ctx, "context", scorers(model, {}))
-    assert lucky is not None and lucky.mean_regret["model"] < lucky.mean_regret[ranker.DEFAULT_RULE]
-    assert lucky.ranked_by == ranker.DEFAULT_RULE == lucky.best_rule
-    assert lucky.why.startswith(f"the model was no better than {ranker.DEFAULT_RULE} beyond chance")
+    assert lucky is not None and lucky.mean_regret["model"] < lucky.mean_regret[regret_model.DEFAULT_RULE]
+    assert lucky.ranked_by == regret_model.DEFAULT_RULE == lucky.best_rule
+    assert lucky.why.startswith(f"the model was no better than {regret_model.DEFAULT_RULE} beyond chance")
     # the model picks the best everywhere but in one context: better beyond chance, it ranks
     model = np.where(point_ctx == 0, worst_first, good)
     clear = validation.ranking(target, point_ctx, point_ctx, "context", scorers(model, {}))
     assert clear is not None and clear.ranked_by == "model" and clear.difference.better
-    assert clear.why.startswith(f"the model beat the best simple rule, {ranker.DEFAULT_RULE}, beyond chance")
+    assert clear.why.startswith(f"the model beat the best simple rule, {regret_model.DEFAULT_RULE}, beyond chance")
     # a rule better than the default beyond chance is the best rule; the model, no better than it, does not rank
     rule_wins = validation.ranking(target, point_ctx, point_ctx, "context", scorers(model, {"family_mean": good}))
     assert rule_wins is not None and rule_wins.best_rule == "family_mean" == rule_wins.ranked_by

@@ -18,7 +18,7 @@ from planner.core import archs
 from planner.core.errors import InputError
 from planner.edges import modelfiles, training
 from planner.edges.store import Store
-from planner.learn.dataset import Choice, Context, canonical
+from planner.learn.columns import Choice, Context, canonical
 from tests.conftest import REPO, planner
 from tests.learn.conftest import METRIC, best_local, records_from_plan
 

@@ -17,7 +17,7 @@ import pytest
 from planner.core import compspec
 from planner.core.compspec import ImageRef
 from planner.edges import registry
-from planner.edges.variants import recipe_digest
+from planner.edges.variant_info import recipe_digest
 from tests.conftest import REPO, TINY, planner
 from tests.registry.conftest import Registry, push_image, push_like_lammps_matrix, seed_matrix, start_registry
 from tests.registry.matrix import MATRIX, artifact_of

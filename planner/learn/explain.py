@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from planner.core.profile import is_profile_metric
-from planner.learn.dataset import Choice, Context, Runs
+from planner.core.profilers import is_profile_metric
+from planner.learn.columns import Choice, Context, Runs
 
 #: Least configurations of one context for a correlation within it to count.
 MIN_CONFIGS = 3

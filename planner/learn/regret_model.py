@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from planner.learn import baselines
-from planner.learn.dataset import Choice, Context
+from planner.learn.columns import Choice, Context
 
 #: A cluster's attributes by name (`Catalog.cluster_attrs`).
 ClusterAttrs = Callable[[str], dict[str, Any]]

@@ -2,7 +2,7 @@
 
 **Belief.** In each context (cluster + workload + parameters) the true value of every candidate
 point (its sign x log FOM, so higher is better) is a Gaussian process. Its prior mean is what the
-fitted model says before anything ran here: the ranking model's score (`planner.learn.ranker`: how
+fitted model says before anything ran here: the ranking model's score (`planner.learn.regret_model`: how
 close the point comes to the best of its context, learnt from every other context) plus a level
 shared by the context; its covariance says that points sharing attributes (the labels
 `Catalog.describe` gives each choice group: the build target, the MPI, the launch shape, ...) move
@@ -48,7 +48,7 @@ from planner.core.metrics import Metric
 from planner.learn import baselines
 from planner.learn.baselines import SUCCESS_SHARE
 from planner.learn.catalog import Catalog
-from planner.learn.dataset import Choice, Context, Runs
+from planner.learn.columns import Choice, Context, Runs
 from planner.learn.features import CHOICE_GROUPS
 from planner.learn.table import Predictions
 

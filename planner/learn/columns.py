@@ -4,7 +4,7 @@ A run is a *choice* (variant + launch options) made in a *context* (cluster + ap
 workload's parameters, i.e. one problem on one machine). Recommendations rank choices within a
 context; the model learns how a choice's attributes move a figure of merit across contexts.
 
-The SQL that fills these types lives with the store, in `planner.edges.datasets`.
+The SQL that fills these types lives with the store, in `planner.edges.column_reader`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Stored runs read as columns for learning: parameterised SQL straight into `learn.dataset.Runs`.
+"""Stored runs read as columns for learning: parameterised SQL straight into `learn.columns.Runs`.
 
 The readers take the connection of the command's one `Store` (`Store.db`, opened after the Store
-has vouched for the file: it exists, its schema version is known). Reading columns straight into
-arrays is ~10x faster than building records with 100,000 runs, and the JSON columns are parsed once
-per distinct text.
+has vouched for the file: it exists, its schema version is known). Columns are read straight into
+arrays, with no record object per run (benchmarks/learn_speed.py times it), and the JSON columns are
+parsed once per distinct text.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from planner.core.errors import InputError
-from planner.learn.dataset import Choice, Context, Runs, canonical
+from planner.learn.columns import Choice, Context, Runs, canonical
 from planner.learn.features import split_options
 
 

@@ -1,4 +1,4 @@
-"""`sweep --adaptive`: the adaptive loop of `planner.learn.adaptive` over the store and the runner.
+"""`sweep --adaptive`: the adaptive loop of `planner.learn.acquisition` over the store and the runner.
 
 1. **Candidates**: the plan of the selection (cluster, workloads, variants, repeats), one per
    configuration; its repeats are the runs it may take, in order.
@@ -34,12 +34,12 @@ from planner.core import files
 from planner.core.errors import InputError
 from planner.core.metrics import DEFAULT_METRIC, Metric, metric_of
 from planner.core.types import Plan, Run, RunRecord, stable_id
-from planner.edges import datasets
+from planner.edges import column_reader
 from planner.edges.store import Store
 from planner.edges.sweep import SweepReport, Workspace, execute, progress_bar, recover, stage_inputs
-from planner.learn import adaptive, model
+from planner.learn import acquisition, model
 from planner.learn.catalog import Catalog
-from planner.learn.dataset import Choice, Context, Runs, canonical
+from planner.learn.columns import Choice, Context, Runs, canonical
 from planner.learn.features import split_options
 
 #: What an adaptive sweep optimizes (the default metric of every learning command).
@@ -76,7 +76,7 @@ class Result:
     prior: str  #: where the prior came from (or that there is none), in words
     first: list[Chosen] = field(default_factory=list)  #: the first batch a dry run shows
     stopped: str | None = None  #: budget | confident | exhausted; None when interrupted or a dry run
-    outcomes: list[adaptive.Outcome] = field(default_factory=list)
+    outcomes: list[acquisition.Outcome] = field(default_factory=list)
     fit_seconds: float = 0.0
     refit_seconds: list[float] = field(default_factory=list)
     run_walls: list[float] = field(default_factory=list)  #: wall seconds of the selection's stored runs
@@ -169,8 +169,8 @@ def _value(record: RunRecord, metric: Metric) -> float | None:
     return metric.sign * math.log(value)
 
 
-def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budget, decided: list[str],
-          metric: Metric = METRIC) -> tuple[adaptive.Adaptive, list[Candidate], Result, dict[str, RunRecord]]:
+def start(ws: Workspace, store: Store | None, plan: Plan, budget: acquisition.Budget, decided: list[str],
+          metric: Metric = METRIC) -> tuple[acquisition.Adaptive, list[Candidate], Result, dict[str, RunRecord]]:
     """The loop with its prior and what the store holds of the selection; `decided`: runs chosen before;
     `metric`: what the loop maximizes or minimizes, as its goal says (the prior's model is fitted towards it)."""
     found = candidates(plan)
@@ -178,7 +178,7 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
     allowed = budget.of(total)
     # the plan's app's runs only (another app's choices teach nothing about this one's)
     apps = {run.app for run in plan.runs}
-    runs = datasets.read(store.db, [metric.name], app=apps.pop() if len(apps) == 1 else None) \
+    runs = column_reader.read(store.db, [metric.name], app=apps.pop() if len(apps) == 1 else None) \
         if store is not None else _empty_runs(metric)
     catalog = Catalog(ws.exp, ws.clusters, ws.variants).with_stored(runs.cluster_attrs, runs.variant_attrs)
     contexts = {c.context for c in found}
@@ -194,7 +194,7 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
     for candidate in found:
         stored = [records[run.id] for run in candidate.runs if run.id in records]
         values = [_value(r, metric) for r in stored]
-        items.append(adaptive.Item(candidate.context, candidate.choice, len(candidate.runs) - len(stored),
+        items.append(acquisition.Item(candidate.context, candidate.choice, len(candidate.runs) - len(stored),
                                    [v for v in values if v is not None], sum(v is None for v in values)))
     result.run_walls = [r.wall for r in records.values() if r.wall]
     predictions = None
@@ -213,12 +213,12 @@ def start(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budge
                         f"in {result.fit_seconds:.1f} s")
     else:
         result.prior = "no prior (nothing stored the model could learn from): starting with one point per variant"
-    loop = adaptive.start(items, catalog, runs, train, metric, predictions, budget=allowed,
-                          batch=adaptive.batch_size(allowed), spent=spent)
+    loop = acquisition.start(items, catalog, runs, train, metric, predictions, budget=allowed,
+                          batch=acquisition.batch_size(allowed), spent=spent)
     return loop, found, result, records
 
 
-def _next_runs(found: list[Candidate], decisions: list[adaptive.Decision], taken: set[str],
+def _next_runs(found: list[Candidate], decisions: list[acquisition.Decision], taken: set[str],
                stored: set[str]) -> list[Chosen]:
     """Each decision's run: the candidate's first repeat neither stored nor already taken."""
     out = []
@@ -231,7 +231,7 @@ def _next_runs(found: list[Candidate], decisions: list[adaptive.Decision], taken
     return out
 
 
-def first_batch(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive.Budget,
+def first_batch(ws: Workspace, store: Store | None, plan: Plan, budget: acquisition.Budget,
                 metric: Metric = METRIC) -> Result:
     """What `sweep --adaptive --dry-run` shows: the first batch the loop would run now (nothing is written)."""
     decided = DecisionLog(store, selection_key(plan)).decided() if store is not None else []
@@ -246,7 +246,7 @@ def first_batch(ws: Workspace, store: Store | None, plan: Plan, budget: adaptive
     return result
 
 
-def run(ws: Workspace, store: Store, plan: Plan, budget: adaptive.Budget, console: Console,
+def run(ws: Workspace, store: Store, plan: Plan, budget: acquisition.Budget, console: Console,
         report: SweepReport, metric: Metric = METRIC) -> Result:
     """The adaptive sweep: batches chosen, logged, run and learnt from until the loop stops or Ctrl-C."""
     log = DecisionLog(store, selection_key(plan))
@@ -304,7 +304,7 @@ def median_wall(result: Result) -> float | None:
     return statistics.median(result.run_walls) if result.run_walls else None
 
 
-def describe(outcome: adaptive.Outcome, metric: Metric = METRIC) -> dict[str, Any]:
+def describe(outcome: acquisition.Outcome, metric: Metric = METRIC) -> dict[str, Any]:
     """One context's end state, as the end of `sweep --adaptive` tells it."""
     best = outcome.best
     value = None

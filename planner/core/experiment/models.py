@@ -1,170 +1,43 @@
-"""The experiment file: apps, workloads, variants, clusters and sweeps, validated.
-
-`load_experiment(path)` reads YAML and returns an `Experiment`, or raises `InputError` whose one-line
-message names the file, the line and the field at fault and what would be accepted.
+"""The experiment file's schema: pydantic models of apps, workloads, variants, clusters, options, launch
+rules and sweeps. `schemas/experiment.json` is generated from them. Pure.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from planner.core import apps, files
+from planner.core import apps, yamlfile
 from planner.core.apps import OUTPUT_REASONS
 from planner.core.backends import LAUNCHERS
 from planner.core.errors import InputError
-
-Scalar = str | int | float | bool
-NAME = r"^[a-z0-9][a-z0-9_.-]*$"
-#: Names become directory and file names (a variant's prefix), which the file system caps at 255 bytes.
-NAME_MAX = 64
-Name = Annotated[str, Field(pattern=NAME, max_length=NAME_MAX)]
-#: Repeats per point, in the file and on the command line.
-MAX_REPEATS = 100
-#: Points one sweep's option matrix may expand to: refused before expanding, not after filling memory.
-MAX_POINTS = 100_000
-#: Nodes in the YAML after aliases are expanded: an alias bomb is refused before anything walks it.
-MAX_YAML_NODES = 200_000
-#: Bytes of an experiment file.
-MAX_FILE_BYTES = 16 << 20
-#: what a shell (and execve) takes as an environment variable name
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: a string workload parameter: one word of the app's input language (`-v name value`) that cannot start a
-#: switch, quote, comment or add a command
-PARAMETER_WORD = re.compile(r"[A-Za-z0-9_.,:/+@%=][A-Za-z0-9_.,:/+@%=-]*")
-
-
-def check_env(env: dict[str, str]) -> dict[str, str]:
-    """Environment given to a launch (experiment options, variant recipes, imported `option.env`)."""
-    for name, value in env.items():
-        if not ENV_NAME.fullmatch(name):
-            raise ValueError(f"environment variable name {name!r} is not [A-Za-z_][A-Za-z0-9_]*")
-        if "\0" in value:
-            raise ValueError(f"the value of {name} holds a NUL byte")
-    return env
-
-
-#: environment variables whose value the dynamic loader or a shell runs as code: never a launch option's
-#: (a preloaded library has its own option, `preload`, checked as one word)
-CODE_ENV = {"LD_PRELOAD": "use the `preload` option", "LD_AUDIT": "the dynamic loader runs the library it names",
-            "BASH_ENV": "bash runs the file it names", "ENV": "sh runs the file it names",
-            "PROMPT_COMMAND": "bash runs it", "SHELLOPTS": "it changes how every bash behaves",
-            "PYTHONSTARTUP": "python runs the file it names", "PERL5OPT": "perl takes it as options"}
-
-
-#: a launch option's or rule's environment value: a string parameter's word (`PARAMETER_WORD`), with `^` too (MPI's
-#: "all but": `OMPI_MCA_btl: ^openib`), or empty
-ENV_VALUE = re.compile(r"(?:[A-Za-z0-9_.,:/+@%=^][A-Za-z0-9_.,:/+@%=^-]*)?")
-#: `,NAME=` in a value: Singularity's and Apptainer's `--env K=V` split at commas and read it as one more variable,
-#: past the name check (apptainer/singularity#6088)
-_ENV_IN_VALUE = re.compile(r",[A-Za-z_][A-Za-z0-9_]*=")
-
-
-def check_option_env(env: dict[str, str]) -> dict[str, str]:
-    """Environment a launch option or rule adds: names as `check_env`, and none the loader or a shell runs; values
-    checked as string parameters are (`ENV_VALUE`)."""
-    check_env(env)
-    for name, value in env.items():
-        if name in CODE_ENV or name.startswith("BASH_FUNC_"):
-            raise ValueError(f"environment variable {name} is not a launch option's: "
-                             f"{CODE_ENV.get(name, 'bash runs it as a function')}")
-        if not ENV_VALUE.fullmatch(value):
-            raise ValueError(f"the value of {name}, {value!r}, is not one word of letters, digits and "
-                             "_ . , : / + @ % = ^ - not starting with -")
-        if _ENV_IN_VALUE.search(value):
-            raise ValueError(f"the value of {name}, {value!r}, sets another variable (',NAME=' is how a container "
-                             "runtime's --env separates them); give each variable its own key")
-    return env
-
-
-def check_args(args: tuple[str, ...]) -> tuple[str, ...]:
-    """App flags (`args` of an option, a rule): flags, and values each one word as a string parameter's
-    (`PARAMETER_WORD`): what reaches the app's command line is checked as what reaches its input. Which flags,
-    and how many values each takes, is the app definition's (apps.Definition.check_args, in `_check_flags`)."""
-    for word in args:
-        if not (word.startswith("-") and not word[1:2].isdigit()) and not PARAMETER_WORD.fullmatch(word):
-            raise ValueError(f"app flag value {word!r} is not one word of letters, digits and _ . , : / + @ % = -")
-    return args
-
-
-def check_preload(value: str | None) -> str | None:
-    """A library to preload (LD_PRELOAD): paths as a string parameter's words, colon-separated."""
-    if value is not None and not PARAMETER_WORD.fullmatch(value):
-        raise ValueError(f"preload {value!r} is not a library path: one word of letters, digits and "
-                         "_ . , : / + @ % = - not starting with -")
-    return value
-
-
-def check_text(value: str | None) -> str | None:
-    if value is not None and "\0" in value:
-        raise ValueError(f"{value!r} holds a NUL byte")
-    return value
-
-
-def parameter_kind(default: Scalar) -> str:
-    """A workload parameter's kind is its default's: number, string or boolean."""
-    if isinstance(default, bool):
-        return "boolean"
-    return "string" if isinstance(default, str) else "number"
-
-
-def parameter_error(name: str, default: Scalar, value: Any) -> str | None:
-    """Why `value` cannot be given to the workload parameter `name` (passed to the app, e.g. as `-v name value`)."""
-    kind = parameter_kind(default)
-    if kind == "boolean":
-        return None if isinstance(value, bool) else f"{name} is a boolean (default {default!r}); got {value!r}"
-    if kind == "number":
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return None
-        return f"{name} is a number (default {default!r}); got {value!r}"
-    if isinstance(value, str) and PARAMETER_WORD.fullmatch(value):
-        return None
-    return (f"{name} is a string (default {default!r}): one word of letters, digits and _ . , : / + @ % = - "
-            f"not starting with -; got {value!r}")
-
-#: Launch option names every sweep may vary; workload parameters (x, y, z, steps, ...) may be varied too.
-
-
-def _not_bool(value: Any) -> Any:
-    # pydantic reads `true` as 1 for an int field; YAML's `tasks: true` is a mistake, not one task
-    if isinstance(value, bool):
-        raise ValueError(f"a whole number is needed, not {str(value).lower()}")
-    return value
-
-
-Count = Annotated[int, BeforeValidator(_not_bool)]
-
-
-def _on_off(value: Any) -> Any:
-    # YAML 1.1 reads an unquoted `off` as false and `on` as true; `pmi: off` and `affinity: off` mean the words
-    return ("on" if value else "off") if isinstance(value, bool) else value
-
-
-def _numbers_as_text(value: Any) -> Any:
-    # a Flux shell option's value is text on the command line: `pmi-simple.exchange.k: 2` means "2"
-    if isinstance(value, dict):
-        return {key: str(item) if isinstance(item, int | float) and not isinstance(item, bool) else item
-                for key, item in value.items()}
-    return value
-
-
-Affinity = Annotated[Literal["default", "on", "per-task", "off"], BeforeValidator(_on_off)]
-Pmi = Annotated[str | None, BeforeValidator(_on_off)]
-ShellOptions = Annotated[dict[str, str], BeforeValidator(_numbers_as_text)]
+from planner.core.experiment.values import (
+    MAX_POINTS,
+    MAX_REPEATS,
+    NAME,
+    Affinity,
+    Count,
+    Name,
+    Pmi,
+    Scalar,
+    ShellOptions,
+    check_args,
+    check_env,
+    check_option_env,
+    check_preload,
+    check_text,
+    parameter_error,
+)
 
 
 class _Strict(BaseModel):
@@ -625,7 +498,7 @@ def _matches(value: Any, wanted: Any) -> bool:
     return value in wanted if isinstance(wanted, list) else value == wanted
 
 
-#: What a sweep can record beside the figures of merit (planner.core.profile): per-rank rusage, perf stat
+#: What a sweep can record beside the figures of merit (planner.core.profilers): per-rank rusage, perf stat
 #: software events, eBPF scheduler/futex/poll profiles.
 Profiler = Literal["rusage", "perf", "ebpf"]
 
@@ -674,125 +547,10 @@ class Experiment(_Strict):
                 **({"sweeps": sweeps} if sweeps is not None else {})}
 
     def line_of(self, *path: Any) -> int | None:
-        return _line_for(self.lines, path)
+        return yamlfile.line_for(self.lines, path)
 
     def error(self, message: str, *path: Any) -> InputError:
-        return InputError(message, file=self.source, line=self.line_of(*path), field=_dotted(path))
-
-
-# ----------------------------------------------------------------------------------------------- loading
-
-
-#: libyaml's parser where PyYAML was built with it (about 20x faster than the pure-Python one)
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """Refuses duplicate mapping keys: a silently overwritten variant is a lost afternoon."""
-
-
-def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: merged keys may be overridden
-            continue
-        if not isinstance(key_node, yaml.ScalarNode):
-            raise yaml.constructor.ConstructorError(
-                None, None, f"a mapping key must be a plain name, not a {key_node.id}", key_node.start_mark)
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _expanded_size(node: yaml.Node, sizes: dict[int, int | None]) -> int:
-    """How many nodes the document has once every alias is expanded (each shared node counted once
-    per use, computed once: an alias bomb costs its size in the file, not its expansion)."""
-    if id(node) in sizes:
-        size = sizes[id(node)]
-        if size is None:
-            raise InputError(f"an alias refers to the node that contains it (line {node.start_mark.line + 1}); "
-                             "an experiment is a tree")
-        return size
-    sizes[id(node)] = None  # being counted: meeting it again below is a recursive alias
-    children: list[yaml.Node] = []
-    if isinstance(node, yaml.MappingNode):
-        children = [part for pair in node.value for part in pair]
-    elif isinstance(node, yaml.SequenceNode):
-        children = list(node.value)
-    size = sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
-    return size
-
-
-def _yaml_size(node: yaml.Node, source: str) -> int:
-    try:
-        return _expanded_size(node, {})
-    except InputError as err:
-        raise InputError(err.detail, file=source, line=1) from None
-
-
-def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = (*path, key_node.value)
-            lines.update(_line_map(value_node, child))
-            lines[child] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.update(_line_map(item, (*path, index)))
-    return lines
-
-
-def _line_for(lines: dict[tuple[Any, ...], int], path: tuple[Any, ...]) -> int | None:
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return None
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
-    """Validate experiment YAML text; pure apart from the name it is given for messages."""
-    loader = _UniqueKeyLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is not None and _yaml_size(node, source) > MAX_YAML_NODES:
-            raise InputError(f"the YAML expands to more than {MAX_YAML_NODES:,} values (aliases included); "
-                             "an experiment is far smaller", file=source, line=1)
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else None
-        raise InputError(f"not valid YAML: {err.problem or err.context}", file=source, line=line) from None
-    except RecursionError:
-        raise InputError("the YAML is nested too deeply", file=source) from None
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        raise InputError("an experiment file is a mapping with keys name, apps, variants, clusters, sweeps",
-                         file=source, line=1)
-    lines = _line_map(node) if node is not None else {}
-    try:
-        experiment = Experiment.model_validate({**data, "source": source, "lines": lines})
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = tuple(part for part in first["loc"] if not _is_union_tag(part))
-        raise InputError(_friendly(first), file=source, line=_line_for(lines, loc),
-                         field=_dotted(loc) or None) from None
-    _check_references(experiment)
-    return experiment
+        return InputError(message, file=self.source, line=self.line_of(*path), field=yamlfile.dotted(path))
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -809,148 +567,3 @@ def _friendly(error: dict[str, Any]) -> str:
     if kind == "literal_error" or kind.endswith("_type") or kind.startswith(("greater", "less")):
         return f"{message} (got {error.get('input')!r})"
     return message.removeprefix("Value error, ")
-
-
-def _check_references(exp: Experiment) -> None:
-    """Names that must exist elsewhere in the file: the mistakes a schema cannot see."""
-    for name, variant in exp.variants.items():
-        if variant.app is None:
-            raise exp.error(f"`app` is needed where the file declares several apps ({', '.join(exp.apps)})",
-                            "variants", name)
-        if variant.app not in exp.apps:
-            raise exp.error(f"unknown app {variant.app!r}; known: {', '.join(exp.apps)}", "variants", name, "app")
-        base = variant.native.binary_from if variant.native else None
-        if base is not None and (base not in exp.variants or exp.variants[base].native is None):
-            native = [n for n, v in exp.variants.items() if v.native is not None and n != name]
-            raise exp.error(f"binary_from names {base!r}, which is not a native variant; "
-                            f"known: {', '.join(native)}", "variants", name, "native", "binary_from")
-        if variant.build is not None and variant.image is not None and not variant.image.endswith(f":{name}"):
-            raise exp.error(f"a built image is published under its variant's name: the image must end in :{name} "
-                            f"(got {variant.image})", "variants", name, "image")
-    for name in exp.variants:
-        chain = [name]
-        while (native := exp.variants[chain[-1]].native) is not None and native.binary_from:
-            if native.binary_from in chain:
-                raise exp.error(f"binary_from goes round in a circle ({' -> '.join([*chain, native.binary_from])}); "
-                                "it must end at a variant that installs the app itself",
-                                "variants", name, "native", "binary_from")
-            chain.append(native.binary_from)
-    for app_name, app in exp.apps.items():
-        definition = apps.resolve(app_name, app)
-        if app.definition is not None and apps.definition(app.definition) is None:
-            raise exp.error(f"no app definition {app.definition!r}; registered: {', '.join(apps.BUILTIN)}",
-                            "apps", app_name, "definition")
-        for workload_name, workload in app.workloads.items():
-            for key, default in workload.parameters.items():
-                error = definition.value_error(key, default)
-                if error:
-                    raise exp.error(error, "apps", app_name, "workloads", workload_name, "parameters", key)
-    _check_rules(exp)
-    for index, sweep in enumerate(exp.sweeps):
-        where = ("sweeps", index)
-        if sweep.app is None:
-            raise exp.error(f"`app` is needed where the file declares several apps ({', '.join(exp.apps)})", *where)
-        if sweep.app not in exp.apps:
-            raise exp.error(f"unknown app {sweep.app!r}; known: {', '.join(exp.apps)}", *where, "app")
-        for i, cluster in enumerate(sweep.clusters):
-            if cluster not in exp.clusters:
-                raise exp.error(f"unknown cluster {cluster!r}; known: {', '.join(exp.clusters)}",
-                                *where, "clusters", i)
-        workloads = exp.apps[sweep.app].workloads
-        for i, workload in enumerate(sweep.workloads):
-            if workload not in workloads:
-                raise exp.error(f"unknown workload {workload!r} of {sweep.app}; known: {', '.join(workloads)}",
-                                *where, "workloads", i)
-        if sweep.variants != "*":
-            for i, variant in enumerate(sweep.variants):
-                if variant not in exp.variants:
-                    raise exp.error(f"unknown variant {variant!r}; known: {', '.join(exp.variants)}",
-                                    *where, "variants", i)
-        parameters = set().union(*(workloads[w].parameters for w in sweep.workloads))
-        _check_option_names(exp, sweep, where, parameters)
-        _check_option_values(exp, sweep, where, [workloads[w] for w in sweep.workloads])
-
-
-def _check_flags(exp: Experiment, app_names: tuple[str, ...], args: tuple[str, ...], *loc: Any) -> None:
-    """App flags as the definition of each app they may reach accepts them."""
-    for app_name in app_names:
-        try:
-            apps.resolve(app_name, exp.apps[app_name]).check_args(args)
-        except ValueError as err:
-            raise exp.error(str(err), *loc) from None
-
-
-def _check_rules(exp: Experiment) -> None:
-    seen: dict[str, int] = {}
-    for index, rule in enumerate(exp.launch_rules):
-        if rule.name in seen:
-            raise exp.error(f"launch rule {rule.name!r} is already defined (launch_rules[{seen[rule.name]}]); "
-                            "names must be unique: `skip_rules` refers to them", "launch_rules", index, "name")
-        seen[rule.name] = index
-        for i, app in enumerate(rule.match.app):
-            if app not in exp.apps:
-                raise exp.error(f"unknown app {app!r}; known: {', '.join(exp.apps)}",
-                                "launch_rules", index, "match", "app", i)
-        _check_flags(exp, rule.match.app or tuple(exp.apps), rule.add.args, "launch_rules", index, "add", "args")
-
-
-def _skipped_rules(exp: Experiment, value: Any, loc: tuple[Any, ...]) -> None:
-    for name in value if isinstance(value, list | tuple) else [value]:
-        if not any(rule.name == name for rule in exp.launch_rules):
-            known = ", ".join(rule.name for rule in exp.launch_rules) or "none"
-            raise exp.error(f"skip_rules names {name!r}, which is not a launch rule; known: {known}", *loc)
-
-
-def _check_option_names(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], parameters: set[str]) -> None:
-    accepted = set(OPTION_NAMES) | parameters
-    matrix = sweep.options
-    sections: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
-        (("set",), matrix.set), (("vary",), matrix.vary),
-        *((("zip", i), group) for i, group in enumerate(matrix.zip)),
-        *((("exclude", i), entry) for i, entry in enumerate(matrix.exclude)),
-    ]
-    for path, section in sections:
-        for key in section:
-            if key in accepted or (path[0] == "exclude" and key in {"variant", "workload", "cluster"}):
-                continue
-            raise exp.error(f"unknown option {key!r}; accepted: {', '.join(sorted(accepted))}",
-                            *where, "options", *path, key)
-
-
-#: launch options whose values reach a command line or an environment as text
-_TEXT_OPTIONS = ("env", "preload", "bind", "pmi", "shell", "args", "skip_rules")
-
-
-def _check_option_values(exp: Experiment, sweep: Sweep, where: tuple[Any, ...], workloads: list[Workload]) -> None:
-    """Each value a sweep gives to a workload parameter or a text option, with the line it is on: a value
-    reaches the app's input (`-v name value`, a generated input file) or the run's environment."""
-    matrix = sweep.options
-    definition = apps.resolve(sweep.app or "", exp.apps[sweep.app or ""])
-    sections: list[tuple[tuple[Any, ...], dict[str, Any], bool]] = [
-        (("set",), matrix.set, False), (("vary",), matrix.vary, True),
-        *((("zip", i), group, True) for i, group in enumerate(matrix.zip)),
-    ]
-    for path, section, listed in sections:
-        for key, values in section.items():
-            for index, value in (enumerate(values) if listed else [(None, values)]):
-                loc = (*where, "options", *path, key, *(() if index is None else (index,)))
-                if key in _TEXT_OPTIONS:
-                    try:
-                        Options.model_validate({key: value})
-                    except ValidationError as err:
-                        raise exp.error(_friendly(err.errors()[0]), *loc) from None
-                    if key == "skip_rules":
-                        _skipped_rules(exp, value, loc)
-                    if key == "args":
-                        _check_flags(exp, (sweep.app or "",), tuple(value), *loc)
-                    continue
-                for workload in workloads:
-                    if key in workload.parameters:
-                        error = (parameter_error(key, workload.parameters[key], value)
-                                 or definition.value_error(key, value))
-                        if error:
-                            raise exp.error(error, *loc)
-
-
-def load_experiment(path: str | Path) -> Experiment:
-    return parse_experiment(files.read_text(path, "experiment file", MAX_FILE_BYTES), str(path))
