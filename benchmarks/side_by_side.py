@@ -93,7 +93,7 @@ def flux(args: argparse.Namespace, tmp: Path) -> dict:
     for mode in ("--alone", "--side-by-side"):
         store = tmp / mode.strip("-") / "planner.sqlite"
         # each sweep its own directory on the lead broker (one would find the other's results there)
-        stand_in = {"run_matrix_flux_env_script": str(tmp / "flux-view.sh"), "run_matrix_flux_executor": "python",
+        stand_in = {"run_matrix_flux_env_script": str(tmp / "flux-view.sh"),
                     "run_matrix_flux_work_dir": str(tmp / mode.strip("-") / "pod")}
         argv = [sys.executable, "-m", "tests.cloud.flux_planner", str(tmp / "inventory.yml"), json.dumps(stand_in),
                 "--", "sweep", "-e", str(tmp / "lammps.yaml"), "--cluster", "eks-arm64", "--store", str(store), mode]

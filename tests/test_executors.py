@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import REPO
 
 FILES = REPO / "roles" / "run_matrix" / "files"
-EXECUTORS = {"python": [sys.executable, str(FILES / "execute_run.py")], "sh": ["sh", str(FILES / "execute_run.sh")]}
+EXECUTORS = {"python": [sys.executable, str(FILES / "execute_run.py")]}
 KEYS = {"id", "rc", "timed_out", "wall", "queue", "user", "sys", "maxrss_kb", "rusage_of", "started", "finished",
         "host", "log_path", "output"}
 REPORTED, BAD_REQUEST, STOPPED = 0, 2, 3
@@ -170,14 +170,6 @@ def test_a_kept_result_that_is_not_this_runs_is_replaced_by_running(executor: st
     result = reported(execute(executor, "run-1", "30", str(run_dir), "0", "echo", "fresh"))
     assert "cached" not in result and result["id"] == "run-1" and result["output"] == "fresh\n"
     assert json.loads((run_dir / "result.json").read_text())["id"] == "run-1"
-
-
-def test_the_executors_keep_results_each_other_reads(executor: str, tmp_path: Path) -> None:
-    """A run reported by one executor is a kept result for the other (a pod may change executor)."""
-    other = "sh" if executor == "python" else "python"
-    args = ["run-1", "30", str(tmp_path / "run"), "0", "echo", "once"]
-    first = reported(execute(other, *args))
-    assert reported(execute(executor, *args)) == {**first, "cached": True}
 
 
 def test_a_stop_asked_before_the_start_runs_nothing(executor: str, tmp_path: Path) -> None:
@@ -412,3 +404,12 @@ while True:
     parsed = profilers.parse(["ebpf"], result["profile"], result["output"])
     assert parsed.status["ebpf"] == (f"unavailable: ebpf.json is {size} bytes, more than is read (it stays in the "
                                      "run's profile directory)")
+
+
+def test_the_executor_needs_no_newer_python_than_flux_runs_its_own_commands_with(executor: str) -> None:
+    """On a MiniCluster the executor runs under `flux python` (flux-core src/cmd/builtin/python.c), whose
+    interpreter may be as old as Python 3.6, the oldest flux-core's configure.ac accepts: vermin reads the
+    executor's minimum version from its syntax and the library calls it makes."""
+    done = subprocess.run([str(Path(sys.executable).parent / "vermin"), "--no-tips", "--violations", "-t=3.6-",
+                           str(FILES / "execute_run.py")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Minimum required versions: 3.6" in done.stdout, done.stdout + done.stderr

@@ -381,6 +381,10 @@ def flux_cancel(args: list[str]) -> int:
     return failed
 
 
+#: the Python `flux python` runs here: this test session's (FAKE_FLUX_PYTHON may name another)
+FAKE_PYTHON = os.environ.get("FAKE_FLUX_PYTHON", sys.executable)
+
+
 def flux(args: list[str]) -> int:
     refused = flux_refused()
     if refused:
@@ -394,6 +398,10 @@ def flux(args: list[str]) -> int:
     if args[:2] == ["resource", "info"]:
         print(f"{nodes()} Nodes, {nodes() * cores_per_node()} Cores, 0 GPUs")
         return 0
+    if args[:1] == ["python"]:
+        # `flux python ARGS`: the interpreter Flux was configured with (flux-core src/cmd/builtin/python.c,
+        # execv(PYTHON_INTERPRETER, av)); Flux's own Python commands (flux run, flux jobs) run on it
+        os.execv(FAKE_PYTHON, [FAKE_PYTHON, *args[1:]])
     if args == ["getattr", "conf.pmi_library_path"]:  # the library the shell names in FLUX_PMI_LIBRARY_PATH
         print(FLUX_PMI_LIBRARY)
         return 0

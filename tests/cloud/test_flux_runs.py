@@ -4,7 +4,7 @@ Flux, Singularity and LAMMPS cannot run here: tests/cloud/fake_flux.py stands in
 and `lmp` on the lead broker, which Ansible reaches with the local connection instead of
 kubernetes.core.kubectl. Everything else is real: the planner renders the runs (planner.edges.sweep), the role
 sources the operator's environment script, pulls each image once on every node, runs each run through
-the shell executor (or execute_run.py) and keeps its log on the controller; the fakes log the exact
+the executor (execute_run.py under `flux python`) and keeps its log on the controller; the fakes log the exact
 argument lists they receive.
 """
 
@@ -79,7 +79,7 @@ def sweep(broker, items: list[dict], executor: str, lanes: int = 1) -> Swept:
 
     extravars = {"run_matrix_runs": items, "run_matrix_launcher": "flux",
                  "run_matrix_flux_env_script": str(env_script), "run_matrix_flux_work_dir": str(tmp_path / "pod"),
-                 "run_matrix_flux_executor": executor, "run_matrix_flux_python_command": sys.executable,
+                 # the executor runs under `flux python` (the stand-in's: this session's Python)
                  "run_matrix_lanes": lanes}
     try:
         result = run_playbook(PlaybookRequest("tests/cloud/flux_sweep.yml", str(inventory), extravars, forks=lanes + 1),
@@ -128,15 +128,17 @@ def assert_odd_runs_reported(results: dict[str, dict]) -> None:
 
 
 def test_a_sweep_pulls_once_per_node_runs_as_rendered_and_reports_every_run(broker) -> None:
-    """The POSIX sh executor, for pods without Python."""
+    """The executor runs under `flux python`, the Python Flux runs its own commands with."""
     tmp_path = broker[0]
     items = planned_items(tmp_path)
-    swept = sweep(broker, items + odd_runs(tmp_path), "sh")
+    swept = sweep(broker, items + odd_runs(tmp_path), "python")
     assert swept.ok, swept.failures
     sif = items[0]["sif"]
     flux_calls = [call[1:] for call in swept.calls if call[0] == "flux"]
     assert flux_calls[0] == ["exec", "-r", "all", "test", "-s", sif]
     assert flux_calls[1][:4] == ["exec", "-r", "all", "sh"] and flux_calls[1][-2:] == [sif, IMAGE]
+    assert [call[:4] for call in flux_calls if call[0] == "python"] == [
+        ["python", "-I", "-S", str(tmp_path / "pod" / "execute_run.py")]] * len(swept.events)
     assert [call for call in flux_calls if call[0] == "run"][:2] == [item["argv"][1:] for item in items]
     pulls = [call for call in swept.calls if call[:2] == ["singularity", "pull"]]
     assert pulls == [["singularity", "pull", "--force", f"{sif}.part", IMAGE]], "one pull: the second node finds it"
@@ -152,9 +154,11 @@ def test_a_sweep_pulls_once_per_node_runs_as_rendered_and_reports_every_run(brok
                                "host", "log_path", "output"}
     assert_odd_runs_reported(results)
 
-    again = sweep(broker, items, "sh")
+    again = sweep(broker, items, "python")
     assert again.ok, again.failures
-    assert [call[1:4] for call in again.calls] == [["exec", "-r", "all"]], "cached image, finished runs not run again"
+    # the executors started (under `flux python`) and found their results: nothing else ran in Flux
+    assert [call[1:4] for call in again.calls if call[1] != "python"] == [["exec", "-r", "all"]], \
+        "cached image, finished runs not run again"
     assert all(res["changed"] is False for res in again.events.values())
     assert all(result.get("cached") for result in reported(again).values())
 
@@ -215,7 +219,7 @@ def test_an_ebpf_profile_runs_in_the_pod_around_flux_run_following_the_jobs_flux
     assert (item["profile"], item["profile_root"]) == ("ebpf", "flux-shell")
     os.environ["FAKE_LMP_SECONDS"] = "0.4"
     try:
-        swept = sweep(broker, [item], "sh")
+        swept = sweep(broker, [item], "python")
     finally:
         os.environ.pop("FAKE_LMP_SECONDS")
     assert swept.ok, swept.failures

@@ -33,7 +33,7 @@ from tests.conftest import REPO
 from tests.test_executors import processes_with, wait_for
 
 FILES = REPO / "roles" / "run_matrix" / "files"
-EXECUTORS = {"python": [sys.executable, str(FILES / "execute_run.py")], "sh": ["sh", str(FILES / "execute_run.sh")]}
+EXECUTORS = {"python": [sys.executable, str(FILES / "execute_run.py")]}
 REPORTED, STOPPED = 0, 3
 VARIANT = "mpich-ubuntu-22.04-arm64"
 
@@ -251,9 +251,9 @@ def planner(broker: Broker, executor: str, *extra: str) -> subprocess.Popen[str]
     path = broker.root / "lammps.yaml"
     if not path.exists():
         experiment(broker, 60)
-    stand_in = {"run_matrix_flux_env_script": str(broker.env_script), "run_matrix_flux_executor": executor,
+    stand_in = {"run_matrix_flux_env_script": str(broker.env_script),
                 "run_matrix_flux_work_dir": str(broker.root / "pod"),
-                "run_matrix_flux_python_command": str(broker.root / "pod-python")}
+                "run_matrix_flux_python_command": [str(broker.root / "pod-python")]}
     env = {**os.environ, "COMPAT_LAB_STATE_DIR": str(broker.root / "state")}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.cloud.flux_planner", str(broker.inventory), json.dumps(stand_in), "--",
@@ -305,7 +305,7 @@ def interrupt_mid_run(broker: Broker) -> None:
 
 
 def test_ctrl_c_cancels_the_running_job_in_flux_and_the_next_sweep_runs_each_run_once(broker: Broker) -> None:
-    first = planner(broker, "sh")
+    first = planner(broker, "python")
     try:
         interrupt_mid_run(broker)
         # the stored run's log is on the controller while the sweep goes on, not after its loop
@@ -323,7 +323,7 @@ def test_ctrl_c_cancels_the_running_job_in_flux_and_the_next_sweep_runs_each_run
     assert not processes_with(str(broker.root / "pod"))  # no executor left on the lead broker
     kept = len(stored(broker))
     assert 1 <= kept < 4
-    assert f"{4 - kept} of 4 runs to do" in " ".join(finish(broker, "sh").split())
+    assert f"{4 - kept} of 4 runs to do" in " ".join(finish(broker, "python").split())
     assert_every_run_ran_once(broker)
 
 
@@ -369,7 +369,7 @@ def test_a_sweep_finding_an_earlier_executor_of_a_run_still_at_work_waits_for_it
 def test_flux_time_limit_ends_planned_runs_stored_as_timeout_with_flux_run_time(broker: Broker) -> None:
     broker.lmp_sleeps(60)
     experiment(broker, timeout=2)
-    sweep = planner(broker, "sh")
+    sweep = planner(broker, "python")
     out, _ = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, out
     with Store(store(broker)) as kept:
@@ -385,7 +385,7 @@ def test_flux_time_limit_ends_planned_runs_stored_as_timeout_with_flux_run_time(
     assert not broker.active() and not broker.processes()
 
 
-@pytest.mark.parametrize("executor", ["sh", "python"])
+@pytest.mark.parametrize("executor", ["python"])
 def test_retry_failed_runs_the_failed_runs_again_on_the_lead_broker(broker: Broker, executor: str) -> None:
     """Each run's directory on the lead broker keeps its result.json: a retry must not report it again."""
     fails = broker.root / "lmp-fails"

@@ -62,7 +62,7 @@ def one_node_runs(ws: Workspace, variant: str) -> list[Run]:
 
 
 def stored(ws: Workspace, broker_: tuple, runs: list[Run], tmp_path: Path, argv: dict[str, list[str]] | None = None,
-           executor: str = "sh"):
+           executor: str = "python"):
     """Run the planned runs through the role and parse each as the planner stores it: id -> record."""
     store = Store(tmp_path / "results" / "planner.sqlite")
     launches = {run.id: ws.launch(run) for run in runs}
@@ -130,7 +130,7 @@ def test_a_bind_of_a_missing_host_path_fails_as_singularity_does(broker, host: P
     assert "mount source /mnt/flux doesn't exist" in (record.detail or "")
 
 
-@pytest.mark.parametrize("executor", ["sh", "python"])
+@pytest.mark.parametrize("executor", ["python"])
 def test_a_view_newer_than_the_image_is_stored_os_abi_from_the_loaders_words(broker, host: Path,  # noqa: F811
                                                                              tmp_path: Path, executor: str,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Execute one run of the matrix and print its result as one JSON line.
 
-The executor contract, shared word for word with execute_run.sh (for hosts without Python) and
-written down in roles/run_matrix/README.md; tests/test_executors.py runs both against the same cases:
+The executor contract, written down in roles/run_matrix/README.md and held by tests/test_executors.py. One
+executor serves every cluster: on a MiniCluster it runs under `flux python`, the interpreter Flux runs its own
+commands with, so it keeps to the standard library and to Python 3.6 (flux-core's oldest; the tests check it):
 
     execute_run.py [-j | -J] [-o OWNER_PID] [-s STOP_FILE] [-g STAGE_DIR] [-c CWD] [-p PROFILERS [-t ROOT]] ID TIMEOUT RUN_DIR NENV [NAME=VALUE]... ARGV...
 
@@ -411,7 +412,7 @@ def command_env(spec):
 
 
 def exit_status(proc):
-    """The shell's convention, as execute_run.sh reports it: 128+N for a command killed by signal N."""
+    """The shell's convention: 128+N for a command killed by signal N."""
     if proc is None:
         return 127
     return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Profile one run's command: the executors' profiling step (execute_run.py and execute_run.sh run
+# Profile one run's command: the executor's profiling step (execute_run.py runs
 # `profile_run.sh PROFILERS OUT ROOT ARGV...` instead of ARGV when given `-p PROFILERS`).
 #
 #   PROFILERS  comma-separated, of: perf, ebpf (rusage needs no wrapper: the launch wraps each rank)
