@@ -23,8 +23,6 @@ from planner.learn.estimators import FomModel, Models
 from planner.learn.features import CONTEXT_GROUPS, Features, group_of
 from planner.learn.table import Interval
 
-#: Fits on fewer runs than this use one thread.
-SMALL = 20_000
 #: Fewer measured contexts than this get no level model: an unmeasured context gets their mean level.
 LEVEL_MODEL_FROM = 4
 
@@ -97,9 +95,10 @@ def fit(runs: Runs, catalog: Catalog, metrics: list[Metric], *, mask: np.ndarray
     the model only where it beat the best of them beyond chance. `seed`: of everything random in the fit
     (the trees, the folds of the ranking check)."""
     check_ranking = cv if check_ranking is None else check_ranking
-    selected = len(runs) if mask is None else int(mask.sum())
-    # OpenMP threads cost more than they give on small data (much more on a busy machine)
-    with threadpool_limits(limits=None if selected >= SMALL else 1, user_api="openmp"):
+    # one OpenMP thread: on a busy machine the trees' threads wait for each other at every split (a fit of 101k
+    # runs took 4.3 CPU-minutes with two threads before its first FOM model, one thread all of it in 1.5; the
+    # wall time, 11 minutes and more at load 15, goes the same way)
+    with threadpool_limits(limits=1, user_api="openmp"):
         d = estimators.design(runs, catalog, mask)
         vectorizer = DictVectorizer(sparse=False).fit(d.rows)
         X = vectorizer.transform(d.rows)
