@@ -95,9 +95,9 @@ def fit(runs: Runs, catalog: Catalog, metrics: list[Metric], *, mask: np.ndarray
     the model only where it beat the best of them beyond chance. `seed`: of everything random in the fit
     (the trees, the folds of the ranking check)."""
     check_ranking = cv if check_ranking is None else check_ranking
-    # one OpenMP thread: on a busy machine the trees' threads wait for each other at every split (a fit of 101k
-    # runs took 4.3 CPU-minutes with two threads before its first FOM model, one thread all of it in 1.5; the
-    # wall time, 11 minutes and more at load 15, goes the same way)
+    # one OpenMP thread: on a busy machine the trees' threads wait for each other at every split (101k runs at
+    # load 15-18 on 2 cores: with two threads, 2.0 CPU-minutes and 15 wall-minutes were not enough to finish the
+    # classifier's cross-validation, the first step; with one, the whole `fit` took 1.5 CPU-minutes)
     with threadpool_limits(limits=1, user_api="openmp"):
         d = estimators.design(runs, catalog, mask)
         vectorizer = DictVectorizer(sparse=False).fit(d.rows)
