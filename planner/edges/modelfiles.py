@@ -84,7 +84,8 @@ def catalog_digest(catalog: Catalog) -> str:
 
     digest = hashlib.sha256()
     exp = catalog.exp
-    digest.update(json.dumps([exp.model_dump(mode="json") if exp is not None else None, exp.source if exp else None,
+    # the experiment by value (not where its file is, nor its line numbers: those only place error messages)
+    digest.update(json.dumps([exp.model_dump(mode="json", exclude={"source", "lines"}) if exp is not None else None,
                               {k: dataclasses.asdict(v) for k, v in sorted(catalog.cluster_infos.items())},
                               {k: dataclasses.asdict(v) for k, v in sorted(catalog.variant_infos.items())},
                               archspec.cpu.schema.TARGETS_JSON.data], sort_keys=True, default=str).encode())
