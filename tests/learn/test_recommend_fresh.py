@@ -222,7 +222,7 @@ def test_a_changed_experiment_makes_recommend_fit_again_and_read_the_store(local
     _scale_saved_runs(local_store, 1000)
     scaled = json.loads(run(*args, cwd=REPO))
     assert [r["measured"]["median"] for r in scaled["recommendations"]] == \
-        [r["measured"]["median"] * 1000 for r in first["recommendations"]]
+        pytest.approx([r["measured"]["median"] * 1000 for r in first["recommendations"]])
     text = experiment.read_text()
     changed = text.replace("kind: local", "kind: local\n    price_per_hour: 0.5", 1)
     assert changed != text
