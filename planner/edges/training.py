@@ -47,7 +47,7 @@ def train(store: Store, catalog: Catalog, metrics: list[Metric], *, cv: bool = T
     report.profiles = {metric: found for metric, found in report.profiles.items() if found}
     fitted = time.perf_counter()
     points, excluded = known_points(runs, catalog)
-    table = models.tabulate(catalog, points).with_excluded(excluded)
+    table = models.tabulate(catalog, points).with_excluded(list(excluded), list(excluded.values()))
     # the attributes of every cluster and variant in it (excluded points' too: recommend judges them again)
     table.cluster_attrs = {name: catalog.cluster_attrs(name) for name in sorted({c.cluster for c in table.contexts})}
     table.variant_attrs = {(k.app, k.variant): catalog.variant_attrs(k.app, k.variant) for k in table.choices}
@@ -68,11 +68,12 @@ def train(store: Store, catalog: Catalog, metrics: list[Metric], *, cv: bool = T
     return Fitted(directory, meta, table, report)
 
 
-def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choice]], list[tuple[Context, Choice]]]:
+def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choice]],
+                                                       dict[tuple[Context, Choice], str]]:
     """Every point to tabulate: each app's choices (stored or declared, per cluster) in each of its contexts;
-    and those the hard rules exclude, apart."""
+    and those the hard rules exclude, apart, with why."""
     points: list[tuple[Context, Choice]] = []
-    excluded: list[tuple[Context, Choice]] = []
+    excluded: dict[tuple[Context, Choice], str] = {}
     # what ran on a cluster can run there, whatever a rule says (a rule is a guess made before running)
     ran = {(runs.contexts[c].cluster, runs.choices[k]) for c, k in
            zip(runs.ctx[runs.ok].tolist(), runs.choice[runs.ok].tolist(), strict=True)}
@@ -89,8 +90,11 @@ def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choi
             for workload, params in problems:
                 context = Context(cluster, app, workload, params)
                 for choice in choices:
-                    ruled_out = (cluster, choice) not in ran and catalog.rule(context, choice)
-                    (excluded if ruled_out else points).append((context, choice))
+                    ruled_out = None if (cluster, choice) in ran else catalog.rule(context, choice)
+                    if ruled_out:
+                        excluded[(context, choice)] = ruled_out
+                    else:
+                        points.append((context, choice))
     return points, excluded
 
 
