@@ -177,12 +177,16 @@ class Table:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays (strings, numbers, JSON text), to be saved without pickling."""
+        reasons: dict[str, int] = {}
         arrays = {
             "contexts": np.array([[c.cluster, c.app, c.workload, c.params] for c in self.contexts],
                                  dtype=str).reshape(-1, 4),
             "choices": np.array([[k.app, k.variant, k.launch] for k in self.choices], dtype=str).reshape(-1, 3),
             "ctx": self.ctx, "choice": self.choice, "p_ok": self.p_ok, "excluded": self.excluded,
-            "excluded_reasons": np.array(self.excluded_reasons, dtype=str),
+            # a few distinct reasons, each once, and per excluded row the index of its own
+            "excluded_reason_texts": np.array(list(dict.fromkeys(self.excluded_reasons)), dtype=str),
+            "excluded_reason": np.array([reasons.setdefault(text, len(reasons)) for text in self.excluded_reasons],
+                                        dtype=np.int32),
             "measured": np.array(sorted(self.measured), dtype=str).reshape(-1, 2),
             "cluster_attrs": np.array([[name, json.dumps(attrs)] for name, attrs in self.cluster_attrs.items()],
                                       dtype=str).reshape(-1, 2),
@@ -219,7 +223,8 @@ class Table:
                    per_metric("rank:"), per_metric("normalized:"),
                    {metric: _ranked_by(json.loads(str(text))) for metric, text in per_metric("ranked_by:").items()},
                    {(app, name): json.loads(text) for app, name, text in arrays["built_on"].tolist()},
-                   arrays["excluded_reasons"].tolist() if "excluded_reasons" in arrays else [])
+                   [texts[i] for i in arrays["excluded_reason"].tolist()]
+                   if (texts := arrays.get("excluded_reason_texts", np.zeros(0, dtype=str)).tolist()) else [])
 
 
 def _ranked_by(data: dict[str, Any]) -> RankedBy:
