@@ -131,8 +131,9 @@ def _param(text: str) -> tuple[str, str]:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    """Computed from the store every time: the measurements of the asked workload come from the summary `fit`
-    saved while the store is still at the change it was fitted at (`Store.changes`), else from the store;
+    """Computed from the store every time: the measurements of the asked workload come from the runs `fit`
+    saved while the store is still at the change it was fitted at (`Store.changes`) and the catalog is the one it
+    was fitted with (`modelfiles.catalog_digest`), else from the store;
     scikit-learn is loaded only to fit a missing model or to predict points the table lacks
     (`planner.edges.training`)."""
     from planner.edges.store import Store
@@ -172,7 +173,8 @@ def _recommendation(store: Store, catalog: Catalog, request: Request, metric_nam
     metric = resolve_metric(metric_name, goal or fitted_goals.get(metric_name or default_metric(request.app)),
                             measured, of=request.app)
     notes: list[str] = []
-    found = modelfiles.saved(directory, metric, fitted)
+    digest, changes = modelfiles.catalog_digest(catalog), store.changes()
+    found = modelfiles.saved(directory, metric, fitted, digest)
     if found is None:
         from planner.edges import training
 
@@ -186,11 +188,16 @@ def _recommendation(store: Store, catalog: Catalog, request: Request, metric_nam
 
     # measurements of this workload (on this cluster): the only scan of the store a recommendation needs
     # with the profiles measured there: they explain a measured row's rank (never predict one)
+    # (as `fit` saved them while the store's change counter and the catalog are exactly as then)
     measured_profiles = [p for p in explain.names(measured) if p != metric.name]
-    runs = column_reader.read(store.db, [metric.name], app=request.app, workload=request.workload,
-                         cluster=request.cluster, explain=measured_profiles)
+    filters = {"app": request.app, "workload": request.workload, "cluster": request.cluster,
+               "explain": measured_profiles}
+    snapshot = modelfiles.load_snapshot(directory, meta, changes=changes, catalog=digest)
+    runs = column_reader.from_snapshot(snapshot, [metric.name], **filters) if snapshot is not None else None
+    if runs is None:
+        runs = column_reader.read(store.db, [metric.name], **filters)
     checks = {name: fom["ranking"] for name, fom in meta.report.get("foms", {}).items() if "ranking" in fom}
-    model = recommend.ModelInfo(str(directory), meta.runs, meta.changes != store.changes(), checks)
+    model = recommend.ModelInfo(str(directory), meta.runs, meta.changes != changes, checks)
 
     def stored() -> list[Choice]:
         return every_choice(column_reader.choices_by_cluster(store.db, request.app))

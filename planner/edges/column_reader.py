@@ -31,10 +31,19 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
     learned = list(metrics)
     metrics = learned + [name for name in explain if name not in learned]
     where, args = _filters(app=app, workload=workload, cluster=cluster, prefix="r.")
-    joins = "".join(f" LEFT JOIN foms f{i} ON f{i}.run_id = r.id AND f{i}.name = ?" for i in range(len(metrics)))
-    values = "".join(f", f{i}.value" for i in range(len(metrics)))
-    sql = (f"SELECT r.cluster, r.app, r.workload, r.variant, r.options, r.status, r.reason, r.variant_attrs, "
-           f"r.cluster_attrs{values}, r.wall, r.id FROM runs r{joins}{where} ORDER BY r.rowid")
+    return _runs(db.execute(_select(len(metrics), where), [*metrics, *args]), metrics, len(learned))
+
+
+def _select(n_metrics: int, where: str = "") -> str:
+    """The runs (as `_runs` reads them, oldest first) with the value of each of `n_metrics` metrics."""
+    joins = "".join(f" LEFT JOIN foms f{i} ON f{i}.run_id = r.id AND f{i}.name = ?" for i in range(n_metrics))
+    values = "".join(f", f{i}.value" for i in range(n_metrics))
+    return (f"SELECT r.cluster, r.app, r.workload, r.variant, r.options, r.status, r.reason, r.variant_attrs, "
+            f"r.cluster_attrs{values}, r.wall, r.id FROM runs r{joins}{where} ORDER BY r.rowid")
+
+
+def _runs(rows: Iterable[tuple[Any, ...]], metrics: list[str], learned: int) -> Runs:
+    """`Runs` of rows laid out as `_select` gives them; the first `learned` metrics are learned from."""
     # keyed by plain tuples while reading: hashing a tuple is much cheaper than a frozen dataclass
     contexts: dict[tuple[str, str, str, str], int] = {}
     choices: dict[tuple[str, str, str], int] = {}
@@ -44,9 +53,9 @@ def read(db: sqlite3.Connection, metrics: Iterable[str] = (), *, app: str | None
     variant_attrs: dict[tuple[str, str], dict[str, Any]] = {}
     ctx, choice, ok, status, reason, foms, wall = [], [], [], [], [], [], []
     unusable = _Unusable()
-    for row in db.execute(sql, [*metrics, *args]):
+    for row in rows:
         c_name, a_name, w_name, v_name, options, st, why, v_attrs, c_attrs = row[:9]
-        if not unusable.check(row, parsed, st == "ok", len(learned)):
+        if not unusable.check(row, parsed, st == "ok", learned):
             continue
         if options not in split:
             launch, params = split_options(parsed[options])
@@ -171,3 +180,115 @@ def require_runs(db: sqlite3.Connection, path: str | Path, app: str | None = Non
         what = f"no runs of {app}" if app and count(db) else "no runs"
         raise InputError(f"{what} stored yet: run `python -m planner sweep` or `python -m planner import FILE.csv` "
                          "first", file=str(path))
+
+
+def snapshot(db: sqlite3.Connection, metrics: list[str]) -> dict[str, np.ndarray] | None:
+    """Every stored run as `read` reads it, with these metrics, as plain arrays that `from_snapshot` reads back
+    (what `fit` saves for `recommend`, `planner.edges.modelfiles`): the distinct texts once, each run as their
+    indices. None when some run would be read around (then `recommend` reads the store)."""
+    texts: dict[str | None, int] = {}
+    codes, values, walls = [], [], []
+    unusable = _Unusable()
+    parsed: dict[str, Any] = {}
+    for row in db.execute(_select(len(metrics)), metrics):
+        if not unusable.check(row, parsed, row[5] == "ok", len(metrics)) or \
+                not all(v is None or isinstance(v, int | float) for v in row[9:-1]):
+            return None
+        codes.append([texts.setdefault(text, len(texts)) for text in row[:9]])
+        values.append(row[9:-2])
+        walls.append(row[-2])
+    return {"texts": np.array([json.dumps(text) for text in texts], dtype=str),
+            "runs": np.array(codes, dtype=np.int32).reshape(-1, 9),
+            "values": np.array(values, dtype=float).reshape(-1, len(metrics)),
+            "wall": np.array(walls, dtype=float), "metrics": np.array(metrics, dtype=str)}
+
+
+def from_snapshot(saved: dict[str, np.ndarray], metrics: Iterable[str] = (), *, app: str | None = None,
+                  workload: str | None = None, cluster: str | None = None, explain: Iterable[str] = ()) -> Runs | None:
+    """What `read` gives with these arguments, from a `snapshot` of the store as it is now (no run of it is read
+    around: `snapshot` saves none otherwise), column by column; None when the snapshot lacks one of the metrics."""
+    learned = list(metrics)
+    names = learned + [name for name in explain if name not in learned]
+    saved_names = saved["metrics"].tolist()
+    if any(name not in saved_names for name in names):
+        return None
+    texts = [json.loads(text) for text in saved["texts"].tolist()]
+    index = {text: i for i, text in enumerate(texts) if isinstance(text, str)}
+    runs = saved["runs"]
+    keep = np.ones(len(runs), dtype=bool)
+    for column, wanted in ((0, cluster), (1, app), (2, workload)):
+        if wanted is not None:
+            keep &= runs[:, column] == index.get(wanted, -1)
+    rows = np.flatnonzero(keep)
+    codes = runs[rows].astype(np.int64)
+    # each distinct options text split once into launch options and workload parameters, as `_runs` does
+    split: dict[int, tuple[str, str]] = {}
+    for code in np.unique(codes[:, 4]).tolist():
+        launch, params = split_options(json.loads(texts[code]))
+        split[code] = (canonical(launch), canonical(params))
+    parts = {text: i for i, text in enumerate(dict.fromkeys(t for pair in split.values() for t in pair))}
+    launch_of = np.zeros(len(texts), dtype=np.int64)
+    params_of = np.zeros(len(texts), dtype=np.int64)
+    for code, (launch, params) in split.items():
+        launch_of[code], params_of[code] = parts[launch], parts[params]
+    part_text = list(parts)
+    ctx, contexts = _first_seen(np.column_stack([codes[:, 0], codes[:, 1], codes[:, 2], params_of[codes[:, 4]]]))
+    choice, choices = _first_seen(np.column_stack([codes[:, 1], codes[:, 3], launch_of[codes[:, 4]]]))
+    status = [texts[c] for c in codes[:, 5].tolist()]
+    ok = codes[:, 5] == index.get("ok", -1)
+    values = saved["values"][np.ix_(rows, [saved_names.index(name) for name in names])]
+    values[~ok] = np.nan
+    # latest attributes: those of the last run of each cluster and of each (app, variant), in order of the first
+    last_cluster = _last_seen(codes[:, [0]])
+    last_variant = _last_seen(codes[:, [1, 3]])
+    attrs = {code: json.loads(texts[code]) for code in np.unique(codes[:, 7:9]).tolist()}
+    return Runs(contexts=[Context(texts[c], texts[a], texts[w], part_text[p]) for c, a, w, p in contexts],
+                choices=[Choice(texts[a], texts[v], part_text[k]) for a, v, k in choices],
+                ctx=ctx.astype(np.int32), choice=choice.astype(np.int32), ok=ok,
+                values={name: values[:, i] for i, name in enumerate(names)}, status=status,
+                reason=[texts[c] for c in codes[:, 6].tolist()],
+                cluster_attrs={texts[codes[i, 0]]: attrs[codes[i, 8]] for i in last_cluster},
+                variant_attrs={(texts[codes[i, 1]], texts[codes[i, 3]]): attrs[codes[i, 7]] for i in last_variant},
+                wall=saved["wall"][rows].astype(float))
+
+
+def _packed(keys: np.ndarray) -> np.ndarray:
+    """Rows of small non-negative integers as one integer each, ordered as the rows (a 1-D sort is ~10x faster)."""
+    packed = np.zeros(len(keys), dtype=np.int64)
+    for column in keys.T:
+        packed = packed * (int(column.max(initial=0)) + 1) + column
+    return packed
+
+
+def _last_seen(keys: np.ndarray) -> list[int]:
+    """The row of the last appearance of each distinct key, in order of their first appearance."""
+    if not len(keys):
+        return []
+    packed = _packed(keys)
+    _, first = np.unique(packed, return_index=True)
+    _, last = np.unique(packed[::-1], return_index=True)  # the same sorted keys, from the end
+    return (len(keys) - 1 - last[np.argsort(first, kind="stable")]).tolist()
+
+
+def _first_seen(keys: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
+    """Per row, the index of its key among the distinct keys numbered in order of first appearance; those keys."""
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64), []
+    _, first, inverse = np.unique(_packed(keys), return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.reshape(-1)], keys[first[order]].tolist()
+
+
+def snapshot_distinct(saved: dict[str, np.ndarray], column: str, **filters: str | None) -> list[str]:
+    """`distinct` from a `snapshot`."""
+    position = {"cluster": 0, "app": 1, "workload": 2, "variant": 3}
+    texts = saved["texts"].tolist()
+    index = {json.loads(text): i for i, text in enumerate(texts)}
+    runs = saved["runs"]
+    keep = np.ones(len(runs), dtype=bool)
+    for name, wanted in filters.items():
+        if wanted is not None:
+            keep &= runs[:, position[name]] == index.get(wanted, -1)
+    return sorted(json.loads(texts[i]) for i in np.unique(runs[keep, position[column]]).tolist())

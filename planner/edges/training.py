@@ -36,6 +36,7 @@ class Fitted:
 def train(store: Store, catalog: Catalog, metrics: list[Metric], *, cv: bool = True) -> Fitted:
     """Fit on every stored run, tabulate predictions for every known point, save beside the store."""
     started = time.perf_counter()
+    digest = modelfiles.catalog_digest(catalog)  # the catalog as the CLI built it, before the store's attributes
     measured_profiles = explain.names(column_reader.metrics(store.db))
     # the profiles are read to explain (report.profiles), never handed to the model as features
     runs = column_reader.read(store.db, [m.name for m in metrics], explain=measured_profiles)
@@ -46,7 +47,7 @@ def train(store: Store, catalog: Catalog, metrics: list[Metric], *, cv: bool = T
     report.profiles = {metric: found for metric, found in report.profiles.items() if found}
     fitted = time.perf_counter()
     points, excluded = known_points(runs, catalog)
-    table = models.tabulate(catalog, points).with_excluded(excluded)
+    table = models.tabulate(catalog, points).with_excluded(list(excluded), list(excluded.values()))
     # the attributes of every cluster and variant in it (excluded points' too: recommend judges them again)
     table.cluster_attrs = {name: catalog.cluster_attrs(name) for name in sorted({c.cluster for c in table.contexts})}
     table.variant_attrs = {(k.app, k.variant): catalog.variant_attrs(k.app, k.variant) for k in table.choices}
@@ -54,17 +55,25 @@ def train(store: Store, catalog: Catalog, metrics: list[Metric], *, cv: bool = T
     table.built_on = {key: sorted(clusters) for key, clusters in catalog.built_on.items()}
     report.seconds = {"fit": round(fitted - started, 2), "table": round(time.perf_counter() - fitted, 2)}
     directory = modelfiles.model_dir(store.path)
-    meta = modelfiles.save(directory, models, table, changes=store.changes(), runs=len(runs),
+    # what recommend reads instead of the store while it is unchanged: the runs of the metrics it can rank by,
+    # tagged with the change counter they were read at (none if another process wrote meanwhile)
+    changes = store.changes()
+    snapshot = column_reader.snapshot(store.db, [m.name for m in metrics] + [p for p in measured_profiles
+                                                                         if p not in {m.name for m in metrics}])
+    if store.changes() != changes:
+        snapshot = None
+    meta = modelfiles.save(directory, models, table, changes=changes, runs=len(runs),
                            experiment=catalog.exp.source if catalog.exp else None, report=report.as_dict(),
-                           goals={m.name: m.goal for m in metrics})
+                           goals={m.name: m.goal for m in metrics}, catalog=digest, snapshot=snapshot)
     return Fitted(directory, meta, table, report)
 
 
-def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choice]], list[tuple[Context, Choice]]]:
+def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choice]],
+                                                       dict[tuple[Context, Choice], str]]:
     """Every point to tabulate: each app's choices (stored or declared, per cluster) in each of its contexts;
-    and those the hard rules exclude, apart."""
+    and those the hard rules exclude, apart, with why."""
     points: list[tuple[Context, Choice]] = []
-    excluded: list[tuple[Context, Choice]] = []
+    excluded: dict[tuple[Context, Choice], str] = {}
     # what ran in a context can run there, whatever a rule says (a rule is a guess made before running); only
     # there: a choice that ran lj says nothing of a workload needing a package it lacks (ranking.rank alike)
     ran = {(runs.contexts[c], runs.choices[k]) for c, k in
@@ -82,8 +91,11 @@ def known_points(runs: Runs, catalog: Catalog) -> tuple[list[tuple[Context, Choi
             for workload, params in problems:
                 context = Context(cluster, app, workload, params)
                 for choice in choices:
-                    ruled_out = (context, choice) not in ran and catalog.rule(context, choice)
-                    (excluded if ruled_out else points).append((context, choice))
+                    ruled_out = None if (context, choice) in ran else catalog.rule(context, choice)
+                    if ruled_out:
+                        excluded[(context, choice)] = ruled_out
+                    else:
+                        points.append((context, choice))
     return points, excluded
 
 
@@ -92,10 +104,14 @@ def ensure(store: Store, catalog: Catalog, metric: Metric, notes: list[str]) -> 
     there is none; the table is None when the store has too few successful runs of the metric to model it."""
     directory = modelfiles.model_dir(store.path)
     previous = modelfiles.load_meta(directory)
-    found = modelfiles.saved(directory, metric, previous)
+    found = modelfiles.saved(directory, metric, previous, modelfiles.catalog_digest(catalog))
     if found is not None:
         return found
-    if previous is not None and metric.name in previous.goals:
+    if previous is not None and previous.goals.get(metric.name) == metric.goal:
+        notes.append("the experiment, its clusters or variants as detected now (cores, microarchitecture, "
+                     "artifacts, installed variants) or the planner changed since the model was fitted: fitted "
+                     "again now (`python -m planner fit` does this ahead)")
+    elif previous is not None and metric.name in previous.goals:
         notes.append(f"the model ranked {metric.name} towards {previous.goals[metric.name]}, asked {metric.goal}: "
                      f"fitted again towards {metric.goal} now (`python -m planner fit --metric {metric.name} "
                      f"--goal {metric.goal}` does this ahead)")

@@ -126,7 +126,7 @@ class Ranking:
 
     model: Any
     priors: regret_model.Priors
-    by: str = "model"  # one of ranker.SCORERS
+    by: str = "model"  # one of regret_model.SCORERS
     #: held-out errors of the estimate of log normalized FOM: 10%, 90% quantiles and sd (None: not checked)
     residuals: tuple[float, float, float] | None = None
 

@@ -23,8 +23,6 @@ from planner.learn.estimators import FomModel, Models
 from planner.learn.features import CONTEXT_GROUPS, Features, group_of
 from planner.learn.table import Interval
 
-#: Fits on fewer runs than this use one thread.
-SMALL = 20_000
 #: Fewer measured contexts than this get no level model: an unmeasured context gets their mean level.
 LEVEL_MODEL_FROM = 4
 
@@ -97,9 +95,10 @@ def fit(runs: Runs, catalog: Catalog, metrics: list[Metric], *, mask: np.ndarray
     the model only where it beat the best of them beyond chance. `seed`: of everything random in the fit
     (the trees, the folds of the ranking check)."""
     check_ranking = cv if check_ranking is None else check_ranking
-    selected = len(runs) if mask is None else int(mask.sum())
-    # OpenMP threads cost more than they give on small data (much more on a busy machine)
-    with threadpool_limits(limits=None if selected >= SMALL else 1, user_api="openmp"):
+    # one OpenMP thread: on a busy machine the trees' threads wait for each other at every split (101k runs at
+    # load 15-18 on 2 cores: with two threads, 2.0 CPU-minutes and 15 wall-minutes were not enough to finish the
+    # classifier's cross-validation, the first step; with one, the whole `fit` took 1.5 CPU-minutes)
+    with threadpool_limits(limits=1, user_api="openmp"):
         d = estimators.design(runs, catalog, mask)
         vectorizer = DictVectorizer(sparse=False).fit(d.rows)
         X = vectorizer.transform(d.rows)

@@ -39,6 +39,8 @@ class Candidate:
     measured: Measured | None = None
     #: the hard rules passed it when the model was fitted (a row of the prediction table): not asked again
     tabulated: bool = False
+    #: why the hard rules excluded it when the model was fitted, with the catalog they would judge it with now
+    ruled_out: str | None = None
     p_ok: float | None = None
     mid: float | None = None  # predicted log FOM
     low: float | None = None
@@ -77,7 +79,8 @@ def rank(candidates: list[Candidate], catalog: Catalog, metric: Metric, predict:
     for candidate in candidates:
         measured = candidate.measured
         ran = measured is not None and measured.ok > 0
-        reason = None if candidate.tabulated or ran else catalog.rule(candidate.context, candidate.choice)
+        reason = None if candidate.tabulated or ran else \
+            candidate.ruled_out or catalog.rule(candidate.context, candidate.choice)
         if reason is not None:
             candidate.excluded, candidate.reason = "rules", reason
         elif measured is not None and measured.failed:

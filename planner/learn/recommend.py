@@ -175,12 +175,16 @@ def recommend(request: Request, metric: Metric, catalog: Catalog, runs: Runs, ta
     notes = list(notes or [])
     if table is not None:
         catalog = catalog.with_stored(table.cluster_attrs, table.variant_attrs).with_built_on(table.built_on)
+    fitted_with = catalog
     catalog = catalog.with_stored(runs.cluster_attrs, runs.variant_attrs).with_built_on(built_on(runs))
+    # the runs read now add no attribute the table lacks: the rules judge the table's points as at fit time
+    # (the caller gives a table only when made with this catalog: `planner.edges.modelfiles.saved`)
+    rules_hold = table is not None and catalog is fitted_with
     declared_contexts, declared = catalog.experiment_points(request.app)
     contexts, params_note = _contexts(runs, catalog, request, declared_contexts)
     if params_note:
         notes.append(params_note)
-    candidates = _candidates(runs, metric.name, contexts, declared, table, every_choice)
+    candidates = _candidates(runs, metric.name, contexts, declared, table, every_choice, rules_hold)
     if table is None:
         notes.append(f"too few successful runs measured {metric.name} to fit a model: measured results only")
         predict = None
@@ -329,23 +333,28 @@ def _params_label(params: str) -> str:
 
 
 def _candidates(runs: Runs, metric: str, contexts: list[Context], declared: dict[str, list[Choice]],
-                table: Table | None, every_choice: Callable[[], list[Choice]]) -> list[Candidate]:
+                table: Table | None, every_choice: Callable[[], list[Choice]], rules_hold: bool) -> list[Candidate]:
     """Per context: the choices measured there, declared for its cluster, or tabulated for it at fit time
     (the choices stored on its cluster, see `catalog.choice_sets`); every stored choice on a cluster
-    that has none of those."""
+    that has none of those. `rules_hold`: the catalog judges as the fit's did, so what the hard rules excluded
+    then is excluded for the reason they gave (unless it ran here since)."""
     measured = {(runs.contexts[c], runs.choices[k]): m for (c, k), m in runs.measured(metric).items()}
     here: dict[Context, dict[Choice, None]] = {context: {} for context in contexts}
     for context, choice in measured:
         if context in here:
             here[context][choice] = None
     tabulated = table.lookup(set(contexts)) if table is not None else {}
-    for context, choice in [*tabulated, *(table.excluded_in(set(contexts)) if table is not None else [])]:
+    ruled_out = {(context, choice): reason for context, choice, reason in table.excluded_in(set(contexts))} \
+        if table is not None else {}
+    for context, choice in [*tabulated, *ruled_out]:
         here[context][choice] = None
+    if not rules_hold:
+        ruled_out = {}
     out = []
     for context in contexts:
         choices = list(here[context]) + [k for k in declared.get(context.cluster, []) if k not in here[context]]
-        out += [Candidate(context, choice, measured.get((context, choice)), tabulated=(context, choice) in tabulated)
-                for choice in choices or every_choice()]
+        out += [Candidate(context, choice, measured.get((context, choice)), tabulated=(context, choice) in tabulated,
+                          ruled_out=ruled_out.get((context, choice))) for choice in choices or every_choice()]
     return out
 
 

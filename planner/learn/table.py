@@ -112,7 +112,7 @@ class Table:
     #: attributes the predictions were made with, so recommend need not look them up in the store
     cluster_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
     variant_attrs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    #: points the hard rules excluded at fit time, (context index, choice index) rows
+    #: points the hard rules excluded at fit time, (context index, choice index) rows (why: `excluded_reasons`)
     excluded: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int32))
     #: (app, variant) of every variant with stored runs at fit time
     measured: set[tuple[str, str]] = field(default_factory=set)
@@ -123,6 +123,8 @@ class Table:
     ranked_by: dict[str, RankedBy] = field(default_factory=dict)
     #: (app, variant) of imported builds for one machine (`native`/`host` targets): the clusters they ran on
     built_on: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    #: per excluded row, why the hard rules excluded it at fit time (empty for tables written without them)
+    excluded_reasons: list[str] = field(default_factory=list)
 
     def lookup(self, wanted: set[Context]) -> dict[tuple[Context, Choice], int]:
         """Row of every tabulated point in these contexts."""
@@ -130,10 +132,13 @@ class Table:
         rows = np.flatnonzero(np.isin(self.ctx, index))
         return {(self.contexts[self.ctx[i]], self.choices[self.choice[i]]): int(i) for i in rows}
 
-    def excluded_in(self, wanted: set[Context]) -> list[tuple[Context, Choice]]:
+    def excluded_in(self, wanted: set[Context]) -> list[tuple[Context, Choice, str | None]]:
+        """The points of these contexts the hard rules excluded at fit time, with why (None: not kept)."""
         index = [i for i, c in enumerate(self.contexts) if c in wanted]
-        rows = self.excluded[np.isin(self.excluded[:, 0], index)]
-        return [(self.contexts[c], self.choices[k]) for c, k in rows.tolist()]
+        at = np.flatnonzero(np.isin(self.excluded[:, 0], index)).tolist()
+        kept = len(self.excluded_reasons) == len(self.excluded)
+        return [(self.contexts[int(self.excluded[i, 0])], self.choices[int(self.excluded[i, 1])],
+                 self.excluded_reasons[i] if kept else None) for i in at]
 
     def predictions(self, rows: list[int], metric: str) -> Predictions:
         """The predictions of these rows for one metric (no FOM part when there is no model for it)."""
@@ -149,8 +154,8 @@ class Table:
         return Predictions(p_ok, mid, low, high, known, self.rank[metric][index].astype(float),
                            self.normalized[metric][index].astype(float))
 
-    def with_excluded(self, points: list[tuple[Context, Choice]]) -> Table:
-        """This table remembering points the hard rules excluded, so recommend can say so without finding
+    def with_excluded(self, points: list[tuple[Context, Choice]], reasons: list[str]) -> Table:
+        """This table remembering points the hard rules excluded and why, so recommend can say so without finding
         them again (contexts and choices only excluded points have are added, with no prediction)."""
         contexts, choices = list(self.contexts), list(self.choices)
         c_index = {c: i for i, c in enumerate(contexts)}
@@ -165,17 +170,23 @@ class Table:
         added = len(contexts) - len(self.contexts)
         known = {metric: np.append(flags, np.zeros(added, dtype=bool)) for metric, flags in self.known.items()}
         rows = np.array([(c_index[c], k_index[k]) for c, k in points], dtype=np.int32).reshape(-1, 2)
-        return replace(self, contexts=contexts, choices=choices, known=known, excluded=rows)
+        return replace(self, contexts=contexts, choices=choices, known=known, excluded=rows,
+                       excluded_reasons=list(reasons))
 
     # ------------------------------------------------------------------------------------------ arrays
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays (strings, numbers, JSON text), to be saved without pickling."""
+        reasons: dict[str, int] = {}
         arrays = {
             "contexts": np.array([[c.cluster, c.app, c.workload, c.params] for c in self.contexts],
                                  dtype=str).reshape(-1, 4),
             "choices": np.array([[k.app, k.variant, k.launch] for k in self.choices], dtype=str).reshape(-1, 3),
             "ctx": self.ctx, "choice": self.choice, "p_ok": self.p_ok, "excluded": self.excluded,
+            # a few distinct reasons, each once, and per excluded row the index of its own
+            "excluded_reason_texts": np.array(list(dict.fromkeys(self.excluded_reasons)), dtype=str),
+            "excluded_reason": np.array([reasons.setdefault(text, len(reasons)) for text in self.excluded_reasons],
+                                        dtype=np.int32),
             "measured": np.array(sorted(self.measured), dtype=str).reshape(-1, 2),
             "cluster_attrs": np.array([[name, json.dumps(attrs)] for name, attrs in self.cluster_attrs.items()],
                                       dtype=str).reshape(-1, 2),
@@ -211,7 +222,9 @@ class Table:
                    arrays["excluded"], {(app, name) for app, name in arrays["measured"].tolist()},
                    per_metric("rank:"), per_metric("normalized:"),
                    {metric: _ranked_by(json.loads(str(text))) for metric, text in per_metric("ranked_by:").items()},
-                   {(app, name): json.loads(text) for app, name, text in arrays["built_on"].tolist()})
+                   {(app, name): json.loads(text) for app, name, text in arrays["built_on"].tolist()},
+                   [texts[i] for i in arrays["excluded_reason"].tolist()]
+                   if (texts := arrays.get("excluded_reason_texts", np.zeros(0, dtype=str)).tolist()) else [])
 
 
 def _ranked_by(data: dict[str, Any]) -> RankedBy:

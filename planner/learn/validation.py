@@ -150,8 +150,8 @@ class RankingCheck:
     folds: int
     held_out: str  # cluster, or context where the store has one cluster
     contexts: int
-    mean_regret: dict[str, float]  # per scorer (ranker.SCORERS)
-    #: the best simple rule there: `ranker.DEFAULT_RULE` unless another rule beat it beyond chance
+    mean_regret: dict[str, float]  # per scorer (regret_model.SCORERS)
+    #: the best simple rule there: `regret_model.DEFAULT_RULE` unless another rule beat it beyond chance
     best_rule: str
     #: the model's regret minus that rule's, context by context, with its interval (clusters resampled)
     difference: intervals.Difference
