@@ -337,21 +337,21 @@ def test_damaged_artifact_blobs_answer_what_the_full_computation_answers(local_s
 
 
 def test_the_saved_runs_read_back_as_the_store_reads_them(local_store: Path) -> None:
-    """`datasets.from_snapshot` gives, for each filter recommend uses, the very `Runs` `datasets.read` gives: the
+    """`column_reader.from_snapshot` gives, for each filter recommend uses, the very `Runs` `column_reader.read` gives: the
     same contexts and choices in the same order, values, statuses, reasons, wall times and latest attributes."""
-    from planner.edges import datasets
+    from planner.edges import column_reader
 
     with Store(local_store) as store:
         store.add_many([record(cluster="other", workload="lj", variant="v", options={"tasks": 1}, status="failed",
                                reason="mpi", cluster_attrs={"arch": "arm64"}),
                         record(cluster="local", workload="lj", variant="v", options={"tasks": 1}, value=2.0,
                                cluster_attrs={"arch": "amd64", "cores_per_node": 64})])
-        saved = datasets.snapshot(store.db, ["timesteps_per_s"])
+        saved = column_reader.snapshot(store.db, ["timesteps_per_s"])
         assert saved is not None
         lj = {"app": "lammps", "workload": "lj"}
         for filters in ({}, lj, {**lj, "cluster": "local"}, {**lj, "cluster": "nowhere"}):
-            fast = datasets.from_snapshot(saved, ["timesteps_per_s"], **filters)
-            full = datasets.read(store.db, ["timesteps_per_s"], **filters)
+            fast = column_reader.from_snapshot(saved, ["timesteps_per_s"], **filters)
+            full = column_reader.read(store.db, ["timesteps_per_s"], **filters)
             assert fast is not None
             assert (fast.contexts, fast.choices, fast.status, fast.reason) == \
                 (full.contexts, full.choices, full.status, full.reason)
