@@ -123,8 +123,8 @@ def kubectl(kube, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["kubectl", *args], env=kube.env, capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_the_stand_in_kubectl_execs_in_the_pods_own_directory_and_refuses_what_kubectl_does(kube,
-                                                                                           tmp_path: Path) -> None:
+def _minicluster_applied(kube, tmp_path: Path) -> tuple[Path, object]:
+    """The operator and the MiniCluster applied to the stand-in API: (kubeconfig path, the Pod resource)."""
     api = connect(kube.api.url)
     config = tmp_path / "kubeconfig"
     config.write_text(kubeconfig(kube.api.url, TOKEN))
@@ -135,6 +135,12 @@ def test_the_stand_in_kubectl_execs_in_the_pods_own_directory_and_refuses_what_k
     api.resources.get(api_version="flux-framework.org/v1alpha2", kind="MiniCluster").create(
         body=MINICLUSTER, namespace="compat-lab")
     pods = api.resources.get(api_version="v1", kind="Pod")
+    return config, pods
+
+
+def test_the_stand_in_kubectl_execs_in_the_pods_own_directory_and_refuses_what_kubectl_does(kube,
+                                                                                           tmp_path: Path) -> None:
+    config, pods = _minicluster_applied(kube, tmp_path)
     lead = wait_for(lambda: next((p for p in pods.get(namespace="compat-lab").items
                                   if p.metadata.name.startswith("compat-lab-0-") and p.status.phase == "Running"),
                                  None), seconds=15)
@@ -196,16 +202,7 @@ def test_minicluster_pods_stay_pending_while_their_image_is_pulled(kube, tmp_pat
     """A kubelet keeps a pod Pending, its container waiting in ContainerCreating, while it pulls the image
     (Kubernetes' pod lifecycle); `kubectl exec` into it is refused until it runs. The stand-in's pods take
     POD_PULL_SECONDS (they turned Ready one tick after the MiniCluster was applied before issue 22)."""
-    api = connect(kube.api.url)
-    config = tmp_path / "kubeconfig"
-    config.write_text(kubeconfig(kube.api.url, TOKEN))
-    api.resources.get(api_version="v1", kind="Namespace").create(
-        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "compat-lab"}})
-    apply_manifest(api, OPERATOR_MANIFEST)
-    api.resources.invalidate_cache()
-    api.resources.get(api_version="flux-framework.org/v1alpha2", kind="MiniCluster").create(
-        body=MINICLUSTER, namespace="compat-lab")
-    pods = api.resources.get(api_version="v1", kind="Pod")
+    config, pods = _minicluster_applied(kube, tmp_path)
     lead = wait_for(lambda: next((p for p in pods.get(namespace="compat-lab").items
                                   if p.metadata.name.startswith("compat-lab-0-")), None), seconds=15)
     assert lead.status.phase == "Pending"
