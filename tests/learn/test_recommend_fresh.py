@@ -338,7 +338,8 @@ def test_damaged_artifact_blobs_answer_what_the_full_computation_answers(local_s
 
 def test_the_saved_runs_read_back_as_the_store_reads_them(local_store: Path) -> None:
     """`column_reader.from_snapshot` gives, for each filter recommend uses, the very `Runs` `column_reader.read`
-    gives: the same contexts and choices in the same order, values, statuses, reasons, wall times and latest attributes."""
+    gives: the same contexts and choices in the same order, values, statuses, reasons, wall times and latest
+    attributes."""
     from planner.edges import column_reader
 
     with Store(local_store) as store:
