@@ -1,6 +1,6 @@
-"""The executor contract (roles/run_matrix/README.md): execute_run.py and execute_run.sh, run as real
-processes with the same command lines, give the same answers: a run that ends, fails, times out or
-is stopped; a result kept from an earlier attempt (of this run or of another); a bad request."""
+"""The executor contract (roles/run_matrix/README.md): execute_run.py, run as a real process, answers a run that
+ends, fails, times out or is stopped; a result kept from an earlier attempt (of this run or of another); a bad
+request. It is the one executor, on a MiniCluster too (under `flux python`), so it keeps to Python 3.6."""
 
 from __future__ import annotations
 
