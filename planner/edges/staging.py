@@ -33,7 +33,7 @@ def originals(exp: Experiment, variants: dict[str, VariantInfo]) -> dict[tuple[s
 
 def in_image(root: str, path: str) -> Path:
     """A path inside a directory image as the container sees it: its symbolic links (absolute ones such as
-    /opt/lammps/examples -> /usr/share/lammps/examples) resolved within the image, never out of it."""
+    /opt/app/examples -> /usr/share/app/examples) resolved within the image, never out of it."""
     parts, seen, current = list(PurePosixPath(path).parts[1:]), 0, PurePosixPath("/")
     while parts:
         part = parts.pop(0)
