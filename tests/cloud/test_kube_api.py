@@ -123,8 +123,8 @@ def kubectl(kube, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["kubectl", *args], env=kube.env, capture_output=True, text=True, timeout=60, check=False)
 
 
-def _minicluster_applied(kube, tmp_path: Path) -> tuple[Path, object]:
-    """The operator and the MiniCluster applied to the stand-in API: (kubeconfig path, the Pod resource)."""
+def _minicluster_applied(kube, tmp_path: Path, body: dict = MINICLUSTER) -> tuple[Path, object]:
+    """The operator and a MiniCluster (`body`) applied to the stand-in API: (kubeconfig path, the Pod resource)."""
     api = connect(kube.api.url)
     config = tmp_path / "kubeconfig"
     config.write_text(kubeconfig(kube.api.url, TOKEN))
@@ -133,7 +133,7 @@ def _minicluster_applied(kube, tmp_path: Path) -> tuple[Path, object]:
     apply_manifest(api, OPERATOR_MANIFEST)
     api.resources.invalidate_cache()
     api.resources.get(api_version="flux-framework.org/v1alpha2", kind="MiniCluster").create(
-        body=MINICLUSTER, namespace="compat-lab")
+        body=body, namespace="compat-lab")
     pods = api.resources.get(api_version="v1", kind="Pod")
     return config, pods
 
@@ -172,19 +172,10 @@ def test_the_views_flux_does_not_load_in_a_pods_image_older_than_the_view(kube, 
     """The issue's amd64 pair: a jammy view (glibc 2.35) in pods whose image is older (here a focal one, 2.31):
     the view's own `flux` is refused by the loader (glibc elf/dl-version.c's words, exit 127), so the broker never
     answers; a focal view loads in the same pods."""
-    api = connect(kube.api.url)
-    config = tmp_path / "kubeconfig"
-    config.write_text(kubeconfig(kube.api.url, TOKEN))
-    api.resources.get(api_version="v1", kind="Namespace").create(
-        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "compat-lab"}})
-    apply_manifest(api, OPERATOR_MANIFEST)
-    api.resources.invalidate_cache()
     body = {**MINICLUSTER, "spec": {**MINICLUSTER["spec"], "containers": [{"image": "ghcr.io/x/singularity:focal"}],
                                     "flux": {"container": {"image": f"ghcr.io/converged-computing/flux-view-ubuntu:"
                                                                     f"{view}"}}}}
-    api.resources.get(api_version="flux-framework.org/v1alpha2", kind="MiniCluster").create(
-        body=body, namespace="compat-lab")
-    pods = api.resources.get(api_version="v1", kind="Pod")
+    config, pods = _minicluster_applied(kube, tmp_path, body)
     lead = wait_for(lambda: next((p for p in pods.get(namespace="compat-lab").items
                                   if p.metadata.name.startswith("compat-lab-0-") and p.status.phase == "Running"),
                                  None), seconds=15)
